@@ -1,0 +1,3 @@
+//! The IIP/1 conformance suite (`cargo test --test conformance`).
+
+fn main() {}

@@ -1,0 +1,292 @@
+//! The streaming frame decoder, written with nom.
+//!
+//! [`parse_frame`] looks at a byte slice and says one of three things: here is
+//! a whole frame and how long it is; at least this many more bytes are needed;
+//! or the bytes break a requirement. [`FrameDecoder`] drives it over a
+//! [`BytesMut`] read buffer and hands out frames whose path and data are
+//! zero-copy slices of that buffer.
+
+use bytes::{Bytes, BytesMut};
+use nom::bytes::streaming::{take, take_till};
+use nom::error::{ErrorKind, ParseError};
+use nom::number::streaming::{be_u32, be_u8};
+use nom::{IResult, Needed};
+
+use crate::frame::{Frame, FrameLimits};
+use crate::frame_error::{DecodeError, FrameErrorKind};
+use crate::status::Status;
+
+/// The smallest possible frame: a close frame with empty path and no data.
+pub const MIN_FRAME_LEN: usize = 10;
+
+/// Where the parts of a frame lie inside the buffer it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLayout {
+    /// The status.
+    pub status: Status,
+    /// The channel id.
+    pub channel: u32,
+    /// Byte range of the path (without NUL).
+    pub path: (usize, usize),
+    /// Byte range of the data.
+    pub data: (usize, usize),
+}
+
+impl FrameLayout {
+    /// Total length of the frame on the wire.
+    pub fn len(&self) -> usize {
+        self.data.1
+    }
+
+    /// Whether the frame is empty (never: a frame has at least a header).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The nom error type of the frame parser: either a broken requirement, with
+/// the number of input bytes left where it was found, or an internal nom error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseFailure {
+    /// A requirement is broken; `remaining` is the input length at the bad field.
+    Frame {
+        /// What is wrong.
+        kind: FrameErrorKind,
+        /// Input bytes left at the start of the offending field.
+        remaining: usize,
+    },
+    /// A nom combinator failed in a way the grammar does not expect.
+    Nom(ErrorKind),
+}
+
+impl<'a> ParseError<&'a [u8]> for ParseFailure {
+    fn from_error_kind(_input: &'a [u8], kind: ErrorKind) -> Self {
+        ParseFailure::Nom(kind)
+    }
+
+    fn append(_input: &'a [u8], _kind: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+fn fail<T>(at: &[u8], kind: FrameErrorKind) -> IResult<&[u8], T, ParseFailure> {
+    Err(nom::Err::Failure(ParseFailure::Frame { kind, remaining: at.len() }))
+}
+
+/// Rewrites an `Incomplete` from an inner parser into the least number of
+/// bytes still needed for the whole frame, `rest_of_frame` counting the
+/// fields after the one being parsed.
+fn at_least<T>(
+    result: IResult<&[u8], T, ParseFailure>,
+    have: usize,
+    field: usize,
+    rest_of_frame: usize,
+) -> IResult<&[u8], T, ParseFailure> {
+    match result {
+        Err(nom::Err::Incomplete(_)) => {
+            Err(nom::Err::Incomplete(Needed::new(field.saturating_sub(have).max(1) + rest_of_frame)))
+        }
+        other => other,
+    }
+}
+
+/// Parses one frame from the front of `input` (`[FRAME-1]`).
+///
+/// Returns the rest of the input and the layout of the frame, relative to
+/// the start of `input`. Errors are found at the earliest byte that shows
+/// them (`[FERR-2]`): an unknown status at the first byte, an overlong path
+/// once `max_path + 1` bytes without NUL have arrived, an oversized or zero
+/// length as soon as the length field is complete.
+pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8], FrameLayout, ParseFailure> {
+    let total = input.len();
+    let (rest, status_byte) = at_least(be_u8(input), 0, 1, MIN_FRAME_LEN - 1)?;
+    let Some(status) = Status::from_byte(status_byte) else {
+        return fail(input, FrameErrorKind::UnknownStatus(status_byte));
+    };
+    let min_data = usize::from(status != Status::Close);
+
+    // The path: bytes up to a NUL, looked for only within the limit.
+    let window = &rest[..rest.len().min(limits.max_path + 1)];
+    let path: &[u8] = match take_till::<_, _, ParseFailure>(|b| b == 0)(window) {
+        Ok((_, path)) => path,
+        Err(nom::Err::Incomplete(_)) if window.len() > limits.max_path => {
+            return fail(rest, FrameErrorKind::PathTooLong { limit: limits.max_path });
+        }
+        Err(nom::Err::Incomplete(_)) => return Err(nom::Err::Incomplete(Needed::new(1 + 8 + min_data))),
+        Err(other) => return Err(other),
+    };
+    let path_start = 1;
+    let after_path = &rest[path.len() + 1..];
+
+    let header = after_path;
+    let (after_channel, channel) = at_least(be_u32(header), header.len(), 8, min_data)?;
+    let (after_len, len) = at_least(be_u32(after_channel), header.len(), 8, min_data)?;
+    if len > limits.max_data {
+        return fail(after_channel, FrameErrorKind::DataTooLong { declared: len, limit: limits.max_data });
+    }
+    if len == 0 && status != Status::Close {
+        return fail(after_channel, FrameErrorKind::EmptyData { status });
+    }
+    let (after_data, _) = take(len)(after_len)?;
+    let data_start = total - after_len.len();
+    Ok((
+        after_data,
+        FrameLayout {
+            status,
+            channel,
+            path: (path_start, path_start + path.len()),
+            data: (data_start, total - after_data.len()),
+        },
+    ))
+}
+
+/// The result of looking at the front of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// A whole frame lies at the front of the buffer.
+    Frame(FrameLayout),
+    /// At least this many more bytes are needed before a frame is complete.
+    Needs(usize),
+}
+
+/// Looks at the front of `buf` without consuming it. Errors carry offsets
+/// relative to the start of `buf`.
+pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError> {
+    match parse_frame(buf, limits) {
+        Ok((_, layout)) => Ok(Peek::Frame(layout)),
+        Err(nom::Err::Incomplete(Needed::Size(n))) => Ok(Peek::Needs(n.get())),
+        Err(nom::Err::Incomplete(Needed::Unknown)) => Ok(Peek::Needs(1)),
+        Err(
+            nom::Err::Failure(ParseFailure::Frame { kind, remaining })
+            | nom::Err::Error(ParseFailure::Frame { kind, remaining }),
+        ) => Err(DecodeError { kind, offset: (buf.len() - remaining) as u64 }),
+        Err(nom::Err::Failure(ParseFailure::Nom(_)) | nom::Err::Error(ParseFailure::Nom(_))) => {
+            // The grammar above only fails through `fail`; a bare nom error
+            // would mean the input is not frames at all. Report it as the
+            // status being unusable so the caller still closes cleanly.
+            Err(DecodeError { kind: FrameErrorKind::UnknownStatus(buf.first().copied().unwrap_or(0)), offset: 0 })
+        }
+    }
+}
+
+/// Cuts a frame described by `layout` off the front of `buf`, without copying
+/// its path or data.
+pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
+    let bytes: Bytes = buf.split_to(layout.len()).freeze();
+    Frame {
+        status: layout.status,
+        path: bytes.slice(layout.path.0..layout.path.1),
+        channel: layout.channel,
+        data: bytes.slice(layout.data.0..layout.data.1),
+    }
+}
+
+/// A stateful decoder over a byte stream: keeps the stream offset so errors
+/// name where in the stream they are, and stops for good after an error
+/// (`[FERR-1]`: no resynchronisation).
+#[derive(Debug, Clone, Default)]
+pub struct FrameDecoder {
+    limits: FrameLimits,
+    offset: u64,
+    needed: usize,
+    failed: Option<DecodeError>,
+}
+
+impl FrameDecoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: FrameLimits) -> FrameDecoder {
+        FrameDecoder { limits, offset: 0, needed: MIN_FRAME_LEN, failed: None }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &FrameLimits {
+        &self.limits
+    }
+
+    /// Bytes of the stream consumed so far as whole frames.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// After `decode` returned `Ok(None)`: the least number of further bytes
+    /// needed to complete the next frame.
+    pub fn needed(&self) -> usize {
+        self.needed
+    }
+
+    /// Takes the next frame from the front of `buf`, `Ok(None)` if it is not
+    /// all there yet. After an error every later call returns the same error.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
+        match peek_frame(buf, &self.limits) {
+            Ok(Peek::Frame(layout)) => {
+                self.offset += layout.len() as u64;
+                self.needed = MIN_FRAME_LEN;
+                Ok(Some(split_frame(buf, &layout)))
+            }
+            Ok(Peek::Needs(n)) => {
+                self.needed = n;
+                Ok(None)
+            }
+            Err(err) => {
+                let err = DecodeError { kind: err.kind, offset: self.offset + err.offset };
+                self.failed = Some(err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Called when the stream has ended: an error if a frame was left
+    /// unfinished (`[FERR-3]`), `Ok(None)` on a clean end between frames.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let err = DecodeError { kind: FrameErrorKind::Truncated { buffered: buf.len() }, offset: self.offset };
+                self.failed = Some(err);
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> FrameLimits {
+        FrameLimits::default()
+    }
+
+    #[test]
+    fn needs_reports_the_least_bytes_left() {
+        assert_eq!(peek_frame(b"", &limits()), Ok(Peek::Needs(MIN_FRAME_LEN)));
+        // status 1, path "/a" unterminated: NUL + 8 header + 1 data.
+        assert_eq!(peek_frame(b"\x01/a", &limits()), Ok(Peek::Needs(10)));
+        // status 1, path done, 3 of 8 header bytes.
+        assert_eq!(peek_frame(b"\x01/a\x00\x00\x00\x00", &limits()), Ok(Peek::Needs(6)));
+        // whole header, 2 data bytes declared, none there.
+        assert_eq!(peek_frame(b"\x01/a\x00\x00\x00\x00\x00\x00\x00\x00\x02", &limits()), Ok(Peek::Needs(2)));
+    }
+
+    #[test]
+    fn errors_carry_field_offsets() {
+        let err = peek_frame(b"\x09", &limits()).unwrap_err();
+        assert_eq!((err.kind, err.offset), (FrameErrorKind::UnknownStatus(9), 0));
+        let err = peek_frame(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", &limits()).unwrap_err();
+        assert_eq!(err.offset, 6);
+        assert_eq!(err.kind.requirement(), "FRAME-6");
+    }
+
+    #[test]
+    fn close_frame_may_be_empty() {
+        let bytes = b"\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+        match peek_frame(bytes, &limits()) {
+            Ok(Peek::Frame(layout)) => assert_eq!(layout.len(), MIN_FRAME_LEN),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
