@@ -9,14 +9,19 @@
 //! - [`decode`], [`encode`], [`codec`]: bytes to frames and back.
 //! - [`vector`]: the binary test vectors shipped in `vectors/`.
 
+pub mod answer;
+pub mod client;
 pub mod codec;
 pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod frame_error;
+pub mod proto;
+pub mod server;
 pub mod spec;
 pub mod status;
 pub mod vector;
+pub mod writer;
 
 pub use codec::{CodecError, FrameCodec};
 pub use decode::FrameDecoder;

@@ -1,5 +1,120 @@
 //! The `iip` command: serve, call, bench and check IIP/1 servers.
 
-fn main() {
-    println!("iip {}", env!("CARGO_PKG_VERSION"));
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use iip::client::{Client, ClientConfig, ClientError};
+use iip::server::Server;
+
+#[derive(Parser)]
+#[command(name = "iip", version, about = "IIP/1: serve, call, benchmark and check IIP servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded server: /echo, /echo_benchmark and the /sys/ paths.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Most channels per connection, channel 0 included.
+        #[arg(long, default_value_t = 1024)]
+        max_channels: u32,
+        /// Most connections at once.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
+    },
+    /// Send one request and print the answer.
+    Call {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// Request path, e.g. /echo or /sys/server_count.
+        path: String,
+        /// Request body; `@FILE` reads a file; default `{}`.
+        data: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Print an error answer as it came instead of failing.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
+    match data {
+        None => Ok(Bytes::from_static(b"{}")),
+        Some(d) => match d.strip_prefix('@') {
+            Some(file) => std::fs::read(file).map(Bytes::from),
+            None => Ok(Bytes::from(d)),
+        },
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { listen, max_channels, max_connections } => {
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let server = Server::echo().max_channels(max_channels).max_connections(max_connections).build();
+            eprintln!("iip serving on {} (Ctrl-C stops)", listener.local_addr().map_err(|e| e.to_string())?);
+            let stopper = server.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("shutting down");
+                    stopper.shutdown();
+                }
+            });
+            server.serve(listener).await.map_err(|e| e.to_string())
+        }
+        Command::Call { addr, path, data, timeout, raw } => {
+            let body = body_of(data).map_err(|e| format!("cannot read the body: {e}"))?;
+            let config =
+                ClientConfig { timeout: Duration::from_secs_f64(timeout.max(0.001)), ..ClientConfig::default() };
+            let client = Client::connect_with(addr.as_str(), config).await.map_err(|e| e.to_string())?;
+            let channel = client.channel_zero();
+            let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
+            match answer {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&bytes);
+                    if !bytes.ends_with(b"\n") {
+                        let _ = out.write_all(b"\n");
+                    }
+                    Ok(())
+                }
+                Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iip: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("iip: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,177 @@
+//! Error answers (spec chapter "Error answers", `[ANSWER-*]`): the JSON body
+//! `{"code":C,"message":"M"}` and the codes the spec defines.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The codes of the spec's error-code table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 0: success.
+    Ok,
+    /// -1: the handler returned an error.
+    HandlerFail,
+    /// 100: a request was not complete.
+    PacketUncompleted,
+    /// 101: the handler produced no response.
+    HandleNoResponse,
+    /// 102: no handler for the route.
+    HandleError,
+    /// 103: the handler did not finish in time.
+    RequestTimeout,
+    /// 104: an error of no other kind.
+    Unknown,
+    /// 105: the client has no handler for a response.
+    ResponseHandlerMissing,
+    /// 106: the channel limit of the connection is reached.
+    ChannelCreateLimited,
+    /// 107: the server's connection limit is reached.
+    ServerConnectionsLimited,
+    /// 108: the client's connection limit is reached.
+    ClientConnectionsLimited,
+    /// 109: channel 0 cannot be deleted.
+    ChannelNotDeletable,
+    /// 110: the request body exceeded the server's limit.
+    RequestTooLarge,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the spec's table.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::Ok,
+        ErrorCode::HandlerFail,
+        ErrorCode::PacketUncompleted,
+        ErrorCode::HandleNoResponse,
+        ErrorCode::HandleError,
+        ErrorCode::RequestTimeout,
+        ErrorCode::Unknown,
+        ErrorCode::ResponseHandlerMissing,
+        ErrorCode::ChannelCreateLimited,
+        ErrorCode::ServerConnectionsLimited,
+        ErrorCode::ClientConnectionsLimited,
+        ErrorCode::ChannelNotDeletable,
+        ErrorCode::RequestTooLarge,
+    ];
+
+    /// The integer on the wire.
+    pub fn value(self) -> i64 {
+        match self {
+            ErrorCode::Ok => 0,
+            ErrorCode::HandlerFail => -1,
+            ErrorCode::PacketUncompleted => 100,
+            ErrorCode::HandleNoResponse => 101,
+            ErrorCode::HandleError => 102,
+            ErrorCode::RequestTimeout => 103,
+            ErrorCode::Unknown => 104,
+            ErrorCode::ResponseHandlerMissing => 105,
+            ErrorCode::ChannelCreateLimited => 106,
+            ErrorCode::ServerConnectionsLimited => 107,
+            ErrorCode::ClientConnectionsLimited => 108,
+            ErrorCode::ChannelNotDeletable => 109,
+            ErrorCode::RequestTooLarge => 110,
+        }
+    }
+
+    /// The code for an integer, if the spec defines it.
+    pub fn from_value(value: i64) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.value() == value)
+    }
+
+    /// The name the spec's table gives the code.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Ok => "ok",
+            ErrorCode::HandlerFail => "handler fail",
+            ErrorCode::PacketUncompleted => "packet uncompleted",
+            ErrorCode::HandleNoResponse => "handle no response",
+            ErrorCode::HandleError => "handle error",
+            ErrorCode::RequestTimeout => "request timeout",
+            ErrorCode::Unknown => "unknown",
+            ErrorCode::ResponseHandlerMissing => "response handler missing",
+            ErrorCode::ChannelCreateLimited => "channel create limited",
+            ErrorCode::ServerConnectionsLimited => "server connections limited",
+            ErrorCode::ClientConnectionsLimited => "client connections limited",
+            ErrorCode::ChannelNotDeletable => "channel not deletable",
+            ErrorCode::RequestTooLarge => "request too large",
+        }
+    }
+}
+
+/// An error answer's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorAnswer {
+    /// The code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+}
+
+impl ErrorAnswer {
+    /// An answer with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorAnswer {
+        ErrorAnswer { code: code.value(), message: message.into() }
+    }
+
+    /// The answer to a route without a handler (`[ANSWER-2]`).
+    pub fn no_handler() -> ErrorAnswer {
+        ErrorAnswer::new(ErrorCode::HandleError, "handle error")
+    }
+
+    /// The answer to a handler that failed with `error` (`[ANSWER-3]`).
+    pub fn handler_failed(error: impl std::fmt::Display) -> ErrorAnswer {
+        ErrorAnswer::new(ErrorCode::HandlerFail, format!("handler fail:{error}"))
+    }
+
+    /// The JSON body.
+    pub fn to_body(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).unwrap_or_else(|_| b"{\"code\":104,\"message\":\"unknown\"}".to_vec()))
+    }
+
+    /// Reads a body as an error answer (`[ANSWER-4]`): a JSON object with
+    /// exactly `code` (non-zero) and `message`.
+    pub fn parse(body: &[u8]) -> Option<ErrorAnswer> {
+        serde_json::from_slice::<ErrorAnswer>(body).ok().filter(|a| a.code != 0)
+    }
+}
+
+/// The body `{"code":0}`: the answer to `/sys/delete_channel` (`[CHAN-7]`).
+pub fn ok_body() -> Bytes {
+    Bytes::from_static(b"{\"code\":0}")
+}
+
+/// The body granting a channel (`[CHAN-3]`).
+pub fn channel_granted_body(channel: u32) -> Bytes {
+    Bytes::from(format!("{{\"code\":0,\"channel_id\":{channel}}}"))
+}
+
+/// The body of a `/sys/new_channel` answer as a client reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChannelGrant {
+    /// 0 on success.
+    pub code: i64,
+    /// The granted id, when `code` is 0.
+    #[serde(default)]
+    pub channel_id: Option<u32>,
+    /// The reason, when `code` is not 0.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_bodies_parse() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_value(code.value()), Some(code));
+        }
+        let body = ErrorAnswer::no_handler().to_body();
+        assert_eq!(&body[..], br#"{"code":102,"message":"handle error"}"#);
+        assert_eq!(ErrorAnswer::parse(&body), Some(ErrorAnswer::no_handler()));
+        assert_eq!(ErrorAnswer::parse(br#"{"code":0,"message":"x"}"#), None);
+        assert_eq!(ErrorAnswer::parse(br#"{"code":1,"message":"x","extra":1}"#), None);
+        assert_eq!(&channel_granted_body(3)[..], br#"{"code":0,"channel_id":3}"#);
+    }
+}

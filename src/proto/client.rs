@@ -1,0 +1,332 @@
+//! The client side of a connection, sans I/O.
+//!
+//! Ask it to open channels, send requests and delete channels; it returns a
+//! [`RequestId`] for each and queues the frames to send. Feed it every frame
+//! the server sent ([`ClientConnection::receive`]); it matches responses to
+//! requests by their order on the channel (`[ORDER-5]`) and reports each
+//! response frame as it arrives, so a caller can stream a long response.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::answer::ChannelGrant;
+use crate::encode::check_frame;
+use crate::frame::{Frame, FrameLimits};
+use crate::frame_error::EncodeError;
+use crate::status::{MessageKind, Sender, Status};
+
+use super::error::ProtocolError;
+use super::message::{chunk_body, transition, MessageState, Step};
+use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
+
+/// Identifies one request of a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// What a server frame means for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A frame of the response to `id`; `complete` on its last frame.
+    Response {
+        /// The request answered.
+        id: RequestId,
+        /// This frame's data.
+        data: Bytes,
+        /// Whether the response is now complete.
+        complete: bool,
+    },
+    /// A `/sys/new_channel` request was answered with a new channel.
+    ChannelOpened {
+        /// The `/sys/new_channel` request.
+        id: RequestId,
+        /// The granted channel.
+        channel: u32,
+    },
+    /// A `/sys/new_channel` request was refused.
+    ChannelRefused {
+        /// The `/sys/new_channel` request.
+        id: RequestId,
+        /// The error code.
+        code: i64,
+        /// The error message.
+        message: String,
+    },
+    /// The server sent a close frame.
+    PeerClosed {
+        /// Its data, as a reason.
+        reason: Bytes,
+    },
+}
+
+/// A request the client refuses to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The channel is not open on this connection (`[CHAN-5]`).
+    #[error("[CHAN-5] channel {0} is not open")]
+    ChannelNotOpen(u32),
+    /// Channel 0 cannot be deleted (`[CHAN-8]`).
+    #[error("[CHAN-8] channel 0 cannot be deleted")]
+    ChannelZero,
+    /// The path cannot be framed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The connection is closed.
+    #[error("[CLOSE-5] the connection is closed")]
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Call(RequestId),
+    Open(RequestId),
+    /// A delete answer may come (conforming servers) or not (the Go server).
+    DeleteAck,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    inbound: MessageState,
+    waiting: VecDeque<Waiting>,
+    deleted: bool,
+    /// Data of a `/sys/new_channel` answer that arrives in several frames.
+    grant: Vec<u8>,
+}
+
+/// The client's per-connection protocol state.
+#[derive(Debug)]
+pub struct ClientConnection {
+    limits: FrameLimits,
+    channels: HashMap<u32, Channel>,
+    next_id: u64,
+    outbox: VecDeque<Frame>,
+    closed: bool,
+}
+
+impl ClientConnection {
+    /// A new connection: only channel 0 is open (`[CHAN-1]`).
+    pub fn new(limits: FrameLimits) -> ClientConnection {
+        ClientConnection {
+            limits,
+            channels: HashMap::from([(0, Channel::default())]),
+            next_id: 0,
+            outbox: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    fn open_channel_mut(&mut self, channel: u32) -> Result<&mut Channel, RequestError> {
+        if self.closed {
+            return Err(RequestError::Closed);
+        }
+        match self.channels.get_mut(&channel) {
+            Some(c) if !c.deleted => Ok(c),
+            _ => Err(RequestError::ChannelNotOpen(channel)),
+        }
+    }
+
+    fn enqueue(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
+        check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
+        self.open_channel_mut(channel)?.waiting.push_back(waiting);
+        self.outbox.extend(chunk_body(MessageKind::Request, &path, channel, body, self.limits.max_data));
+        Ok(())
+    }
+
+    fn new_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    /// Sends a request for `path` with `body` on `channel`. An empty body is
+    /// sent as `{}` (`[MSG-9]`), a long one in chunks (`[MSG-11]`).
+    pub fn request(&mut self, channel: u32, path: impl Into<Bytes>, body: Bytes) -> Result<RequestId, RequestError> {
+        let id = self.new_id();
+        self.enqueue(channel, path.into(), body, Waiting::Call(id))?;
+        Ok(id)
+    }
+
+    /// Asks for a new channel, sending `/sys/new_channel` on `via` (`[CHAN-2]`).
+    pub fn open_channel(&mut self, via: u32) -> Result<RequestId, RequestError> {
+        let id = self.new_id();
+        self.enqueue(via, Bytes::from_static(NEW_CHANNEL), Bytes::from_static(b"{}"), Waiting::Open(id))?;
+        Ok(id)
+    }
+
+    /// Deletes `channel` (`[CHAN-7]`). The channel takes no more requests at
+    /// once; answers to earlier requests on it still arrive. No answer to the
+    /// delete itself is awaited (`[COMPAT-2]`).
+    pub fn delete_channel(&mut self, channel: u32) -> Result<(), RequestError> {
+        if channel == 0 {
+            return Err(RequestError::ChannelZero);
+        }
+        self.enqueue(channel, Bytes::from_static(DELETE_CHANNEL), Bytes::from_static(b"{}"), Waiting::DeleteAck)?;
+        if let Some(c) = self.channels.get_mut(&channel) {
+            c.deleted = true;
+        }
+        Ok(())
+    }
+
+    /// Takes one frame from the server. A protocol error means the connection
+    /// must be closed; the core accepts nothing after it.
+    pub fn receive(&mut self, frame: Frame) -> Result<Option<ClientEvent>, ProtocolError> {
+        if self.closed {
+            return Ok(None);
+        }
+        let result = self.receive_inner(frame);
+        if result.is_err() {
+            self.closed = true;
+        }
+        result
+    }
+
+    fn receive_inner(&mut self, frame: Frame) -> Result<Option<ClientEvent>, ProtocolError> {
+        if frame.status == Status::Close {
+            self.closed = true;
+            return Ok(Some(ClientEvent::PeerClosed { reason: frame.data }));
+        }
+        let position = match frame.status.position() {
+            Some(p) if frame.status.may_be_sent_by(Sender::Server) => p,
+            _ => return Err(ProtocolError::WrongRole { status: frame.status, sender: "server" }),
+        };
+        let channel_id = frame.channel;
+        let channel =
+            self.channels.get_mut(&channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
+        let state = channel.inbound;
+        let (next, step) = transition(state, position).ok_or(ProtocolError::BadTransition {
+            channel: channel_id,
+            state,
+            status: frame.status,
+        })?;
+        let waiting = *channel.waiting.front().ok_or(ProtocolError::UnexpectedResponse { channel: channel_id })?;
+        channel.inbound = next;
+        let complete = step == Step::Complete;
+        if complete {
+            channel.waiting.pop_front();
+        }
+        match waiting {
+            Waiting::Call(id) => Ok(Some(ClientEvent::Response { id, data: frame.data, complete })),
+            Waiting::DeleteAck => {
+                if complete && channel.waiting.is_empty() {
+                    self.channels.remove(&channel_id);
+                }
+                Ok(None)
+            }
+            Waiting::Open(id) => {
+                channel.grant.extend_from_slice(&frame.data);
+                if !complete {
+                    return Ok(None);
+                }
+                let body = std::mem::take(&mut channel.grant);
+                self.grant(id, &body).map(Some)
+            }
+        }
+    }
+
+    fn grant(&mut self, id: RequestId, body: &[u8]) -> Result<ClientEvent, ProtocolError> {
+        let grant: ChannelGrant =
+            serde_json::from_slice(body).map_err(|e| ProtocolError::BadChannelGrant { detail: e.to_string() })?;
+        match (grant.code, grant.channel_id) {
+            (0, Some(channel)) => {
+                // A reused id replaces what is left of the deleted channel.
+                let fresh = self.channels.get(&channel).is_none_or(|c| c.deleted);
+                if !fresh || channel == 0 {
+                    return Err(ProtocolError::BadChannelGrant {
+                        detail: format!("channel {channel} is already open"),
+                    });
+                }
+                self.channels.insert(channel, Channel::default());
+                Ok(ClientEvent::ChannelOpened { id, channel })
+            }
+            (0, None) => Err(ProtocolError::BadChannelGrant { detail: "code 0 without channel_id".into() }),
+            (code, _) => Ok(ClientEvent::ChannelRefused { id, code, message: grant.message.unwrap_or_default() }),
+        }
+    }
+
+    /// The next frame to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.outbox.pop_front()
+    }
+
+    /// Moves every frame waiting to be sent into `out`.
+    pub fn drain_transmit(&mut self, out: &mut Vec<Frame>) {
+        out.extend(self.outbox.drain(..));
+    }
+
+    /// Requests sent and not yet completely answered.
+    pub fn outstanding(&self) -> usize {
+        self.channels.values().flat_map(|c| &c.waiting).filter(|w| !matches!(w, Waiting::DeleteAck)).count()
+    }
+
+    /// Every request without a complete answer, to be failed when the
+    /// connection closes (`[CLOSE-5]`); the core is closed afterwards.
+    pub fn close(&mut self) -> Vec<RequestId> {
+        self.closed = true;
+        self.outbox.clear();
+        let mut ids: Vec<RequestId> = self
+            .channels
+            .values_mut()
+            .flat_map(|c| c.waiting.drain(..))
+            .filter_map(|w| match w {
+                Waiting::Call(id) | Waiting::Open(id) => Some(id),
+                Waiting::DeleteAck => None,
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether `channel` is open for requests.
+    pub fn is_open(&self, channel: u32) -> bool {
+        self.channels.get(&channel).is_some_and(|c| !c.deleted)
+    }
+
+    /// Whether the core accepts no more frames.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u8, channel: u32, data: &'static [u8]) -> Frame {
+        Frame::new(Status::from_byte(status).unwrap(), Bytes::from_static(b"/x"), channel, Bytes::from_static(data))
+    }
+
+    #[test]
+    fn responses_match_requests_in_order_and_stream() {
+        let mut core = ClientConnection::new(FrameLimits::default());
+        let a = core.request(0, "/x", Bytes::from_static(b"1")).unwrap();
+        let b = core.request(0, "/x", Bytes::from_static(b"2")).unwrap();
+        assert_eq!(
+            core.receive(resp(4, 0, b"p")).unwrap(),
+            Some(ClientEvent::Response { id: a, data: Bytes::from_static(b"p"), complete: false })
+        );
+        assert_eq!(
+            core.receive(resp(7, 0, b"q")).unwrap(),
+            Some(ClientEvent::Response { id: a, data: Bytes::from_static(b"q"), complete: true })
+        );
+        assert_eq!(
+            core.receive(resp(5, 0, b"r")).unwrap(),
+            Some(ClientEvent::Response { id: b, data: Bytes::from_static(b"r"), complete: true })
+        );
+        assert_eq!(core.receive(resp(5, 0, b"s")), Err(ProtocolError::UnexpectedResponse { channel: 0 }));
+    }
+
+    #[test]
+    fn channel_grant_opens_channel_and_delete_tolerates_missing_ack() {
+        let mut core = ClientConnection::new(FrameLimits::default());
+        let open = core.open_channel(0).unwrap();
+        assert_eq!(core.request(1, "/x", Bytes::new()), Err(RequestError::ChannelNotOpen(1)));
+        let event = core.receive(resp(5, 0, br#"{"code":0,"channel_id":1}"#)).unwrap();
+        assert_eq!(event, Some(ClientEvent::ChannelOpened { id: open, channel: 1 }));
+        core.delete_channel(1).unwrap();
+        assert!(!core.is_open(1));
+        // The Go server never answers; the id can be granted again.
+        core.open_channel(0).unwrap();
+        let event = core.receive(resp(5, 0, br#"{"code":0,"channel_id":1}"#)).unwrap();
+        assert!(matches!(event, Some(ClientEvent::ChannelOpened { channel: 1, .. })));
+        assert!(core.is_open(1));
+    }
+}

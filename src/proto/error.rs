@@ -1,0 +1,68 @@
+//! Protocol errors: well-formed frames that break the rules of channels and
+//! messages. Each names the requirement it breaks; the reaction is always to
+//! close the connection (`[CLOSE-4]`).
+
+use crate::status::Status;
+
+use super::message::MessageState;
+
+/// A broken rule of the channel or message layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A peer sent a status reserved for the other role.
+    #[error("[STATUS-3] status {status} may not be sent by the {sender}")]
+    WrongRole {
+        /// The status received.
+        status: Status,
+        /// "client" or "server".
+        sender: &'static str,
+    },
+    /// A frame on a channel that does not exist.
+    #[error("[CHAN-6] frame on channel {channel}, which does not exist")]
+    UnknownChannel {
+        /// The channel id.
+        channel: u32,
+    },
+    /// A frame on a channel whose deletion was requested.
+    #[error("[CHAN-10] frame on channel {channel} after its /sys/delete_channel")]
+    DeletedChannel {
+        /// The channel id.
+        channel: u32,
+    },
+    /// A message frame the message state of its channel does not allow.
+    #[error("[MSG-6] status {status} on channel {channel} while its message state is {state}")]
+    BadTransition {
+        /// The channel id.
+        channel: u32,
+        /// The state before the frame.
+        state: MessageState,
+        /// The status received.
+        status: Status,
+    },
+    /// A response arrived on a channel with no request waiting for one.
+    #[error("[ORDER-1] response on channel {channel} with no request outstanding")]
+    UnexpectedResponse {
+        /// The channel id.
+        channel: u32,
+    },
+    /// The answer to `/sys/new_channel` could not be understood.
+    #[error("[CHAN-3] malformed /sys/new_channel answer: {detail}")]
+    BadChannelGrant {
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl ProtocolError {
+    /// The id of the broken requirement.
+    pub fn requirement(&self) -> &'static str {
+        match self {
+            ProtocolError::WrongRole { .. } => "STATUS-3",
+            ProtocolError::UnknownChannel { .. } => "CHAN-6",
+            ProtocolError::DeletedChannel { .. } => "CHAN-10",
+            ProtocolError::BadTransition { .. } => "MSG-6",
+            ProtocolError::UnexpectedResponse { .. } => "ORDER-1",
+            ProtocolError::BadChannelGrant { .. } => "CHAN-3",
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Message state per channel and direction (spec table `message-transitions`),
+//! and splitting a body into frames.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::frame::Frame;
+use crate::status::{MessageKind, Position, Status};
+
+/// Whether a message is open on a channel in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MessageState {
+    /// No message is open.
+    #[default]
+    Idle,
+    /// A first frame has arrived, the last has not.
+    Open,
+}
+
+impl MessageState {
+    /// The name the spec's tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageState::Idle => "idle",
+            MessageState::Open => "open",
+        }
+    }
+}
+
+impl fmt::Display for MessageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a frame did to its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The message is complete.
+    Complete,
+    /// A chunked message started.
+    Started,
+    /// A chunked message continues.
+    Continues,
+}
+
+impl Step {
+    /// The name the spec's tables use in the `result` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Complete => "message complete",
+            Step::Started => "message started",
+            Step::Continues => "message continues",
+        }
+    }
+}
+
+/// The name the spec's tables use for a position.
+pub fn position_name(position: Position) -> &'static str {
+    match position {
+        Position::FirstMore => "first-more",
+        Position::Whole => "whole",
+        Position::ContinueMore => "continue-more",
+        Position::Last => "last",
+    }
+}
+
+/// The message transition function (`[MSG-6]`): the next state and what
+/// happened, or `None` where the table has no row.
+pub fn transition(state: MessageState, position: Position) -> Option<(MessageState, Step)> {
+    match (state, position) {
+        (MessageState::Idle, Position::Whole) => Some((MessageState::Idle, Step::Complete)),
+        (MessageState::Idle, Position::FirstMore) => Some((MessageState::Open, Step::Started)),
+        (MessageState::Open, Position::ContinueMore) => Some((MessageState::Open, Step::Continues)),
+        (MessageState::Open, Position::Last) => Some((MessageState::Idle, Step::Complete)),
+        _ => None,
+    }
+}
+
+/// The frames of one message carrying `body` (`[MSG-1]`, `[MSG-2]`,
+/// `[MSG-9]`, `[MSG-11]`): one frame when it fits in `max_data`, a chunked
+/// message otherwise; an empty body travels as `{}`.
+pub fn chunk_body(kind: MessageKind, path: &Bytes, channel: u32, body: Bytes, max_data: u32) -> Vec<Frame> {
+    let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
+    let max = (max_data as usize).max(1);
+    if body.len() <= max {
+        return vec![Frame::new(Status::message(kind, Position::Whole), path.clone(), channel, body)];
+    }
+    let count = body.len().div_ceil(max);
+    (0..count)
+        .map(|i| {
+            let position = Position::from_flags(i == 0, i + 1 == count);
+            let data = body.slice(i * max..((i + 1) * max).min(body.len()));
+            Frame::new(Status::message(kind, position), path.clone(), channel, data)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_chunked_at_the_frame_limit() {
+        let path = Bytes::from_static(b"/x");
+        let frames = chunk_body(MessageKind::Request, &path, 1, Bytes::from(vec![1u8; 10]), 4);
+        let statuses: Vec<u8> = frames.iter().map(|f| f.status.byte()).collect();
+        assert_eq!(statuses, vec![0, 2, 3]);
+        assert_eq!(frames.iter().map(|f| f.data.len()).sum::<usize>(), 10);
+        let frames = chunk_body(MessageKind::Response, &path, 1, Bytes::new(), 4);
+        assert_eq!((frames.len(), frames[0].status, &frames[0].data[..]), (1, Status::ResponseWhole, &b"{}"[..]));
+        let two = chunk_body(MessageKind::Response, &path, 1, Bytes::from(vec![1u8; 8]), 4);
+        assert_eq!(two.iter().map(|f| f.status.byte()).collect::<Vec<_>>(), vec![4, 7]);
+    }
+}

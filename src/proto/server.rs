@@ -1,0 +1,421 @@
+//! The server side of a connection, sans I/O.
+//!
+//! Feed it every frame the client sent ([`ServerConnection::receive`]); it
+//! answers `/sys/new_channel` and `/sys/delete_channel` itself and hands every
+//! other complete request out as an [`IncomingRequest`] with a per-channel
+//! sequence number. Give each answer back with [`ServerConnection::respond`],
+//! in any order; frames come out of [`ServerConnection::poll_transmit`] in the
+//! order the spec demands (`[ORDER-2]`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
+use crate::frame::{split_path, Frame, FrameLimits};
+use crate::status::{MessageKind, Sender, Status};
+
+use super::channels::ChannelIds;
+use super::error::ProtocolError;
+use super::message::{chunk_body, transition, MessageState, Step};
+
+/// The route that opens a channel (`[CHAN-2]`).
+pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
+/// The route that deletes the channel it arrives on (`[CHAN-7]`).
+pub const DELETE_CHANNEL: &[u8] = b"/sys/delete_channel";
+
+/// Settings of the server core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Frame limits, for reading and for chunking answers.
+    pub frame_limits: FrameLimits,
+    /// Most channels per connection, channel 0 included (`[CHAN-9]`).
+    pub max_channels: u32,
+    /// Largest request body (`[MSG-8]`).
+    pub max_message: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { frame_limits: FrameLimits::default(), max_channels: 1024, max_message: 64 * 1024 * 1024 }
+    }
+}
+
+/// A complete request for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingRequest {
+    /// The channel it came on.
+    pub channel: u32,
+    /// Its place in the channel's order; give it back to `respond`.
+    pub seq: u64,
+    /// The route: the path up to the first `?`.
+    pub route: Bytes,
+    /// The query: what follows the first `?`, if any.
+    pub query: Option<Bytes>,
+    /// The whole body.
+    pub body: Bytes,
+    /// How many frames carried it.
+    pub frames: u64,
+}
+
+/// What a received frame means for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A complete request to handle.
+    Request(IncomingRequest),
+    /// The client sent a close frame (`[CLOSE-2]`).
+    PeerClosed {
+        /// The close frame's data, as a reason.
+        reason: Bytes,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Deleting,
+}
+
+/// An answer that is ready, waiting for its turn.
+#[derive(Debug)]
+struct Ready {
+    route: Bytes,
+    body: Bytes,
+    /// Sending this answer completes a channel's deletion.
+    deletes: bool,
+}
+
+#[derive(Debug)]
+enum Inbound {
+    Idle,
+    /// A chunked request in progress; `None` body once it outgrew the limit.
+    Open {
+        path: Bytes,
+        body: Option<BytesMut>,
+        frames: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Channel {
+    phase: Phase,
+    inbound: Inbound,
+    next_seq: u64,
+    next_to_send: u64,
+    /// Routes of requests handed out and not yet answered, by seq.
+    routes: HashMap<u64, Bytes>,
+    ready: BTreeMap<u64, Ready>,
+}
+
+impl Channel {
+    fn new() -> Channel {
+        Channel {
+            phase: Phase::Open,
+            inbound: Inbound::Idle,
+            next_seq: 0,
+            next_to_send: 0,
+            routes: HashMap::new(),
+            ready: BTreeMap::new(),
+        }
+    }
+
+    fn message_state(&self) -> MessageState {
+        match self.inbound {
+            Inbound::Idle => MessageState::Idle,
+            Inbound::Open { .. } => MessageState::Open,
+        }
+    }
+
+    fn take_seq(&mut self, route: Bytes) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.routes.insert(seq, route);
+        seq
+    }
+
+    fn unanswered(&self) -> usize {
+        (self.next_seq - self.next_to_send) as usize
+    }
+}
+
+/// The server's per-connection protocol state.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConfig,
+    ids: ChannelIds,
+    channels: HashMap<u32, Channel>,
+    outbox: VecDeque<Frame>,
+    closed: bool,
+}
+
+impl ServerConnection {
+    /// A new connection: only channel 0 exists (`[CHAN-1]`).
+    pub fn new(config: ServerConfig) -> ServerConnection {
+        ServerConnection {
+            config,
+            ids: ChannelIds::new(config.max_channels),
+            channels: HashMap::from([(0, Channel::new())]),
+            outbox: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Takes one frame from the client. A protocol error means the
+    /// connection must be closed (`[CLOSE-4]`); the core accepts nothing after.
+    pub fn receive(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
+        if self.closed {
+            return Ok(None);
+        }
+        let result = self.receive_inner(frame);
+        if result.is_err() {
+            self.closed = true;
+        }
+        result
+    }
+
+    fn receive_inner(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
+        if frame.status == Status::Close {
+            self.closed = true;
+            return Ok(Some(ServerEvent::PeerClosed { reason: frame.data }));
+        }
+        if !frame.status.may_be_sent_by(Sender::Client) {
+            return Err(ProtocolError::WrongRole { status: frame.status, sender: "client" });
+        }
+        let channel_id = frame.channel;
+        let channel =
+            self.channels.get_mut(&channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
+        if channel.phase == Phase::Deleting {
+            return Err(ProtocolError::DeletedChannel { channel: channel_id });
+        }
+        let Some(position) = frame.status.position() else {
+            return Err(ProtocolError::WrongRole { status: frame.status, sender: "client" });
+        };
+        let state = channel.message_state();
+        let Some((_, step)) = transition(state, position) else {
+            return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
+        };
+        let max_message = self.config.max_message;
+        // Assemble (`[MSG-3]`, `[MSG-4]`, `[MSG-8]`).
+        let (path, body, frames) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
+            (Step::Complete, Inbound::Idle) => (frame.path, Some(frame.data), 1),
+            (Step::Started, _) => {
+                let body = (frame.data.len() <= max_message).then(|| BytesMut::from(&frame.data[..]));
+                channel.inbound = Inbound::Open { path: frame.path, body, frames: 1 };
+                return Ok(None);
+            }
+            (Step::Continues, Inbound::Open { path, body, frames }) => {
+                let body = body.and_then(|mut b| {
+                    (b.len() + frame.data.len() <= max_message).then(|| {
+                        b.extend_from_slice(&frame.data);
+                        b
+                    })
+                });
+                channel.inbound = Inbound::Open { path, body, frames: frames + 1 };
+                return Ok(None);
+            }
+            (Step::Complete, Inbound::Open { path, body, frames }) => {
+                let body = body.and_then(|mut b| {
+                    (b.len() + frame.data.len() <= max_message).then(|| {
+                        b.extend_from_slice(&frame.data);
+                        b.freeze()
+                    })
+                });
+                (path, body, frames + 1)
+            }
+            (Step::Continues, Inbound::Idle) => {
+                return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
+            }
+        };
+        let (route, query) = split_path(&path);
+        let route = path.slice(0..route.len());
+        let query = query.map(|_| path.slice(route.len() + 1..));
+        let Some(body) = body.filter(|b| b.len() <= max_message) else {
+            let seq = channel.take_seq(route);
+            self.respond_error(channel_id, seq, ErrorAnswer::new(ErrorCode::RequestTooLarge, "request too large"));
+            return Ok(None);
+        };
+        if route == NEW_CHANNEL {
+            let answer = match self.ids.allocate() {
+                Some(id) => {
+                    self.channels.insert(id, Channel::new());
+                    channel_granted_body(id)
+                }
+                None => ErrorAnswer::new(ErrorCode::ChannelCreateLimited, "channel create limited").to_body(),
+            };
+            let Some(channel) = self.channels.get_mut(&channel_id) else { return Ok(None) };
+            let seq = channel.take_seq(route);
+            self.respond(channel_id, seq, answer);
+            return Ok(None);
+        }
+        if route == DELETE_CHANNEL {
+            let seq = channel.take_seq(route.clone());
+            if channel_id == 0 {
+                self.respond_error(
+                    0,
+                    seq,
+                    ErrorAnswer::new(ErrorCode::ChannelNotDeletable, "channel 0 cannot be deleted"),
+                );
+            } else {
+                channel.phase = Phase::Deleting;
+                channel.routes.remove(&seq);
+                channel.ready.insert(seq, Ready { route, body: ok_body(), deletes: true });
+                self.flush_channel(channel_id);
+            }
+            return Ok(None);
+        }
+        let seq = channel.take_seq(route.clone());
+        Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames })))
+    }
+
+    /// Gives the answer to request `seq` of `channel`. Answers may be given
+    /// in any order; they are sent in request order. Returns false if no such
+    /// request is waiting (already answered, or the connection is gone).
+    pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
+        let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
+        let Some(route) = channel.routes.remove(&seq) else { return false };
+        channel.ready.insert(seq, Ready { route, body, deletes: false });
+        self.flush_channel(channel_id);
+        true
+    }
+
+    /// Answers request `seq` of `channel` with an error answer (`[ANSWER-1]`).
+    pub fn respond_error(&mut self, channel: u32, seq: u64, answer: ErrorAnswer) -> bool {
+        self.respond(channel, seq, answer.to_body())
+    }
+
+    fn flush_channel(&mut self, channel_id: u32) {
+        let max_data = self.config.frame_limits.max_data;
+        let Some(channel) = self.channels.get_mut(&channel_id) else { return };
+        let mut deleted = false;
+        while let Some(ready) = channel.ready.remove(&channel.next_to_send) {
+            channel.next_to_send += 1;
+            self.outbox.extend(chunk_body(MessageKind::Response, &ready.route, channel_id, ready.body, max_data));
+            if ready.deletes {
+                deleted = true;
+                break;
+            }
+        }
+        if deleted {
+            self.channels.remove(&channel_id);
+            self.ids.release(channel_id);
+        }
+    }
+
+    /// The next frame to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.outbox.pop_front()
+    }
+
+    /// Moves every frame waiting to be sent into `out`.
+    pub fn drain_transmit(&mut self, out: &mut Vec<Frame>) {
+        out.extend(self.outbox.drain(..));
+    }
+
+    /// Number of frames waiting to be sent.
+    pub fn queued_frames(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Requests handed out and not yet answered, over all channels.
+    pub fn unanswered(&self) -> usize {
+        self.channels.values().map(Channel::unanswered).sum()
+    }
+
+    /// Requests of `channel` received and not yet answered.
+    pub fn unanswered_on(&self, channel: u32) -> Option<usize> {
+        self.channels.get(&channel).map(Channel::unanswered)
+    }
+
+    /// The channels that exist, sorted.
+    pub fn channel_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.channels.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Whether `channel` exists and is not being deleted.
+    pub fn is_open(&self, channel: u32) -> bool {
+        self.channels.get(&channel).is_some_and(|c| c.phase == Phase::Open)
+    }
+
+    /// Whether `channel` has a chunked request in progress.
+    pub fn message_state(&self, channel: u32) -> Option<MessageState> {
+        self.channels.get(&channel).map(Channel::message_state)
+    }
+
+    /// Whether the core accepts no more frames (peer closed or protocol error).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The close frame to send before closing, naming `reason` (`[CLOSE-4]`).
+    pub fn close_frame(reason: &str) -> Frame {
+        Frame::new(Status::Close, Bytes::new(), 0, Bytes::from(reason.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(status: u8, path: &'static [u8], channel: u32, data: &'static [u8]) -> Frame {
+        Frame::new(Status::from_byte(status).unwrap(), Bytes::from_static(path), channel, Bytes::from_static(data))
+    }
+
+    fn sent(core: &mut ServerConnection) -> Vec<(u32, Vec<u8>)> {
+        std::iter::from_fn(|| core.poll_transmit()).map(|f| (f.channel, f.data.to_vec())).collect()
+    }
+
+    #[test]
+    fn answers_go_out_in_request_order() {
+        let mut core = ServerConnection::new(ServerConfig::default());
+        let mut seqs = Vec::new();
+        for body in [&b"a"[..], b"b", b"c"] {
+            match core.receive(req(1, b"/echo?x=1", 0, body)).unwrap() {
+                Some(ServerEvent::Request(r)) => {
+                    assert_eq!((&r.route[..], r.query.as_deref()), (&b"/echo"[..], Some(&b"x=1"[..])));
+                    seqs.push(r.seq)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(core.respond(0, seqs[2], Bytes::from_static(b"C")));
+        assert!(core.respond(0, seqs[1], Bytes::from_static(b"B")));
+        assert!(sent(&mut core).is_empty());
+        assert!(core.respond(0, seqs[0], Bytes::from_static(b"A")));
+        assert_eq!(sent(&mut core), vec![(0, b"A".to_vec()), (0, b"B".to_vec()), (0, b"C".to_vec())]);
+        assert!(!core.respond(0, seqs[0], Bytes::from_static(b"again")));
+    }
+
+    #[test]
+    fn channels_open_delete_and_reuse() {
+        let mut core = ServerConnection::new(ServerConfig::default());
+        core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
+        core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
+        assert_eq!(
+            sent(&mut core),
+            vec![(0, br#"{"code":0,"channel_id":1}"#.to_vec()), (0, br#"{"code":0,"channel_id":2}"#.to_vec())]
+        );
+        core.receive(req(1, b"/sys/delete_channel", 1, b"{}")).unwrap();
+        assert_eq!(sent(&mut core), vec![(1, br#"{"code":0}"#.to_vec())]);
+        assert!(!core.is_open(1));
+        core.receive(req(1, b"/sys/new_channel", 2, b"{}")).unwrap();
+        assert_eq!(sent(&mut core), vec![(2, br#"{"code":0,"channel_id":1}"#.to_vec())]);
+    }
+
+    #[test]
+    fn chunked_request_over_the_limit_is_answered_110() {
+        let config = ServerConfig { max_message: 4, ..ServerConfig::default() };
+        let mut core = ServerConnection::new(config);
+        assert_eq!(core.receive(req(0, b"/up", 0, b"abc")).unwrap(), None);
+        assert_eq!(core.receive(req(2, b"/up", 0, b"de")).unwrap(), None);
+        assert_eq!(core.receive(req(3, b"/up", 0, b"f")).unwrap(), None);
+        let answers = sent(&mut core);
+        assert_eq!(ErrorAnswer::parse(&answers[0].1).map(|a| a.code), Some(110));
+    }
+}

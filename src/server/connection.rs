@@ -1,0 +1,284 @@
+//! One server connection: a tokio task that reads frames into the sans-IO
+//! [`ServerConnection`], runs handlers concurrently, and hands the ordered
+//! answers to the writer task.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::FramedRead;
+
+use crate::answer::{ErrorAnswer, ErrorCode};
+use crate::codec::{CodecError, FrameCodec};
+use crate::frame::Frame;
+use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
+use crate::writer::{spawn_writer, FrameSink};
+
+use super::handler::Request;
+use super::Shared;
+
+/// An answer computed by a handler task: channel, seq, body.
+type Done = (u32, u64, Bytes);
+
+/// Per-channel frame counts for `/sys/connection_statis`.
+#[derive(Debug, Default, Clone, Copy)]
+struct ChannelCount {
+    packets_sent: u64,
+    packets_received: u64,
+    whole_sent: u64,
+    whole_received: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl ChannelCount {
+    fn to_json(self) -> Value {
+        json!({
+            "PacketsSent": self.packets_sent, "PacketReceived": self.packets_received,
+            "WholePacketSent": self.whole_sent, "WholePacketReceived": self.whole_received,
+            "BytesSent": self.bytes_sent, "BytesReceived": self.bytes_received,
+        })
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    core: ServerConnection,
+    sink: FrameSink,
+    done_tx: mpsc::UnboundedSender<Done>,
+    in_flight: usize,
+    channel_counts: HashMap<u32, ChannelCount>,
+    connection_count: ChannelCount,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let limits = shared.config.core.frame_limits;
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = FramedRead::new(read_half, FrameCodec::new(limits));
+    let (sink, writer) = spawn_writer(write_half, limits);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut conn = Connection {
+        core: ServerConnection::new(shared.config.core),
+        shared,
+        peer,
+        sink,
+        done_tx,
+        in_flight: 0,
+        channel_counts: HashMap::new(),
+        connection_count: ChannelCount::default(),
+    };
+    let mut reading = true;
+    let mut close_reason: Option<String> = None;
+    let max_in_flight = conn.shared.config.max_in_flight;
+    loop {
+        if *shutdown.borrow() && reading {
+            reading = false;
+            close_reason = Some("server shutting down".into());
+        }
+        if !reading && conn.in_flight == 0 {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((channel, seq, body)) = done_rx.recv() => {
+                conn.in_flight -= 1;
+                conn.core.respond(channel, seq, body);
+            }
+            _ = shutdown.changed(), if reading => {}
+            next = reader.next(), if reading && conn.in_flight < max_in_flight => match next {
+                Some(Ok(frame)) => {
+                    if let Err(reason) = conn.on_frame(frame) {
+                        close_reason = reason;
+                        reading = false;
+                        conn.in_flight = 0; // answers to a broken connection are not sent
+                    }
+                }
+                Some(Err(CodecError::Decode(err))) => {
+                    tracing::debug!(%peer, %err, "framing error");
+                    close_reason = Some(err.to_string());
+                    reading = false;
+                    conn.in_flight = 0;
+                }
+                Some(Err(_)) | None => {
+                    // The client closed (or half-closed) its side: finish what
+                    // is in flight, then close.
+                    reading = false;
+                }
+            },
+        }
+        if conn.flush().await.is_err() {
+            break;
+        }
+    }
+    // Answers completed during the last turn still go out.
+    let _ = conn.flush().await;
+    if let Some(reason) = close_reason {
+        let _ = conn.sink.send(vec![ServerConnection::close_frame(&reason)]).await;
+    }
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl Connection {
+    /// Handles one frame; `Err(reason)` means close the connection, with a
+    /// close frame carrying the reason when there is one.
+    fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
+        let channel = frame.channel;
+        let bytes = frame.encoded_len() as u64;
+        self.shared.stats.count.packets_received.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.count.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+        let counts = self.channel_counts.entry(channel).or_default();
+        counts.packets_received += 1;
+        counts.bytes_received += bytes;
+        self.connection_count.packets_received += 1;
+        self.connection_count.bytes_received += bytes;
+        match self.core.receive(frame) {
+            Ok(None) => Ok(()),
+            Ok(Some(ServerEvent::Request(request))) => {
+                self.shared.stats.count.whole_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(counts) = self.channel_counts.get_mut(&channel) {
+                    counts.whole_received += 1;
+                }
+                self.connection_count.whole_received += 1;
+                self.dispatch(request);
+                Ok(())
+            }
+            Ok(Some(ServerEvent::PeerClosed { .. })) => Err(None),
+            Err(err) => {
+                tracing::debug!(peer = %self.peer, %err, "protocol error");
+                Err(Some(err.to_string()))
+            }
+        }
+    }
+
+    /// Answers system paths at once and runs handlers in their own tasks.
+    fn dispatch(&mut self, request: IncomingRequest) {
+        let IncomingRequest { channel, seq, route, query, body, frames } = request;
+        if route.starts_with(b"/sys/") {
+            let answer = self.system_answer(&route, &body);
+            self.core.respond(channel, seq, answer);
+            return;
+        }
+        let Some(handler) = self.shared.routes.get(&route).cloned() else {
+            self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
+            return;
+        };
+        // Only routes with a handler are tracked, so clients cannot grow the map.
+        let route_stats = self.shared.stats.route(&route);
+        if let Some(stats) = &route_stats {
+            stats.count.received(frames, body.len() as u64);
+        }
+        self.in_flight += 1;
+        let done = self.done_tx.clone();
+        let shared = self.shared.clone();
+        let request = Request { channel, route, query, body, peer: self.peer };
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+            let outcome = match shared.config.handler_timeout {
+                Some(limit) => tokio::time::timeout(limit, call).await.ok(),
+                None => Some(call.await),
+            };
+            let answer = match outcome {
+                Some(Ok(Ok(body))) => body,
+                Some(Ok(Err(err))) => ErrorAnswer::handler_failed(err).to_body(),
+                Some(Err(_panic)) => ErrorAnswer::new(ErrorCode::Unknown, "handler panicked").to_body(),
+                None => ErrorAnswer::new(ErrorCode::RequestTimeout, "request timeout").to_body(),
+            };
+            let elapsed = started.elapsed();
+            shared.stats.measure.record(elapsed);
+            if let Some(stats) = route_stats {
+                stats.measure.record(elapsed);
+                let max = shared.config.core.frame_limits.max_data.max(1) as usize;
+                stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
+            }
+            let _ = done.send((channel, seq, answer));
+        });
+    }
+
+    /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).
+    fn system_answer(&self, route: &[u8], body: &[u8]) -> Bytes {
+        let stats = &self.shared.stats;
+        let body_route = || String::from_utf8_lossy(body).trim().trim_matches('"').as_bytes().to_vec();
+        let value = match route {
+            b"/sys/server_count" => stats.count.to_json(),
+            b"/sys/server_measure" => stats.measure.to_json(),
+            b"/sys/path_count" => match stats.existing_route(&body_route()) {
+                Some(r) => r.count.to_json(),
+                None => crate::server::stats::Count::default().to_json(),
+            },
+            b"/sys/path_measure" => match stats.existing_route(&body_route()) {
+                Some(r) => r.measure.to_json(),
+                None => crate::server::stats::Measure::default().to_json(),
+            },
+            b"/sys/connection_statis" => self.connection_json(),
+            b"/sys/statis" => {
+                let unit = serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("time_unit").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                return Bytes::from(stats.summary(&unit));
+            }
+            _ => return ErrorAnswer::no_handler().to_body(),
+        };
+        Bytes::from(value.to_string())
+    }
+
+    fn connection_json(&self) -> Value {
+        let channels: serde_json::Map<String, Value> = self
+            .core
+            .channel_ids()
+            .into_iter()
+            .map(|id| {
+                let queue = self.core.unanswered_on(id).unwrap_or(0);
+                let count = self.channel_counts.get(&id).copied().unwrap_or_default();
+                (id.to_string(), json!({"ReceiveQueue": queue, "Count": count.to_json()}))
+            })
+            .collect();
+        let write_queue = self.sink.counters().queued.load(Ordering::Relaxed) + self.core.queued_frames() as u64;
+        json!({ self.peer.to_string(): {
+            "Channels": channels,
+            "WriteQueue": write_queue,
+            "Count": self.connection_count.to_json(),
+        }})
+    }
+
+    /// Sends every frame the core has ready, counting them.
+    async fn flush(&mut self) -> Result<(), CodecError> {
+        let mut batch = Vec::new();
+        self.core.drain_transmit(&mut batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let count = &self.shared.stats.count;
+        for frame in &batch {
+            let bytes = frame.encoded_len() as u64;
+            let whole = frame.status.position().is_some_and(|p| p.completes_message());
+            count.packets_sent.fetch_add(1, Ordering::Relaxed);
+            count.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+            count.whole_sent.fetch_add(u64::from(whole), Ordering::Relaxed);
+            for c in [self.channel_counts.entry(frame.channel).or_default(), &mut self.connection_count] {
+                c.packets_sent += 1;
+                c.bytes_sent += bytes;
+                c.whole_sent += u64::from(whole);
+            }
+        }
+        self.sink.send(batch).await
+    }
+}
