@@ -1,3 +1,114 @@
-//! The IIP/1 conformance suite (`cargo test --test conformance`).
+//! The IIP/1 conformance suite: `cargo test --test conformance`.
+//!
+//! Every case in `vectors/sessions/` is one test, named `chapter-file::case`
+//! and listed, filtered and counted by cargo like any other. Without
+//! `IIP_CONFORMANCE_TARGET` the reference server is started in-process on
+//! loopback. With `IIP_CONFORMANCE_TARGET=host:port` the cases run against
+//! that server; `IIP_CONFORMANCE_PROFILE` declares what it offers beyond
+//! `/echo` (e.g. `max-channels=8,max-message=33554432,fail-route`; spec
+//! chapter 12), and cases that need more are ignored.
+//! `IIP_CONFORMANCE_TIMEOUT_MS` bounds each wait (default 3000).
+//!
+//! The client cases of `vectors/client-sessions/` run too, against this
+//! crate's client and a scripted server.
 
-fn main() {}
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use iip::conformance::client::{drive_reference_client, load_client_cases, ScriptedServer};
+use iip::conformance::report::explain;
+use iip::conformance::{reference_server, run_case, shipped_cases, vectors_dir, Profile};
+use iip::spec::Requirement;
+use libtest_mimic::{Arguments, Failed, Trial};
+use tokio::runtime::Runtime;
+
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    })
+}
+
+/// The target address and its profile.
+fn target() -> Result<(String, Profile), String> {
+    match std::env::var("IIP_CONFORMANCE_TARGET") {
+        Ok(addr) if !addr.is_empty() => {
+            let profile = Profile::parse(&std::env::var("IIP_CONFORMANCE_PROFILE").unwrap_or_default())?;
+            Ok((addr, profile))
+        }
+        _ => {
+            let handle = runtime().block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                reference_server().spawn(listener).map_err(|e| e.to_string())
+            })?;
+            let addr = handle.local_addr().to_string();
+            // The server lives as long as the test process.
+            std::mem::forget(handle);
+            Ok((addr, Profile::reference()))
+        }
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let timeout = Duration::from_millis(
+        std::env::var("IIP_CONFORMANCE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000),
+    );
+    let requirements: Arc<BTreeMap<String, Requirement>> =
+        Arc::new(iip::spec::requirements(&iip::conformance::spec_dir()).expect("spec/ readable"));
+    let cases = shipped_cases().expect("session vectors load");
+    let (addr, profile) = target().expect("conformance target");
+    let mut trials = Vec::new();
+    for case in cases {
+        let skip = profile.satisfies(&case.case.requires).is_err();
+        let (addr, requirements) = (addr.clone(), requirements.clone());
+        let kind = case.case.level.name();
+        trials.push(
+            Trial::test(format!("server::{}", case.id), move || {
+                runtime()
+                    .block_on(run_case(&addr, &case.case, timeout))
+                    .map_err(|failure| Failed::from(explain(&case, &failure, &requirements)))
+            })
+            .with_kind(kind)
+            .with_ignored_flag(skip),
+        );
+    }
+    let client_cases = load_client_cases(&vectors_dir().join("client-sessions")).expect("client vectors load");
+    for (chapter, case) in client_cases {
+        let kind = case.level.name();
+        let name =
+            format!("client::{}::{}", chapter.split_whitespace().next().unwrap_or("client").to_lowercase(), case.name);
+        trials.push(
+            Trial::test(name, move || {
+                runtime().block_on(async {
+                    let server =
+                        ScriptedServer::bind("127.0.0.1:0", timeout).await.map_err(|e| Failed::from(e.to_string()))?;
+                    let addr = server.local_addr().map_err(|e| Failed::from(e.to_string()))?;
+                    let script = server.play(&case);
+                    let client = drive_reference_client(addr, &case, timeout);
+                    let (script, client) = tokio::join!(script, client);
+                    let mut problems = Vec::new();
+                    if let Err(f) = script {
+                        problems.push(format!("the client's frames broke the script at {f}"));
+                    }
+                    if let Err(e) = client {
+                        problems.push(format!("the client observed the wrong outcome: {e}"));
+                    }
+                    if problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(Failed::from(format!(
+                            "[{}] {}\n{}",
+                            case.requirements.join(", "),
+                            case.description,
+                            problems.join("\n")
+                        )))
+                    }
+                })
+            })
+            .with_kind(kind),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

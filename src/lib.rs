@@ -12,6 +12,7 @@
 pub mod answer;
 pub mod client;
 pub mod codec;
+pub mod conformance;
 pub mod decode;
 pub mod encode;
 pub mod frame;

@@ -45,6 +45,35 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Run the conformance suite against a server and report by spec chapter.
+    Conformance {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// What the server declares beyond /echo, e.g. `max-channels=8,fail-route`.
+        #[arg(long, default_value = "")]
+        profile: String,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Milliseconds each step may wait.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
+    },
+    /// Play the server side of the client conformance cases, one connection each.
+    ClientConformance {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9191")]
+        listen: String,
+        /// Milliseconds each step may wait.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
 }
 
 fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
@@ -94,6 +123,71 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(e) => Err(e.to_string()),
             }
         }
+        Command::Conformance { addr, profile, filter, timeout_ms, json, junit } => {
+            conformance(&addr, &profile, filter.as_deref(), Duration::from_millis(timeout_ms), json, junit).await
+        }
+        Command::ClientConformance { listen, timeout_ms } => {
+            client_conformance(&listen, Duration::from_millis(timeout_ms)).await
+        }
+    }
+}
+
+async fn conformance(
+    addr: &str,
+    profile: &str,
+    filter: Option<&str>,
+    timeout: Duration,
+    json: Option<std::path::PathBuf>,
+    junit: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    use iip::conformance::{report, run_suite, shipped_cases, spec_dir, Profile};
+    let profile = Profile::parse(profile)?;
+    let requirements = iip::spec::requirements(&spec_dir()).map_err(|e| e.to_string())?;
+    let mut cases = shipped_cases().map_err(|e| e.to_string())?;
+    if let Some(f) = filter {
+        cases.retain(|c| c.id.contains(f));
+    }
+    let results = run_suite(addr, &cases, &profile, timeout).await;
+    print!("{}", report::text_report(&results, &requirements));
+    if let Some(path) = json {
+        std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, report::junit_report(&results, &requirements))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    match report::totals(&results).failed {
+        0 => Ok(()),
+        n => Err(format!("{n} case(s) failed")),
+    }
+}
+
+async fn client_conformance(listen: &str, timeout: Duration) -> Result<(), String> {
+    use iip::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
+    let cases =
+        load_client_cases(&iip::conformance::vectors_dir().join("client-sessions")).map_err(|e| e.to_string())?;
+    let server = ScriptedServer::bind(listen, timeout).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let (mut passed, mut failed) = (0, 0);
+    for (i, (_, case)) in cases.iter().enumerate() {
+        println!("case {}/{}: {} [{}]", i + 1, cases.len(), case.name, case.requirements.join(", "));
+        println!("  connect to {addr} and {}", describe_actions(&case.actions));
+        match server.play(case).await {
+            Ok(()) => {
+                passed += 1;
+                println!("  ok: the client's frames followed the script (check the outcomes above on the client side)");
+            }
+            Err(f) => {
+                failed += 1;
+                println!("  FAIL {}", f.to_string().replace('\n', "\n  "));
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} case(s) failed"))
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Blob {
         /// How many times.
         count: usize,
     },
+    /// Several blobs one after another.
+    Concat(Vec<Blob>),
 }
 
 impl Blob {
@@ -45,6 +47,13 @@ impl Blob {
             Blob::Text(text) => Ok(text.as_bytes().to_vec()),
             Blob::Hex { hex } => parse_hex(hex),
             Blob::Fill { fill, count } => Ok(vec![*fill; *count]),
+            Blob::Concat(parts) => {
+                let mut out = Vec::new();
+                for part in parts {
+                    out.extend(part.to_bytes()?);
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -99,7 +108,7 @@ impl FrameSpec {
     }
 
     /// Writes the frame with no checks at all, for invalid vectors.
-    fn write_raw(&self, dst: &mut BytesMut) -> Result<(), VectorError> {
+    pub fn write_raw(&self, dst: &mut BytesMut) -> Result<(), VectorError> {
         let path = self.path.to_bytes()?;
         let data = self.data.to_bytes()?;
         dst.put_u8(self.status);

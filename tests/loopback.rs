@@ -237,6 +237,8 @@ async fn channels_are_reused_after_delete() {
 }
 
 #[tokio::test]
+/// Graceful shutdown ([CLOSE-3]): requests in flight are answered, then the
+/// connection closes and the listener is gone.
 async fn shutdown_finishes_requests_in_flight() {
     let gate = Arc::new(Notify::new());
     let server = test_server(gate.clone()).await;

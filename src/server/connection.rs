@@ -105,15 +105,14 @@ pub(crate) async fn serve_connection(
                 Some(Ok(frame)) => {
                     if let Err(reason) = conn.on_frame(frame) {
                         close_reason = reason;
+                        // Requests complete before the error are still answered ([FERR-1]).
                         reading = false;
-                        conn.in_flight = 0; // answers to a broken connection are not sent
                     }
                 }
                 Some(Err(CodecError::Decode(err))) => {
                     tracing::debug!(%peer, %err, "framing error");
                     close_reason = Some(err.to_string());
                     reading = false;
-                    conn.in_flight = 0;
                 }
                 Some(Err(_)) | None => {
                     // The client closed (or half-closed) its side: finish what

@@ -1,0 +1,201 @@
+//! Client conformance: a scripted server plays the server side of a case
+//! while the client under test performs the case's actions.
+//!
+//! Each case of `vectors/client-sessions/` says what the client is asked to
+//! do (`actions`), what it must observe (each call's `expect`), and the
+//! server's script (`steps`, the same step language as server cases, seen
+//! from the server). [`ScriptedServer`] accepts one connection per case, in
+//! order; [`drive_reference_client`] performs the actions with this crate's
+//! client, so the suite checks our client first.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::client::{Channel, Client, ClientConfig, ClientError};
+use crate::vector::{Blob, VectorError};
+
+use super::run::{run_steps, Failure};
+use super::session::{CaseLevel, Step};
+
+/// What a call must come to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum CallOutcome {
+    /// The call returns this body.
+    Body(Blob),
+    /// The call fails with an error answer of this code.
+    ErrorCode(i64),
+    /// The call fails because the connection closed.
+    Closed,
+}
+
+/// A call the client is asked to make.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CallAction {
+    /// The path.
+    pub path: String,
+    /// The body.
+    pub body: Blob,
+    /// What the call must come to.
+    pub expect: CallOutcome,
+}
+
+/// One thing the client is asked to do.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Action {
+    /// Make a call on the current channel (channel 0 until one is opened).
+    Call(CallAction),
+    /// Make these calls at once on the current channel (pipelined).
+    Concurrent(Vec<CallAction>),
+    /// Open a channel and make it the current one.
+    Open,
+    /// Delete the current channel and go back to channel 0.
+    Delete,
+}
+
+/// One client case.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCase {
+    /// Short name.
+    pub name: String,
+    /// What it checks.
+    pub description: String,
+    /// Requirement ids checked.
+    pub requirements: Vec<String>,
+    /// How binding it is.
+    pub level: CaseLevel,
+    /// What the client does.
+    pub actions: Vec<Action>,
+    /// The server's script.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    chapter: String,
+    case: Vec<ClientCase>,
+}
+
+/// Loads the client cases of `dir` as `(chapter, case)` pairs.
+pub fn load_client_cases(dir: &Path) -> Result<Vec<(String, ClientCase)>, VectorError> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut cases = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|e| VectorError::Format(e.to_string()))?;
+        let file: ClientFile =
+            toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+        cases.extend(file.case.into_iter().map(|c| (file.chapter.clone(), c)));
+    }
+    Ok(cases)
+}
+
+/// A human description of the actions, for implementers driving their own client.
+pub fn describe_actions(actions: &[Action]) -> String {
+    let call = |c: &CallAction| {
+        let body = c.body.to_bytes().unwrap_or_default();
+        let outcome = match &c.expect {
+            CallOutcome::Body(b) => format!("returns {:?}", String::from_utf8_lossy(&b.to_bytes().unwrap_or_default())),
+            CallOutcome::ErrorCode(code) => format!("fails with server error {code}"),
+            CallOutcome::Closed => "fails: connection closed".to_string(),
+        };
+        format!("call {} with {:?}: {outcome}", c.path, String::from_utf8_lossy(&body))
+    };
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Call(c) => call(c),
+            Action::Concurrent(cs) => format!("at once: [{}]", cs.iter().map(call).collect::<Vec<_>>().join("; ")),
+            Action::Open => "open a channel".into(),
+            Action::Delete => "delete the channel".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
+/// A server that plays the script of each case to one connection, in order.
+pub struct ScriptedServer {
+    listener: TcpListener,
+    timeout: Duration,
+}
+
+impl ScriptedServer {
+    /// Binds `addr`.
+    pub async fn bind(addr: &str, timeout: Duration) -> std::io::Result<ScriptedServer> {
+        Ok(ScriptedServer { listener: TcpListener::bind(addr).await?, timeout })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts the next connection and plays `case`'s script on it.
+    pub async fn play(&self, case: &ClientCase) -> Result<(), Failure> {
+        let accepted = tokio::time::timeout(self.timeout * 10, self.listener.accept()).await;
+        let (stream, _) = match accepted {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                return Err(Failure { step: 0, expected: "a client connection".into(), actual: e.to_string() })
+            }
+            Err(_) => {
+                return Err(Failure { step: 0, expected: "a client connection".into(), actual: "none came".into() })
+            }
+        };
+        run_steps(stream, &case.steps, self.timeout).await
+    }
+}
+
+async fn check_call(channel: &Channel, call: &CallAction) -> Result<(), String> {
+    let body = Bytes::from(call.body.to_bytes().map_err(|e| e.to_string())?);
+    let result = channel.call(call.path.clone(), body).await;
+    let ok = match (&call.expect, &result) {
+        (CallOutcome::Body(want), Ok(got)) => want.to_bytes().map_err(|e| e.to_string())? == got[..],
+        (CallOutcome::ErrorCode(want), Err(ClientError::Server { code, .. })) => want == code,
+        (CallOutcome::Closed, Err(ClientError::Closed(_))) => true,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("call {}: expected {:?}, got {result:?}", call.path, call.expect))
+    }
+}
+
+/// Performs `case`'s actions with this crate's client against `addr`.
+pub async fn drive_reference_client(
+    addr: std::net::SocketAddr,
+    case: &ClientCase,
+    timeout: Duration,
+) -> Result<(), String> {
+    let config = ClientConfig { timeout, ..ClientConfig::default() };
+    let client = Client::connect_with(addr, config).await.map_err(|e| e.to_string())?;
+    let mut channel = client.channel_zero();
+    for action in &case.actions {
+        match action {
+            Action::Call(call) => check_call(&channel, call).await?,
+            Action::Concurrent(calls) => {
+                let results = futures::future::join_all(calls.iter().map(|c| check_call(&channel, c))).await;
+                results.into_iter().collect::<Result<Vec<()>, String>>()?;
+            }
+            Action::Open => channel = client.open_channel().await.map_err(|e| format!("open: {e}"))?,
+            Action::Delete => {
+                let current = std::mem::replace(&mut channel, client.channel_zero());
+                current.delete().await.map_err(|e| format!("delete: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}

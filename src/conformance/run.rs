@@ -1,0 +1,385 @@
+//! Runs session cases against a server over TCP and says, for a failure,
+//! which step broke, what was expected and what arrived.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use crate::codec::{CodecError, FrameCodec};
+use crate::frame::Frame;
+use crate::status::{Position, Status};
+use crate::vector::Blob;
+
+use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Requires, Step};
+
+/// What the server under test declares beyond `/echo` (the conformance
+/// profile, spec chapter 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// Its channel limit, if it declares one.
+    pub max_channels: Option<u32>,
+    /// Its request-size limit, if it declares one.
+    pub max_message: Option<usize>,
+    /// Whether it offers `/fail`.
+    pub fail_route: bool,
+}
+
+impl Profile {
+    /// Reads a profile such as `max-channels=4,max-message=1024,fail-route`.
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        let mut profile = Profile::default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=') {
+                Some(("max-channels", n)) => {
+                    profile.max_channels = Some(n.parse().map_err(|e| format!("{item}: {e}"))?)
+                }
+                Some(("max-message", n)) => profile.max_message = Some(n.parse().map_err(|e| format!("{item}: {e}"))?),
+                None if item == "fail-route" => profile.fail_route = true,
+                _ => return Err(format!("unknown profile item {item:?}")),
+            }
+        }
+        Ok(profile)
+    }
+
+    /// The profile of the reference server as the suite starts it in-process.
+    pub fn reference() -> Profile {
+        Profile { max_channels: Some(8), max_message: Some(32 * 1024 * 1024), fail_route: true }
+    }
+
+    /// `Err(reason)` when a case needs more than this profile declares.
+    pub fn satisfies(&self, requires: &Requires) -> Result<(), String> {
+        if let Some(n) = requires.max_channels {
+            if self.max_channels != Some(n) {
+                return Err(format!("needs a server declaring max-channels={n}"));
+            }
+        }
+        if let Some(n) = requires.max_message {
+            if self.max_message != Some(n) {
+                return Err(format!("needs a server declaring max-message={n}"));
+            }
+        }
+        if requires.fail_route && !self.fail_route {
+            return Err("needs a server declaring fail-route".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where and how a case failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// 1-based step number.
+    pub step: usize,
+    /// What the step expected.
+    pub expected: String,
+    /// What happened instead.
+    pub actual: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {}:\n  expected: {}\n  actual:   {}", self.step, self.expected, self.actual)
+    }
+}
+
+/// A short human form of a byte string.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    const MAX: usize = 80;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let more = if bytes.len() > MAX { format!("… ({} bytes)", bytes.len()) } else { String::new() };
+    format!("{text:?}{more}")
+}
+
+/// A short human form of a frame.
+pub fn show_frame(frame: &Frame) -> String {
+    format!(
+        "frame status {} path {} channel {} data {}",
+        frame.status,
+        show_bytes(&frame.path),
+        frame.channel,
+        show_bytes(&frame.data)
+    )
+}
+
+fn blob(b: &Blob) -> Bytes {
+    Bytes::from(b.to_bytes().unwrap_or_default())
+}
+
+impl ExpectFrame {
+    /// Human form of the expectation.
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["frame".to_string()];
+        if let Some(s) = self.status {
+            parts.push(format!("status {s}"));
+        }
+        if let Some(p) = &self.path {
+            parts.push(format!("path {}", show_bytes(&blob(p))));
+        }
+        if let Some(c) = self.channel {
+            parts.push(format!("channel {c}"));
+        }
+        if let Some(d) = &self.data {
+            parts.push(format!("data {}", show_bytes(&blob(d))));
+        }
+        if let Some(j) = &self.json {
+            parts.push(format!("JSON with {}", serde_json::to_string(j).unwrap_or_default()));
+        }
+        if let Some(k) = &self.json_keys {
+            parts.push(format!("JSON with members {k:?}"));
+        }
+        if let Some(c) = self.code {
+            parts.push(format!("error answer with code {c}"));
+        }
+        parts.join(" ")
+    }
+
+    /// Whether `frame` matches.
+    pub fn matches(&self, frame: &Frame) -> bool {
+        let json = || serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
+        self.status.is_none_or(|s| s == frame.status.byte())
+            && self.path.as_ref().is_none_or(|p| blob(p) == frame.path)
+            && self.channel.is_none_or(|c| c == frame.channel)
+            && self.data.as_ref().is_none_or(|d| blob(d) == frame.data)
+            && self.json.as_ref().is_none_or(|want| {
+                let Some(got) = json() else { return false };
+                want.iter().all(|(k, v)| serde_json::to_value(v).ok().as_ref() == got.get(k))
+            })
+            && self
+                .json_keys
+                .as_ref()
+                .is_none_or(|keys| json().is_some_and(|got| keys.iter().all(|k| got.get(k).is_some())))
+            && self.code.is_none_or(|code| {
+                json().is_some_and(|got| {
+                    got.get("code").and_then(|c| c.as_i64()) == Some(code)
+                        && got.get("message").is_some_and(|m| m.is_string())
+                })
+            })
+    }
+}
+
+struct Session {
+    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    timeout: Duration,
+}
+
+enum Read {
+    Frame(Frame),
+    Closed(String),
+    TimedOut,
+}
+
+impl Session {
+    async fn read(&mut self, timeout: Duration) -> Read {
+        match tokio::time::timeout(timeout, self.reader.next()).await {
+            Err(_) => Read::TimedOut,
+            Ok(Some(Ok(frame))) => Read::Frame(frame),
+            Ok(Some(Err(CodecError::Decode(e)))) => Read::Closed(format!("undecodable bytes from the server: {e}")),
+            Ok(Some(Err(e))) => Read::Closed(format!("connection closed ({e})")),
+            Ok(None) => Read::Closed("connection closed".into()),
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame, String> {
+        match self.read(self.timeout).await {
+            Read::Frame(frame) => Ok(frame),
+            Read::Closed(why) => Err(why),
+            Read::TimedOut => Err(format!("nothing within {:?}", self.timeout)),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8], split: Option<usize>) -> Result<(), String> {
+        let piece = split.unwrap_or(bytes.len()).max(1);
+        for chunk in bytes.chunks(piece) {
+            self.writer.write_all(chunk).await.map_err(|e| format!("write failed: {e}"))?;
+            self.writer.flush().await.map_err(|e| format!("write failed: {e}"))?;
+            if split.is_some() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), (String, String)> {
+        let fail = |expected: String, actual: String| Err((expected, actual));
+        if let Some(ms) = step.sleep_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(spec) = &step.send {
+            let mut bytes = BytesMut::new();
+            for _ in 0..step.repeat.unwrap_or(1) {
+                spec.write_raw(&mut bytes).map_err(|e| ("a valid case".to_string(), e.to_string()))?;
+            }
+            // A write may fail when the server already closed: the next
+            // expectation decides whether that is right.
+            let _ = self.write(&bytes, step.split).await;
+        }
+        if let Some(raw) = &step.send_raw {
+            let _ = self.write(&blob(raw), step.split).await;
+        }
+        if let Some(expect) = &step.expect {
+            for i in 0..step.repeat.unwrap_or(1) {
+                let nth = if step.repeat.is_some() {
+                    format!(" (copy {} of {})", i + 1, step.repeat.unwrap_or(1))
+                } else {
+                    String::new()
+                };
+                match self.next_frame().await {
+                    Ok(frame) if expect.matches(&frame) => {}
+                    Ok(frame) => return fail(format!("{}{nth}", expect.describe()), show_frame(&frame)),
+                    Err(why) => return fail(format!("{}{nth}", expect.describe()), why),
+                }
+            }
+            return Ok(());
+        }
+        if let Some(set) = &step.expect_unordered {
+            let mut open: Vec<&ExpectFrame> = set.iter().collect();
+            let describe = |open: &[&ExpectFrame]| open.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; ");
+            while !open.is_empty() {
+                match self.next_frame().await {
+                    Ok(frame) => match open.iter().position(|e| e.matches(&frame)) {
+                        Some(i) => {
+                            open.remove(i);
+                        }
+                        None => return fail(format!("in any order: {}", describe(&open)), show_frame(&frame)),
+                    },
+                    Err(why) => return fail(format!("in any order: {}", describe(&open)), why),
+                }
+            }
+        }
+        if let Some(message) = &step.expect_message {
+            return self.expect_message(message).await;
+        }
+        if let Some(how) = step.expect_close {
+            return self.expect_close(how).await;
+        }
+        if let Some(ms) = step.expect_silence_ms {
+            return match self.read(Duration::from_millis(ms)).await {
+                Read::TimedOut => Ok(()),
+                Read::Frame(frame) => fail(format!("no frame for {ms} ms"), show_frame(&frame)),
+                Read::Closed(why) => fail(format!("no frame for {ms} ms, connection open"), why),
+            };
+        }
+        Ok(())
+    }
+
+    async fn expect_message(&mut self, message: &ExpectMessage) -> Result<(), (String, String)> {
+        let want = blob(&message.body);
+        let expected = format!(
+            "a response on channel {} with a body of {} bytes {}",
+            message.channel,
+            want.len(),
+            show_bytes(&want[..want.len().min(16)])
+        );
+        let mut body = BytesMut::new();
+        let mut frames = 0usize;
+        loop {
+            let frame = self.next_frame().await.map_err(|why| (expected.clone(), why))?;
+            let position = frame.status.position();
+            let in_order = match (frames, position) {
+                (0, Some(Position::Whole | Position::FirstMore)) => true,
+                (n, Some(Position::ContinueMore | Position::Last)) => n > 0,
+                _ => false,
+            };
+            let path_ok = message.path.as_ref().is_none_or(|p| blob(p) == frame.path);
+            if frame.channel != message.channel
+                || !in_order
+                || frame.status.message_kind() != Some(crate::status::MessageKind::Response)
+                || !path_ok
+            {
+                return Err((expected, format!("after {frames} frame(s) of it: {}", show_frame(&frame))));
+            }
+            frames += 1;
+            body.extend_from_slice(&frame.data);
+            if frame.status.position().is_some_and(|p| p.completes_message()) {
+                break;
+            }
+        }
+        if body[..] != want[..] {
+            let at = body.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(body.len().min(want.len()));
+            return Err((expected, format!("a body of {} bytes, first difference at byte {at}", body.len())));
+        }
+        if let Some(min) = message.min_frames {
+            if frames < min {
+                return Err((format!("{expected} in at least {min} frames"), format!("{frames} frame(s)")));
+            }
+        }
+        Ok(())
+    }
+
+    async fn expect_close(&mut self, how: CloseExpect) -> Result<(), (String, String)> {
+        let expected = match how {
+            CloseExpect::Any => "the connection to close (a close frame first is allowed)".to_string(),
+            CloseExpect::WithFrame => "a close frame (status 8), then the connection to close".to_string(),
+        };
+        let mut saw_close_frame = false;
+        loop {
+            match self.read(self.timeout).await {
+                Read::Frame(frame) if frame.status == Status::Close => saw_close_frame = true,
+                Read::Frame(frame) => return Err((expected, show_frame(&frame))),
+                Read::TimedOut => return Err((expected, format!("connection still open after {:?}", self.timeout))),
+                Read::Closed(_) if how == CloseExpect::WithFrame && !saw_close_frame => {
+                    return Err((expected, "closed without a close frame".into()))
+                }
+                Read::Closed(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+fn session(stream: TcpStream, timeout: Duration) -> Session {
+    let _ = stream.set_nodelay(true);
+    let (read, writer) = stream.into_split();
+    Session { reader: FramedRead::new(read, FrameCodec::default()), writer, timeout }
+}
+
+/// Runs `case` against the server at `addr`; `timeout` bounds each wait.
+/// Steps run on connection `a` unless they name another (`on = "b"`),
+/// which is opened when first named.
+pub async fn run_case(addr: &str, case: &Case, timeout: Duration) -> Result<(), Failure> {
+    let mut sessions: Vec<(&str, Session)> = Vec::new();
+    for (i, step) in case.steps.iter().enumerate() {
+        let name = step.on.as_deref().unwrap_or("a");
+        let index = match sessions.iter().position(|(n, _)| *n == name) {
+            Some(index) => index,
+            None => {
+                let stream = TcpStream::connect(addr).await.map_err(|e| Failure {
+                    step: i + 1,
+                    expected: format!("connection {name} to {addr}"),
+                    actual: e.to_string(),
+                })?;
+                sessions.push((name, session(stream, timeout)));
+                sessions.len() - 1
+            }
+        };
+        sessions[index].1.step(step).await.map_err(|(expected, actual)| Failure {
+            step: i + 1,
+            expected: format!("on connection {name}: {expected}"),
+            actual,
+        })?;
+    }
+    Ok(())
+}
+
+/// Plays `steps` over one connected stream: the scripted server of the
+/// client cases uses it (the steps seen from the server's side).
+pub async fn run_steps(stream: TcpStream, steps: &[Step], timeout: Duration) -> Result<(), Failure> {
+    let mut session = session(stream, timeout);
+    for (i, step) in steps.iter().enumerate() {
+        if step.on.is_some() {
+            return Err(Failure {
+                step: i + 1,
+                expected: "a step on the one connection".into(),
+                actual: "a step naming a connection".into(),
+            });
+        }
+        session.step(step).await.map_err(|(expected, actual)| Failure { step: i + 1, expected, actual })?;
+    }
+    Ok(())
+}

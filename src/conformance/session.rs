@@ -1,0 +1,190 @@
+//! Session vectors (`vectors/sessions/*.toml`): scripted exchanges with a
+//! server — frames or raw bytes to send, and the frames, or the close, that
+//! must come back. Each file holds the cases of one spec chapter.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::vector::{Blob, FrameSpec, VectorError};
+
+/// How binding a case is.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaseLevel {
+    /// A MUST of the spec.
+    Must,
+    /// A SHOULD of the spec.
+    Should,
+    /// Behaviour the compatibility appendix asks for.
+    Compat,
+}
+
+impl CaseLevel {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaseLevel::Must => "must",
+            CaseLevel::Should => "should",
+            CaseLevel::Compat => "compat",
+        }
+    }
+}
+
+/// A frame as a case expects it; absent fields match anything.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFrame {
+    /// The status byte.
+    pub status: Option<u8>,
+    /// The path, exactly.
+    pub path: Option<Blob>,
+    /// The channel.
+    pub channel: Option<u32>,
+    /// The data, exactly.
+    pub data: Option<Blob>,
+    /// The data is a JSON object with (at least) these members and values.
+    pub json: Option<toml::Table>,
+    /// The data is a JSON object that has these members.
+    pub json_keys: Option<Vec<String>>,
+    /// The data is an error answer with this code.
+    pub code: Option<i64>,
+}
+
+/// A whole message expected on one channel, possibly in several frames.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectMessage {
+    /// The channel.
+    pub channel: u32,
+    /// The path every frame carries.
+    pub path: Option<Blob>,
+    /// The whole body.
+    pub body: Blob,
+    /// The least number of frames the message must take.
+    #[serde(default)]
+    pub min_frames: Option<usize>,
+}
+
+/// How the connection must end.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloseExpect {
+    /// The server closes; a close frame before it is allowed, nothing else.
+    Any,
+    /// The server sends a close frame, then closes (`[CLOSE-4]`).
+    WithFrame,
+}
+
+/// One step of a case.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Send a frame, written as is (invalid frames included).
+    pub send: Option<FrameSpec>,
+    /// Send raw bytes.
+    pub send_raw: Option<Blob>,
+    /// With `send`/`send_raw`: write in pieces of this many bytes, flushing each.
+    pub split: Option<usize>,
+    /// Send this many copies of the frame, or expect this many copies of
+    /// the expected frame.
+    pub repeat: Option<usize>,
+    /// Expect this frame next.
+    pub expect: Option<ExpectFrame>,
+    /// Expect these frames next, in any order.
+    pub expect_unordered: Option<Vec<ExpectFrame>>,
+    /// Expect a whole message, possibly chunked.
+    pub expect_message: Option<ExpectMessage>,
+    /// Expect the server to close the connection.
+    pub expect_close: Option<CloseExpect>,
+    /// Expect nothing to arrive for this many milliseconds.
+    pub expect_silence_ms: Option<u64>,
+    /// Wait this many milliseconds before anything else in the step.
+    pub sleep_ms: Option<u64>,
+    /// The connection the step runs on (server cases): `a` unless named;
+    /// a new name opens another connection to the same server.
+    pub on: Option<String>,
+}
+
+/// What a case needs of the server beyond the profile's `/echo`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// The server is configured with this channel limit.
+    pub max_channels: Option<u32>,
+    /// The server is configured with this request-size limit.
+    pub max_message: Option<usize>,
+    /// The server offers `/fail` (answers every request by failing).
+    #[serde(default)]
+    pub fail_route: bool,
+}
+
+/// One conformance case.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Short name, unique in its file.
+    pub name: String,
+    /// What it checks.
+    pub description: String,
+    /// Requirement ids checked.
+    pub requirements: Vec<String>,
+    /// How binding it is.
+    pub level: CaseLevel,
+    /// What the server must offer.
+    #[serde(default)]
+    pub requires: Requires,
+    /// The script.
+    pub steps: Vec<Step>,
+}
+
+/// A file of cases: one spec chapter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    /// The chapter's title.
+    pub chapter: String,
+    /// The cases.
+    pub case: Vec<Case>,
+}
+
+/// A case with its chapter, named `file::case`.
+#[derive(Debug, Clone)]
+pub struct NamedCase {
+    /// `file-stem::case-name`.
+    pub id: String,
+    /// The chapter title.
+    pub chapter: String,
+    /// The case.
+    pub case: Case,
+}
+
+/// Loads every session file of `dir`, cases in file then script order.
+pub fn load_sessions(dir: &Path) -> Result<Vec<NamedCase>, VectorError> {
+    let mut files: BTreeMap<String, SessionFile> = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))?;
+    for entry in entries {
+        let path = entry.map_err(|e| VectorError::Format(e.to_string()))?.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+        let file: SessionFile =
+            toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        files.insert(stem, file);
+    }
+    let mut cases = Vec::new();
+    for (stem, file) in files {
+        for case in file.case {
+            let id = format!("{stem}::{}", case.name);
+            if cases.iter().any(|c: &NamedCase| c.id == id) {
+                return Err(VectorError::Format(format!("duplicate case {id}")));
+            }
+            cases.push(NamedCase { id, chapter: file.chapter.clone(), case });
+        }
+    }
+    Ok(cases)
+}

@@ -1,0 +1,175 @@
+//! The suite must catch broken servers: each planted defect, put between the
+//! suite and the reference server by a frame-rewriting proxy, must fail
+//! exactly the cases whose expectations it breaks, and no others.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use iip::conformance::session::{ExpectFrame, Step};
+use iip::conformance::{reference_server, run_suite, shipped_cases, NamedCase, Profile, Verdict};
+use iip::vector::Blob;
+use iip::{Frame, FrameCodec, Status};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defect {
+    /// Two answers in a row on one channel go out swapped.
+    WrongOrder,
+    /// `/sys/delete_channel` is never answered (the Go server's habit).
+    MissingDeleteAnswer,
+    /// Whole responses carry status 1 instead of 5.
+    WrongStatus,
+    /// The server never closes, nor sends close frames.
+    NoClose,
+    /// Everything on channels other than 0 is lost.
+    DroppedChannel,
+}
+
+async fn proxy(defect: Defect, upstream: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(relay(defect, client, upstream));
+        }
+    });
+    addr
+}
+
+async fn relay(defect: Defect, client: TcpStream, upstream: SocketAddr) {
+    let Ok(server) = TcpStream::connect(upstream).await else { return };
+    let (mut client_read, client_write) = client.into_split();
+    let (server_read, mut server_write) = server.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+    });
+    let mut from_server = FramedRead::new(server_read, FrameCodec::default());
+    let mut to_client = FramedWrite::new(client_write, FrameCodec::default());
+    let mut held: Option<Frame> = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(100), from_server.next()).await;
+        let frame = match next {
+            Err(_) => {
+                if let Some(h) = held.take() {
+                    let _ = to_client.send(h).await;
+                }
+                continue;
+            }
+            Ok(Some(Ok(frame))) => frame,
+            Ok(_) => break,
+        };
+        let out: Vec<Frame> = match defect {
+            Defect::WrongOrder => match held.take() {
+                Some(h) if h.channel == frame.channel && frame.status == Status::ResponseWhole => vec![frame, h],
+                Some(h) if frame.status == Status::ResponseWhole => {
+                    held = Some(frame);
+                    vec![h]
+                }
+                Some(h) => vec![h, frame],
+                None if frame.status == Status::ResponseWhole => {
+                    held = Some(frame);
+                    vec![]
+                }
+                None => vec![frame],
+            },
+            Defect::MissingDeleteAnswer if &frame.path[..] == b"/sys/delete_channel" => vec![],
+            Defect::WrongStatus if frame.status == Status::ResponseWhole => {
+                vec![Frame { status: Status::RequestWhole, ..frame }]
+            }
+            Defect::NoClose if frame.status == Status::Close => vec![],
+            Defect::DroppedChannel if frame.channel != 0 => vec![],
+            _ => vec![frame],
+        };
+        for f in out {
+            if to_client.send(f).await.is_err() {
+                return;
+            }
+        }
+    }
+    if let Some(h) = held.take() {
+        let _ = to_client.send(h).await;
+    }
+    if defect == Defect::NoClose {
+        // Hold the client's connection open until it gives up.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+}
+
+fn expectations(step: &Step) -> Vec<&ExpectFrame> {
+    let mut all: Vec<&ExpectFrame> = step.expect.iter().collect();
+    all.extend(step.expect_unordered.iter().flatten());
+    all
+}
+
+fn is_delete_answer(e: &ExpectFrame) -> bool {
+    let json_code_only =
+        e.json.as_ref().is_some_and(|j| j.len() == 1 && j.get("code").and_then(|c| c.as_integer()) == Some(0));
+    // The refusal to delete channel 0 is an answer to /sys/delete_channel too.
+    json_code_only || e.code == Some(109) || e.path == Some(Blob::Text("/sys/delete_channel".into()))
+}
+
+/// Whether `defect` must make `case` fail, judged from the case's script alone.
+fn must_fail(defect: Defect, case: &NamedCase) -> bool {
+    let steps = &case.case.steps;
+    match defect {
+        Defect::NoClose => {
+            steps.iter().any(|s| s.expect_close.is_some() || expectations(s).iter().any(|e| e.status == Some(8)))
+        }
+        Defect::WrongStatus => {
+            steps.iter().any(|s| s.expect_message.is_some() || expectations(s).iter().any(|e| e.status == Some(5)))
+        }
+        Defect::DroppedChannel => steps.iter().any(|s| {
+            s.expect_message.as_ref().is_some_and(|m| m.channel != 0)
+                || expectations(s).iter().any(|e| e.channel.is_some_and(|c| c != 0))
+        }),
+        Defect::MissingDeleteAnswer => steps.iter().any(|s| expectations(s).iter().any(|e| is_delete_answer(e))),
+        Defect::WrongOrder => {
+            // Two adjacent single expectations on one channel that differ.
+            let mut previous: Option<&ExpectFrame> = None;
+            for step in steps {
+                match (&step.expect, step.repeat) {
+                    (Some(e), repeat) => {
+                        if previous.is_some_and(|p| p != e && p.channel.unwrap_or(0) == e.channel.unwrap_or(0)) {
+                            return true;
+                        }
+                        previous = if repeat.unwrap_or(1) > 1 { None } else { Some(e) };
+                    }
+                    _ => previous = None,
+                }
+            }
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_defects_fail_the_right_cases() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = reference_server().spawn(listener).unwrap();
+    let cases: Vec<NamedCase> = shipped_cases()
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.id.contains("large-body") && !c.id.contains("too-large"))
+        .collect();
+    let mut report = Vec::new();
+    for defect in
+        [Defect::WrongOrder, Defect::MissingDeleteAnswer, Defect::WrongStatus, Defect::NoClose, Defect::DroppedChannel]
+    {
+        let addr = proxy(defect, upstream.local_addr()).await.to_string();
+        let results = run_suite(&addr, &cases, &Profile::reference(), Duration::from_millis(500)).await;
+        let failed: BTreeSet<&str> =
+            results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).map(|r| r.case.id.as_str()).collect();
+        let expected: BTreeSet<&str> = cases.iter().filter(|c| must_fail(defect, c)).map(|c| c.id.as_str()).collect();
+        assert!(!expected.is_empty(), "{defect:?} should break some case");
+        let missed: Vec<_> = expected.difference(&failed).collect();
+        let extra: Vec<_> = failed.difference(&expected).collect();
+        if !missed.is_empty() || !extra.is_empty() {
+            report.push(format!("{defect:?}: not caught {missed:?}; failed without reason {extra:?}"));
+        }
+    }
+    upstream.shutdown().await.unwrap();
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
