@@ -1,0 +1,170 @@
+//! The book never drifts from the code: hex examples are vectors, internal
+//! links resolve, and the requirements index is regenerated from the sources
+//! (`IIP_UPDATE_INDEX=1 cargo test --test book` rewrites it).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use iip::conformance::client::load_client_cases;
+use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
+use iip::spec::{requirements, Level, Requirement};
+use iip::vector::{parse_hex, FrameVector};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every markdown file under `dir`, recursively, sorted.
+fn markdown_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(markdown_files(&path));
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_hex_example_is_a_vector_byte_for_byte() {
+    let mut checked = 0;
+    for file in markdown_files(&spec_dir()) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() != "```hex" {
+                continue;
+            }
+            let marker = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or_default();
+            let name = marker
+                .trim()
+                .strip_prefix("<!-- vector: ")
+                .and_then(|m| m.strip_suffix(" -->"))
+                .unwrap_or_else(|| panic!("{}:{}: a hex example must follow <!-- vector: NAME -->", file.display(), i + 1));
+            let body: String = lines[i + 1..].iter().take_while(|l| l.trim() != "```").copied().collect::<Vec<_>>().join(" ");
+            let example = parse_hex(&body).unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1));
+            let vector = std::fs::read(vectors_dir().join("frames").join(format!("{name}.snap.bin")))
+                .unwrap_or_else(|e| panic!("{}:{}: vector {name}: {e}", file.display(), i + 1));
+            assert_eq!(example, vector, "{}:{}: the example differs from vector {name}", file.display(), i + 1);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} hex examples found");
+}
+
+#[test]
+fn internal_links_resolve() {
+    let mut broken = Vec::new();
+    for file in markdown_files(&spec_dir()) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            let path = target.split('#').next().unwrap_or_default();
+            if path.is_empty() || target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let resolved = file.parent().unwrap().join(path);
+            if !resolved.exists() {
+                broken.push(format!("{}: {target}", file.strip_prefix(root()).unwrap_or(&file).display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+fn sort_key(req: &Requirement) -> (PathBuf, String, u32) {
+    let (prefix, number) = req.id.split_once('-').unwrap_or((&req.id, "0"));
+    (req.chapter.clone(), prefix.to_string(), number.parse().unwrap_or(0))
+}
+
+/// Files under `dirs` (source text) that mention `[ID]` or `"ID"`.
+fn citing_files(dirs: &[&str]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        let mut stack = vec![root().join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    let rel = p.strip_prefix(root()).unwrap().display().to_string();
+                    files.push((rel, std::fs::read_to_string(&p).unwrap_or_default()));
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn index_markdown() -> String {
+    let reqs = requirements(&spec_dir()).unwrap();
+    let mut vectors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in FrameVector::load_dir(&vectors_dir().join("frames")).unwrap() {
+        for id in &v.sidecar.requirements {
+            vectors.entry(id.clone()).or_default().push(format!("`frames/{}`", v.name));
+        }
+    }
+    for c in shipped_cases().unwrap() {
+        for id in &c.case.requirements {
+            vectors.entry(id.clone()).or_default().push(format!("`sessions/{}`", c.id));
+        }
+    }
+    for (_, c) in load_client_cases(&vectors_dir().join("client-sessions")).unwrap() {
+        for id in &c.requirements {
+            vectors.entry(id.clone()).or_default().push(format!("`client/{}`", c.name));
+        }
+    }
+    let sources = citing_files(&["tests", "src", "conformance"]);
+    let mut ordered: Vec<&Requirement> = reqs.values().collect();
+    ordered.sort_by_key(|r| sort_key(r));
+    let mut out = String::from(
+        "# Appendix B. Requirements index\n\n\
+         Generated by `tests/book.rs` from `spec/`, `vectors/` and the sources; do not edit.\n\
+         `IIP_UPDATE_INDEX=1 cargo test --test book` rewrites it, and the test fails when it is stale.\n\n\
+         | requirement | level | vectors | code and tests |\n|---|---|---|---|\n",
+    );
+    let (mut total, mut covered) = (0, 0);
+    for req in ordered {
+        let chapter = req.chapter.file_name().unwrap().to_string_lossy();
+        let level = match req.level {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        };
+        let cited = vectors.get(&req.id).cloned().unwrap_or_default();
+        let code: Vec<String> = sources
+            .iter()
+            .filter(|(_, text)| text.contains(&format!("[{}]", req.id)) || text.contains(&format!("\"{}\"", req.id)))
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        total += 1;
+        if !cited.is_empty() || !code.is_empty() {
+            covered += 1;
+        }
+        let shown = |list: &[String]| if list.is_empty() { "—".to_string() } else { list.join(", ") };
+        let _ = writeln!(out, "| [{}](../{chapter}) | {level} | {} | {} |", req.id, shown(&cited), shown(&code));
+    }
+    let _ = write!(out, "\n{covered} of {total} requirements are checked by at least one vector or test.\n");
+    out
+}
+
+#[test]
+fn requirements_index_is_up_to_date() {
+    let path = spec_dir().join("reference/requirements-index.md");
+    let fresh = index_markdown();
+    if std::env::var("IIP_UPDATE_INDEX").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(current == fresh, "spec/reference/requirements-index.md is stale: run IIP_UPDATE_INDEX=1 cargo test --test book");
+}

@@ -1,0 +1,235 @@
+//! The spec's tables are the code's tables: each is parsed from the markdown
+//! and checked row by row — and, for the state machines, pair by pair: a
+//! transition with no row must be refused by the sans-IO core.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use iip::answer::ErrorCode;
+use iip::frame::{DEFAULT_MAX_DATA, DEFAULT_MAX_PATH};
+use iip::proto::client::ClientConnection;
+use iip::proto::message::{position_name, transition, MessageState};
+use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
+use iip::spec::{table, Table};
+use iip::{Frame, FrameLimits, MessageKind, Position, Sender, Status};
+
+fn spec_table(chapter: &str, name: &str) -> Table {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec").join(chapter);
+    table(&std::fs::read_to_string(&path).unwrap(), name).unwrap()
+}
+
+#[test]
+fn status_table_matches_status_type() {
+    let t = spec_table("03-status.md", "status");
+    assert_eq!(t.rows.len(), Status::ALL.len(), "one row per status value");
+    for row in &t.rows {
+        let status = Status::from_byte(row[0].parse().unwrap()).unwrap();
+        let sender = match row[1].as_str() {
+            "client" => Sender::Client,
+            "server" => Sender::Server,
+            "either" => Sender::Either,
+            other => panic!("unknown sender {other}"),
+        };
+        assert_eq!(status.sender(), sender, "sender of {status}");
+        let kind = match row[2].as_str() {
+            "request" => Some(MessageKind::Request),
+            "response" => Some(MessageKind::Response),
+            _ => None,
+        };
+        assert_eq!(status.message_kind(), kind, "kind of {status}");
+        assert_eq!(status.position().map(position_name).unwrap_or("-"), row[3], "position of {status}");
+    }
+}
+
+#[test]
+fn error_code_table_matches_error_codes() {
+    let t = spec_table("10-error-answers.md", "error-codes");
+    assert_eq!(t.rows.len(), ErrorCode::ALL.len());
+    for (row, code) in t.rows.iter().zip(ErrorCode::ALL) {
+        assert_eq!(row[0].parse::<i64>().unwrap(), code.value());
+        assert_eq!(row[1], code.name());
+    }
+}
+
+#[test]
+fn limits_table_matches_defaults() {
+    let t = spec_table("04-limits.md", "limits");
+    let value = |name: &str| -> u64 {
+        let row = t.rows.iter().find(|r| r[0] == name).unwrap();
+        row[1].split_whitespace().next().unwrap().trim_matches('`').parse().unwrap()
+    };
+    assert_eq!(value("max_path"), DEFAULT_MAX_PATH as u64);
+    assert_eq!(value("max_data"), u64::from(DEFAULT_MAX_DATA));
+}
+
+fn state_named(name: &str) -> MessageState {
+    match name {
+        "idle" => MessageState::Idle,
+        "open" => MessageState::Open,
+        other => panic!("unknown state {other}"),
+    }
+}
+
+const POSITIONS: [Position; 4] = [Position::FirstMore, Position::Whole, Position::ContinueMore, Position::Last];
+
+/// Puts a server core's channel 0 into `state`, then feeds a request frame
+/// at `position`; returns whether it was accepted and the state after.
+fn server_step(state: MessageState, position: Position) -> (bool, Option<MessageState>) {
+    let mut core = ServerConnection::new(ServerConfig::default());
+    let frame = |p| Frame::new(Status::message(MessageKind::Request, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"x"));
+    if state == MessageState::Open {
+        core.receive(frame(Position::FirstMore)).unwrap();
+    }
+    let accepted = core.receive(frame(position)).is_ok();
+    (accepted, core.message_state(0).filter(|_| accepted))
+}
+
+/// The same for a client core receiving response frames.
+fn client_step(state: MessageState, position: Position) -> bool {
+    let mut core = ClientConnection::new(FrameLimits::default());
+    core.request(0, "/echo", Bytes::from_static(b"x")).unwrap();
+    core.request(0, "/echo", Bytes::from_static(b"y")).unwrap();
+    let frame = |p| Frame::new(Status::message(MessageKind::Response, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"r"));
+    if state == MessageState::Open {
+        core.receive(frame(Position::FirstMore)).unwrap();
+    }
+    core.receive(frame(position)).is_ok()
+}
+
+#[test]
+fn message_transitions_match_the_table_pair_by_pair() {
+    let t = spec_table("07-messages.md", "message-transitions");
+    assert!(!t.rows.is_empty());
+    for state in [MessageState::Idle, MessageState::Open] {
+        for position in POSITIONS {
+            let row = t.rows.iter().find(|r| state_named(&r[0]) == state && r[1] == position_name(position));
+            let expected = row.map(|r| (state_named(&r[2]), r[3].clone()));
+            let actual = transition(state, position).map(|(next, step)| (next, step.name().to_string()));
+            assert_eq!(actual, expected, "transition function, {state} + {}", position_name(position));
+            let (accepted, after) = server_step(state, position);
+            assert_eq!(accepted, expected.is_some(), "server core, {state} + {}", position_name(position));
+            assert_eq!(after, expected.as_ref().map(|e| e.0), "server core state after {state} + {}", position_name(position));
+            assert_eq!(client_step(state, position), expected.is_some(), "client core, {state} + {}", position_name(position));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChannelState {
+    Absent,
+    Open,
+    Deleting,
+}
+
+fn channel_state_named(name: &str) -> ChannelState {
+    match name {
+        "absent" => ChannelState::Absent,
+        "open" => ChannelState::Open,
+        "deleting" => ChannelState::Deleting,
+        other => panic!("unknown channel state {other}"),
+    }
+}
+
+fn observe(core: &ServerConnection, id: u32) -> ChannelState {
+    if core.is_open(id) {
+        ChannelState::Open
+    } else if core.channel_ids().contains(&id) {
+        ChannelState::Deleting
+    } else {
+        ChannelState::Absent
+    }
+}
+
+fn request(path: &'static str, channel: u32) -> Frame {
+    Frame::new(Status::RequestWhole, Bytes::from_static(path.as_bytes()), channel, Bytes::from_static(b"{}"))
+}
+
+/// A core with channel `id` in `state`, and the seq of the request that
+/// holds a deleting channel's answer back.
+fn core_in(state: ChannelState, id: u32) -> (ServerConnection, Option<u64>) {
+    let mut core = ServerConnection::new(ServerConfig::default());
+    if id != 0 && state != ChannelState::Absent {
+        core.receive(request("/sys/new_channel", 0)).unwrap();
+    }
+    let mut held = None;
+    if state == ChannelState::Deleting {
+        if let Ok(Some(ServerEvent::Request(r))) = core.receive(request("/echo", id)) {
+            held = Some(r.seq);
+        }
+        core.receive(request("/sys/delete_channel", id)).unwrap();
+    }
+    assert_eq!(observe(&core, id), state, "set-up of {state:?}");
+    (core, held)
+}
+
+/// Applies `event` to channel `id`: `None` when the event cannot happen in
+/// that state, else whether the core accepted it and the state after.
+fn apply(event: &str, state: ChannelState, id: u32) -> Option<(bool, ChannelState)> {
+    let (mut core, held) = core_in(state, id);
+    let accepted = match event {
+        "new-channel-granted" => {
+            core.receive(request("/sys/new_channel", 0)).unwrap();
+            // Granting this id can only happen when it is free.
+            if state != ChannelState::Absent {
+                return None;
+            }
+            true
+        }
+        "request-frame" => core.receive(request("/echo", id)).is_ok(),
+        "delete-request" if id != 0 => {
+            // An unanswered request ahead of the delete keeps its answer queued,
+            // so the state between request and answer can be seen.
+            let ahead = core.receive(request("/echo", id)).is_ok();
+            ahead && core.receive(request("/sys/delete_channel", id)).is_ok()
+        }
+        "delete-request-channel-0" if id == 0 => core.receive(request("/sys/delete_channel", 0)).is_ok(),
+        "delete-answer-sent" => {
+            let seq = held?;
+            core.respond(id, seq, Bytes::from_static(b"{}"))
+        }
+        "connection-closed" if state != ChannelState::Absent => {
+            core.receive(Frame::close(0)).unwrap();
+            return Some((true, ChannelState::Absent));
+        }
+        _ => return None,
+    };
+    Some((accepted, observe(&core, id)))
+}
+
+#[test]
+fn channel_lifecycle_matches_the_table_pair_by_pair() {
+    let t = spec_table("06-channels.md", "channel-lifecycle");
+    let events: Vec<String> = {
+        let mut e: Vec<String> = t.rows.iter().map(|r| r[1].clone()).collect();
+        e.dedup();
+        e.sort();
+        e.dedup();
+        e
+    };
+    let mut checked = 0;
+    for (state_name, state) in [("absent", ChannelState::Absent), ("open", ChannelState::Open), ("deleting", ChannelState::Deleting)] {
+        for event in &events {
+            for id in [0u32, 1] {
+                if id == 0 && state != ChannelState::Open {
+                    continue; // channel 0 is always open ([CHAN-1], [CHAN-8])
+                }
+                let Some((accepted, after)) = apply(event, state, id) else { continue };
+                checked += 1;
+                let row = t.rows.iter().find(|r| r[0] == state_name && &r[1] == event);
+                match row {
+                    Some(r) if r[3].starts_with("protocol error") => {
+                        assert!(!accepted, "{state_name} + {event} on {id}: the table says protocol error");
+                    }
+                    Some(r) => {
+                        assert!(accepted, "{state_name} + {event} on {id}: refused, the table allows it");
+                        if event != "connection-closed" {
+                            assert_eq!(after, channel_state_named(&r[2]), "{state_name} + {event} on {id}: next state");
+                        }
+                    }
+                    None => assert!(!accepted, "{state_name} + {event} on {id}: accepted, but the table has no row"),
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} pairs checked");
+}
