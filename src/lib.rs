@@ -12,16 +12,22 @@
 pub mod answer;
 pub mod client;
 pub mod codec;
+#[cfg(not(loom))]
 pub mod conformance;
 pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod frame_error;
+#[cfg(not(loom))]
+pub mod loadgen;
 pub mod proto;
+#[cfg(not(loom))]
 pub mod server;
 pub mod spec;
 pub mod status;
+mod sync;
 pub mod vector;
+#[cfg(not(loom))]
 pub mod writer;
 
 pub use codec::{CodecError, FrameCodec};

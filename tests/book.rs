@@ -41,12 +41,12 @@ fn every_hex_example_is_a_vector_byte_for_byte() {
                 continue;
             }
             let marker = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or_default();
-            let name = marker
-                .trim()
-                .strip_prefix("<!-- vector: ")
-                .and_then(|m| m.strip_suffix(" -->"))
-                .unwrap_or_else(|| panic!("{}:{}: a hex example must follow <!-- vector: NAME -->", file.display(), i + 1));
-            let body: String = lines[i + 1..].iter().take_while(|l| l.trim() != "```").copied().collect::<Vec<_>>().join(" ");
+            let name =
+                marker.trim().strip_prefix("<!-- vector: ").and_then(|m| m.strip_suffix(" -->")).unwrap_or_else(|| {
+                    panic!("{}:{}: a hex example must follow <!-- vector: NAME -->", file.display(), i + 1)
+                });
+            let body: String =
+                lines[i + 1..].iter().take_while(|l| l.trim() != "```").copied().collect::<Vec<_>>().join(" ");
             let example = parse_hex(&body).unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1));
             let vector = std::fs::read(vectors_dir().join("frames").join(format!("{name}.snap.bin")))
                 .unwrap_or_else(|e| panic!("{}:{}: vector {name}: {e}", file.display(), i + 1));
@@ -166,5 +166,8 @@ fn requirements_index_is_up_to_date() {
         std::fs::write(&path, &fresh).unwrap();
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(current == fresh, "spec/reference/requirements-index.md is stale: run IIP_UPDATE_INDEX=1 cargo test --test book");
+    assert!(
+        current == fresh,
+        "spec/reference/requirements-index.md is stale: run IIP_UPDATE_INDEX=1 cargo test --test book"
+    );
 }

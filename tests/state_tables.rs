@@ -76,7 +76,9 @@ const POSITIONS: [Position; 4] = [Position::FirstMore, Position::Whole, Position
 /// at `position`; returns whether it was accepted and the state after.
 fn server_step(state: MessageState, position: Position) -> (bool, Option<MessageState>) {
     let mut core = ServerConnection::new(ServerConfig::default());
-    let frame = |p| Frame::new(Status::message(MessageKind::Request, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"x"));
+    let frame = |p| {
+        Frame::new(Status::message(MessageKind::Request, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"x"))
+    };
     if state == MessageState::Open {
         core.receive(frame(Position::FirstMore)).unwrap();
     }
@@ -89,7 +91,9 @@ fn client_step(state: MessageState, position: Position) -> bool {
     let mut core = ClientConnection::new(FrameLimits::default());
     core.request(0, "/echo", Bytes::from_static(b"x")).unwrap();
     core.request(0, "/echo", Bytes::from_static(b"y")).unwrap();
-    let frame = |p| Frame::new(Status::message(MessageKind::Response, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"r"));
+    let frame = |p| {
+        Frame::new(Status::message(MessageKind::Response, p), Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"r"))
+    };
     if state == MessageState::Open {
         core.receive(frame(Position::FirstMore)).unwrap();
     }
@@ -108,8 +112,18 @@ fn message_transitions_match_the_table_pair_by_pair() {
             assert_eq!(actual, expected, "transition function, {state} + {}", position_name(position));
             let (accepted, after) = server_step(state, position);
             assert_eq!(accepted, expected.is_some(), "server core, {state} + {}", position_name(position));
-            assert_eq!(after, expected.as_ref().map(|e| e.0), "server core state after {state} + {}", position_name(position));
-            assert_eq!(client_step(state, position), expected.is_some(), "client core, {state} + {}", position_name(position));
+            assert_eq!(
+                after,
+                expected.as_ref().map(|e| e.0),
+                "server core state after {state} + {}",
+                position_name(position)
+            );
+            assert_eq!(
+                client_step(state, position),
+                expected.is_some(),
+                "client core, {state} + {}",
+                position_name(position)
+            );
         }
     }
 }
@@ -207,7 +221,9 @@ fn channel_lifecycle_matches_the_table_pair_by_pair() {
         e
     };
     let mut checked = 0;
-    for (state_name, state) in [("absent", ChannelState::Absent), ("open", ChannelState::Open), ("deleting", ChannelState::Deleting)] {
+    for (state_name, state) in
+        [("absent", ChannelState::Absent), ("open", ChannelState::Open), ("deleting", ChannelState::Deleting)]
+    {
         for event in &events {
             for id in [0u32, 1] {
                 if id == 0 && state != ChannelState::Open {

@@ -1,0 +1,283 @@
+//! The command line of `iip`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use iip::client::{Client, ClientConfig, ClientError};
+use iip::server::Server;
+
+#[derive(Parser)]
+#[command(name = "iip", version, about = "IIP/1: serve, call, benchmark and check IIP servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded server: /echo, /echo_benchmark and the /sys/ paths.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Most channels per connection, channel 0 included.
+        #[arg(long, default_value_t = 1024)]
+        max_channels: u32,
+        /// Most connections at once.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
+    },
+    /// Send one request and print the answer.
+    Call {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// Request path, e.g. /echo or /sys/server_count.
+        path: String,
+        /// Request body; `@FILE` reads a file; default `{}`.
+        data: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Print an error answer as it came instead of failing.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Run the conformance suite against a server and report by spec chapter.
+    Conformance {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// What the server declares beyond /echo, e.g. `max-channels=8,fail-route`.
+        #[arg(long, default_value = "")]
+        profile: String,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Milliseconds each step may wait.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
+    },
+    /// Load an IIP server that serves /echo (or --path) and report req/s and latency percentiles.
+    Bench {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// TCP connections.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Channels per connection (0: channel 0 only).
+        #[arg(long, default_value_t = 10)]
+        channels: usize,
+        /// Requests in flight per channel (pipelining depth).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        /// Request body size in bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Path to call; must answer with the request body.
+        #[arg(long, default_value = "/echo")]
+        path: String,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Stop after this many requests.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Instead of load: open this many connections, make one call on
+        /// each, hold them idle for --duration seconds, then close them.
+        #[arg(long)]
+        idle: Option<usize>,
+    },
+    /// Play the server side of the client conformance cases, one connection each.
+    ClientConformance {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9191")]
+        listen: String,
+        /// Milliseconds each step may wait.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+}
+
+fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
+    match data {
+        None => Ok(Bytes::from_static(b"{}")),
+        Some(d) => match d.strip_prefix('@') {
+            Some(file) => std::fs::read(file).map(Bytes::from),
+            None => Ok(Bytes::from(d)),
+        },
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { listen, max_channels, max_connections } => {
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let server = Server::echo().max_channels(max_channels).max_connections(max_connections).build();
+            eprintln!("iip serving on {} (Ctrl-C stops)", listener.local_addr().map_err(|e| e.to_string())?);
+            let stopper = server.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("shutting down");
+                    stopper.shutdown();
+                }
+            });
+            server.serve(listener).await.map_err(|e| e.to_string())
+        }
+        Command::Call { addr, path, data, timeout, raw } => {
+            let body = body_of(data).map_err(|e| format!("cannot read the body: {e}"))?;
+            let config =
+                ClientConfig { timeout: Duration::from_secs_f64(timeout.max(0.001)), ..ClientConfig::default() };
+            let client = Client::connect_with(addr.as_str(), config).await.map_err(|e| e.to_string())?;
+            let channel = client.channel_zero();
+            let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
+            match answer {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&bytes);
+                    if !bytes.ends_with(b"\n") {
+                        let _ = out.write_all(b"\n");
+                    }
+                    Ok(())
+                }
+                Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Command::Conformance { addr, profile, filter, timeout_ms, json, junit } => {
+            conformance(&addr, &profile, filter.as_deref(), Duration::from_millis(timeout_ms), json, junit).await
+        }
+        Command::Bench { addr, idle: Some(count), duration, .. } => {
+            let held = iip::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("held {held} idle connections");
+            Ok(())
+        }
+        Command::Bench { addr, connections, channels, depth, payload, path, duration, requests, json, idle: None } => {
+            let plan = iip::loadgen::LoadPlan {
+                addr,
+                connections,
+                channels,
+                depth,
+                payload,
+                path,
+                duration: Duration::from_secs_f64(duration.clamp(0.01, 3600.0)),
+                requests,
+                timeout: Duration::from_secs(10),
+            };
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let shown = bar.clone();
+            let report = iip::loadgen::run(&plan, move |n| shown.set_message(format!("{n} requests")))
+                .await
+                .map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
+        Command::ClientConformance { listen, timeout_ms } => {
+            client_conformance(&listen, Duration::from_millis(timeout_ms)).await
+        }
+    }
+}
+
+async fn conformance(
+    addr: &str,
+    profile: &str,
+    filter: Option<&str>,
+    timeout: Duration,
+    json: Option<std::path::PathBuf>,
+    junit: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    use iip::conformance::{report, run_suite, shipped_cases, spec_dir, Profile};
+    let profile = Profile::parse(profile)?;
+    let requirements = iip::spec::requirements(&spec_dir()).map_err(|e| e.to_string())?;
+    let mut cases = shipped_cases().map_err(|e| e.to_string())?;
+    if let Some(f) = filter {
+        cases.retain(|c| c.id.contains(f));
+    }
+    let results = run_suite(addr, &cases, &profile, timeout).await;
+    print!("{}", report::text_report(&results, &requirements));
+    if let Some(path) = json {
+        std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, report::junit_report(&results, &requirements))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    match report::totals(&results).failed {
+        0 => Ok(()),
+        n => Err(format!("{n} case(s) failed")),
+    }
+}
+
+async fn client_conformance(listen: &str, timeout: Duration) -> Result<(), String> {
+    use iip::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
+    let cases =
+        load_client_cases(&iip::conformance::vectors_dir().join("client-sessions")).map_err(|e| e.to_string())?;
+    let server = ScriptedServer::bind(listen, timeout).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let (mut passed, mut failed) = (0, 0);
+    for (i, (_, case)) in cases.iter().enumerate() {
+        println!("case {}/{}: {} [{}]", i + 1, cases.len(), case.name, case.requirements.join(", "));
+        println!("  connect to {addr} and {}", describe_actions(&case.actions));
+        match server.play(case).await {
+            Ok(()) => {
+                passed += 1;
+                println!("  ok: the client's frames followed the script (check the outcomes above on the client side)");
+            }
+            Err(f) => {
+                failed += 1;
+                println!("  FAIL {}", f.to_string().replace('\n', "\n  "));
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} case(s) failed"))
+    }
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iip: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("iip: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

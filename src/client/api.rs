@@ -1,0 +1,148 @@
+//! The async client API over a [`Connection`]: [`Client`] and [`Channel`].
+
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+use crate::answer::ErrorAnswer;
+
+use super::connection::Connection;
+use super::{ClientConfig, ClientError, Delivery, Inbox, Mux};
+
+/// One client connection. Cheap to clone; every clone shares the
+/// connection, which closes when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    connection: StdArc<Connection>,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// Connects with default settings.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        Client::connect_with(addr, ClientConfig::default()).await
+    }
+
+    /// Connects with `config`.
+    pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Connect(e.to_string()))?;
+        Ok(Client { connection: StdArc::new(Connection::start(stream, config.frame_limits)), config })
+    }
+
+    /// Channel 0, which every connection has (`[CHAN-1]`).
+    pub fn channel_zero(&self) -> Channel {
+        Channel { client: self.clone(), id: 0 }
+    }
+
+    /// Calls `path` on channel 0.
+    pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        self.channel_zero().call(path, body).await
+    }
+
+    /// Opens a new channel and waits until the server has granted it (`[CHAN-5]`).
+    pub async fn open_channel(&self) -> Result<Channel, ClientError> {
+        let inbox = Mux::open_channel(&self.connection.mux, 0)?;
+        self.connection.wake_writer.notify_one();
+        let delivery = tokio::time::timeout(self.config.timeout, inbox.next())
+            .await
+            .map_err(|_| ClientError::Timeout(self.config.timeout))?;
+        match delivery {
+            Some(Delivery::Opened(id)) => Ok(Channel { client: self.clone(), id }),
+            Some(Delivery::Refused { code, message }) => Err(ClientError::Server { code, message }),
+            Some(Delivery::Failed(err)) => Err(err),
+            _ => Err(ClientError::Closed("no answer to /sys/new_channel".into())),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.connection.mux.closed().is_none()
+    }
+
+    fn submit(&self, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
+        let inbox = Mux::call(&self.connection.mux, channel, path, body)?;
+        self.connection.wake_writer.notify_one();
+        Ok(inbox)
+    }
+}
+
+/// A channel of a client connection. Calls made on it concurrently are
+/// pipelined and answered in order (`[ORDER-2]`).
+#[derive(Debug, Clone)]
+pub struct Channel {
+    client: Client,
+    id: u32,
+}
+
+impl Channel {
+    /// The channel id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Calls `path` with `body` and returns the response body; an error
+    /// answer becomes [`ClientError::Server`] (`[ANSWER-4]`).
+    pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        let body = self.call_raw(path, body).await?;
+        match ErrorAnswer::parse(&body) {
+            Some(answer) => Err(ClientError::Server { code: answer.code, message: answer.message }),
+            None => Ok(body),
+        }
+    }
+
+    /// Calls `path` and returns the response body as it is, error answers included.
+    pub async fn call_raw(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        self.call_raw_timeout(path, body, self.client.config.timeout).await
+    }
+
+    /// Like [`Channel::call_raw`] with its own timeout. On timeout the
+    /// answer, when it comes, is dropped; later calls are not disturbed.
+    pub async fn call_raw_timeout(
+        &self,
+        path: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        let inbox = self.client.submit(self.id, path.into(), body.into())?;
+        match tokio::time::timeout(timeout, inbox.body()).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    /// Calls `path` and yields the response frame by frame, for responses
+    /// that arrive in several frames (`[MSG-2]`). No timeout applies.
+    pub fn call_stream(
+        &self,
+        path: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+    ) -> impl Stream<Item = Result<Bytes, ClientError>> {
+        let inbox = self.client.submit(self.id, path.into(), body.into());
+        futures::stream::unfold(Some(inbox), |state| async move {
+            match state? {
+                Err(err) => Some((Err(err), None)),
+                Ok(inbox) => match inbox.next().await? {
+                    Delivery::Data { data, complete } => Some((Ok(data), (!complete).then_some(Ok(inbox)))),
+                    Delivery::Failed(err) => Some((Err(err), None)),
+                    Delivery::Opened(_) | Delivery::Refused { .. } => None,
+                },
+            }
+        })
+    }
+
+    /// Deletes the channel (`[CHAN-7]`). Calls already made on it still get
+    /// their answers.
+    pub async fn delete(self) -> Result<(), ClientError> {
+        self.client.connection.mux.delete_channel(self.id)?;
+        self.client.connection.wake_writer.notify_one();
+        Ok(())
+    }
+}

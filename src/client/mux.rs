@@ -1,0 +1,297 @@
+//! The client multiplexer: the sans-IO [`ClientConnection`] shared between
+//! the callers, the reader and the writer of one connection.
+//!
+//! Callers submit requests and get an [`Inbox`] each; the writer drains the
+//! frames to send; the reader delivers the server's frames, which land in
+//! the inbox of the request they answer. Every frame of one message is
+//! queued under one lock, so messages never interleave on a channel
+//! (`[MSG-5]`). A caller that gives up drops its inbox, and the answer, when
+//! it comes, is consumed and dropped (`[ORDER-5]`: the next caller still gets
+//! its own). Closing fails every inbox still waiting (`[CLOSE-5]`).
+//!
+//! Built on [`crate::sync`], so `tests/loom.rs` model-checks this code.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::frame::{Frame, FrameLimits};
+use crate::proto::client::{ClientConnection, ClientEvent, RequestError, RequestId};
+use crate::proto::error::ProtocolError;
+use crate::sync::{lock, Arc, Mutex};
+
+use super::ClientError;
+
+/// Something that arrived for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A frame's data of the response; `complete` on its last frame.
+    Data {
+        /// The data.
+        data: Bytes,
+        /// Whether the response is complete.
+        complete: bool,
+    },
+    /// A `/sys/new_channel` request was granted this channel.
+    Opened(u32),
+    /// A `/sys/new_channel` request was refused.
+    Refused {
+        /// The code.
+        code: i64,
+        /// The message.
+        message: String,
+    },
+    /// The request failed.
+    Failed(ClientError),
+}
+
+impl Delivery {
+    fn is_last(&self) -> bool {
+        !matches!(self, Delivery::Data { complete: false, .. })
+    }
+}
+
+#[derive(Debug, Default)]
+struct InboxState {
+    items: VecDeque<Delivery>,
+    done: bool,
+    waker: Option<Waker>,
+}
+
+type Slot = Arc<Mutex<InboxState>>;
+
+fn push(slot: &Slot, delivery: Delivery) {
+    let waker = {
+        let mut state = lock(slot);
+        state.done |= delivery.is_last();
+        state.items.push_back(delivery);
+        state.waker.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    core: ClientConnection,
+    slots: BTreeMap<RequestId, Slot>,
+    outgoing: Vec<Frame>,
+    closed: Option<String>,
+}
+
+/// The shared state of one client connection.
+#[derive(Debug)]
+pub struct Mux {
+    state: Mutex<State>,
+}
+
+/// What a caller waits on: the deliveries for one request.
+#[derive(Debug)]
+pub struct Inbox {
+    id: RequestId,
+    slot: Slot,
+    mux: Arc<Mux>,
+}
+
+fn refused(err: RequestError, closed: &Option<String>) -> ClientError {
+    match (err, closed) {
+        (_, Some(reason)) => ClientError::Closed(reason.clone()),
+        (RequestError::Closed, None) => ClientError::Closed("connection closed".into()),
+        (other, None) => ClientError::Refused(other),
+    }
+}
+
+impl Mux {
+    /// A multiplexer over a new connection.
+    pub fn new(limits: FrameLimits) -> Arc<Mux> {
+        Arc::new(Mux {
+            state: Mutex::new(State {
+                core: ClientConnection::new(limits),
+                slots: BTreeMap::new(),
+                outgoing: Vec::new(),
+                closed: None,
+            }),
+        })
+    }
+
+    fn submit(
+        this: &Arc<Self>,
+        send: impl FnOnce(&mut ClientConnection) -> Result<RequestId, RequestError>,
+    ) -> Result<Inbox, ClientError> {
+        let mut state = lock(&this.state);
+        if let Some(reason) = &state.closed {
+            return Err(ClientError::Closed(reason.clone()));
+        }
+        let id = send(&mut state.core).map_err(|e| refused(e, &state.closed))?;
+        let slot: Slot = Arc::new(Mutex::new(InboxState::default()));
+        state.slots.insert(id, slot.clone());
+        let State { core, outgoing, .. } = &mut *state;
+        core.drain_transmit(outgoing);
+        Ok(Inbox { id, slot, mux: this.clone() })
+    }
+
+    /// Queues a request for `path` with `body` on `channel`.
+    pub fn call(this: &Arc<Self>, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
+        Self::submit(this, |core| core.request(channel, path, body))
+    }
+
+    /// Queues a `/sys/new_channel` request on `via`.
+    pub fn open_channel(this: &Arc<Self>, via: u32) -> Result<Inbox, ClientError> {
+        Self::submit(this, |core| core.open_channel(via))
+    }
+
+    /// Queues the deletion of `channel`; it takes no more requests at once.
+    pub fn delete_channel(&self, channel: u32) -> Result<(), ClientError> {
+        let mut state = lock(&self.state);
+        if let Some(reason) = &state.closed {
+            return Err(ClientError::Closed(reason.clone()));
+        }
+        let result = state.core.delete_channel(channel);
+        let State { core, outgoing, closed, .. } = &mut *state;
+        core.drain_transmit(outgoing);
+        result.map_err(|e| refused(e, closed))
+    }
+
+    /// Moves the frames waiting to be sent into `out`, in order.
+    pub fn take_outgoing(&self, out: &mut Vec<Frame>) {
+        out.append(&mut lock(&self.state).outgoing);
+    }
+
+    /// Hands the multiplexer one frame from the server. A protocol error
+    /// closes the multiplexer and is returned for the shell to act on.
+    pub fn deliver(&self, frame: Frame) -> Result<(), ProtocolError> {
+        let mut state = lock(&self.state);
+        let event = match state.core.receive(frame) {
+            Ok(event) => event,
+            Err(err) => {
+                Self::fail_all(&mut state, err.to_string());
+                return Err(err);
+            }
+        };
+        let (id, delivery) = match event {
+            None => return Ok(()),
+            Some(ClientEvent::Response { id, data, complete }) => (id, Delivery::Data { data, complete }),
+            Some(ClientEvent::ChannelOpened { id, channel }) => (id, Delivery::Opened(channel)),
+            Some(ClientEvent::ChannelRefused { id, code, message }) => (id, Delivery::Refused { code, message }),
+            Some(ClientEvent::PeerClosed { reason }) => {
+                let reason = format!("server closed the connection: {}", String::from_utf8_lossy(&reason));
+                Self::fail_all(&mut state, reason);
+                return Ok(());
+            }
+        };
+        let last = delivery.is_last();
+        // A caller that gave up has no slot: the answer is dropped.
+        let slot = if last { state.slots.remove(&id) } else { state.slots.get(&id).cloned() };
+        drop(state);
+        if let Some(slot) = slot {
+            push(&slot, delivery);
+        }
+        Ok(())
+    }
+
+    fn fail_all(state: &mut State, reason: String) {
+        state.core.close();
+        state.outgoing.clear();
+        // In request order: a BTreeMap keeps this deterministic (loom needs it).
+        for (_, slot) in std::mem::take(&mut state.slots) {
+            push(&slot, Delivery::Failed(ClientError::Closed(reason.clone())));
+        }
+        state.closed.get_or_insert(reason);
+    }
+
+    /// Closes: every waiting request fails with `reason`, later ones are refused.
+    pub fn close(&self, reason: &str) {
+        let mut state = lock(&self.state);
+        if state.closed.is_none() {
+            Self::fail_all(&mut state, reason.to_string());
+        }
+    }
+
+    /// Why the multiplexer closed, if it has.
+    pub fn closed(&self) -> Option<String> {
+        lock(&self.state).closed.clone()
+    }
+
+    /// Requests whose callers still wait (for leak checks).
+    pub fn waiting(&self) -> usize {
+        lock(&self.state).slots.len()
+    }
+
+    fn cancel(&self, id: RequestId) {
+        lock(&self.state).slots.remove(&id);
+    }
+}
+
+impl Inbox {
+    /// The request this inbox belongs to.
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// The next delivery if one is there.
+    pub fn try_next(&self) -> Option<Delivery> {
+        lock(&self.slot).items.pop_front()
+    }
+
+    /// Waits for the next delivery; `None` once the last one was taken.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let mut state = lock(&self.slot);
+        match state.items.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None if state.done => Poll::Ready(None),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next delivery, `None` after the last.
+    pub fn next(&self) -> impl Future<Output = Option<Delivery>> + '_ {
+        NextDelivery { inbox: self }
+    }
+
+    /// Waits for the whole response body, or the failure.
+    pub async fn body(&self) -> Result<Bytes, ClientError> {
+        let mut parts: Vec<Bytes> = Vec::new();
+        while let Some(delivery) = self.next().await {
+            match delivery {
+                Delivery::Data { data, complete } => {
+                    parts.push(data);
+                    if complete {
+                        return Ok(if parts.len() == 1 { parts.swap_remove(0) } else { Bytes::from(parts.concat()) });
+                    }
+                }
+                Delivery::Failed(err) => return Err(err),
+                Delivery::Opened(_) | Delivery::Refused { .. } => break,
+            }
+        }
+        Err(ClientError::Closed("no response".into()))
+    }
+}
+
+struct NextDelivery<'a> {
+    inbox: &'a Inbox,
+}
+
+impl Future for NextDelivery<'_> {
+    type Output = Option<Delivery>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.inbox.poll_next(cx)
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        // Giving up (timeout, cancellation): forget the slot; the answer is
+        // still read off the wire in order and dropped.
+        if !lock(&self.slot).done {
+            self.mux.cancel(self.id);
+        }
+    }
+}

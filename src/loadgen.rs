@@ -1,0 +1,205 @@
+//! The load generator behind `iip bench`: connections × channels × pipelining
+//! depth of workers calling one path with a fixed payload, for a duration or
+//! a request count, with latencies in an HDR histogram.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::{Channel, Client, ClientConfig, ClientError};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Server address.
+    pub addr: String,
+    /// TCP connections.
+    pub connections: usize,
+    /// Channels per connection; 0 uses channel 0 only.
+    pub channels: usize,
+    /// Requests in flight per channel (pipelining depth).
+    pub depth: usize,
+    /// Body size in bytes.
+    pub payload: usize,
+    /// Path to call.
+    pub path: String,
+    /// Stop after this long.
+    pub duration: Duration,
+    /// Stop after this many requests, if set.
+    pub requests: Option<u64>,
+    /// Per-call timeout.
+    pub timeout: Duration,
+}
+
+/// What came of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Requests answered correctly.
+    pub requests: u64,
+    /// Calls that failed (error answer, timeout, closed, wrong body).
+    pub errors: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Requests per second.
+    pub requests_per_second: f64,
+    /// Megabytes (10^6) of payload per second, both directions.
+    pub megabytes_per_second: f64,
+    /// Latency percentiles in microseconds: p50, p90, p99, p99.9, max.
+    pub latency_us: Percentiles,
+    /// The first error seen, if any.
+    pub first_error: Option<String>,
+}
+
+/// Latency percentiles, microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid")))
+}
+
+/// Runs the plan; `progress` is called with the requests done so far about
+/// ten times a second.
+pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, ClientError> {
+    let config = ClientConfig { timeout: plan.timeout, ..ClientConfig::default() };
+    let mut channels: Vec<Channel> = Vec::new();
+    for _ in 0..plan.connections.max(1) {
+        let client = Client::connect_with(plan.addr.as_str(), config).await?;
+        if plan.channels == 0 {
+            channels.push(client.channel_zero());
+        }
+        for _ in 0..plan.channels {
+            channels.push(client.open_channel().await?);
+        }
+    }
+    let payload = Bytes::from((0..plan.payload.max(1)).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let done = Arc::new(AtomicU64::new(0));
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let mut workers = Vec::new();
+    for channel in &channels {
+        for _ in 0..plan.depth.max(1) {
+            let (channel, payload, path) = (channel.clone(), payload.clone(), Bytes::from(plan.path.clone()));
+            let (done, issued, limit) = (done.clone(), issued.clone(), plan.requests);
+            workers.push(tokio::spawn(async move {
+                let mut histogram = new_histogram();
+                let (mut errors, mut first_error) = (0u64, None);
+                while Instant::now() < deadline && limit.is_none_or(|n| issued.fetch_add(1, Ordering::Relaxed) < n) {
+                    let sent = Instant::now();
+                    let result = channel.call(path.clone(), payload.clone()).await;
+                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                    match result {
+                        Ok(body) if body == payload => {
+                            let _ = histogram.record(micros.min(60_000_000));
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(body) => {
+                            errors += 1;
+                            first_error.get_or_insert(format!(
+                                "wrong body: {} bytes instead of {}",
+                                body.len(),
+                                payload.len()
+                            ));
+                        }
+                        Err(err) => {
+                            errors += 1;
+                            first_error.get_or_insert(err.to_string());
+                            if matches!(err, ClientError::Closed(_)) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                (histogram, errors, first_error)
+            }));
+        }
+    }
+    let ticker = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                progress(done.load(Ordering::Relaxed));
+            }
+        })
+    };
+    let mut histogram = new_histogram();
+    let (mut errors, mut first_error) = (0u64, None);
+    for worker in workers {
+        if let Ok((h, e, f)) = worker.await {
+            let _ = histogram.add(&h);
+            errors += e;
+            if first_error.is_none() {
+                first_error = f;
+            }
+        }
+    }
+    ticker.abort();
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let requests = done.load(Ordering::Relaxed);
+    Ok(LoadReport {
+        requests,
+        errors,
+        seconds,
+        requests_per_second: requests as f64 / seconds,
+        megabytes_per_second: (requests as f64 * payload.len() as f64 * 2.0) / seconds / 1e6,
+        latency_us: Percentiles {
+            p50: histogram.value_at_quantile(0.5),
+            p90: histogram.value_at_quantile(0.9),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        },
+        first_error,
+    })
+}
+
+/// Opens `count` connections to `addr`, makes one `/echo` call on each so
+/// the server has fully taken it, holds them for `hold`, then closes them.
+/// Returns how many were held.
+pub async fn hold_idle(addr: &str, count: usize, hold: Duration) -> Result<usize, ClientError> {
+    let mut clients = Vec::with_capacity(count);
+    for _ in 0..count {
+        let client = Client::connect(addr).await?;
+        client.call("/echo", "x").await?;
+        clients.push(client);
+    }
+    eprintln!("holding {} idle connections for {:.1} s", clients.len(), hold.as_secs_f64());
+    tokio::time::sleep(hold).await;
+    Ok(clients.len())
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = &self.latency_us;
+        writeln!(f, "requests   {} ok, {} errors in {:.2} s", self.requests, self.errors, self.seconds)?;
+        writeln!(f, "throughput {:.0} req/s, {:.2} MB/s", self.requests_per_second, self.megabytes_per_second)?;
+        writeln!(
+            f,
+            "latency    p50 {} µs  p90 {} µs  p99 {} µs  p99.9 {} µs  max {} µs",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        )?;
+        if let Some(e) = &self.first_error {
+            writeln!(f, "first error: {e}")?;
+        }
+        Ok(())
+    }
+}
