@@ -62,7 +62,7 @@ where
     let counters = Arc::new(WriteCounters::default());
     let task_counters = counters.clone();
     let task = tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut buf = BytesMut::new();
         while let Some(batch) = rx.recv().await {
             let mut frames = 0u64;
             let mut pending = Some(batch);
@@ -82,7 +82,7 @@ where
             task_counters.queued.fetch_sub(frames, Ordering::Relaxed);
             buf.clear();
             if buf.capacity() > 4 << 20 {
-                buf = BytesMut::with_capacity(16 * 1024);
+                buf = BytesMut::new();
             }
         }
         io.flush().await?;

@@ -70,7 +70,9 @@ pub(crate) async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let limits = shared.config.core.frame_limits;
     let (read_half, write_half) = stream.into_split();
-    let mut reader = FramedRead::new(read_half, FrameCodec::new(limits));
+    // A small first read buffer keeps idle connections cheap; the decoder
+    // reserves more as frames need it.
+    let mut reader = FramedRead::with_capacity(read_half, FrameCodec::new(limits), 1024);
     let (sink, writer) = spawn_writer(write_half, limits);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut conn = Connection {
