@@ -40,7 +40,9 @@ async fn iip_channels(channels: usize) -> (Vec<Channel>, iip::server::ServerHand
     (all, handle)
 }
 
-/// A raw echo server: u32 length, then bytes; answers each message as is.
+/// The physical floor: a server that copies every byte straight back, and
+/// length-prefixed messages written in one batch. No parsing, no framing
+/// state, no per-message work at all on the server.
 async fn raw_server() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -49,40 +51,26 @@ async fn raw_server() -> std::net::SocketAddr {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let (mut read, mut write) = stream.split();
-                let mut reader = tokio::io::BufReader::new(&mut read);
-                let mut buf = Vec::new();
-                while let Ok(len) = reader.read_u32().await {
-                    buf.resize(len as usize + 4, 0);
-                    buf[..4].copy_from_slice(&len.to_be_bytes());
-                    if reader.read_exact(&mut buf[4..]).await.is_err() {
-                        break;
-                    }
-                    if write.write_all(&buf).await.is_err() {
-                        break;
-                    }
-                }
+                let _ = tokio::io::copy(&mut read, &mut write).await;
             });
         }
     });
     addr
 }
 
-/// Sends `count` messages pipelined on one raw connection and reads the answers.
+/// Sends `count` length-prefixed messages pipelined on one raw connection
+/// and reads every byte of the answers back.
 async fn raw_batch(stream: &mut TcpStream, payload: &[u8], count: usize) {
-    let mut message = Vec::with_capacity(payload.len() + 4);
-    message.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    message.extend_from_slice(payload);
+    let mut batch = Vec::with_capacity((payload.len() + 4) * count);
+    for _ in 0..count {
+        batch.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        batch.extend_from_slice(payload);
+    }
     let (mut read, mut write) = stream.split();
-    let writer = async {
-        for _ in 0..count {
-            write.write_all(&message).await.expect("write");
-        }
-    };
+    let writer = async { write.write_all(&batch).await.expect("write") };
     let reader = async {
-        let mut buf = vec![0u8; message.len()];
-        for _ in 0..count {
-            read.read_exact(&mut buf).await.expect("read");
-        }
+        let mut buf = vec![0u8; batch.len()];
+        read.read_exact(&mut buf).await.expect("read");
     };
     tokio::join!(writer, reader);
 }

@@ -6,8 +6,8 @@
 //! [`BytesMut`] read buffer and hands out frames whose path and data are
 //! zero-copy slices of that buffer.
 
-use bytes::{Bytes, BytesMut};
-use nom::bytes::streaming::{take, take_till};
+use bytes::{Buf, Bytes, BytesMut};
+use nom::bytes::streaming::take_till;
 use nom::error::{ErrorKind, ParseError};
 use nom::number::streaming::{be_u32, be_u8};
 use nom::{IResult, Needed};
@@ -76,6 +76,7 @@ fn fail<T>(at: &[u8], kind: FrameErrorKind) -> IResult<&[u8], T, ParseFailure> {
 /// Rewrites an `Incomplete` from an inner parser into the least number of
 /// bytes still needed for the whole frame, `rest_of_frame` counting the
 /// fields after the one being parsed.
+#[inline]
 fn at_least<T>(
     result: IResult<&[u8], T, ParseFailure>,
     have: usize,
@@ -97,6 +98,7 @@ fn at_least<T>(
 /// them (`[FERR-2]`): an unknown status at the first byte, an overlong path
 /// once `max_path + 1` bytes without NUL have arrived, an oversized or zero
 /// length as soon as the length field is complete.
+#[inline]
 pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8], FrameLayout, ParseFailure> {
     let total = input.len();
     let (rest, status_byte) = at_least(be_u8(input), 0, 1, MIN_FRAME_LEN - 1)?;
@@ -127,7 +129,10 @@ pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8
     if len == 0 && status != Status::Close {
         return fail(after_channel, FrameErrorKind::EmptyData { status });
     }
-    let (after_data, _) = take(len)(after_len)?;
+    // The data: only its presence is checked; it is never looked at.
+    let Some(after_data) = after_len.get(len as usize..) else {
+        return Err(nom::Err::Incomplete(Needed::new(len as usize - after_len.len())));
+    };
     let data_start = total - after_len.len();
     Ok((
         after_data,
@@ -151,6 +156,7 @@ pub enum Peek {
 
 /// Looks at the front of `buf` without consuming it. Errors carry offsets
 /// relative to the start of `buf`.
+#[inline]
 pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError> {
     match parse_frame(buf, limits) {
         Ok((_, layout)) => Ok(Peek::Frame(layout)),
@@ -171,14 +177,17 @@ pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError>
 
 /// Cuts a frame described by `layout` off the front of `buf`, without copying
 /// its path or data.
+#[inline]
 pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
-    let bytes: Bytes = buf.split_to(layout.len()).freeze();
-    Frame {
-        status: layout.status,
-        path: bytes.slice(layout.path.0..layout.path.1),
-        channel: layout.channel,
-        data: bytes.slice(layout.data.0..layout.data.1),
-    }
+    let mut frame = buf.split_to(layout.len());
+    frame.advance(layout.path.0);
+    let path = if layout.path.1 > layout.path.0 {
+        frame.split_to(layout.path.1 - layout.path.0).freeze()
+    } else {
+        Bytes::new()
+    };
+    frame.advance(layout.data.0 - layout.path.1);
+    Frame { status: layout.status, path, channel: layout.channel, data: frame.freeze() }
 }
 
 /// A stateful decoder over a byte stream: keeps the stream offset so errors

@@ -244,10 +244,15 @@ impl fmt::Display for Outcome {
 
 /// Decodes `bytes` fed in pieces of `chunk` bytes (at least 1) under `limits`.
 pub fn decode_stream(bytes: &[u8], chunk: usize, limits: FrameLimits) -> Outcome {
+    decode_pieces(bytes.chunks(chunk.max(1)), limits)
+}
+
+/// Decodes a stream that arrives in the given pieces, in order, under `limits`.
+pub fn decode_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, limits: FrameLimits) -> Outcome {
     let mut decoder = FrameDecoder::new(limits);
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
-    for piece in bytes.chunks(chunk.max(1)) {
+    for piece in pieces {
         buf.extend_from_slice(piece);
         loop {
             match decoder.decode(&mut buf) {

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use iip::decode::FrameDecoder;
 use iip::encode::{encode_frame, frame_bytes};
-use iip::vector::{decode_stream, End, Outcome};
+use iip::vector::{decode_pieces, decode_stream, Outcome};
 use iip::{Frame, FrameLimits, Status};
 use proptest::prelude::*;
 
@@ -32,31 +32,13 @@ fn decode_cut(bytes: &[u8], cuts: &[usize], limits: FrameLimits) -> Outcome {
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     points.push(bytes.len());
     points.sort_unstable();
-    let mut decoder = FrameDecoder::new(limits);
-    let mut buf = BytesMut::new();
-    let mut frames = Vec::new();
     let mut from = 0;
-    for to in points {
-        buf.extend_from_slice(&bytes[from..to]);
+    let pieces = points.into_iter().map(|to| {
+        let piece = &bytes[from..to];
         from = to;
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(err) => {
-                    return Outcome {
-                        frames,
-                        end: End::Error,
-                        needs: None,
-                        error: Some((err.kind.name().into(), err.offset)),
-                    };
-                }
-            }
-        }
-    }
-    let end = if buf.is_empty() { End::Clean } else { End::Needs };
-    let needs = (end == End::Needs).then(|| decoder.needed());
-    Outcome { frames, end, needs, error: None }
+        piece
+    });
+    decode_pieces(pieces, limits)
 }
 
 proptest! {

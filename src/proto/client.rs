@@ -16,7 +16,7 @@ use crate::frame::{Frame, FrameLimits};
 use crate::frame_error::EncodeError;
 use crate::status::{MessageKind, Sender, Status};
 
-use super::error::ProtocolError;
+use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::message::{chunk_body, transition, MessageState, Step};
 use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 
@@ -169,14 +169,7 @@ impl ClientConnection {
     /// Takes one frame from the server. A protocol error means the connection
     /// must be closed; the core accepts nothing after it.
     pub fn receive(&mut self, frame: Frame) -> Result<Option<ClientEvent>, ProtocolError> {
-        if self.closed {
-            return Ok(None);
-        }
-        let result = self.receive_inner(frame);
-        if result.is_err() {
-            self.closed = true;
-        }
-        result
+        receive_unless_broken(self, frame, Self::receive_inner)
     }
 
     fn receive_inner(&mut self, frame: Frame) -> Result<Option<ClientEvent>, ProtocolError> {
@@ -283,6 +276,12 @@ impl ClientConnection {
     /// Whether the core accepts no more frames.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+}
+
+impl Breakable for ClientConnection {
+    fn broken(&mut self) -> &mut bool {
+        &mut self.closed
     }
 }
 

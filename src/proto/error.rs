@@ -66,3 +66,26 @@ impl ProtocolError {
         }
     }
 }
+
+/// A sans-IO core that stops for good after a protocol error or a close.
+pub(crate) trait Breakable {
+    /// The flag that says the core accepts no more frames.
+    fn broken(&mut self) -> &mut bool;
+}
+
+/// Runs `receive` on `core` unless it is already broken, and breaks it when
+/// `receive` fails: after a protocol error nothing more is accepted (`[CLOSE-4]`).
+pub(crate) fn receive_unless_broken<C: Breakable, E>(
+    core: &mut C,
+    frame: crate::frame::Frame,
+    receive: fn(&mut C, crate::frame::Frame) -> Result<Option<E>, ProtocolError>,
+) -> Result<Option<E>, ProtocolError> {
+    if *core.broken() {
+        return Ok(None);
+    }
+    let result = receive(core, frame);
+    if result.is_err() {
+        *core.broken() = true;
+    }
+    result
+}

@@ -16,7 +16,7 @@ use crate::frame::{split_path, Frame, FrameLimits};
 use crate::status::{MessageKind, Sender, Status};
 
 use super::channels::ChannelIds;
-use super::error::ProtocolError;
+use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::message::{chunk_body, transition, MessageState, Step};
 
 /// The route that opens a channel (`[CHAN-2]`).
@@ -168,14 +168,7 @@ impl ServerConnection {
     /// Takes one frame from the client. A protocol error means the
     /// connection must be closed (`[CLOSE-4]`); the core accepts nothing after.
     pub fn receive(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
-        if self.closed {
-            return Ok(None);
-        }
-        let result = self.receive_inner(frame);
-        if result.is_err() {
-            self.closed = true;
-        }
-        result
+        receive_unless_broken(self, frame, Self::receive_inner)
     }
 
     fn receive_inner(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
@@ -356,6 +349,12 @@ impl ServerConnection {
     /// The close frame to send before closing, naming `reason` (`[CLOSE-4]`).
     pub fn close_frame(reason: &str) -> Frame {
         Frame::new(Status::Close, Bytes::new(), 0, Bytes::from(reason.to_string()))
+    }
+}
+
+impl Breakable for ServerConnection {
+    fn broken(&mut self) -> &mut bool {
+        &mut self.closed
     }
 }
 

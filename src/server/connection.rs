@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
 use crate::answer::{ErrorAnswer, ErrorCode};
@@ -54,8 +56,10 @@ struct Connection {
     peer: SocketAddr,
     core: ServerConnection,
     sink: FrameSink,
-    done_tx: mpsc::UnboundedSender<Done>,
-    in_flight: usize,
+    /// Handlers running for this connection, polled by its task: no task
+    /// spawn and no cross-thread wake-up per request, and a slow handler
+    /// still holds back only its own channel ([ORDER-3]).
+    handlers: FuturesUnordered<BoxFuture<'static, Done>>,
     channel_counts: HashMap<u32, ChannelCount>,
     connection_count: ChannelCount,
 }
@@ -74,14 +78,12 @@ pub(crate) async fn serve_connection(
     // reserves more as frames need it.
     let mut reader = FramedRead::with_capacity(read_half, FrameCodec::new(limits), 1024);
     let (sink, writer) = spawn_writer(write_half, limits);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut conn = Connection {
         core: ServerConnection::new(shared.config.core),
         shared,
         peer,
         sink,
-        done_tx,
-        in_flight: 0,
+        handlers: FuturesUnordered::new(),
         channel_counts: HashMap::new(),
         connection_count: ChannelCount::default(),
     };
@@ -93,17 +95,16 @@ pub(crate) async fn serve_connection(
             reading = false;
             close_reason = Some("server shutting down".into());
         }
-        if !reading && conn.in_flight == 0 {
+        if !reading && conn.handlers.is_empty() {
             break;
         }
         tokio::select! {
             biased;
-            Some((channel, seq, body)) = done_rx.recv() => {
-                conn.in_flight -= 1;
+            Some((channel, seq, body)) = conn.handlers.next(), if !conn.handlers.is_empty() => {
                 conn.core.respond(channel, seq, body);
             }
             _ = shutdown.changed(), if reading => {}
-            next = reader.next(), if reading && conn.in_flight < max_in_flight => match next {
+            next = reader.next(), if reading && conn.handlers.len() < max_in_flight => match next {
                 Some(Ok(frame)) => {
                     if let Err(reason) = conn.on_frame(frame) {
                         close_reason = reason;
@@ -185,11 +186,9 @@ impl Connection {
         if let Some(stats) = &route_stats {
             stats.count.received(frames, body.len() as u64);
         }
-        self.in_flight += 1;
-        let done = self.done_tx.clone();
         let shared = self.shared.clone();
         let request = Request { channel, route, query, body, peer: self.peer };
-        tokio::spawn(async move {
+        self.handlers.push(Box::pin(async move {
             let started = Instant::now();
             let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
             let outcome = match shared.config.handler_timeout {
@@ -209,8 +208,8 @@ impl Connection {
                 let max = shared.config.core.frame_limits.max_data.max(1) as usize;
                 stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
             }
-            let _ = done.send((channel, seq, answer));
-        });
+            (channel, seq, answer)
+        }));
     }
 
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).
