@@ -72,6 +72,9 @@ fn position_name(p: Position) -> &'static str {
     }
 }
 
+/// A response frame: channel, path, data.
+type Sent = (u32, Vec<u8>, Vec<u8>);
+
 #[derive(Debug)]
 enum Pending {
     /// An application request waiting for its answer, by id.
@@ -109,13 +112,7 @@ impl Model {
     }
 
     /// Returns Err on a protocol error, else the frames now due.
-    fn send(
-        &mut self,
-        channel: u32,
-        position: Position,
-        route: Route,
-        body: &[u8],
-    ) -> Result<Vec<(u32, Vec<u8>, Vec<u8>)>, ()> {
+    fn send(&mut self, channel: u32, position: Position, route: Route, body: &[u8]) -> Result<Vec<Sent>, ()> {
         let Some(ch) = self.channels.get_mut(&channel) else { return Err(()) };
         if ch.deleting {
             return Err(());
@@ -174,7 +171,7 @@ impl Model {
         }
     }
 
-    fn answer(&mut self, app: u64, body: Vec<u8>) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+    fn answer(&mut self, app: u64, body: Vec<u8>) -> Vec<Sent> {
         if let Some(channel) = self.open_apps.remove(&app) {
             if let Some(ch) = self.channels.get_mut(&channel) {
                 for (_, pending) in ch.queue.iter_mut() {
@@ -189,12 +186,11 @@ impl Model {
     }
 
     /// Sends what is due, in request order per channel ([ORDER-2]).
-    fn flush(&mut self) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+    fn flush(&mut self) -> Vec<Sent> {
         let mut out = Vec::new();
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         for id in ids {
-            loop {
-                let Some(ch) = self.channels.get_mut(&id) else { break };
+            while let Some(ch) = self.channels.get_mut(&id) {
                 let ready = matches!(ch.queue.front(), Some((_, Pending::Ready { .. } | Pending::Answered(_))));
                 if !ready {
                     break;
@@ -217,7 +213,7 @@ impl Model {
     }
 }
 
-fn drain(core: &mut ServerConnection) -> BTreeSet<(u32, Vec<u8>, Vec<u8>)> {
+fn drain(core: &mut ServerConnection) -> BTreeSet<Sent> {
     std::iter::from_fn(|| core.poll_transmit()).map(|f| (f.channel, f.path.to_vec(), f.data.to_vec())).collect()
 }
 
