@@ -104,25 +104,27 @@ pub(crate) async fn serve_connection(
                 conn.core.respond(channel, seq, body);
             }
             _ = shutdown.changed(), if reading => {}
-            next = reader.next(), if reading && conn.handlers.len() < max_in_flight => match next {
-                Some(Ok(frame)) => {
-                    if let Err(reason) = conn.on_frame(frame) {
-                        close_reason = reason;
-                        // Requests complete before the error are still answered ([FERR-1]).
-                        reading = false;
-                    }
+            next = reader.next(), if reading && conn.handlers.len() < max_in_flight => {
+                conn.on_read(next, &mut reading, &mut close_reason);
+            }
+        }
+        // Take whatever else is ready without waiting — answers of handlers
+        // that finished, frames already read — so that one write carries many.
+        for _ in 0..BATCH_TURNS {
+            let mut progressed = false;
+            while let Some(Some((channel, seq, body))) = conn.handlers.next().now_or_never() {
+                conn.core.respond(channel, seq, body);
+                progressed = true;
+            }
+            if reading && conn.handlers.len() < max_in_flight {
+                if let Some(next) = reader.next().now_or_never() {
+                    conn.on_read(next, &mut reading, &mut close_reason);
+                    progressed = true;
                 }
-                Some(Err(CodecError::Decode(err))) => {
-                    tracing::debug!(%peer, %err, "framing error");
-                    close_reason = Some(err.to_string());
-                    reading = false;
-                }
-                Some(Err(_)) | None => {
-                    // The client closed (or half-closed) its side: finish what
-                    // is in flight, then close.
-                    reading = false;
-                }
-            },
+            }
+            if !progressed {
+                break;
+            }
         }
         if conn.flush().await.is_err() {
             break;
@@ -137,7 +139,37 @@ pub(crate) async fn serve_connection(
     let _ = writer.await;
 }
 
+/// Most rounds of ready work gathered before one flush.
+const BATCH_TURNS: usize = 64;
+
 impl Connection {
+    /// Handles what the reader yielded; stops reading on a framing error,
+    /// a protocol error or the end of the stream.
+    fn on_read(
+        &mut self,
+        next: Option<Result<Frame, CodecError>>,
+        reading: &mut bool,
+        close_reason: &mut Option<String>,
+    ) {
+        match next {
+            Some(Ok(frame)) => {
+                if let Err(reason) = self.on_frame(frame) {
+                    *close_reason = reason;
+                    // Requests complete before the error are still answered ([FERR-1]).
+                    *reading = false;
+                }
+            }
+            Some(Err(CodecError::Decode(err))) => {
+                tracing::debug!(peer = %self.peer, %err, "framing error");
+                *close_reason = Some(err.to_string());
+                *reading = false;
+            }
+            // The client closed (or half-closed) its side: finish what is in
+            // flight, then close.
+            Some(Err(_)) | None => *reading = false,
+        }
+    }
+
     /// Handles one frame; `Err(reason)` means close the connection, with a
     /// close frame carrying the reason when there is one.
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
