@@ -34,13 +34,8 @@ pub struct FrameLayout {
 
 impl FrameLayout {
     /// Total length of the frame on the wire.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.data.1
-    }
-
-    /// Whether the frame is empty (never: a frame has at least a header).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -179,7 +174,7 @@ pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError>
 /// its path or data.
 #[inline]
 pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
-    let mut frame = buf.split_to(layout.len());
+    let mut frame = buf.split_to(layout.encoded_len());
     frame.advance(layout.path.0);
     let path = if layout.path.1 > layout.path.0 {
         frame.split_to(layout.path.1 - layout.path.0).freeze()
@@ -231,7 +226,7 @@ impl FrameDecoder {
         }
         match peek_frame(buf, &self.limits) {
             Ok(Peek::Frame(layout)) => {
-                self.offset += layout.len() as u64;
+                self.offset += layout.encoded_len() as u64;
                 self.needed = MIN_FRAME_LEN;
                 Ok(Some(split_frame(buf, &layout)))
             }
@@ -294,7 +289,7 @@ mod tests {
     fn close_frame_may_be_empty() {
         let bytes = b"\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00";
         match peek_frame(bytes, &limits()) {
-            Ok(Peek::Frame(layout)) => assert_eq!(layout.len(), MIN_FRAME_LEN),
+            Ok(Peek::Frame(layout)) => assert_eq!(layout.encoded_len(), MIN_FRAME_LEN),
             other => panic!("expected a frame, got {other:?}"),
         }
     }

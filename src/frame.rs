@@ -63,14 +63,20 @@ impl Frame {
 
     /// The route part of the path: everything before the first `?` (`[FRAME-7]`).
     pub fn route(&self) -> Bytes {
-        let (route, _) = split_path(&self.path);
-        self.path.slice(0..route.len())
+        split_route(&self.path).0
     }
 
     /// The query part of the path: everything after the first `?`, if there is one.
     pub fn query(&self) -> Option<Bytes> {
-        let (route, query) = split_path(&self.path);
-        query.map(|_| self.path.slice(route.len() + 1..))
+        split_route(&self.path).1
+    }
+}
+
+/// Splits a path at its first `?` into route and query, sharing its bytes.
+pub fn split_route(path: &Bytes) -> (Bytes, Option<Bytes>) {
+    match split_path(path) {
+        (route, Some(_)) => (path.slice(..route.len()), Some(path.slice(route.len() + 1..))),
+        (_, None) => (path.clone(), None),
     }
 }
 

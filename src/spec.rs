@@ -80,13 +80,7 @@ fn definition(line: &str) -> Option<(&str, &str)> {
 
 /// Every markdown file under `dir`, sorted.
 pub fn chapters(dir: &Path) -> Result<Vec<PathBuf>, SpecError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    files.sort();
-    Ok(files)
+    crate::files::files_with_extension(dir, "md").map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })
 }
 
 /// Every requirement defined in the markdown files of `dir`, by id.

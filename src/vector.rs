@@ -58,6 +58,17 @@ impl Blob {
     }
 }
 
+/// The `.toml` files of a vector directory, sorted.
+pub(crate) fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, VectorError> {
+    crate::files::files_with_extension(dir, "toml").map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
+}
+
+/// Reads and parses one TOML file of the vectors.
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, VectorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))
+}
+
 /// Decodes hex digits, ignoring ASCII white space.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, VectorError> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
@@ -279,24 +290,12 @@ pub fn decode_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, limits: Fra
 impl FrameVector {
     /// Loads every `*.toml` sidecar in `dir`, sorted by name.
     pub fn load_dir(dir: &Path) -> Result<Vec<FrameVector>, VectorError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))?;
-        let mut vectors = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| VectorError::Format(e.to_string()))?.path();
-            if path.extension().is_some_and(|ext| ext == "toml") {
-                vectors.push(FrameVector::load(&path)?);
-            }
-        }
-        vectors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(vectors)
+        toml_files(dir)?.iter().map(|path| FrameVector::load(path)).collect()
     }
 
     /// Loads one sidecar.
     pub fn load(sidecar_path: &Path) -> Result<FrameVector, VectorError> {
-        let text = std::fs::read_to_string(sidecar_path)
-            .map_err(|e| VectorError::Format(format!("{}: {e}", sidecar_path.display())))?;
-        let sidecar: Sidecar =
-            toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", sidecar_path.display())))?;
+        let sidecar: Sidecar = read_toml(sidecar_path)?;
         let name = sidecar_path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
         Ok(FrameVector { name, sidecar, sidecar_path: sidecar_path.to_path_buf() })
     }

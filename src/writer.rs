@@ -18,22 +18,11 @@ use crate::frame::{Frame, FrameLimits};
 /// (backpressure from a slow reader reaches the producer).
 pub const WRITE_QUEUE_BATCHES: usize = 64;
 
-/// Frame and byte counters shared with whoever reports statistics.
-#[derive(Debug, Default)]
-pub struct WriteCounters {
-    /// Frames written.
-    pub frames: AtomicU64,
-    /// Bytes written.
-    pub bytes: AtomicU64,
-    /// Frames queued and not yet written.
-    pub queued: AtomicU64,
-}
-
 /// The sending side of a writer task.
 #[derive(Debug, Clone)]
 pub struct FrameSink {
     tx: mpsc::Sender<Vec<Frame>>,
-    counters: Arc<WriteCounters>,
+    queued: Arc<AtomicU64>,
 }
 
 impl FrameSink {
@@ -42,13 +31,50 @@ impl FrameSink {
         if batch.is_empty() {
             return Ok(());
         }
-        self.counters.queued.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.queued.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.tx.send(batch).await.map_err(|_| CodecError::Io(std::io::ErrorKind::BrokenPipe.into()))
     }
 
-    /// The writer's counters.
-    pub fn counters(&self) -> &Arc<WriteCounters> {
-        &self.counters
+    /// Frames queued and not yet written.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// A write buffer that encodes frames and writes them out in one call.
+#[derive(Debug, Default)]
+pub struct WriteBuffer {
+    buf: BytesMut,
+}
+
+impl WriteBuffer {
+    /// Encodes `frames` behind what is already buffered.
+    pub fn encode(&mut self, frames: &[Frame], limits: &FrameLimits) -> Result<(), CodecError> {
+        for frame in frames {
+            encode_frame(frame, limits, &mut self.buf)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes buffered.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Writes everything buffered to `io`, then empties the buffer; a buffer
+    /// grown past 4 MiB by a large message is given back.
+    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<(), CodecError> {
+        io.write_all(&self.buf).await?;
+        self.buf.clear();
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = BytesMut::new();
+        }
+        Ok(())
     }
 }
 
@@ -59,35 +85,27 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Vec<Frame>>(WRITE_QUEUE_BATCHES);
-    let counters = Arc::new(WriteCounters::default());
-    let task_counters = counters.clone();
+    let queued = Arc::new(AtomicU64::new(0));
+    let task_queued = queued.clone();
     let task = tokio::spawn(async move {
-        let mut buf = BytesMut::new();
+        let mut out = WriteBuffer::default();
         while let Some(batch) = rx.recv().await {
             let mut frames = 0u64;
             let mut pending = Some(batch);
             // Coalesce whatever else is already queued, up to ~1 MiB.
             while let Some(batch) = pending.take() {
-                for frame in &batch {
-                    encode_frame(frame, &limits, &mut buf)?;
-                }
+                out.encode(&batch, &limits)?;
                 frames += batch.len() as u64;
-                if buf.len() < 1 << 20 {
+                if out.len() < 1 << 20 {
                     pending = rx.try_recv().ok();
                 }
             }
-            io.write_all(&buf).await?;
-            task_counters.frames.fetch_add(frames, Ordering::Relaxed);
-            task_counters.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            task_counters.queued.fetch_sub(frames, Ordering::Relaxed);
-            buf.clear();
-            if buf.capacity() > 4 << 20 {
-                buf = BytesMut::new();
-            }
+            out.write_to(&mut io).await?;
+            task_queued.fetch_sub(frames, Ordering::Relaxed);
         }
         io.flush().await?;
         io.shutdown().await?;
         Ok(())
     });
-    (FrameSink { tx, counters }, task)
+    (FrameSink { tx, queued }, task)
 }

@@ -10,7 +10,7 @@
 #![cfg(loom)]
 
 use bytes::Bytes;
-use iip::client::{ClientError, Delivery, Mux};
+use iip::client::{ClientError, Delivery, Inbox, Mux};
 use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
 use iip::{Frame, FrameCodec, FrameLimits};
 use loom::sync::Arc;
@@ -37,6 +37,17 @@ fn pump(mux: &Mux, server: &mut ServerConnection) {
     for frame in answers {
         mux.deliver(frame).expect("the server core's answers follow the protocol");
     }
+}
+
+/// A thread that pumps once through a fresh server core.
+fn spawn_wire(mux: &Arc<Mux>) -> thread::JoinHandle<()> {
+    let mux = mux.clone();
+    thread::spawn(move || pump(&mux, &mut ServerConnection::new(ServerConfig::default())))
+}
+
+/// Queues an `/echo` call with `body` on channel 0.
+fn echo(mux: &Arc<Mux>, body: &'static [u8]) -> Inbox {
+    Mux::call(mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(body)).unwrap()
 }
 
 fn opened(delivery: Option<Delivery>) -> u32 {
@@ -83,16 +94,10 @@ fn open_racing_delete_keeps_ids_consistent() {
 fn cancelled_caller_does_not_steal_the_next_answer() {
     model(|| {
         let mux = Mux::new(FrameLimits::default());
-        let first = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"first")).unwrap();
-        let second = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"second")).unwrap();
+        let first = echo(&mux, b"first");
+        let second = echo(&mux, b"second");
         let canceller = thread::spawn(move || drop(first));
-        let wire = {
-            let mux = mux.clone();
-            thread::spawn(move || {
-                let mut server = ServerConnection::new(ServerConfig::default());
-                pump(&mux, &mut server);
-            })
-        };
+        let wire = spawn_wire(&mux);
         let answer = loom::future::block_on(second.body());
         assert_eq!(answer, Ok(Bytes::from_static(b"second")));
         canceller.join().unwrap();
@@ -108,15 +113,9 @@ fn cancelled_caller_does_not_steal_the_next_answer() {
 fn close_racing_calls_leaves_no_caller_waiting() {
     model(|| {
         let mux = Mux::new(FrameLimits::default());
-        let a = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"a")).unwrap();
-        let b = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"b")).unwrap();
-        let wire = {
-            let mux = mux.clone();
-            thread::spawn(move || {
-                let mut server = ServerConnection::new(ServerConfig::default());
-                pump(&mux, &mut server);
-            })
-        };
+        let a = echo(&mux, b"a");
+        let b = echo(&mux, b"b");
+        let wire = spawn_wire(&mux);
         let closer = {
             let mux = mux.clone();
             thread::spawn(move || mux.close("shutting down"))
@@ -148,7 +147,7 @@ fn concurrent_chunked_sends_never_interleave() {
         let mux = Mux::new(limits);
         let sender = |body: &'static [u8]| {
             let mux = mux.clone();
-            thread::spawn(move || Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(body)).unwrap())
+            thread::spawn(move || echo(&mux, body))
         };
         let one = sender(b"11111");
         let two = sender(b"22222");

@@ -10,12 +10,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use bytes::BytesMut;
-
 use crate::codec::FrameCodec;
-use crate::encode::encode_frame;
 use crate::frame::FrameLimits;
 use crate::sync::Arc;
+use crate::writer::WriteBuffer;
 
 use super::mux::Mux;
 
@@ -56,7 +54,7 @@ impl Connection {
         let (writer_mux, writer_wake) = (mux.clone(), wake_writer.clone());
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            let mut buf = BytesMut::new();
+            let mut out = WriteBuffer::default();
             loop {
                 writer_mux.take_outgoing(&mut batch);
                 if batch.is_empty() {
@@ -66,19 +64,17 @@ impl Connection {
                     writer_wake.notified().await;
                     continue;
                 }
-                for frame in batch.drain(..) {
-                    if let Err(err) = encode_frame(&frame, &limits, &mut buf) {
-                        // The core checked the path; a frame that still does
-                        // not encode means the connection cannot go on.
-                        writer_mux.close(&err.to_string());
-                        break;
-                    }
-                }
-                if let Err(err) = write_half.write_all(&buf).await {
+                // The core checked every frame; one that still does not encode,
+                // or a failed write, means the connection cannot go on.
+                let written = match out.encode(&batch, &limits) {
+                    Ok(()) => out.write_to(&mut write_half).await,
+                    Err(err) => Err(err),
+                };
+                batch.clear();
+                if let Err(err) = written {
                     writer_mux.close(&format!("write failed: {err}"));
                     break;
                 }
-                buf.clear();
             }
             let _ = write_half.shutdown().await;
         });

@@ -97,11 +97,10 @@ pub struct Inbox {
     mux: Arc<Mux>,
 }
 
-fn refused(err: RequestError, closed: &Option<String>) -> ClientError {
-    match (err, closed) {
-        (_, Some(reason)) => ClientError::Closed(reason.clone()),
-        (RequestError::Closed, None) => ClientError::Closed("connection closed".into()),
-        (other, None) => ClientError::Refused(other),
+fn refused(err: RequestError) -> ClientError {
+    match err {
+        RequestError::Closed => ClientError::Closed("connection closed".into()),
+        other => ClientError::Refused(other),
     }
 }
 
@@ -126,7 +125,7 @@ impl Mux {
         if let Some(reason) = &state.closed {
             return Err(ClientError::Closed(reason.clone()));
         }
-        let id = send(&mut state.core).map_err(|e| refused(e, &state.closed))?;
+        let id = send(&mut state.core).map_err(refused)?;
         let slot: Slot = Arc::new(Mutex::new(InboxState::default()));
         state.slots.insert(id, slot.clone());
         let State { core, outgoing, .. } = &mut *state;
@@ -150,10 +149,10 @@ impl Mux {
         if let Some(reason) = &state.closed {
             return Err(ClientError::Closed(reason.clone()));
         }
-        let result = state.core.delete_channel(channel);
-        let State { core, outgoing, closed, .. } = &mut *state;
+        state.core.delete_channel(channel).map_err(refused)?;
+        let State { core, outgoing, .. } = &mut *state;
         core.drain_transmit(outgoing);
-        result.map_err(|e| refused(e, closed))
+        Ok(())
     }
 
     /// Moves the frames waiting to be sent into `out`, in order.

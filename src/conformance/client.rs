@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::client::{Channel, Client, ClientConfig, ClientError};
-use crate::vector::{Blob, VectorError};
+use crate::vector::{read_toml, toml_files, Blob, VectorError};
 
 use super::run::{run_steps, Failure};
 use super::session::{CaseLevel, Step};
@@ -86,17 +86,9 @@ struct ClientFile {
 
 /// Loads the client cases of `dir` as `(chapter, case)` pairs.
 pub fn load_client_cases(dir: &Path) -> Result<Vec<(String, ClientCase)>, VectorError> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
     let mut cases = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|e| VectorError::Format(e.to_string()))?;
-        let file: ClientFile =
-            toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+    for path in toml_files(dir)? {
+        let file: ClientFile = read_toml(&path)?;
         cases.extend(file.case.into_iter().map(|c| (file.chapter.clone(), c)));
     }
     Ok(cases)

@@ -2,12 +2,11 @@
 //! server — frames or raw bytes to send, and the frames, or the close, that
 //! must come back. Each file holds the cases of one spec chapter.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::vector::{Blob, FrameSpec, VectorError};
+use crate::vector::{read_toml, toml_files, Blob, FrameSpec, VectorError};
 
 /// How binding a case is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,22 +161,10 @@ pub struct NamedCase {
 
 /// Loads every session file of `dir`, cases in file then script order.
 pub fn load_sessions(dir: &Path) -> Result<Vec<NamedCase>, VectorError> {
-    let mut files: BTreeMap<String, SessionFile> = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))?;
-    for entry in entries {
-        let path = entry.map_err(|e| VectorError::Format(e.to_string()))?.path();
-        if path.extension().is_none_or(|e| e != "toml") {
-            continue;
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
-        let file: SessionFile =
-            toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        files.insert(stem, file);
-    }
     let mut cases = Vec::new();
-    for (stem, file) in files {
+    for path in toml_files(dir)? {
+        let file: SessionFile = read_toml(&path)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         for case in file.case {
             let id = format!("{stem}::{}", case.name);
             if cases.iter().any(|c: &NamedCase| c.id == id) {

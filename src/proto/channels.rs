@@ -46,13 +46,8 @@ impl ChannelIds {
     }
 
     /// Number of ids in use, channel 0 included.
-    pub fn len(&self) -> usize {
+    pub fn in_use(&self) -> usize {
         self.used.len()
-    }
-
-    /// Never true: channel 0 is always in use.
-    pub fn is_empty(&self) -> bool {
-        self.used.is_empty()
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::{Bytes, BytesMut};
 
 use crate::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
-use crate::frame::{split_path, Frame, FrameLimits};
+use crate::frame::{split_route, Frame, FrameLimits};
 use crate::status::{MessageKind, Sender, Status};
 
 use super::channels::ChannelIds;
@@ -138,6 +138,17 @@ impl Channel {
     }
 }
 
+/// Appends `data` to a message body being assembled, or gives `None` (for
+/// good) once the body would exceed `max`.
+fn append_within(body: Option<BytesMut>, data: &[u8], max: usize) -> Option<BytesMut> {
+    let mut body = body?;
+    if body.len() + data.len() > max {
+        return None;
+    }
+    body.extend_from_slice(data);
+    Some(body)
+}
+
 /// The server's per-connection protocol state.
 #[derive(Debug)]
 pub struct ServerConnection {
@@ -193,41 +204,28 @@ impl ServerConnection {
             return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
         };
         let max_message = self.config.max_message;
-        // Assemble (`[MSG-3]`, `[MSG-4]`, `[MSG-8]`).
+        // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past the limit (`[MSG-8]`).
         let (path, body, frames) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
-            (Step::Complete, Inbound::Idle) => (frame.path, Some(frame.data), 1),
+            (Step::Complete, Inbound::Idle) => (frame.path, Some(frame.data).filter(|d| d.len() <= max_message), 1),
             (Step::Started, _) => {
-                let body = (frame.data.len() <= max_message).then(|| BytesMut::from(&frame.data[..]));
+                let body = append_within(Some(BytesMut::new()), &frame.data, max_message);
                 channel.inbound = Inbound::Open { path: frame.path, body, frames: 1 };
                 return Ok(None);
             }
             (Step::Continues, Inbound::Open { path, body, frames }) => {
-                let body = body.and_then(|mut b| {
-                    (b.len() + frame.data.len() <= max_message).then(|| {
-                        b.extend_from_slice(&frame.data);
-                        b
-                    })
-                });
+                let body = append_within(body, &frame.data, max_message);
                 channel.inbound = Inbound::Open { path, body, frames: frames + 1 };
                 return Ok(None);
             }
             (Step::Complete, Inbound::Open { path, body, frames }) => {
-                let body = body.and_then(|mut b| {
-                    (b.len() + frame.data.len() <= max_message).then(|| {
-                        b.extend_from_slice(&frame.data);
-                        b.freeze()
-                    })
-                });
-                (path, body, frames + 1)
+                (path, append_within(body, &frame.data, max_message).map(BytesMut::freeze), frames + 1)
             }
             (Step::Continues, Inbound::Idle) => {
                 return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
             }
         };
-        let (route, query) = split_path(&path);
-        let route = path.slice(0..route.len());
-        let query = query.map(|_| path.slice(route.len() + 1..));
-        let Some(body) = body.filter(|b| b.len() <= max_message) else {
+        let (route, query) = split_route(&path);
+        let Some(body) = body else {
             let seq = channel.take_seq(route);
             self.respond_error(channel_id, seq, ErrorAnswer::new(ErrorCode::RequestTooLarge, "request too large"));
             return Ok(None);

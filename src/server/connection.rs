@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,31 +24,11 @@ use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::writer::{spawn_writer, FrameSink};
 
 use super::handler::Request;
+use super::stats::Counts;
 use super::Shared;
 
 /// An answer computed by a handler task: channel, seq, body.
 type Done = (u32, u64, Bytes);
-
-/// Per-channel frame counts for `/sys/connection_statis`.
-#[derive(Debug, Default, Clone, Copy)]
-struct ChannelCount {
-    packets_sent: u64,
-    packets_received: u64,
-    whole_sent: u64,
-    whole_received: u64,
-    bytes_sent: u64,
-    bytes_received: u64,
-}
-
-impl ChannelCount {
-    fn to_json(self) -> Value {
-        json!({
-            "PacketsSent": self.packets_sent, "PacketReceived": self.packets_received,
-            "WholePacketSent": self.whole_sent, "WholePacketReceived": self.whole_received,
-            "BytesSent": self.bytes_sent, "BytesReceived": self.bytes_received,
-        })
-    }
-}
 
 struct Connection {
     shared: Arc<Shared>,
@@ -60,8 +39,12 @@ struct Connection {
     /// spawn and no cross-thread wake-up per request, and a slow handler
     /// still holds back only its own channel ([ORDER-3]).
     handlers: FuturesUnordered<BoxFuture<'static, Done>>,
-    channel_counts: HashMap<u32, ChannelCount>,
-    connection_count: ChannelCount,
+    /// Counts per channel and for the connection (`/sys/connection_statis`).
+    channel_counts: HashMap<u32, Counts>,
+    connection_count: Counts,
+    /// Counts not yet added to the server's totals: they are added once per
+    /// flush, not once per frame.
+    unreported: Counts,
 }
 
 /// Serves one accepted connection until it closes.
@@ -85,7 +68,8 @@ pub(crate) async fn serve_connection(
         sink,
         handlers: FuturesUnordered::new(),
         channel_counts: HashMap::new(),
-        connection_count: ChannelCount::default(),
+        connection_count: Counts::default(),
+        unreported: Counts::default(),
     };
     let mut reading = true;
     let mut close_reason: Option<String> = None;
@@ -175,21 +159,11 @@ impl Connection {
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
         let channel = frame.channel;
         let bytes = frame.encoded_len() as u64;
-        self.shared.stats.count.packets_received.fetch_add(1, Ordering::Relaxed);
-        self.shared.stats.count.bytes_received.fetch_add(bytes, Ordering::Relaxed);
-        let counts = self.channel_counts.entry(channel).or_default();
-        counts.packets_received += 1;
-        counts.bytes_received += bytes;
-        self.connection_count.packets_received += 1;
-        self.connection_count.bytes_received += bytes;
+        self.count(channel, |c| c.frame_received(bytes));
         match self.core.receive(frame) {
             Ok(None) => Ok(()),
             Ok(Some(ServerEvent::Request(request))) => {
-                self.shared.stats.count.whole_received.fetch_add(1, Ordering::Relaxed);
-                if let Some(counts) = self.channel_counts.get_mut(&channel) {
-                    counts.whole_received += 1;
-                }
-                self.connection_count.whole_received += 1;
+                self.count(channel, |c| c.whole_received += 1);
                 self.dispatch(request);
                 Ok(())
             }
@@ -201,23 +175,35 @@ impl Connection {
         }
     }
 
+    /// Applies `update` to the counts of `channel`, of the connection and of
+    /// what the server totals have not seen yet.
+    fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
+        update(self.channel_counts.entry(channel).or_default());
+        update(&mut self.connection_count);
+        update(&mut self.unreported);
+    }
+
+    /// Adds what this connection counted to the server's totals.
+    fn report(&mut self) {
+        self.shared.stats.count.add(&std::mem::take(&mut self.unreported));
+    }
+
     /// Answers system paths at once and runs handlers in their own tasks.
     fn dispatch(&mut self, request: IncomingRequest) {
         let IncomingRequest { channel, seq, route, query, body, frames } = request;
         if route.starts_with(b"/sys/") {
+            self.report();
             let answer = self.system_answer(&route, &body);
             self.core.respond(channel, seq, answer);
             return;
         }
-        let Some(handler) = self.shared.routes.get(&route).cloned() else {
+        let (Some(handler), Some(route_stats)) = (self.shared.routes.get(&route), self.shared.stats.route(&route))
+        else {
             self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             return;
         };
-        // Only routes with a handler are tracked, so clients cannot grow the map.
-        let route_stats = self.shared.stats.route(&route);
-        if let Some(stats) = &route_stats {
-            stats.count.received(frames, body.len() as u64);
-        }
+        let (handler, route_stats) = (handler.clone(), route_stats.clone());
+        route_stats.count.received(frames, body.len() as u64);
         let shared = self.shared.clone();
         let request = Request { channel, route, query, body, peer: self.peer };
         self.handlers.push(Box::pin(async move {
@@ -235,11 +221,9 @@ impl Connection {
             };
             let elapsed = started.elapsed();
             shared.stats.measure.record(elapsed);
-            if let Some(stats) = route_stats {
-                stats.measure.record(elapsed);
-                let max = shared.config.core.frame_limits.max_data.max(1) as usize;
-                stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
-            }
+            route_stats.measure.record(elapsed);
+            let max = shared.config.core.frame_limits.max_data.max(1) as usize;
+            route_stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
             (channel, seq, answer)
         }));
     }
@@ -251,11 +235,11 @@ impl Connection {
         let value = match route {
             b"/sys/server_count" => stats.count.to_json(),
             b"/sys/server_measure" => stats.measure.to_json(),
-            b"/sys/path_count" => match stats.existing_route(&body_route()) {
+            b"/sys/path_count" => match stats.route(&body_route()) {
                 Some(r) => r.count.to_json(),
-                None => crate::server::stats::Count::default().to_json(),
+                None => Counts::default().to_json(),
             },
-            b"/sys/path_measure" => match stats.existing_route(&body_route()) {
+            b"/sys/path_measure" => match stats.route(&body_route()) {
                 Some(r) => r.measure.to_json(),
                 None => crate::server::stats::Measure::default().to_json(),
             },
@@ -283,7 +267,7 @@ impl Connection {
                 (id.to_string(), json!({"ReceiveQueue": queue, "Count": count.to_json()}))
             })
             .collect();
-        let write_queue = self.sink.counters().queued.load(Ordering::Relaxed) + self.core.queued_frames() as u64;
+        let write_queue = self.sink.queued() + self.core.queued_frames() as u64;
         json!({ self.peer.to_string(): {
             "Channels": channels,
             "WriteQueue": write_queue,
@@ -291,26 +275,17 @@ impl Connection {
         }})
     }
 
-    /// Sends every frame the core has ready, counting them.
+    /// Sends every frame the core has ready, counting them, and adds what
+    /// was counted since the last flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
         let mut batch = Vec::new();
         self.core.drain_transmit(&mut batch);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let count = &self.shared.stats.count;
         for frame in &batch {
             let bytes = frame.encoded_len() as u64;
             let whole = frame.status.position().is_some_and(|p| p.completes_message());
-            count.packets_sent.fetch_add(1, Ordering::Relaxed);
-            count.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-            count.whole_sent.fetch_add(u64::from(whole), Ordering::Relaxed);
-            for c in [self.channel_counts.entry(frame.channel).or_default(), &mut self.connection_count] {
-                c.packets_sent += 1;
-                c.bytes_sent += bytes;
-                c.whole_sent += u64::from(whole);
-            }
+            self.count(frame.channel, |c| c.frame_sent(bytes, whole));
         }
+        self.report();
         self.sink.send(batch).await
     }
 }

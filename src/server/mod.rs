@@ -150,8 +150,8 @@ impl ServerBuilder {
         Server {
             shared: Arc::new(Shared {
                 config: self.config,
+                stats: ServerStats::new(self.routes.keys().cloned()),
                 routes: self.routes,
-                stats: ServerStats::default(),
                 shutdown,
             }),
         }

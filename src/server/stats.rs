@@ -47,16 +47,76 @@ impl Count {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Adds counts gathered elsewhere.
+    pub fn add(&self, counts: &Counts) {
+        self.packets_sent.fetch_add(counts.packets_sent, Ordering::Relaxed);
+        self.packets_received.fetch_add(counts.packets_received, Ordering::Relaxed);
+        self.whole_sent.fetch_add(counts.whole_sent, Ordering::Relaxed);
+        self.whole_received.fetch_add(counts.whole_received, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(counts.bytes_sent, Ordering::Relaxed);
+        self.bytes_received.fetch_add(counts.bytes_received, Ordering::Relaxed);
+    }
+
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> Counts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            packets_sent: get(&self.packets_sent),
+            packets_received: get(&self.packets_received),
+            whole_sent: get(&self.whole_sent),
+            whole_received: get(&self.whole_received),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+        }
+    }
+
     /// The Count object with the spec's member names (`[SYS-5]`).
     pub fn to_json(&self) -> Value {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.snapshot().to_json()
+    }
+}
+
+/// The six counters of a Count object as plain numbers, for counts that one
+/// task owns (a connection, a channel).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Frames sent.
+    pub packets_sent: u64,
+    /// Frames received.
+    pub packets_received: u64,
+    /// Complete messages sent.
+    pub whole_sent: u64,
+    /// Complete messages received.
+    pub whole_received: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+}
+
+impl Counts {
+    /// Counts one frame of `bytes` bytes received.
+    pub fn frame_received(&mut self, bytes: u64) {
+        self.packets_received += 1;
+        self.bytes_received += bytes;
+    }
+
+    /// Counts one frame of `bytes` bytes sent; `whole` when it completes a message.
+    pub fn frame_sent(&mut self, bytes: u64, whole: bool) {
+        self.packets_sent += 1;
+        self.bytes_sent += bytes;
+        self.whole_sent += u64::from(whole);
+    }
+
+    /// The Count object with the spec's member names (`[SYS-5]`).
+    pub fn to_json(&self) -> Value {
         json!({
-            "PacketsSent": get(&self.packets_sent),
-            "PacketReceived": get(&self.packets_received),
-            "WholePacketSent": get(&self.whole_sent),
-            "WholePacketReceived": get(&self.whole_received),
-            "BytesSent": get(&self.bytes_sent),
-            "BytesReceived": get(&self.bytes_received),
+            "PacketsSent": self.packets_sent,
+            "PacketReceived": self.packets_received,
+            "WholePacketSent": self.whole_sent,
+            "WholePacketReceived": self.whole_received,
+            "BytesSent": self.bytes_sent,
+            "BytesReceived": self.bytes_received,
         })
     }
 }
@@ -187,32 +247,24 @@ pub struct ServerStats {
     pub count: Count,
     /// Handler latencies of the whole server.
     pub measure: Measure,
-    routes: Mutex<HashMap<Bytes, Arc<RouteStats>>>,
+    /// One entry per route with a handler, fixed when the server is built,
+    /// so clients cannot grow it and no lock is taken per request.
+    routes: HashMap<Bytes, Arc<RouteStats>>,
 }
 
-/// Most distinct routes tracked; requests for further unknown routes are
-/// counted under the server totals only, so a client cannot grow this map
-/// without bound.
-pub const MAX_TRACKED_ROUTES: usize = 4096;
-
 impl ServerStats {
-    /// The statistics of `route`, created on first use (bounded).
-    pub fn route(&self, route: &Bytes) -> Option<Arc<RouteStats>> {
-        let mut routes = self.routes.lock().ok()?;
-        if let Some(stats) = routes.get(route) {
-            return Some(stats.clone());
+    /// Statistics for a server with these routes.
+    pub fn new(routes: impl IntoIterator<Item = Bytes>) -> ServerStats {
+        ServerStats {
+            count: Count::default(),
+            measure: Measure::default(),
+            routes: routes.into_iter().map(|r| (r, Arc::new(RouteStats::default()))).collect(),
         }
-        if routes.len() >= MAX_TRACKED_ROUTES {
-            return None;
-        }
-        let stats = Arc::new(RouteStats::default());
-        routes.insert(route.clone(), stats.clone());
-        Some(stats)
     }
 
-    /// The statistics of `route` if it has any.
-    pub fn existing_route(&self, route: &[u8]) -> Option<Arc<RouteStats>> {
-        self.routes.lock().ok()?.get(route).cloned()
+    /// The statistics of `route`, if it has a handler.
+    pub fn route(&self, route: &[u8]) -> Option<&Arc<RouteStats>> {
+        self.routes.get(route)
     }
 
     /// The `/sys/statis` text, durations in `unit` (`[SYS-4]`).
@@ -248,13 +300,11 @@ impl ServerStats {
             }
         };
         describe(&mut out, "server", &self.count, &self.measure);
-        if let Ok(routes) = self.routes.lock() {
-            let mut names: Vec<&Bytes> = routes.keys().collect();
-            names.sort();
-            for name in names {
-                let stats = &routes[name];
-                describe(&mut out, &String::from_utf8_lossy(name), &stats.count, &stats.measure);
-            }
+        let mut names: Vec<&Bytes> = self.routes.keys().collect();
+        names.sort();
+        for name in names {
+            let stats = &self.routes[name];
+            describe(&mut out, &String::from_utf8_lossy(name), &stats.count, &stats.measure);
         }
         out
     }
