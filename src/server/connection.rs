@@ -185,7 +185,9 @@ impl Connection {
 
     /// Adds what this connection counted to the server's totals.
     fn report(&mut self) {
-        self.shared.stats.count.add(&std::mem::take(&mut self.unreported));
+        if self.unreported != Counts::default() {
+            self.shared.stats.count.add(&std::mem::take(&mut self.unreported));
+        }
     }
 
     /// Answers system paths at once and runs handlers in their own tasks.
