@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use iip::client::{Client, ClientConfig, ClientError};
-use iip::server::Server;
+use iip::server::{Request, Server, Timeouts};
 
 #[derive(Parser)]
 #[command(name = "iip", version, about = "IIP/1: serve, call, benchmark and check IIP servers")]
@@ -29,6 +29,28 @@ enum Command {
         /// Most connections at once.
         #[arg(long, default_value_t = 10_000)]
         max_connections: usize,
+        /// Largest request body in bytes (answered 110 beyond it).
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        max_message: usize,
+        /// Memory budget of one connection in bytes.
+        #[arg(long, default_value_t = iip::proto::server::DEFAULT_MAX_HELD_BYTES)]
+        max_connection_bytes: usize,
+        /// Memory budget of the whole server in bytes.
+        #[arg(long, default_value_t = iip::server::DEFAULT_MAX_SERVER_HELD_BYTES)]
+        max_server_bytes: usize,
+        /// Seconds a connection may stay idle (nothing in flight, no frame); 0: no limit.
+        #[arg(long, default_value_t = 60.0)]
+        idle_timeout: f64,
+        /// Seconds a frame may take to arrive once it has begun; 0: no limit.
+        #[arg(long, default_value_t = 30.0)]
+        frame_timeout: f64,
+        /// Seconds a write may wait on a peer that reads nothing; 0: no limit.
+        #[arg(long, default_value_t = 30.0)]
+        write_timeout: f64,
+        /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests
+        /// in flight before closing the remaining connections.
+        #[arg(long, default_value_t = 30.0)]
+        grace: f64,
     },
     /// Send one request and print the answer.
     Call {
@@ -109,6 +131,70 @@ enum Command {
     },
 }
 
+/// `None` for 0 (no limit), otherwise that many seconds.
+fn seconds_or_off(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0 * 365.0)))
+}
+
+/// `/delay?ms=N`: answers the body after N milliseconds (at most 60 s), for
+/// trying timeouts and shutdowns by hand.
+async fn delay(req: Request) -> Result<Bytes, std::convert::Infallible> {
+    let ms = req
+        .query_str()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=").and_then(|v| v.parse::<u64>().ok())))
+        .unwrap_or(0)
+        .min(60_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(req.body)
+}
+
+/// Raises the soft limit on open files to the hard limit, and warns when
+/// it still cannot hold `max_connections` connections.
+fn raise_fd_limit(max_connections: usize) {
+    #[cfg(unix)]
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if (limit as usize) < max_connections.saturating_add(64) => eprintln!(
+            "iip: warning: the open-file limit is {limit}, below --max-connections {max_connections} \
+             (plus listeners and files); clients past it get 107 while descriptors are short"
+        ),
+        Ok(_) => {}
+        Err(err) => eprintln!("iip: warning: cannot read or raise the open-file limit: {err}"),
+    }
+}
+
+/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one
+/// ends the process at once.
+async fn stop_on_signals(server: Server) {
+    wait_for_signal().await;
+    eprintln!("iip: shutting down gracefully (a second signal exits at once)");
+    server.shutdown();
+    wait_for_signal().await;
+    eprintln!("iip: exiting now");
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
     match data {
         None => Ok(Bytes::from_static(b"{}")),
@@ -121,18 +207,38 @@ fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { listen, max_channels, max_connections } => {
+        Command::Serve {
+            listen,
+            max_channels,
+            max_connections,
+            max_message,
+            max_connection_bytes,
+            max_server_bytes,
+            idle_timeout,
+            frame_timeout,
+            write_timeout,
+            grace,
+        } => {
+            raise_fd_limit(max_connections);
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let server = Server::echo().max_channels(max_channels).max_connections(max_connections).build();
-            eprintln!("iip serving on {} (Ctrl-C stops)", listener.local_addr().map_err(|e| e.to_string())?);
-            let stopper = server.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("shutting down");
-                    stopper.shutdown();
-                }
-            });
+            let timeouts = Timeouts {
+                idle: seconds_or_off(idle_timeout),
+                frame: seconds_or_off(frame_timeout),
+                write: seconds_or_off(write_timeout),
+            };
+            let server = Server::echo()
+                .route("/delay", delay)
+                .max_channels(max_channels)
+                .max_connections(max_connections)
+                .max_message(max_message)
+                .max_connection_bytes(max_connection_bytes)
+                .max_server_bytes(max_server_bytes)
+                .timeouts(timeouts)
+                .grace(Duration::from_secs_f64(grace.clamp(0.0, 86_400.0)))
+                .build();
+            eprintln!("iip serving on {} (SIGINT or SIGTERM stops)", listener.local_addr().map_err(|e| e.to_string())?);
+            tokio::spawn(stop_on_signals(server.clone()));
             server.serve(listener).await.map_err(|e| e.to_string())
         }
         Command::Call { addr, path, data, timeout, raw } => {
@@ -262,7 +368,10 @@ async fn client_conformance(listen: &str, timeout: Duration) -> Result<(), Strin
 
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -23,6 +23,8 @@ pub mod frame_error;
 pub mod loadgen;
 pub mod proto;
 #[cfg(not(loom))]
+pub mod reader;
+#[cfg(not(loom))]
 pub mod server;
 pub mod spec;
 pub mod status;

@@ -2,8 +2,9 @@
 //! encodes them into one buffer and writes them with as few system calls as
 //! the batches allow (write batching).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -22,7 +23,14 @@ pub const WRITE_QUEUE_BATCHES: usize = 64;
 #[derive(Debug, Clone)]
 pub struct FrameSink {
     tx: mpsc::Sender<Vec<Frame>>,
-    queued: Arc<AtomicU64>,
+    queued: Arc<Queued>,
+}
+
+/// What a writer has been given and not yet written.
+#[derive(Debug, Default)]
+struct Queued {
+    frames: AtomicU64,
+    bytes: AtomicUsize,
 }
 
 impl FrameSink {
@@ -31,13 +39,19 @@ impl FrameSink {
         if batch.is_empty() {
             return Ok(());
         }
-        self.queued.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.queued.frames.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.queued.bytes.fetch_add(batch.iter().map(Frame::encoded_len).sum(), Ordering::Relaxed);
         self.tx.send(batch).await.map_err(|_| CodecError::Io(std::io::ErrorKind::BrokenPipe.into()))
     }
 
     /// Frames queued and not yet written.
     pub fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
+        self.queued.frames.load(Ordering::Relaxed)
+    }
+
+    /// Encoded bytes of the frames queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -67,9 +81,33 @@ impl WriteBuffer {
     }
 
     /// Writes everything buffered to `io`, then empties the buffer; a buffer
-    /// grown past 4 MiB by a large message is given back.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<(), CodecError> {
-        io.write_all(&self.buf).await?;
+    /// grown past 4 MiB by a large message is given back. With `stall` set,
+    /// a write call that makes no progress for that long fails with
+    /// `TimedOut` (`[RES-7]`: a peer that reads nothing cannot hold answers).
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        stall: Option<Duration>,
+    ) -> Result<(), CodecError> {
+        match stall {
+            None => io.write_all(&self.buf).await?,
+            Some(limit) => {
+                let mut written = 0;
+                while written < self.buf.len() {
+                    match tokio::time::timeout(limit, io.write(&self.buf[written..])).await {
+                        Ok(Ok(0)) => return Err(CodecError::Io(std::io::ErrorKind::WriteZero.into())),
+                        Ok(Ok(n)) => written += n,
+                        Ok(Err(err)) => return Err(err.into()),
+                        Err(_) => {
+                            return Err(CodecError::Io(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "[RES-7] the peer read nothing within the write timeout",
+                            )))
+                        }
+                    }
+                }
+            }
+        }
         self.buf.clear();
         if self.buf.capacity() > 4 << 20 {
             self.buf = BytesMut::new();
@@ -79,13 +117,18 @@ impl WriteBuffer {
 }
 
 /// Starts a writer task over `io`. It ends, shutting the write side down,
-/// when every [`FrameSink`] is dropped, or at the first write error.
-pub fn spawn_writer<W>(mut io: W, limits: FrameLimits) -> (FrameSink, JoinHandle<Result<(), CodecError>>)
+/// when every [`FrameSink`] is dropped, or at the first write error; with
+/// `stall` set, also when one write call makes no progress for that long.
+pub fn spawn_writer<W>(
+    mut io: W,
+    limits: FrameLimits,
+    stall: Option<Duration>,
+) -> (FrameSink, JoinHandle<Result<(), CodecError>>)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Vec<Frame>>(WRITE_QUEUE_BATCHES);
-    let queued = Arc::new(AtomicU64::new(0));
+    let queued = Arc::new(Queued::default());
     let task_queued = queued.clone();
     let task = tokio::spawn(async move {
         let mut out = WriteBuffer::default();
@@ -100,11 +143,24 @@ where
                     pending = rx.try_recv().ok();
                 }
             }
-            out.write_to(&mut io).await?;
-            task_queued.fetch_sub(frames, Ordering::Relaxed);
+            let bytes = out.len();
+            out.write_to(&mut io, stall).await?;
+            task_queued.frames.fetch_sub(frames, Ordering::Relaxed);
+            task_queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
-        io.flush().await?;
-        io.shutdown().await?;
+        match stall {
+            Some(limit) => {
+                let _ = tokio::time::timeout(limit, async {
+                    io.flush().await?;
+                    io.shutdown().await
+                })
+                .await;
+            }
+            None => {
+                io.flush().await?;
+                io.shutdown().await?;
+            }
+        }
         Ok(())
     });
     (FrameSink { tx, queued }, task)

@@ -67,7 +67,7 @@ impl Connection {
                 // The core checked every frame; one that still does not encode,
                 // or a failed write, means the connection cannot go on.
                 let written = match out.encode(&batch, &limits) {
-                    Ok(()) => out.write_to(&mut write_half).await,
+                    Ok(()) => out.write_to(&mut write_half, None).await,
                     Err(err) => Err(err),
                 };
                 batch.clear();

@@ -11,9 +11,11 @@ pub mod client;
 pub mod error;
 pub mod message;
 pub mod server;
+pub mod timers;
 
 pub use channels::ChannelIds;
 pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use error::ProtocolError;
 pub use message::{chunk_body, MessageState, Step};
-pub use server::{IncomingRequest, ServerConfig, ServerConnection, ServerEvent};
+pub use server::{HeldBytes, IncomingRequest, ServerConfig, ServerConnection, ServerEvent};
+pub use timers::{ConnectionTimers, Expiry, Timeouts};

@@ -33,11 +33,26 @@ pub struct ServerConfig {
     pub max_channels: u32,
     /// Largest request body (`[MSG-8]`).
     pub max_message: usize,
+    /// The connection's memory budget in bytes (`[RES-1]`): what it may hold
+    /// of request bodies being assembled, bodies handed to handlers and not
+    /// yet answered, and answers not yet sent. A message whose assembly
+    /// would take the bytes being assembled past it is refused with 110
+    /// (`[RES-2]`); the shell stops reading while the rest is past it
+    /// (`[RES-3]`). Default 64 MiB.
+    pub max_held_bytes: usize,
 }
+
+/// The default per-connection memory budget: 64 MiB.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { frame_limits: FrameLimits::default(), max_channels: 1024, max_message: 64 * 1024 * 1024 }
+        ServerConfig {
+            frame_limits: FrameLimits::default(),
+            max_channels: 1024,
+            max_message: 64 * 1024 * 1024,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
+        }
     }
 }
 
@@ -102,8 +117,8 @@ struct Channel {
     inbound: Inbound,
     next_seq: u64,
     next_to_send: u64,
-    /// Routes of requests handed out and not yet answered, by seq.
-    routes: HashMap<u64, Bytes>,
+    /// Routes and body sizes of requests handed out and not yet answered, by seq.
+    routes: HashMap<u64, (Bytes, usize)>,
     ready: BTreeMap<u64, Ready>,
 }
 
@@ -126,10 +141,12 @@ impl Channel {
         }
     }
 
-    fn take_seq(&mut self, route: Bytes) -> u64 {
+    /// Gives the next request its place in the order; `held` is the size
+    /// of its body while it waits for an answer.
+    fn take_seq(&mut self, route: Bytes, held: usize) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.routes.insert(seq, route);
+        self.routes.insert(seq, (route, held));
         seq
     }
 
@@ -138,15 +155,30 @@ impl Channel {
     }
 }
 
-/// Appends `data` to a message body being assembled, or gives `None` (for
-/// good) once the body would exceed `max`.
-fn append_within(body: Option<BytesMut>, data: &[u8], max: usize) -> Option<BytesMut> {
-    let mut body = body?;
-    if body.len() + data.len() > max {
-        return None;
+/// The bytes a connection holds, by where they are (`[RES-1]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldBytes {
+    /// Bodies of chunked requests not yet complete.
+    pub assembling: usize,
+    /// Bodies of requests handed out and not yet answered.
+    pub handed_out: usize,
+    /// Answers given and not yet taken by `poll_transmit`/`drain_transmit`,
+    /// as encoded frame bytes once they are frames.
+    pub answers: usize,
+}
+
+impl HeldBytes {
+    /// Everything held.
+    pub fn total(&self) -> usize {
+        self.assembling + self.handed_out + self.answers
     }
-    body.extend_from_slice(data);
-    Some(body)
+
+    /// What leaves without the peer sending more: bodies in handlers and
+    /// answers. Reading pauses on this, never on `assembling`, which only
+    /// reading can complete (`[RES-3]`).
+    pub fn outbound(&self) -> usize {
+        self.handed_out + self.answers
+    }
 }
 
 /// The server's per-connection protocol state.
@@ -157,6 +189,33 @@ pub struct ServerConnection {
     channels: HashMap<u32, Channel>,
     outbox: VecDeque<Frame>,
     closed: bool,
+    held: HeldBytes,
+    /// Set by the shell while the whole server is past its budget: no
+    /// message may grow by assembly (`[RES-2]`).
+    server_full: bool,
+}
+
+/// Appends `data` to a message body being assembled, or gives `None` (for
+/// good) once the body would pass `max_message`, the connection's budget
+/// for bytes being assembled, or while the server is full. `held` follows.
+fn append_within(
+    body: Option<BytesMut>,
+    data: &[u8],
+    config: &ServerConfig,
+    server_full: bool,
+    held: &mut HeldBytes,
+) -> Option<BytesMut> {
+    let mut body = body?;
+    let fits = body.len() + data.len() <= config.max_message
+        && held.assembling + data.len() <= config.max_held_bytes
+        && !server_full;
+    if !fits {
+        held.assembling -= body.len();
+        return None;
+    }
+    held.assembling += data.len();
+    body.extend_from_slice(data);
+    Some(body)
 }
 
 impl ServerConnection {
@@ -168,7 +227,21 @@ impl ServerConnection {
             channels: HashMap::from([(0, Channel::new())]),
             outbox: VecDeque::new(),
             closed: false,
+            held: HeldBytes::default(),
+            server_full: false,
         }
+    }
+
+    /// The bytes this connection holds (`[RES-1]`).
+    pub fn held(&self) -> HeldBytes {
+        self.held
+    }
+
+    /// Tells the core whether the whole server is past its memory budget;
+    /// while it is, a chunked request that would grow is refused with 110
+    /// (`[RES-2]`).
+    pub fn set_server_full(&mut self, full: bool) {
+        self.server_full = full;
     }
 
     /// The settings in force.
@@ -203,22 +276,28 @@ impl ServerConnection {
         let Some((_, step)) = transition(state, position) else {
             return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
         };
-        let max_message = self.config.max_message;
-        // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past the limit (`[MSG-8]`).
+        let (config, full, held) = (&self.config, self.server_full, &mut self.held);
+        // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).
         let (path, body, frames) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
-            (Step::Complete, Inbound::Idle) => (frame.path, Some(frame.data).filter(|d| d.len() <= max_message), 1),
+            (Step::Complete, Inbound::Idle) => {
+                (frame.path, Some(frame.data).filter(|d| d.len() <= config.max_message), 1)
+            }
             (Step::Started, _) => {
-                let body = append_within(Some(BytesMut::new()), &frame.data, max_message);
+                let body = append_within(Some(BytesMut::new()), &frame.data, config, full, held);
                 channel.inbound = Inbound::Open { path: frame.path, body, frames: 1 };
                 return Ok(None);
             }
             (Step::Continues, Inbound::Open { path, body, frames }) => {
-                let body = append_within(body, &frame.data, max_message);
+                let body = append_within(body, &frame.data, config, full, held);
                 channel.inbound = Inbound::Open { path, body, frames: frames + 1 };
                 return Ok(None);
             }
             (Step::Complete, Inbound::Open { path, body, frames }) => {
-                (path, append_within(body, &frame.data, max_message).map(BytesMut::freeze), frames + 1)
+                let body = append_within(body, &frame.data, config, full, held).map(|body| {
+                    held.assembling -= body.len();
+                    body.freeze()
+                });
+                (path, body, frames + 1)
             }
             (Step::Continues, Inbound::Idle) => {
                 return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
@@ -226,7 +305,7 @@ impl ServerConnection {
         };
         let (route, query) = split_route(&path);
         let Some(body) = body else {
-            let seq = channel.take_seq(route);
+            let seq = channel.take_seq(route, 0);
             self.respond_error(channel_id, seq, ErrorAnswer::new(ErrorCode::RequestTooLarge, "request too large"));
             return Ok(None);
         };
@@ -239,12 +318,12 @@ impl ServerConnection {
                 None => ErrorAnswer::new(ErrorCode::ChannelCreateLimited, "channel create limited").to_body(),
             };
             let Some(channel) = self.channels.get_mut(&channel_id) else { return Ok(None) };
-            let seq = channel.take_seq(route);
+            let seq = channel.take_seq(route, 0);
             self.respond(channel_id, seq, answer);
             return Ok(None);
         }
         if route == DELETE_CHANNEL {
-            let seq = channel.take_seq(route.clone());
+            let seq = channel.take_seq(route.clone(), 0);
             if channel_id == 0 {
                 self.respond_error(
                     0,
@@ -254,12 +333,15 @@ impl ServerConnection {
             } else {
                 channel.phase = Phase::Deleting;
                 channel.routes.remove(&seq);
-                channel.ready.insert(seq, Ready { route, body: ok_body(), deletes: true });
+                let body = ok_body();
+                self.held.answers += body.len();
+                channel.ready.insert(seq, Ready { route, body, deletes: true });
                 self.flush_channel(channel_id);
             }
             return Ok(None);
         }
-        let seq = channel.take_seq(route.clone());
+        let seq = channel.take_seq(route.clone(), body.len());
+        self.held.handed_out += body.len();
         Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames })))
     }
 
@@ -268,7 +350,9 @@ impl ServerConnection {
     /// request is waiting (already answered, or the connection is gone).
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
         let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
-        let Some(route) = channel.routes.remove(&seq) else { return false };
+        let Some((route, handed_out)) = channel.routes.remove(&seq) else { return false };
+        self.held.handed_out -= handed_out;
+        self.held.answers += body.len();
         channel.ready.insert(seq, Ready { route, body, deletes: false });
         self.flush_channel(channel_id);
         true
@@ -285,7 +369,10 @@ impl ServerConnection {
         let mut deleted = false;
         while let Some(ready) = channel.ready.remove(&channel.next_to_send) {
             channel.next_to_send += 1;
-            self.outbox.extend(chunk_body(MessageKind::Response, &ready.route, channel_id, ready.body, max_data));
+            self.held.answers -= ready.body.len();
+            let frames = chunk_body(MessageKind::Response, &ready.route, channel_id, ready.body, max_data);
+            self.held.answers += frames.iter().map(Frame::encoded_len).sum::<usize>();
+            self.outbox.extend(frames);
             if ready.deletes {
                 deleted = true;
                 break;
@@ -299,12 +386,16 @@ impl ServerConnection {
 
     /// The next frame to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Frame> {
-        self.outbox.pop_front()
+        let frame = self.outbox.pop_front()?;
+        self.held.answers -= frame.encoded_len();
+        Some(frame)
     }
 
     /// Moves every frame waiting to be sent into `out`.
     pub fn drain_transmit(&mut self, out: &mut Vec<Frame>) {
+        let start = out.len();
         out.extend(self.outbox.drain(..));
+        self.held.answers -= out[start..].iter().map(Frame::encoded_len).sum::<usize>();
     }
 
     /// Number of frames waiting to be sent.
@@ -414,5 +505,59 @@ mod tests {
         assert_eq!(core.receive(req(3, b"/up", 0, b"f")).unwrap(), None);
         let answers = sent(&mut core);
         assert_eq!(ErrorAnswer::parse(&answers[0].1).map(|a| a.code), Some(110));
+    }
+
+    fn request_of(event: Option<ServerEvent>) -> IncomingRequest {
+        match event {
+            Some(ServerEvent::Request(r)) => r,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_bytes_follow_a_request_to_its_answer_on_the_wire() {
+        let mut core = ServerConnection::new(ServerConfig::default());
+        core.receive(req(0, b"/up", 0, b"abcd")).unwrap();
+        assert_eq!(core.held(), HeldBytes { assembling: 4, handed_out: 0, answers: 0 });
+        let r = request_of(core.receive(req(3, b"/up", 0, b"ef")).unwrap());
+        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 6, answers: 0 });
+        core.respond(0, r.seq, Bytes::from_static(b"0123456789"));
+        let frame_len = 1 + 3 + 1 + 8 + 10;
+        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 0, answers: frame_len });
+        assert_eq!(core.held().outbound(), frame_len);
+        let mut out = Vec::new();
+        core.drain_transmit(&mut out);
+        assert_eq!(core.held().total(), 0);
+    }
+
+    #[test]
+    fn assembly_past_the_connection_budget_is_refused_and_released() {
+        let config = ServerConfig { max_held_bytes: 10, ..ServerConfig::default() };
+        let mut core = ServerConnection::new(config);
+        core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
+        let _ = sent(&mut core);
+        core.receive(req(0, b"/a", 0, b"123456")).unwrap();
+        // Channel 1 starts a message that would take assembly to 12 bytes.
+        core.receive(req(0, b"/b", 1, b"123456")).unwrap();
+        assert_eq!(core.held().assembling, 6, "the crossing message holds nothing");
+        core.receive(req(3, b"/b", 1, b"7")).unwrap();
+        let answers = sent(&mut core);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(ErrorAnswer::parse(&answers[0].1).map(|a| a.code), Some(110));
+        // Channel 0's message, inside the budget, completes.
+        let r = request_of(core.receive(req(3, b"/a", 0, b"78")).unwrap());
+        assert_eq!((&r.body[..], core.held().assembling), (&b"12345678"[..], 0));
+    }
+
+    #[test]
+    fn a_full_server_refuses_growing_messages_but_not_whole_ones() {
+        let mut core = ServerConnection::new(ServerConfig::default());
+        core.set_server_full(true);
+        core.receive(req(0, b"/a", 0, b"123")).unwrap();
+        core.receive(req(3, b"/a", 0, b"4")).unwrap();
+        assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(110));
+        assert_eq!(core.held().total(), 0);
+        let r = request_of(core.receive(req(1, b"/a", 0, b"whole")).unwrap());
+        assert_eq!(&r.body[..], b"whole");
     }
 }

@@ -1,29 +1,32 @@
 //! One server connection: a tokio task that reads frames into the sans-IO
 //! [`ServerConnection`], runs handlers concurrently, and hands the ordered
-//! answers to the writer task.
+//! answers to the writer task. It enforces the connection's memory budget
+//! by pausing its reads (`[RES-3]`) and its time limits (`[RES-5]`–`[RES-7]`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_util::codec::FramedRead;
 
 use crate::answer::{ErrorAnswer, ErrorCode};
-use crate::codec::{CodecError, FrameCodec};
+use crate::codec::CodecError;
 use crate::frame::Frame;
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::timers::ConnectionTimers;
+use crate::reader::FrameReader;
 use crate::writer::{spawn_writer, FrameSink};
 
 use super::handler::Request;
+use super::memory::HeldShare;
 use super::stats::Counts;
 use super::Shared;
 
@@ -45,24 +48,40 @@ struct Connection {
     /// Counts not yet added to the server's totals: they are added once per
     /// flush, not once per frame.
     unreported: Counts,
+    /// This connection's bytes in the server's memory total.
+    held: HeldShare,
+    /// Whether the reader may be polled; false after the end of the stream,
+    /// an error, a close frame or the start of a shutdown.
+    reading: bool,
+    /// A frame arrived since the timers last looked.
+    frame_arrived: bool,
+    close_reason: Option<String>,
 }
 
+/// How long a connection paused by the server-wide budget alone waits
+/// before it looks again.
+const FULL_SERVER_RECHECK: Duration = Duration::from_millis(10);
+
 /// Serves one accepted connection until it closes.
-pub(crate) async fn serve_connection(
-    stream: TcpStream,
+pub(crate) async fn serve_connection<R, W>(
+    read_half: R,
+    write_half: W,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let limits = shared.config.core.frame_limits;
-    let (read_half, write_half) = stream.into_split();
-    // A small first read buffer keeps idle connections cheap; the decoder
-    // reserves more as frames need it.
-    let mut reader = FramedRead::with_capacity(read_half, FrameCodec::new(limits), 1024);
-    let (sink, writer) = spawn_writer(write_half, limits);
+    let timeouts = shared.config.timeouts;
+    let mut reader = FrameReader::new(read_half, limits);
+    let (sink, mut writer) = spawn_writer(write_half, limits, timeouts.write);
+    let force = shared.force.clone();
+    let mut timers = ConnectionTimers::new(timeouts, Instant::now());
     let mut conn = Connection {
         core: ServerConnection::new(shared.config.core),
+        held: HeldShare::new(shared.memory.clone()),
         shared,
         peer,
         sink,
@@ -70,27 +89,54 @@ pub(crate) async fn serve_connection(
         channel_counts: HashMap::new(),
         connection_count: Counts::default(),
         unreported: Counts::default(),
+        reading: true,
+        frame_arrived: false,
+        close_reason: None,
     };
-    let mut reading = true;
-    let mut close_reason: Option<String> = None;
-    let max_in_flight = conn.shared.config.max_in_flight;
+    let mut writer_done = false;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut timer_at = None;
     loop {
-        if *shutdown.borrow() && reading {
-            reading = false;
-            close_reason = Some("server shutting down".into());
+        if *shutdown.borrow() && conn.reading {
+            conn.stop("server shutting down");
         }
-        if !reading && conn.handlers.is_empty() {
+        if !conn.reading && conn.handlers.is_empty() {
             break;
         }
+        let now = Instant::now();
+        timers.observe(now, conn.busy(), std::mem::take(&mut conn.frame_arrived));
+        if conn.reading {
+            if let Some(expiry) = timers.expired(now, reader.pending_since()) {
+                tracing::debug!(peer = %conn.peer, reason = expiry.reason(), "closing");
+                conn.stop(expiry.reason());
+                continue;
+            }
+        }
+        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at).filter(|_| conn.reading);
+        if deadline != timer_at {
+            if let Some(at) = deadline {
+                timer.as_mut().reset(at.into());
+            }
+            timer_at = deadline;
+        }
+        let may_read = conn.may_read();
+        let paused_by_server = conn.reading && !may_read && conn.paused_by_server_only();
         tokio::select! {
             biased;
+            _ = force.cancelled() => break,
             Some((channel, seq, body)) = conn.handlers.next(), if !conn.handlers.is_empty() => {
                 conn.core.respond(channel, seq, body);
             }
-            _ = shutdown.changed(), if reading => {}
-            next = reader.next(), if reading && conn.handlers.len() < max_in_flight => {
-                conn.on_read(next, &mut reading, &mut close_reason);
+            _ = &mut writer, if !writer_done => {
+                // The peer read nothing within the write timeout, or went away.
+                writer_done = true;
+                break;
             }
+            _ = shutdown.changed(), if conn.reading => {}
+            _ = &mut timer, if timer_at.is_some() => timer_at = None,
+            _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
+            next = reader.next(), if may_read => conn.on_read(next),
         }
         // Take whatever else is ready without waiting — answers of handlers
         // that finished, frames already read — so that one write carries many.
@@ -100,9 +146,9 @@ pub(crate) async fn serve_connection(
                 conn.core.respond(channel, seq, body);
                 progressed = true;
             }
-            if reading && conn.handlers.len() < max_in_flight {
+            if conn.may_read() {
                 if let Some(next) = reader.next().now_or_never() {
-                    conn.on_read(next, &mut reading, &mut close_reason);
+                    conn.on_read(next);
                     progressed = true;
                 }
             }
@@ -110,47 +156,95 @@ pub(crate) async fn serve_connection(
                 break;
             }
         }
+        conn.account(reader.buffered());
         if conn.flush().await.is_err() {
             break;
         }
     }
+    if force.is_cancelled() || writer_done {
+        writer.abort();
+        return;
+    }
     // Answers completed during the last turn still go out.
     let _ = conn.flush().await;
-    if let Some(reason) = close_reason {
+    if let Some(reason) = conn.close_reason.take() {
         let _ = conn.sink.send(vec![ServerConnection::close_frame(&reason)]).await;
     }
     drop(conn);
-    let _ = writer.await;
+    tokio::select! {
+        _ = &mut writer => {}
+        _ = force.cancelled() => writer.abort(),
+    }
 }
 
 /// Most rounds of ready work gathered before one flush.
 const BATCH_TURNS: usize = 64;
 
 impl Connection {
+    /// Stops reading; the connection closes with a close frame naming
+    /// `reason` once what it already received is answered.
+    fn stop(&mut self, reason: &str) {
+        self.reading = false;
+        self.close_reason = Some(reason.to_string());
+    }
+
+    /// Whether anything is in flight: requests in handlers, answers not
+    /// yet written. Every request body is at least one byte ([FRAME-6]),
+    /// so held bytes tell.
+    fn busy(&self) -> bool {
+        !self.handlers.is_empty() || self.core.held().outbound() > 0 || self.sink.queued_bytes() > 0
+    }
+
+    /// Bytes that leave without the peer sending more: bodies in handlers,
+    /// answers in the core and in the writer.
+    fn outbound(&self) -> usize {
+        self.core.held().outbound() + self.sink.queued_bytes()
+    }
+
+    /// Whether the next frame may be read ([RES-3]): under the handler
+    /// limit, under the connection's budget, and under the server's budget
+    /// unless this connection holds nothing outbound at all (so that every
+    /// connection can still make progress one request at a time).
+    fn may_read(&self) -> bool {
+        let outbound = self.outbound();
+        self.reading
+            && self.handlers.len() < self.shared.config.max_in_flight
+            && outbound < self.shared.config.core.max_held_bytes
+            && (outbound == 0 || !self.shared.memory.full())
+    }
+
+    /// Whether only the server-wide budget keeps this connection from
+    /// reading: then it must look again, since other connections free it.
+    fn paused_by_server_only(&self) -> bool {
+        self.handlers.len() < self.shared.config.max_in_flight
+            && self.outbound() < self.shared.config.core.max_held_bytes
+    }
+
+    /// Reports what this connection holds to the server's total.
+    fn account(&mut self, unfinished_frame: usize) {
+        self.held.set(self.core.held().total() + self.sink.queued_bytes() + unfinished_frame);
+    }
+
     /// Handles what the reader yielded; stops reading on a framing error,
     /// a protocol error or the end of the stream.
-    fn on_read(
-        &mut self,
-        next: Option<Result<Frame, CodecError>>,
-        reading: &mut bool,
-        close_reason: &mut Option<String>,
-    ) {
+    fn on_read(&mut self, next: Option<Result<Frame, CodecError>>) {
         match next {
             Some(Ok(frame)) => {
+                self.frame_arrived = true;
+                self.core.set_server_full(self.shared.memory.full());
                 if let Err(reason) = self.on_frame(frame) {
-                    *close_reason = reason;
                     // Requests complete before the error are still answered ([FERR-1]).
-                    *reading = false;
+                    self.reading = false;
+                    self.close_reason = reason;
                 }
             }
             Some(Err(CodecError::Decode(err))) => {
                 tracing::debug!(peer = %self.peer, %err, "framing error");
-                *close_reason = Some(err.to_string());
-                *reading = false;
+                self.stop(&err.to_string());
             }
             // The client closed (or half-closed) its side: finish what is in
             // flight, then close.
-            Some(Err(_)) | None => *reading = false,
+            Some(Err(_)) | None => self.reading = false,
         }
     }
 

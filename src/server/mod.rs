@@ -12,8 +12,10 @@
 //! # }
 //! ```
 
+mod accept;
 mod connection;
 pub mod handler;
+pub mod memory;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -26,10 +28,14 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use handler::{FnHandler, Handler, HandlerError, Request, ServiceHandler};
+pub use memory::MemoryStats;
 pub use stats::ServerStats;
+
+pub use crate::proto::timers::Timeouts;
 
 use crate::answer::{ErrorAnswer, ErrorCode};
 use crate::frame::{Frame, FrameLimits};
@@ -48,7 +54,21 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long a handler may run before the request is answered with 103.
     pub handler_timeout: Option<Duration>,
+    /// Idle, frame read and write timeouts of every connection
+    /// (`[RES-5]`–`[RES-7]`). Defaults 60 s, 30 s, 30 s.
+    pub timeouts: Timeouts,
+    /// The server-wide memory budget in bytes (`[RES-4]`): while all
+    /// connections together hold this much, a connection that already holds
+    /// answers or requests reads nothing more, and chunked requests are
+    /// refused with 110. Default 256 MiB.
+    pub max_server_held_bytes: usize,
+    /// How long a graceful shutdown waits for requests already received to
+    /// be answered before it closes the remaining connections. Default 30 s.
+    pub grace: Duration,
 }
+
+/// The default server-wide memory budget: 256 MiB.
+pub const DEFAULT_MAX_SERVER_HELD_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -57,6 +77,9 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_in_flight: 1024,
             handler_timeout: None,
+            timeouts: Timeouts::default(),
+            max_server_held_bytes: DEFAULT_MAX_SERVER_HELD_BYTES,
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -66,7 +89,11 @@ pub(crate) struct Shared {
     config: ServerConfig,
     routes: HashMap<Bytes, Arc<dyn Handler>>,
     stats: ServerStats,
+    memory: Arc<MemoryStats>,
     shutdown: watch::Sender<bool>,
+    /// Cancelled when the grace period of a shutdown is over: every
+    /// connection closes at once.
+    force: CancellationToken,
 }
 
 /// Builds a [`Server`].
@@ -144,6 +171,32 @@ impl ServerBuilder {
         self
     }
 
+    /// A connection's memory budget in bytes (`[RES-1]`); default 64 MiB.
+    pub fn max_connection_bytes(mut self, bytes: usize) -> Self {
+        self.config.core.max_held_bytes = bytes;
+        self
+    }
+
+    /// The server-wide memory budget in bytes (`[RES-4]`); default 256 MiB.
+    pub fn max_server_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_server_held_bytes = bytes;
+        self
+    }
+
+    /// Idle, frame read and write timeouts (`[RES-5]`–`[RES-7]`); defaults
+    /// 60 s, 30 s and 30 s.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.config.timeouts = timeouts;
+        self
+    }
+
+    /// How long a graceful shutdown waits before closing the remaining
+    /// connections; default 30 s.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = grace;
+        self
+    }
+
     /// The server.
     pub fn build(self) -> Server {
         let (shutdown, _) = watch::channel(false);
@@ -151,8 +204,10 @@ impl ServerBuilder {
             shared: Arc::new(Shared {
                 config: self.config,
                 stats: ServerStats::new(self.routes.keys().cloned()),
+                memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
                 routes: self.routes,
                 shutdown,
+                force: CancellationToken::new(),
             }),
         }
     }
@@ -182,40 +237,55 @@ impl Server {
         &self.shared.stats
     }
 
+    /// The server's memory accounting: bytes held now, the highest figures
+    /// seen, the budget (`[RES-1]`).
+    pub fn memory(&self) -> &MemoryStats {
+        &self.shared.memory
+    }
+
     /// Serves `listener` until [`Server::shutdown`] is called; then finishes
-    /// the requests already received and closes every connection (`[CLOSE-3]`).
+    /// the requests already received and closes every connection
+    /// (`[CLOSE-3]`). Connections still open when the grace period ends are
+    /// closed at once.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut shutdown = self.shared.shutdown.subscribe();
+        let mut acceptor = accept::Acceptor::new(listener);
         loop {
             let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+                accepted = acceptor.accept() => accepted,
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
             let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of descriptors and the like: keep serving the others.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                accept::Accepted::Stream(stream, peer) => (stream, peer),
+                // Out of descriptors: the acceptor took one client with its
+                // spare descriptor; refuse it so that it is not left hanging.
+                accept::Accepted::Refuse(stream) => {
+                    tracker.spawn(refuse_connection(stream, self.shared.config));
                     continue;
                 }
             };
             let shared = self.shared.clone();
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracker.spawn(refuse_connection(stream, shared.config.core.frame_limits));
+                tracker.spawn(refuse_connection(stream, shared.config));
                 continue;
             };
             let conn_shutdown = shared.shutdown.subscribe();
             tracker.spawn(async move {
-                connection::serve_connection(stream, peer, shared, conn_shutdown).await;
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                connection::serve_connection(read, write, peer, shared, conn_shutdown).await;
                 drop(permit);
             });
         }
-        drop(listener);
+        drop(acceptor);
         tracker.close();
-        tracker.wait().await;
+        if tokio::time::timeout(self.shared.config.grace, tracker.wait()).await.is_err() {
+            tracing::warn!(remaining = tracker.len(), "grace period over: closing the remaining connections");
+            self.shared.force.cancel();
+            tracker.wait().await;
+        }
         Ok(())
     }
 
@@ -235,9 +305,10 @@ impl Server {
 }
 
 /// Refuses a connection over the limit (`[ANSWER-5]`).
-async fn refuse_connection(stream: tokio::net::TcpStream, limits: FrameLimits) {
+async fn refuse_connection(stream: tokio::net::TcpStream, config: ServerConfig) {
+    let limits = config.core.frame_limits;
     let (_read, write) = stream.into_split();
-    let (sink, writer) = crate::writer::spawn_writer(write, limits);
+    let (sink, writer) = crate::writer::spawn_writer(write, limits, config.timeouts.write);
     let answer = ErrorAnswer::new(ErrorCode::ServerConnectionsLimited, "server connections limited").to_body();
     let frames = vec![
         Frame::new(Status::ResponseWhole, Bytes::from_static(b"/sys/connection"), 0, answer),

@@ -1,0 +1,194 @@
+//! The read half of a connection: reads bytes into one buffer and cuts
+//! frames off its front, holding no more memory than the bytes received.
+//!
+//! Unlike `FramedRead`, it tells whether a frame has begun and not finished
+//! (for the frame read timeout) and it gives back a read buffer that grew
+//! large for one big frame, so that small frames read later do not keep that
+//! allocation alive (`[LIMIT-4]`: memory follows bytes received).
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::codec::{CodecError, MAX_RESERVE};
+use crate::decode::FrameDecoder;
+use crate::frame::{Frame, FrameLimits};
+
+/// The read buffer's size when a connection starts and after a large
+/// buffer is given back: idle connections stay cheap.
+pub const INITIAL_READ_BUFFER: usize = 1024;
+
+/// A read buffer with more capacity than this is replaced by a fresh small
+/// one as soon as it holds no bytes of a frame in progress.
+pub const KEEP_READ_BUFFER: usize = 64 * 1024;
+
+/// Frames whose data is at most this long are copied out of a read buffer
+/// larger than [`KEEP_READ_BUFFER`], so that a small request waiting for its
+/// handler never pins a buffer that grew for a large frame.
+pub const COPY_SMALL_DATA: usize = 4096;
+
+/// Reads frames from `io`.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    io: R,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    eof: bool,
+    /// When the last read returned bytes.
+    last_read: Option<Instant>,
+    /// When the first byte of the unfinished frame at the buffer's front arrived.
+    pending_since: Option<Instant>,
+    /// The buffer's allocation has grown past [`KEEP_READ_BUFFER`] (its
+    /// remaining capacity after frames are cut off no longer tells).
+    big: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader enforcing `limits`, starting with a small buffer.
+    pub fn new(io: R, limits: FrameLimits) -> FrameReader<R> {
+        FrameReader {
+            io,
+            buf: BytesMut::with_capacity(INITIAL_READ_BUFFER),
+            decoder: FrameDecoder::new(limits),
+            eof: false,
+            last_read: None,
+            pending_since: None,
+            big: false,
+        }
+    }
+
+    /// The next frame: `None` at a clean end of stream, an error for bytes
+    /// that are not frames ([FERR-1]), a stream cut inside a frame
+    /// ([FERR-3]) or a failed read. Cancel-safe: no byte is lost when the
+    /// future is dropped.
+    pub async fn next(&mut self) -> Option<Result<Frame, CodecError>> {
+        loop {
+            if let Some(item) = self.try_next() {
+                return Some(item);
+            }
+            if self.eof {
+                return match self.decoder.decode_eof(&mut self.buf) {
+                    Ok(Some(frame)) => Some(Ok(frame)),
+                    Ok(None) => None,
+                    Err(err) => Some(Err(err.into())),
+                };
+            }
+            self.buf.reserve(self.decoder.needed().clamp(1, MAX_RESERVE));
+            self.big |= self.buf.capacity() > KEEP_READ_BUFFER;
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {
+                    let now = Instant::now();
+                    self.last_read = Some(now);
+                    self.pending_since.get_or_insert(now);
+                }
+                Err(err) => return Some(Err(err.into())),
+            }
+        }
+    }
+
+    /// A frame already in the buffer, without reading; `None` if there is
+    /// no whole frame buffered.
+    pub fn try_next(&mut self) -> Option<Result<Frame, CodecError>> {
+        let big_buffer = self.big;
+        let frame = match self.decoder.decode(&mut self.buf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(err) => return Some(Err(err.into())),
+        };
+        if self.buf.is_empty() {
+            self.pending_since = None;
+            if big_buffer {
+                // Let the large allocation go with the frames cut from it.
+                self.buf = BytesMut::with_capacity(INITIAL_READ_BUFFER);
+                self.big = false;
+            }
+        } else {
+            // What is left behind the frame arrived with the last read.
+            self.pending_since = self.last_read;
+        }
+        Some(Ok(if big_buffer && frame.data.len() <= COPY_SMALL_DATA { unpin(frame) } else { frame }))
+    }
+
+    /// Whether some bytes of a frame have arrived and the rest has not.
+    pub fn in_frame(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Since when the first byte of an unfinished frame has been waiting
+    /// for the rest (`[RES-6]`); `None` between frames.
+    pub fn pending_since(&self) -> Option<Instant> {
+        self.pending_since.filter(|_| self.in_frame())
+    }
+
+    /// Bytes read and not yet handed out as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// The same frame with its path and data in allocations of their own.
+fn unpin(frame: Frame) -> Frame {
+    Frame {
+        status: frame.status,
+        path: Bytes::copy_from_slice(&frame.path),
+        channel: frame.channel,
+        data: Bytes::copy_from_slice(&frame.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::encode_frame;
+    use crate::status::Status;
+
+    fn stream(frames: &[Frame]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for f in frames {
+            encode_frame(f, &FrameLimits::default(), &mut out).unwrap();
+        }
+        out.to_vec()
+    }
+
+    #[tokio::test]
+    async fn reads_frames_and_ends_cleanly() {
+        let frames = vec![
+            Frame::new(Status::RequestWhole, &b"/a"[..], 0, &b"x"[..]),
+            Frame::new(Status::RequestWhole, &b"/b"[..], 3, vec![7u8; 200_000]),
+            Frame::new(Status::RequestWhole, &b"/c"[..], 0, &b"y"[..]),
+        ];
+        let bytes = stream(&frames);
+        let mut reader = FrameReader::new(&bytes[..], FrameLimits::default());
+        for want in &frames {
+            assert_eq!(reader.next().await.unwrap().unwrap(), *want);
+        }
+        assert!(reader.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cut_frame_is_an_error_and_counts_as_in_frame() {
+        let bytes = stream(&[Frame::new(Status::RequestWhole, &b"/a"[..], 0, &b"xyz"[..])]);
+        let cut = &bytes[..bytes.len() - 1];
+        let mut reader = FrameReader::new(cut, FrameLimits::default());
+        assert!(matches!(reader.next().await, Some(Err(CodecError::Decode(_)))));
+        assert!(reader.in_frame());
+    }
+
+    #[tokio::test]
+    async fn small_frames_after_a_big_one_do_not_share_its_buffer() {
+        let big = Frame::new(Status::RequestWhole, &b"/big"[..], 0, vec![1u8; 1 << 20]);
+        let small = Frame::new(Status::RequestWhole, &b"/s"[..], 0, &b"tiny"[..]);
+        let bytes = stream(&[big.clone(), small.clone()]);
+        let mut reader = FrameReader::new(&bytes[..], FrameLimits::default());
+        let got_big = reader.next().await.unwrap().unwrap();
+        let got_small = reader.next().await.unwrap().unwrap();
+        // Cut from the shared buffer, the small frame's data would sit
+        // right behind the big frame's data and the small frame's header.
+        let sliced_at = got_big.data.as_ptr() as usize + got_big.data.len() + 1 + 2 + 1 + 8;
+        assert_ne!(got_small.data.as_ptr() as usize, sliced_at);
+        assert_eq!((got_big, &got_small), (big, &small));
+        assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
+    }
+}

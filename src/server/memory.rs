@@ -1,0 +1,110 @@
+//! The server's memory accounting (`[RES-1]`): every connection adds what
+//! it holds to one total, so that a server-wide budget can be enforced and
+//! read back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Bytes held by all connections of a server, and the highest figures seen.
+#[derive(Debug)]
+pub struct MemoryStats {
+    budget: usize,
+    held: AtomicUsize,
+    peak: AtomicUsize,
+    peak_connection: AtomicUsize,
+}
+
+impl MemoryStats {
+    /// Accounting against a server-wide budget of `budget` bytes.
+    pub fn new(budget: usize) -> MemoryStats {
+        MemoryStats {
+            budget,
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            peak_connection: AtomicUsize::new(0),
+        }
+    }
+
+    /// The server-wide budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes held now by all connections: requests being assembled or
+    /// handled, answers not yet written, unfinished frames read.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The most [`MemoryStats::held`] has been.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The most one connection has held.
+    pub fn peak_connection(&self) -> usize {
+        self.peak_connection.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server holds its budget or more.
+    pub fn full(&self) -> bool {
+        self.held() >= self.budget
+    }
+}
+
+/// One connection's share of [`MemoryStats`]; gives its bytes back when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct HeldShare {
+    stats: Arc<MemoryStats>,
+    reported: usize,
+}
+
+impl HeldShare {
+    pub(crate) fn new(stats: Arc<MemoryStats>) -> HeldShare {
+        HeldShare { stats, reported: 0 }
+    }
+
+    /// Sets what this connection holds now.
+    pub(crate) fn set(&mut self, held: usize) {
+        if held == self.reported {
+            return;
+        }
+        if held > self.reported {
+            let total = self.stats.held.fetch_add(held - self.reported, Ordering::Relaxed) + held - self.reported;
+            self.stats.peak.fetch_max(total, Ordering::Relaxed);
+            self.stats.peak_connection.fetch_max(held, Ordering::Relaxed);
+        } else {
+            self.stats.held.fetch_sub(self.reported - held, Ordering::Relaxed);
+        }
+        self.reported = held;
+    }
+}
+
+impl Drop for HeldShare {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_are_given_back() {
+        let stats = Arc::new(MemoryStats::new(100));
+        let mut a = HeldShare::new(stats.clone());
+        let mut b = HeldShare::new(stats.clone());
+        a.set(60);
+        b.set(30);
+        assert_eq!((stats.held(), stats.full()), (90, false));
+        b.set(50);
+        assert_eq!((stats.held(), stats.full(), stats.peak(), stats.peak_connection()), (110, true, 110, 60));
+        a.set(10);
+        drop(b);
+        assert_eq!((stats.held(), stats.peak()), (10, 110));
+        drop(a);
+        assert_eq!(stats.held(), 0);
+    }
+}
