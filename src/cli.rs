@@ -1,5 +1,14 @@
 //! The command line of `iip`.
 
+/// Writes a line to stderr, ignoring a closed stderr: a server whose
+/// terminal went away must not die of a message.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -120,6 +129,34 @@ enum Command {
         #[arg(long)]
         idle: Option<usize>,
     },
+    /// Attack an IIP server (bounded in count and time) while a good client
+    /// calls /echo; report per attack whether it survived and the good
+    /// client was served. Only for servers you run yourself.
+    Attack {
+        /// Server address, e.g. 127.0.0.1:9090.
+        addr: String,
+        /// Attacks to run (default: all, in order).
+        #[arg(long = "only", value_enum, value_delimiter = ',')]
+        only: Vec<iip::attack::AttackKind>,
+        /// Seconds each attack lasts at most.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds the server has after an attack to serve a new client.
+        #[arg(long, default_value_t = 10.0)]
+        recovery: f64,
+        /// Connections of the idle flood.
+        #[arg(long, default_value_t = 10_100)]
+        idle_connections: usize,
+        /// Connections of the slow-loris attack.
+        #[arg(long, default_value_t = 1_000)]
+        loris_connections: usize,
+        /// Streams of the garbage attack.
+        #[arg(long, default_value_t = 10_000)]
+        garbage_streams: usize,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Play the server side of the client conformance cases, one connection each.
     ClientConformance {
         /// Address to listen on.
@@ -153,12 +190,12 @@ async fn delay(req: Request) -> Result<Bytes, std::convert::Infallible> {
 fn raise_fd_limit(max_connections: usize) {
     #[cfg(unix)]
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) if (limit as usize) < max_connections.saturating_add(64) => eprintln!(
+        Ok(limit) if (limit as usize) < max_connections.saturating_add(64) => say!(
             "iip: warning: the open-file limit is {limit}, below --max-connections {max_connections} \
              (plus listeners and files); clients past it get 107 while descriptors are short"
         ),
         Ok(_) => {}
-        Err(err) => eprintln!("iip: warning: cannot read or raise the open-file limit: {err}"),
+        Err(err) => say!("iip: warning: cannot read or raise the open-file limit: {err}"),
     }
 }
 
@@ -166,10 +203,10 @@ fn raise_fd_limit(max_connections: usize) {
 /// ends the process at once.
 async fn stop_on_signals(server: Server) {
     wait_for_signal().await;
-    eprintln!("iip: shutting down gracefully (a second signal exits at once)");
+    say!("iip: shutting down gracefully (a second signal exits at once)");
     server.shutdown();
     wait_for_signal().await;
-    eprintln!("iip: exiting now");
+    say!("iip: exiting now");
     std::process::exit(130);
 }
 
@@ -237,7 +274,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .timeouts(timeouts)
                 .grace(Duration::from_secs_f64(grace.clamp(0.0, 86_400.0)))
                 .build();
-            eprintln!("iip serving on {} (SIGINT or SIGTERM stops)", listener.local_addr().map_err(|e| e.to_string())?);
+            say!("iip serving on {} (SIGINT or SIGTERM stops)", listener.local_addr().map_err(|e| e.to_string())?);
             tokio::spawn(stop_on_signals(server.clone()));
             server.serve(listener).await.map_err(|e| e.to_string())
         }
@@ -300,6 +337,40 @@ async fn run(cli: Cli) -> Result<(), String> {
                 print!("{report}");
             }
             Ok(())
+        }
+        Command::Attack {
+            addr,
+            only,
+            duration,
+            recovery,
+            idle_connections,
+            loris_connections,
+            garbage_streams,
+            json,
+        } => {
+            raise_fd_limit(idle_connections.max(loris_connections));
+            let mut plan = iip::attack::AttackPlan::new(addr);
+            if !only.is_empty() {
+                plan.attacks = only;
+            }
+            plan.duration = Duration::from_secs_f64(duration.clamp(0.1, 3600.0));
+            plan.recovery = Duration::from_secs_f64(recovery.clamp(0.1, 3600.0));
+            plan.scale.idle_connections = idle_connections;
+            plan.scale.loris_connections = loris_connections;
+            plan.scale.garbage_streams = garbage_streams;
+            let results = iip::attack::run(&plan, |r| {
+                if !json {
+                    println!("{r}")
+                }
+            })
+            .await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?);
+            }
+            match results.iter().filter(|r| !r.passed()).count() {
+                0 => Ok(()),
+                n => Err(format!("{n} attack(s) took the server down or starved the good client")),
+            }
         }
         Command::ClientConformance { listen, timeout_ms } => {
             client_conformance(&listen, Duration::from_millis(timeout_ms)).await
@@ -378,14 +449,14 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("iip: cannot start the runtime: {e}");
+            say!("iip: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("iip: {message}");
+            say!("iip: {message}");
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,8 @@
 //! - [`vector`]: the binary test vectors shipped in `vectors/`.
 
 pub mod answer;
+#[cfg(not(loom))]
+pub mod attack;
 pub mod client;
 pub mod codec;
 #[cfg(not(loom))]

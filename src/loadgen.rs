@@ -69,7 +69,8 @@ pub struct Percentiles {
     pub max: u64,
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// A latency histogram of 1 µs to 60 s at 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid")))

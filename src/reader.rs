@@ -64,27 +64,43 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// future is dropped.
     pub async fn next(&mut self) -> Option<Result<Frame, CodecError>> {
         loop {
-            if let Some(item) = self.try_next() {
-                return Some(item);
+            match self.step().await {
+                ReadStep::Frame(item) => return Some(item),
+                ReadStep::Partial => {}
+                ReadStep::End => return None,
             }
-            if self.eof {
-                return match self.decoder.decode_eof(&mut self.buf) {
-                    Ok(Some(frame)) => Some(Ok(frame)),
-                    Ok(None) => None,
-                    Err(err) => Some(Err(err.into())),
-                };
+        }
+    }
+
+    /// A buffered frame if there is one; otherwise one read, after which
+    /// it says whether a frame came of it. A caller that must watch the
+    /// time a frame takes (`[RES-6]`) sees every read this way.
+    /// Cancel-safe.
+    pub async fn step(&mut self) -> ReadStep {
+        if let Some(item) = self.try_next() {
+            return ReadStep::Frame(item);
+        }
+        if self.eof {
+            return match self.decoder.decode_eof(&mut self.buf) {
+                Ok(Some(frame)) => ReadStep::Frame(Ok(frame)),
+                Ok(None) => ReadStep::End,
+                Err(err) => ReadStep::Frame(Err(err.into())),
+            };
+        }
+        self.buf.reserve(self.decoder.needed().clamp(1, MAX_RESERVE));
+        self.big |= self.buf.capacity() > KEEP_READ_BUFFER;
+        match self.io.read_buf(&mut self.buf).await {
+            Ok(0) => self.eof = true,
+            Ok(_) => {
+                let now = Instant::now();
+                self.last_read = Some(now);
+                self.pending_since.get_or_insert(now);
             }
-            self.buf.reserve(self.decoder.needed().clamp(1, MAX_RESERVE));
-            self.big |= self.buf.capacity() > KEEP_READ_BUFFER;
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) => self.eof = true,
-                Ok(_) => {
-                    let now = Instant::now();
-                    self.last_read = Some(now);
-                    self.pending_since.get_or_insert(now);
-                }
-                Err(err) => return Some(Err(err.into())),
-            }
+            Err(err) => return ReadStep::Frame(Err(err.into())),
+        }
+        match self.try_next() {
+            Some(item) => ReadStep::Frame(item),
+            None => ReadStep::Partial,
         }
     }
 
@@ -126,6 +142,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
+}
+
+/// What one [`FrameReader::step`] came to.
+#[derive(Debug)]
+pub enum ReadStep {
+    /// A frame, or the error that ends the stream.
+    Frame(Result<Frame, CodecError>),
+    /// Bytes arrived (or the end of the stream was seen) without
+    /// completing a frame.
+    Partial,
+    /// The stream ended cleanly between frames.
+    End,
 }
 
 /// The same frame with its path and data in allocations of their own.

@@ -31,6 +31,8 @@ pub struct FrameSink {
 struct Queued {
     frames: AtomicU64,
     bytes: AtomicUsize,
+    /// Signalled after every write, for a producer waiting for room.
+    written: tokio::sync::Notify,
 }
 
 impl FrameSink {
@@ -52,6 +54,13 @@ impl FrameSink {
     /// Encoded bytes of the frames queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.queued.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Completes after the writer has written something (at once if it
+    /// has since the last call): a producer paused on its byte budget waits
+    /// on this, not on a timer.
+    pub async fn written(&self) {
+        self.queued.written.notified().await
     }
 }
 
@@ -147,6 +156,7 @@ where
             out.write_to(&mut io, stall).await?;
             task_queued.frames.fetch_sub(frames, Ordering::Relaxed);
             task_queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            task_queued.written.notify_one();
         }
         match stall {
             Some(limit) => {

@@ -35,10 +35,11 @@ pub struct ServerConfig {
     pub max_message: usize,
     /// The connection's memory budget in bytes (`[RES-1]`): what it may hold
     /// of request bodies being assembled, bodies handed to handlers and not
-    /// yet answered, and answers not yet sent. A message whose assembly
-    /// would take the bytes being assembled past it is refused with 110
-    /// (`[RES-2]`); the shell stops reading while the rest is past it
-    /// (`[RES-3]`). Default 64 MiB.
+    /// yet answered, and answers not yet sent. A chunked message whose next
+    /// frame would take the total past it is refused with 110 (`[RES-2]`);
+    /// the shell stops reading while bodies in handlers and answers reach
+    /// it (`[RES-3]`). A message can therefore be at most this large,
+    /// whatever `max_message` says. Default 64 MiB.
     pub max_held_bytes: usize,
 }
 
@@ -196,8 +197,9 @@ pub struct ServerConnection {
 }
 
 /// Appends `data` to a message body being assembled, or gives `None` (for
-/// good) once the body would pass `max_message`, the connection's budget
-/// for bytes being assembled, or while the server is full. `held` follows.
+/// good) once the body would pass `max_message`, once everything the
+/// connection holds would pass its budget, or while the server is full.
+/// `held` follows.
 fn append_within(
     body: Option<BytesMut>,
     data: &[u8],
@@ -207,7 +209,7 @@ fn append_within(
 ) -> Option<BytesMut> {
     let mut body = body?;
     let fits = body.len() + data.len() <= config.max_message
-        && held.assembling + data.len() <= config.max_held_bytes
+        && held.total() + data.len() <= config.max_held_bytes
         && !server_full;
     if !fits {
         held.assembling -= body.len();
@@ -284,7 +286,11 @@ impl ServerConnection {
             }
             (Step::Started, _) => {
                 let body = append_within(Some(BytesMut::new()), &frame.data, config, full, held);
-                channel.inbound = Inbound::Open { path: frame.path, body, frames: 1 };
+                // The path is copied: a slice would keep the whole read
+                // buffer of this (possibly large) frame alive until the
+                // message completes.
+                let path = Bytes::copy_from_slice(&frame.path);
+                channel.inbound = Inbound::Open { path, body, frames: 1 };
                 return Ok(None);
             }
             (Step::Continues, Inbound::Open { path, body, frames }) => {
@@ -547,6 +553,19 @@ mod tests {
         // Channel 0's message, inside the budget, completes.
         let r = request_of(core.receive(req(3, b"/a", 0, b"78")).unwrap());
         assert_eq!((&r.body[..], core.held().assembling), (&b"12345678"[..], 0));
+    }
+
+    #[test]
+    fn bodies_in_handlers_count_toward_the_budget_for_assembly() {
+        let config = ServerConfig { max_held_bytes: 10, ..ServerConfig::default() };
+        let mut core = ServerConnection::new(config);
+        let first = request_of(core.receive(req(1, b"/a", 0, b"123456")).unwrap());
+        core.receive(req(0, b"/b", 0, b"12345")).unwrap();
+        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 6, answers: 0 });
+        core.receive(req(3, b"/b", 0, b"6")).unwrap();
+        core.respond(0, first.seq, Bytes::from_static(b"ok"));
+        let answers = sent(&mut core);
+        assert_eq!(ErrorAnswer::parse(&answers[1].1).map(|a| a.code), Some(110));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::codec::CodecError;
 use crate::frame::Frame;
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
-use crate::reader::FrameReader;
+use crate::reader::{FrameReader, ReadStep};
 use crate::writer::{spawn_writer, FrameSink};
 
 use super::handler::Request;
@@ -121,7 +121,8 @@ pub(crate) async fn serve_connection<R, W>(
             timer_at = deadline;
         }
         let may_read = conn.may_read();
-        let paused_by_server = conn.reading && !may_read && conn.paused_by_server_only();
+        let paused = conn.reading && !may_read;
+        let paused_by_server = paused && conn.paused_by_server_only();
         tokio::select! {
             biased;
             _ = force.cancelled() => break,
@@ -136,7 +137,14 @@ pub(crate) async fn serve_connection<R, W>(
             _ = shutdown.changed(), if conn.reading => {}
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
-            next = reader.next(), if may_read => conn.on_read(next),
+            // Paused on the budget: the writer draining makes room.
+            _ = conn.sink.written(), if paused => {}
+            step = reader.step(), if may_read => match step {
+                ReadStep::Frame(next) => conn.on_read(Some(next)),
+                ReadStep::End => conn.on_read(None),
+                // Bytes of an unfinished frame: look at the timers again.
+                ReadStep::Partial => {}
+            },
         }
         // Take whatever else is ready without waiting — answers of handlers
         // that finished, frames already read — so that one write carries many.
@@ -147,10 +155,14 @@ pub(crate) async fn serve_connection<R, W>(
                 progressed = true;
             }
             if conn.may_read() {
-                if let Some(next) = reader.next().now_or_never() {
-                    conn.on_read(next);
-                    progressed = true;
+                // A frame already buffered, or one read that does not wait.
+                match reader.step().now_or_never() {
+                    Some(ReadStep::Frame(next)) => conn.on_read(Some(next)),
+                    Some(ReadStep::End) => conn.on_read(None),
+                    Some(ReadStep::Partial) => {}
+                    None => break,
                 }
+                progressed = true;
             }
             if !progressed {
                 break;

@@ -46,6 +46,13 @@ impl MemoryStats {
         self.peak_connection.load(Ordering::Relaxed)
     }
 
+    /// The highest figures since the last call, as (server total, one
+    /// connection); both start again from what is held now.
+    pub fn take_peaks(&self) -> (usize, usize) {
+        let now = self.held();
+        (self.peak.swap(now, Ordering::Relaxed), self.peak_connection.swap(0, Ordering::Relaxed))
+    }
+
     /// Whether the server holds its budget or more.
     pub fn full(&self) -> bool {
         self.held() >= self.budget

@@ -1,0 +1,546 @@
+//! The attack suite behind `iip attack`: hostile clients, each bounded in
+//! count and time, run one at a time against any IIP server while a
+//! well-behaved client keeps calling `/echo` on a connection of its own.
+//! For every attack it reports whether the server survived (a new client is
+//! served afterwards), how the good client fared (calls served and failed,
+//! p99 latency, how long it was locked out) and what the attacker managed.
+//!
+//! Every loop here stops by itself: at the attack's deadline, or earlier
+//! when the server closes the attacking connections.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::client::{Client, ClientConfig};
+use crate::encode::encode_frame;
+use crate::frame::{Frame, FrameLimits};
+use crate::loadgen::new_histogram;
+use crate::status::Status;
+
+/// The attacks, in the order `iip attack` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    /// Connections pipelining large `/echo` requests and never reading.
+    NeverRead,
+    /// Channels each holding a chunked request open, never finished.
+    OpenChunked,
+    /// Channels each starting a chunked request with one maximal frame.
+    BigFirstFrames,
+    /// Connections that send nothing, past the connection limit.
+    IdleFlood,
+    /// Connections sending one byte of a frame per second.
+    SlowLoris,
+    /// Pipelined `/sys/connection_statis` on many channels, never reading.
+    StatsAmplify,
+    /// Connections sending random bytes.
+    Garbage,
+}
+
+impl AttackKind {
+    /// Every attack.
+    pub const ALL: [AttackKind; 7] = [
+        AttackKind::NeverRead,
+        AttackKind::OpenChunked,
+        AttackKind::BigFirstFrames,
+        AttackKind::IdleFlood,
+        AttackKind::SlowLoris,
+        AttackKind::StatsAmplify,
+        AttackKind::Garbage,
+    ];
+
+    /// The attack's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::NeverRead => "never-read",
+            AttackKind::OpenChunked => "open-chunked",
+            AttackKind::BigFirstFrames => "big-first-frames",
+            AttackKind::IdleFlood => "idle-flood",
+            AttackKind::SlowLoris => "slow-loris",
+            AttackKind::StatsAmplify => "stats-amplify",
+            AttackKind::Garbage => "garbage",
+        }
+    }
+}
+
+/// How big each attack is. The defaults are the sizes of the attacks that
+/// once took the reference server down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AttackScale {
+    /// never-read: connections (default 3).
+    pub never_read_connections: usize,
+    /// never-read: request body size (default 1 MiB).
+    pub never_read_body: usize,
+    /// open-chunked: channels (default 30).
+    pub chunked_channels: usize,
+    /// open-chunked: frames after the first on each channel (default 60).
+    pub chunked_frames: usize,
+    /// open-chunked: data bytes per frame (default 1 MiB).
+    pub chunk_size: usize,
+    /// big-first-frames: channels (default 40).
+    pub big_channels: usize,
+    /// big-first-frames: data bytes of each first frame (default 16 MiB).
+    pub big_frame: usize,
+    /// idle-flood: connections (default 10,100).
+    pub idle_connections: usize,
+    /// slow-loris: connections (default 1,000).
+    pub loris_connections: usize,
+    /// slow-loris: pause between two bytes (default 1 s).
+    pub loris_interval: Duration,
+    /// stats-amplify: connections (default 4).
+    pub stats_connections: usize,
+    /// stats-amplify: channels opened on each (default 1,022, with channel 0
+    /// the reference server's 1,023-channel limit... less one).
+    pub stats_channels: usize,
+    /// garbage: streams (default 10,000), up to 16 at a time.
+    pub garbage_streams: usize,
+}
+
+impl Default for AttackScale {
+    fn default() -> Self {
+        AttackScale {
+            never_read_connections: 3,
+            never_read_body: 1 << 20,
+            chunked_channels: 30,
+            chunked_frames: 60,
+            chunk_size: 1 << 20,
+            big_channels: 40,
+            big_frame: 16 << 20,
+            idle_connections: 10_100,
+            loris_connections: 1_000,
+            loris_interval: Duration::from_secs(1),
+            stats_connections: 4,
+            stats_channels: 1_022,
+            garbage_streams: 10_000,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct AttackPlan {
+    /// The server: `host:port`. It must serve `/echo`.
+    pub addr: String,
+    /// Which attacks, in order.
+    pub attacks: Vec<AttackKind>,
+    /// How long each attack lasts at most (default 10 s).
+    pub duration: Duration,
+    /// How long after an attack the server has to serve a new client
+    /// before it counts as down (default 10 s).
+    pub recovery: Duration,
+    /// Sizes.
+    pub scale: AttackScale,
+}
+
+impl AttackPlan {
+    /// Every attack at its default size against `addr`, 10 s each.
+    pub fn new(addr: impl Into<String>) -> AttackPlan {
+        AttackPlan {
+            addr: addr.into(),
+            attacks: AttackKind::ALL.to_vec(),
+            duration: Duration::from_secs(10),
+            recovery: Duration::from_secs(10),
+            scale: AttackScale::default(),
+        }
+    }
+}
+
+/// How the well-behaved client fared during one attack.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GoodClient {
+    /// Calls answered with the body sent.
+    pub served: u64,
+    /// Calls that failed, connections refused included.
+    pub failed: u64,
+    /// 99th percentile latency of served calls, microseconds.
+    pub p99_us: Option<u64>,
+    /// Time from the attack's start to the good client's first answer,
+    /// milliseconds; `None` if it was never served.
+    pub first_answer_ms: Option<u64>,
+}
+
+/// The outcome of one attack.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackResult {
+    /// Which attack.
+    pub attack: AttackKind,
+    /// A new client was served after the attack ended.
+    pub survived: bool,
+    /// The good client during the attack.
+    pub good: GoodClient,
+    /// Attacking connections the server closed before the attack ended.
+    pub closed_by_server: usize,
+    /// Attacking connections opened.
+    pub connections: usize,
+    /// Bytes the attacker got the server to take.
+    pub bytes_sent: u64,
+    /// How long the attack ran, milliseconds.
+    pub ran_ms: u64,
+}
+
+impl AttackResult {
+    /// Whether the server passed: it survived and the good client was
+    /// served at least once.
+    pub fn passed(&self) -> bool {
+        self.survived && self.good.served > 0
+    }
+}
+
+impl fmt::Display for AttackResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = &self.good;
+        write!(
+            f,
+            "{:<17} {:<8} good client {} served, {} failed, p99 {}, first answer {}; attacker: {} connection(s), {} closed by the server, {:.1} MiB sent, {:.1} s",
+            self.attack.name(),
+            if self.passed() { "ok" } else if self.survived { "STARVED" } else { "DOWN" },
+            g.served,
+            g.failed,
+            g.p99_us.map_or("-".into(), |us| format!("{us} µs")),
+            g.first_answer_ms.map_or("never".into(), |ms| format!("{ms} ms")),
+            self.connections,
+            self.closed_by_server,
+            self.bytes_sent as f64 / (1u64 << 20) as f64,
+            self.ran_ms as f64 / 1000.0,
+        )
+    }
+}
+
+/// Runs the plan, one attack after another; `progress` sees each result as
+/// it comes.
+pub async fn run(plan: &AttackPlan, mut progress: impl FnMut(&AttackResult)) -> Vec<AttackResult> {
+    let mut results = Vec::new();
+    for &attack in &plan.attacks {
+        let result = run_one(plan, attack).await;
+        progress(&result);
+        results.push(result);
+    }
+    results
+}
+
+/// What an attack's connections did.
+#[derive(Debug, Default)]
+struct Tally {
+    connections: AtomicUsize,
+    closed_by_server: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut attackers = JoinSet::new();
+    setup(&mut attackers, plan, attack, deadline, &tally).await;
+    let good = tokio::spawn(good_client(plan.addr.clone(), started, stop.clone()));
+    // The attack window lasts its whole duration even when the server has
+    // already closed every attacker: the good client is judged over it.
+    tokio::time::sleep_until(deadline.into()).await;
+    attackers.shutdown().await;
+    stop.store(true, Ordering::Relaxed);
+    let good = good.await.unwrap_or_default();
+    let ran_ms = started.elapsed().as_millis() as u64;
+    let survived = served_within(&plan.addr, plan.recovery).await;
+    AttackResult {
+        attack,
+        survived,
+        good,
+        closed_by_server: tally.closed_by_server.load(Ordering::Relaxed),
+        connections: tally.connections.load(Ordering::Relaxed),
+        bytes_sent: tally.bytes.load(Ordering::Relaxed),
+        ran_ms,
+    }
+}
+
+/// Opens the attack's connections (bounded by `deadline`) and starts its
+/// tasks in `set`.
+async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, deadline: Instant, tally: &Arc<Tally>) {
+    let s = plan.scale;
+    let addr = plan.addr.clone();
+    match attack {
+        AttackKind::NeverRead => {
+            let frame =
+                encoded(&[Frame::new(Status::RequestWhole, &b"/echo"[..], 0, vec![b'x'; s.never_read_body.max(1)])]);
+            for _ in 0..s.never_read_connections {
+                let Some(stream) = connect(&addr, deadline, tally).await else { break };
+                let (frame, tally) = (frame.clone(), tally.clone());
+                set.spawn(
+                    async move { push_until(stream, None, move |_| Some(frame.clone()), deadline, &tally).await },
+                );
+            }
+        }
+        AttackKind::OpenChunked => {
+            let Some(mut stream) = connect(&addr, deadline, tally).await else { return };
+            let Some(channels) = open_channels(&mut stream, s.chunked_channels, deadline).await else { return };
+            let data = Bytes::from(vec![b'c'; s.chunk_size.max(1)]);
+            let mut rounds = 0..=s.chunked_frames;
+            let next = move |_: usize| {
+                let round = rounds.next()?;
+                let status = if round == 0 { Status::RequestFirst } else { Status::RequestContinue };
+                let frames: Vec<Frame> =
+                    channels.iter().map(|&c| Frame::new(status, &b"/echo"[..], c, data.clone())).collect();
+                Some(encoded(&frames))
+            };
+            let tally = tally.clone();
+            set.spawn(async move { push_until(stream, None, next, deadline, &tally).await });
+        }
+        AttackKind::BigFirstFrames => {
+            let Some(mut stream) = connect(&addr, deadline, tally).await else { return };
+            let Some(channels) = open_channels(&mut stream, s.big_channels, deadline).await else { return };
+            let data = Bytes::from(vec![b'b'; s.big_frame.max(1)]);
+            let mut channels = channels.into_iter();
+            let next = move |_: usize| {
+                let channel = channels.next()?;
+                Some(encoded(&[Frame::new(Status::RequestFirst, &b"/echo"[..], channel, data.clone())]))
+            };
+            let tally = tally.clone();
+            set.spawn(async move { push_until(stream, None, next, deadline, &tally).await });
+        }
+        AttackKind::IdleFlood => {
+            for _ in 0..s.idle_connections {
+                let Some(stream) = connect(&addr, deadline, tally).await else { break };
+                let tally = tally.clone();
+                set.spawn(async move { hold_until(stream, deadline, &tally).await });
+            }
+        }
+        AttackKind::SlowLoris => {
+            let frame = encoded(&[Frame::new(Status::RequestWhole, &b"/echo"[..], 0, &b"slow"[..])]);
+            for _ in 0..s.loris_connections {
+                let Some(stream) = connect(&addr, deadline, tally).await else { break };
+                let (frame, tally, pause) = (frame.clone(), tally.clone(), s.loris_interval);
+                // One byte a turn, never the last one.
+                let next = move |turn: usize| (turn + 1 < frame.len()).then(|| frame.slice(turn..turn + 1));
+                set.spawn(async move { push_until(stream, Some(pause), next, deadline, &tally).await });
+            }
+        }
+        AttackKind::StatsAmplify => {
+            for _ in 0..s.stats_connections {
+                let Some(mut stream) = connect(&addr, deadline, tally).await else { break };
+                let Some(channels) = open_channels(&mut stream, s.stats_channels, deadline).await else { break };
+                let requests: Vec<Frame> = channels
+                    .into_iter()
+                    .chain([0])
+                    .map(|c| Frame::new(Status::RequestWhole, &b"/sys/connection_statis"[..], c, &b"{}"[..]))
+                    .collect();
+                let batch = encoded(&requests);
+                let tally = tally.clone();
+                set.spawn(
+                    async move { push_until(stream, None, move |_| Some(batch.clone()), deadline, &tally).await },
+                );
+            }
+        }
+        AttackKind::Garbage => {
+            let streams = Arc::new(AtomicUsize::new(s.garbage_streams));
+            for worker in 0..16u64 {
+                let (addr, streams, tally) = (addr.clone(), streams.clone(), tally.clone());
+                set.spawn(async move {
+                    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (worker + 1));
+                    while streams.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+                        let Some(stream) = connect(&addr, deadline, &tally).await else { return };
+                        let len = 1 + (rng.next() % 4096) as usize;
+                        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                        garbage_once(stream, Bytes::from(bytes), deadline, &tally).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A small deterministic random source for garbage streams.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn encoded(frames: &[Frame]) -> Bytes {
+    let mut out = BytesMut::new();
+    let limits = FrameLimits { max_path: usize::MAX, max_data: u32::MAX };
+    for frame in frames {
+        // The attacker's own frames: sizes are its choice, not a peer's.
+        let _ = encode_frame(frame, &limits, &mut out);
+    }
+    out.freeze()
+}
+
+async fn connect(addr: &str, deadline: Instant, tally: &Tally) -> Option<TcpStream> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stream = tokio::time::timeout(left.min(Duration::from_secs(2)), TcpStream::connect(addr)).await.ok()?.ok()?;
+    tally.connections.fetch_add(1, Ordering::Relaxed);
+    Some(stream)
+}
+
+/// Opens `count` channels on a fresh connection, reading the grants; the
+/// ids granted (fewer if the server refuses some).
+async fn open_channels(stream: &mut TcpStream, count: usize, deadline: Instant) -> Option<Vec<u32>> {
+    let asks: Vec<Frame> =
+        (0..count).map(|_| Frame::new(Status::RequestWhole, &b"/sys/new_channel"[..], 0, &b"{}"[..])).collect();
+    let work = async {
+        stream.write_all(&encoded(&asks)).await.ok()?;
+        let mut reader = crate::reader::FrameReader::new(&mut *stream, FrameLimits::default());
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let frame = reader.next().await?.ok()?;
+            let grant = serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
+            if let Some(id) = grant.and_then(|g| g.get("channel_id")?.as_u64()).and_then(|id| u32::try_from(id).ok()) {
+                ids.push(id);
+            }
+        }
+        Some(ids)
+    };
+    tokio::time::timeout_at(deadline.into(), work).await.ok().flatten()
+}
+
+/// Writes what `next` gives (turn by turn, pausing `pause` between turns)
+/// until it gives nothing, the deadline passes or the server closes the
+/// connection. With `pause` set (a slow sender) it reads and discards what
+/// the server sends to notice its close; otherwise it never reads an answer
+/// and notices a close by a failed write.
+async fn push_until(
+    stream: TcpStream,
+    pause: Option<Duration>,
+    mut next: impl FnMut(usize) -> Option<Bytes>,
+    deadline: Instant,
+    tally: &Tally,
+) {
+    let (mut read, mut write) = stream.into_split();
+    let closed = async {
+        if pause.is_none() {
+            return std::future::pending::<()>().await;
+        }
+        let mut sink = [0u8; 4096];
+        loop {
+            match read.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let push = async {
+        let mut turn = 0;
+        while let Some(bytes) = next(turn) {
+            if write.write_all(&bytes).await.is_err() {
+                return true;
+            }
+            tally.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            turn += 1;
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        // Nothing more to send: wait for the deadline or the close.
+        std::future::pending::<bool>().await
+    };
+    let closed_by_server = tokio::select! {
+        _ = closed => true,
+        by_server = push => by_server,
+        _ = tokio::time::sleep_until(deadline.into()) => false,
+    };
+    if closed_by_server {
+        tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds a silent connection until the deadline or the server closes it.
+async fn hold_until(mut stream: TcpStream, deadline: Instant, tally: &Tally) {
+    let mut buf = [0u8; 256];
+    let closed = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    if tokio::time::timeout_at(deadline.into(), closed).await.is_ok() {
+        tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends one garbage stream and waits (up to 2 s) for the server to close.
+async fn garbage_once(mut stream: TcpStream, bytes: Bytes, deadline: Instant, tally: &Tally) {
+    if stream.write_all(&bytes).await.is_ok() {
+        tally.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+    let mut buf = [0u8; 4096];
+    let wait = deadline.min(Instant::now() + Duration::from_secs(2));
+    let closed = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    if tokio::time::timeout_at(wait.into(), closed).await.is_ok() {
+        tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Calls `/echo` with 64 bytes, one call at a time with a 10 ms pause,
+/// reconnecting whenever its connection fails, until `stop`.
+async fn good_client(addr: String, started: Instant, stop: Arc<AtomicBool>) -> GoodClient {
+    let payload = Bytes::from(vec![b'g'; 64]);
+    let config = ClientConfig { timeout: Duration::from_secs(2), ..ClientConfig::default() };
+    let mut histogram = new_histogram();
+    let mut good = GoodClient::default();
+    let mut client: Option<Client> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if client.as_ref().is_none_or(|c| !c.is_connected()) {
+            client = tokio::time::timeout(Duration::from_secs(2), Client::connect_with(addr.as_str(), config))
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        let Some(c) = &client else {
+            good.failed += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let sent = Instant::now();
+        match c.call("/echo", payload.clone()).await {
+            Ok(body) if body == payload => {
+                good.served += 1;
+                let _ = histogram.record((sent.elapsed().as_micros() as u64).clamp(1, 60_000_000));
+                good.first_answer_ms.get_or_insert(started.elapsed().as_millis() as u64);
+            }
+            _ => {
+                good.failed += 1;
+                client = None;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    good.p99_us = (good.served > 0).then(|| histogram.value_at_quantile(0.99));
+    good
+}
+
+/// Whether a new client is served by `addr` within `limit`.
+pub async fn served_within(addr: &str, limit: Duration) -> bool {
+    let config = ClientConfig { timeout: Duration::from_secs(2), ..ClientConfig::default() };
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), Client::connect_with(addr, config)).await {
+            if client.call("/echo", "alive").await.is_ok_and(|b| b == "alive") {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,105 @@
+//! The attack suite (`iip attack`) against the reference server with small
+//! budgets and short timeouts: the server survives every attack, the good
+//! client is served during each, idle connections lock nobody out for
+//! longer than the idle timeout ([RES-5]), slow-loris connections are
+//! closed by the frame read timeout ([RES-6]), and — from the server's own
+//! accounting — the bytes it holds stay within its budgets ([RES-1],
+//! [RES-4]) up to the one frame and one answer each connection may have in
+//! hand when it pauses ([RES-3]).
+
+use std::time::Duration;
+
+use iip::attack::{run, AttackKind, AttackPlan, AttackScale};
+use iip::codec::MAX_RESERVE;
+use iip::frame::{FrameLimits, FIXED_OVERHEAD};
+use iip::server::{Server, Timeouts};
+
+const MAX_DATA: usize = 64 * 1024;
+const CONNECTION_BUDGET: usize = 1 << 20;
+const SERVER_BUDGET: usize = 2 << 20;
+const IDLE: Duration = Duration::from_millis(1000);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_survives_every_attack_within_its_budgets() {
+    let server = Server::echo()
+        .frame_limits(FrameLimits { max_path: 2048, max_data: MAX_DATA as u32 })
+        .max_message(4 << 20)
+        .max_connection_bytes(CONNECTION_BUDGET)
+        .max_server_bytes(SERVER_BUDGET)
+        .max_connections(64)
+        .timeouts(Timeouts { idle: Some(IDLE), frame: Some(Duration::from_millis(800)), write: Some(IDLE) })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = server.clone().spawn(listener).unwrap();
+    let mut plan = AttackPlan::new(handle.local_addr().to_string());
+    plan.duration = Duration::from_millis(2500);
+    plan.recovery = Duration::from_secs(5);
+    plan.scale = AttackScale {
+        never_read_connections: 3,
+        never_read_body: MAX_DATA - 100,
+        chunked_channels: 8,
+        chunked_frames: 40,
+        chunk_size: MAX_DATA - 100,
+        big_channels: 8,
+        big_frame: MAX_DATA,
+        idle_connections: 80,
+        loris_connections: 30,
+        loris_interval: Duration::from_millis(200),
+        stats_connections: 2,
+        stats_channels: 60,
+        garbage_streams: 300,
+    };
+    // What one connection may hold beyond its budget: the frame it read
+    // last, an unfinished frame in its read buffer, and one answer (the
+    // largest here is a /sys/connection_statis answer of 61 channels).
+    let frame = MAX_DATA + FIXED_OVERHEAD + 64;
+    let per_connection_slack = 2 * frame + MAX_RESERVE + 16 * 1024;
+    let mut failures = Vec::new();
+    for attack in AttackKind::ALL {
+        plan.attacks = vec![attack];
+        server.memory().take_peaks();
+        let result = run(&plan, |_| {}).await.remove(0);
+        let (peak, peak_connection) = server.memory().take_peaks();
+        println!("{result}\n  server peak {peak} B, one connection's peak {peak_connection} B");
+        if !result.passed() {
+            failures.push(format!("{result}"));
+        }
+        // Every attacking connection and the good client may overshoot.
+        let holders = result.connections + 1;
+        if peak_connection > CONNECTION_BUDGET + per_connection_slack {
+            failures.push(format!("{}: one connection held {peak_connection} B", attack.name()));
+        }
+        if peak > SERVER_BUDGET + holders * per_connection_slack {
+            failures.push(format!("{}: the server held {peak} B", attack.name()));
+        }
+        match attack {
+            AttackKind::IdleFlood => {
+                let first = result.good.first_answer_ms.unwrap_or(u64::MAX);
+                if first > (IDLE + Duration::from_millis(1500)).as_millis() as u64 {
+                    failures.push(format!("idle flood locked the good client out for {first} ms"));
+                }
+                if result.closed_by_server != result.connections {
+                    failures.push(format!("idle flood: {} of {} closed", result.closed_by_server, result.connections));
+                }
+            }
+            AttackKind::SlowLoris if result.closed_by_server != result.connections => {
+                failures.push(format!("slow loris: {} of {} closed", result.closed_by_server, result.connections));
+            }
+            AttackKind::Garbage if result.closed_by_server * 10 < result.connections * 9 => {
+                failures.push(format!("garbage: only {} of {} closed", result.closed_by_server, result.connections));
+            }
+            _ => {}
+        }
+    }
+    // Everything given back once the attackers are gone.
+    let settled = async {
+        while server.memory().held() != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), settled).await.is_err() {
+        failures.push(format!("{} B still held after every attack ended", server.memory().held()));
+    }
+    handle.shutdown().await.unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
