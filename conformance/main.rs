@@ -16,9 +16,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use iip::client::Endpoint;
 use iip::conformance::client::{drive_reference_client, load_client_cases, ScriptedServer};
 use iip::conformance::report::explain;
 use iip::conformance::{reference_server, run_case, shipped_cases, vectors_dir, Profile};
+
+#[path = "certs.rs"]
+mod certs;
+use certs::TestPki;
 use iip::spec::Requirement;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
@@ -30,22 +35,52 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-/// The target address and its profile.
-fn target() -> Result<(String, Profile), String> {
+/// Whether the suite runs inside TLS (`IIP_CONFORMANCE_TLS=1`).
+fn tls_wanted() -> bool {
+    std::env::var("IIP_CONFORMANCE_TLS").is_ok_and(|v| v == "1")
+}
+
+/// The target, its profile, and (inside TLS without a target) the test
+/// PKI whose server certificate the reference server and scripted server use.
+fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
     match std::env::var("IIP_CONFORMANCE_TARGET") {
         Ok(addr) if !addr.is_empty() => {
             let profile = Profile::parse(&std::env::var("IIP_CONFORMANCE_PROFILE").unwrap_or_default())?;
-            Ok((addr, profile))
+            let mut endpoint = Endpoint::new(addr.clone());
+            if tls_wanted() {
+                // IIP_CONFORMANCE_TLS_CA names the CA to trust; without it any
+                // certificate is accepted (a test server's self-signed one).
+                let ca = std::env::var("IIP_CONFORMANCE_TLS_CA").ok().filter(|v| !v.is_empty());
+                let trust = match &ca {
+                    Some(path) => iip::tls::ServerTrust::CaFile(std::path::Path::new(path)),
+                    None => iip::tls::ServerTrust::Insecure,
+                };
+                let config = iip::tls::client_config(trust, None).map_err(|e| e.to_string())?;
+                let host =
+                    std::env::var("IIP_CONFORMANCE_TLS_NAME").unwrap_or_else(|_| iip::tls::host_of(&addr).to_string());
+                endpoint = endpoint.with_tls(config, iip::tls::server_name(&host).map_err(|e| e.to_string())?);
+            }
+            Ok((endpoint, profile, None))
         }
         _ => {
+            let pki = tls_wanted().then(|| TestPki::new("conformance"));
+            let tls = pki.as_ref().map(certs::localhost_server);
             let handle = runtime().block_on(async {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-                reference_server().spawn(listener).map_err(|e| e.to_string())
+                match tls {
+                    Some(tls) => reference_server().spawn_tls(listener, tls),
+                    None => reference_server().spawn(listener),
+                }
+                .map_err(|e| e.to_string())
             })?;
-            let addr = handle.local_addr().to_string();
+            let mut endpoint = Endpoint::new(handle.local_addr().to_string());
+            if let Some(pki) = &pki {
+                let name = iip::tls::server_name("localhost").map_err(|e| e.to_string())?;
+                endpoint = endpoint.with_tls(certs::trusting_client(&pki.ca()), name);
+            }
             // The server lives as long as the test process.
             std::mem::forget(handle);
-            Ok((addr, Profile::reference()))
+            Ok((endpoint, Profile::reference(), pki))
         }
     }
 }
@@ -58,16 +93,21 @@ fn main() {
     let requirements: Arc<BTreeMap<String, Requirement>> =
         Arc::new(iip::spec::requirements(&iip::conformance::spec_dir()).expect("spec/ readable"));
     let cases = shipped_cases().expect("session vectors load");
-    let (addr, profile) = target().expect("conformance target");
+    let (target, profile, pki) = target().expect("conformance target");
+    // The client cases play a scripted server; inside TLS it uses the test
+    // PKI's certificate and the reference client trusts its CA.
+    let client_tls = tls_wanted().then(|| pki.unwrap_or_else(|| TestPki::new("client-conformance")));
+    let scripted_tls = client_tls.as_ref().map(certs::localhost_server);
+    let client_trust = client_tls.as_ref().map(|pki| certs::trusting_client(&pki.ca()));
     let mut trials = Vec::new();
     for case in cases {
         let skip = profile.satisfies(&case.case.requires).is_err();
-        let (addr, requirements) = (addr.clone(), requirements.clone());
+        let (target, requirements) = (target.clone(), requirements.clone());
         let kind = case.case.level.name();
         trials.push(
             Trial::test(format!("server::{}", case.id), move || {
                 runtime()
-                    .block_on(run_case(&addr, &case.case, timeout))
+                    .block_on(run_case(&target, &case.case, timeout))
                     .map_err(|failure| Failed::from(explain(&case, &failure, &requirements)))
             })
             .with_kind(kind)
@@ -79,14 +119,23 @@ fn main() {
         let kind = case.level.name();
         let name =
             format!("client::{}::{}", chapter.split_whitespace().next().unwrap_or("client").to_lowercase(), case.name);
+        let (scripted_tls, client_trust) = (scripted_tls.clone(), client_trust.clone());
         trials.push(
             Trial::test(name, move || {
                 runtime().block_on(async {
-                    let server =
-                        ScriptedServer::bind("127.0.0.1:0", timeout).await.map_err(|e| Failed::from(e.to_string()))?;
+                    let server = match scripted_tls {
+                        Some(tls) => ScriptedServer::bind_tls("127.0.0.1:0", timeout, tls).await,
+                        None => ScriptedServer::bind("127.0.0.1:0", timeout).await,
+                    }
+                    .map_err(|e| Failed::from(e.to_string()))?;
                     let addr = server.local_addr().map_err(|e| Failed::from(e.to_string()))?;
+                    let mut endpoint = Endpoint::new(addr.to_string());
+                    if let Some(trust) = client_trust {
+                        let name = iip::tls::server_name("localhost").map_err(|e| Failed::from(e.to_string()))?;
+                        endpoint = endpoint.with_tls(trust, name);
+                    }
                     let script = server.play(&case);
-                    let client = drive_reference_client(addr, &case, timeout);
+                    let client = drive_reference_client(&endpoint, &case, timeout);
                     let (script, client) = tokio::join!(script, client);
                     let mut problems = Vec::new();
                     if let Err(f) = script {

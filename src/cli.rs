@@ -9,13 +9,12 @@ macro_rules! say {
     }};
 }
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use iip::client::{Client, ClientConfig, ClientError};
+use iip::client::{ClientConfig, ClientError, Endpoint};
 use iip::server::{Request, Server, Timeouts};
 
 #[derive(Parser)]
@@ -25,13 +24,73 @@ struct Cli {
     command: Command,
 }
 
+/// How a client command reaches a server inside TLS.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ClientTls {
+    /// Connect inside TLS.
+    #[arg(long)]
+    tls: bool,
+    /// Trust the CA certificates of this PEM file (implies --tls).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Accept any server certificate (implies --tls). Unsafe outside tests:
+    /// nothing then stops a man in the middle.
+    #[arg(long)]
+    insecure: bool,
+    /// The name the server's certificate must carry (default: the host of the address).
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Present this client certificate (PEM) for mutual TLS; needs --tls-client-key.
+    #[arg(long, requires = "tls_client_key")]
+    tls_client_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-client-cert (PEM).
+    #[arg(long, requires = "tls_client_cert")]
+    tls_client_key: Option<std::path::PathBuf>,
+}
+
+impl ClientTls {
+    /// The endpoint for `addr` (`host:port` or `unix:/path`) with these settings.
+    fn endpoint(&self, addr: &str) -> Result<Endpoint, String> {
+        let endpoint = Endpoint::new(addr);
+        if !(self.tls || self.insecure || self.tls_ca.is_some()) {
+            return Ok(endpoint);
+        }
+        let trust = match (&self.tls_ca, self.insecure) {
+            (Some(ca), false) => iip::tls::ServerTrust::CaFile(ca),
+            (None, true) => {
+                say!("iip: warning: --insecure: the server's certificate is not checked");
+                iip::tls::ServerTrust::Insecure
+            }
+            (Some(_), true) => return Err("--tls-ca and --insecure exclude each other".into()),
+            (None, false) => return Err("--tls needs --tls-ca FILE (or --insecure to skip verification)".into()),
+        };
+        let identity = self.tls_client_cert.as_deref().zip(self.tls_client_key.as_deref());
+        let config = iip::tls::client_config(trust, identity).map_err(|e| e.to_string())?;
+        let host = self.server_name.clone().unwrap_or_else(|| iip::tls::host_of(addr).to_string());
+        let name = iip::tls::server_name(&host).map_err(|e| e.to_string())?;
+        Ok(endpoint.with_tls(config, name))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the embedded server: /echo, /echo_benchmark and the /sys/ paths.
     Serve {
-        /// Address to listen on.
+        /// Address to listen on: host:port, or unix:/path for a Unix domain socket.
         #[arg(long, default_value = "127.0.0.1:9090")]
-        listen: SocketAddr,
+        listen: String,
+        /// Serve inside TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Require client certificates signed by these CAs (PEM): mutual TLS.
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<std::path::PathBuf>,
+        /// Seconds a TLS handshake may take.
+        #[arg(long, default_value_t = 10.0)]
+        tls_handshake_timeout: f64,
         /// Most channels per connection, channel 0 included.
         #[arg(long, default_value_t = 1024)]
         max_channels: u32,
@@ -75,6 +134,8 @@ enum Command {
         /// Print an error answer as it came instead of failing.
         #[arg(long)]
         raw: bool,
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// Run the conformance suite against a server and report by spec chapter.
     Conformance {
@@ -95,6 +156,8 @@ enum Command {
         /// Write a JUnit XML report here.
         #[arg(long)]
         junit: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// Load an IIP server that serves /echo (or --path) and report req/s and latency percentiles.
     Bench {
@@ -128,6 +191,8 @@ enum Command {
         /// each, hold them idle for --duration seconds, then close them.
         #[arg(long)]
         idle: Option<usize>,
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// Attack an IIP server (bounded in count and time) while a good client
     /// calls /echo; report per attack whether it survived and the good
@@ -166,6 +231,37 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
+}
+
+/// Serves a Unix domain socket at `path`, replacing a stale socket file.
+#[cfg(unix)]
+async fn serve_unix(
+    server: &Server,
+    path: &str,
+    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+    inside: &str,
+) -> Result<(), String> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on unix:{path}: {e}"))?;
+    say!("iip serving on unix:{path}{inside} (SIGINT or SIGTERM stops)");
+    let result = server.serve_listener(listener, tls.map(iip::tls::TlsAcceptor::from)).await;
+    let _ = std::fs::remove_file(path);
+    result.map_err(|e| e.to_string())
+}
+
+#[cfg(not(unix))]
+async fn serve_unix(
+    _: &Server,
+    path: &str,
+    _: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+    _: &str,
+) -> Result<(), String> {
+    Err(format!("cannot listen on unix:{path}: Unix sockets need a Unix system"))
 }
 
 /// `None` for 0 (no limit), otherwise that many seconds.
@@ -246,6 +342,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
             listen,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            tls_handshake_timeout,
             max_channels,
             max_connections,
             max_message,
@@ -257,8 +357,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             grace,
         } => {
             raise_fd_limit(max_connections);
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(iip::tls::server_config(cert, key, tls_client_ca.as_deref()).map_err(|e| e.to_string())?)
+                }
+                _ => None,
+            };
             let timeouts = Timeouts {
                 idle: seconds_or_off(idle_timeout),
                 frame: seconds_or_off(frame_timeout),
@@ -273,16 +377,30 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .max_server_bytes(max_server_bytes)
                 .timeouts(timeouts)
                 .grace(Duration::from_secs_f64(grace.clamp(0.0, 86_400.0)))
+                .tls_handshake_timeout(Duration::from_secs_f64(tls_handshake_timeout.clamp(0.001, 3600.0)))
                 .build();
-            say!("iip serving on {} (SIGINT or SIGTERM stops)", listener.local_addr().map_err(|e| e.to_string())?);
             tokio::spawn(stop_on_signals(server.clone()));
-            server.serve(listener).await.map_err(|e| e.to_string())
+            let inside = if tls.is_some() { " inside TLS" } else { "" };
+            if let Some(path) = listen.strip_prefix("unix:") {
+                serve_unix(&server, path, tls, inside).await
+            } else {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                let local = listener.local_addr().map_err(|e| e.to_string())?;
+                say!("iip serving on {local}{inside} (SIGINT or SIGTERM stops)");
+                match tls {
+                    Some(tls) => server.serve_tls(listener, tls).await,
+                    None => server.serve(listener).await,
+                }
+                .map_err(|e| e.to_string())
+            }
         }
-        Command::Call { addr, path, data, timeout, raw } => {
+        Command::Call { addr, path, data, timeout, raw, tls } => {
             let body = body_of(data).map_err(|e| format!("cannot read the body: {e}"))?;
             let config =
                 ClientConfig { timeout: Duration::from_secs_f64(timeout.max(0.001)), ..ClientConfig::default() };
-            let client = Client::connect_with(addr.as_str(), config).await.map_err(|e| e.to_string())?;
+            let client = tls.endpoint(&addr)?.connect(config).await.map_err(|e| e.to_string())?;
             let channel = client.channel_zero();
             let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
             match answer {
@@ -299,8 +417,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(e) => Err(e.to_string()),
             }
         }
-        Command::Conformance { addr, profile, filter, timeout_ms, json, junit } => {
-            conformance(&addr, &profile, filter.as_deref(), Duration::from_millis(timeout_ms), json, junit).await
+        Command::Conformance { addr, profile, filter, timeout_ms, json, junit, tls } => {
+            let target = tls.endpoint(&addr)?;
+            conformance(&target, &profile, filter.as_deref(), Duration::from_millis(timeout_ms), json, junit).await
         }
         Command::Bench { addr, idle: Some(count), duration, .. } => {
             let held = iip::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
@@ -309,9 +428,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("held {held} idle connections");
             Ok(())
         }
-        Command::Bench { addr, connections, channels, depth, payload, path, duration, requests, json, idle: None } => {
+        Command::Bench {
+            addr,
+            connections,
+            channels,
+            depth,
+            payload,
+            path,
+            duration,
+            requests,
+            json,
+            idle: None,
+            tls,
+        } => {
             let plan = iip::loadgen::LoadPlan {
-                addr,
+                target: tls.endpoint(&addr)?,
                 connections,
                 channels,
                 depth,
@@ -379,7 +510,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn conformance(
-    addr: &str,
+    target: &Endpoint,
     profile: &str,
     filter: Option<&str>,
     timeout: Duration,
@@ -393,7 +524,7 @@ async fn conformance(
     if let Some(f) = filter {
         cases.retain(|c| c.id.contains(f));
     }
-    let results = run_suite(addr, &cases, &profile, timeout).await;
+    let results = run_suite(target, &cases, &profile, timeout).await;
     print!("{}", report::text_report(&results, &requirements));
     if let Some(path) = json {
         std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -31,6 +31,8 @@ pub mod server;
 pub mod spec;
 pub mod status;
 mod sync;
+#[cfg(not(loom))]
+pub mod tls;
 pub mod vector;
 #[cfg(not(loom))]
 pub mod writer;

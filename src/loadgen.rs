@@ -15,8 +15,8 @@ use crate::client::{Channel, Client, ClientConfig, ClientError};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    /// Server address.
-    pub addr: String,
+    /// The server: address and transport.
+    pub target: crate::client::Endpoint,
     /// TCP connections.
     pub connections: usize,
     /// Channels per connection; 0 uses channel 0 only.
@@ -82,7 +82,7 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     let config = ClientConfig { timeout: plan.timeout, ..ClientConfig::default() };
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..plan.connections.max(1) {
-        let client = Client::connect_with(plan.addr.as_str(), config).await?;
+        let client = plan.target.connect(config).await?;
         if plan.channels == 0 {
             channels.push(client.channel_zero());
         }

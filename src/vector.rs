@@ -40,21 +40,39 @@ pub enum Blob {
     Concat(Vec<Blob>),
 }
 
+/// The largest blob a vector may describe: 64 MiB, four times the largest
+/// frame (a sidecar asking for more is an error, not an allocation).
+pub const MAX_BLOB_BYTES: usize = 64 << 20;
+
 impl Blob {
-    /// The bytes this blob stands for.
+    /// The bytes this blob stands for; an error past [`MAX_BLOB_BYTES`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, VectorError> {
+        let mut out = Vec::new();
+        self.append_to(&mut out)?;
+        Ok(out)
+    }
+
+    fn append_to(&self, out: &mut Vec<u8>) -> Result<(), VectorError> {
+        let adds = match self {
+            Blob::Text(text) => text.len(),
+            Blob::Hex { hex } => hex.len() / 2,
+            Blob::Fill { count, .. } => *count,
+            Blob::Concat(_) => 0,
+        };
+        if out.len().saturating_add(adds) > MAX_BLOB_BYTES {
+            return Err(VectorError::Format(format!("a blob may hold at most {MAX_BLOB_BYTES} bytes")));
+        }
         match self {
-            Blob::Text(text) => Ok(text.as_bytes().to_vec()),
-            Blob::Hex { hex } => parse_hex(hex),
-            Blob::Fill { fill, count } => Ok(vec![*fill; *count]),
+            Blob::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Blob::Hex { hex } => out.extend(parse_hex(hex)?),
+            Blob::Fill { fill, count } => out.resize(out.len() + count, *fill),
             Blob::Concat(parts) => {
-                let mut out = Vec::new();
                 for part in parts {
-                    out.extend(part.to_bytes()?);
+                    part.append_to(out)?;
                 }
-                Ok(out)
             }
         }
+        Ok(())
     }
 }
 

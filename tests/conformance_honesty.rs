@@ -159,7 +159,13 @@ async fn planted_defects_fail_the_right_cases() {
         [Defect::WrongOrder, Defect::MissingDeleteAnswer, Defect::WrongStatus, Defect::NoClose, Defect::DroppedChannel]
     {
         let addr = proxy(defect, upstream.local_addr()).await.to_string();
-        let results = run_suite(&addr, &cases, &Profile::reference(), Duration::from_millis(500)).await;
+        let results = run_suite(
+            &iip::client::Endpoint::new(addr.clone()),
+            &cases,
+            &Profile::reference(),
+            Duration::from_millis(500),
+        )
+        .await;
         let failed: BTreeSet<&str> =
             results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).map(|r| r.case.id.as_str()).collect();
         let expected: BTreeSet<&str> = cases.iter().filter(|c| must_fail(defect, c)).map(|c| c.id.as_str()).collect();

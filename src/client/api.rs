@@ -32,6 +32,37 @@ impl Client {
         Ok(Client { connection: StdArc::new(Connection::start(stream, config.frame_limits)), config })
     }
 
+    /// Runs a client connection over any byte stream the caller opened: a
+    /// TLS stream, a Unix socket, an in-memory pipe.
+    pub fn over<S>(stream: S, config: ClientConfig) -> Client
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        Client { connection: StdArc::new(Connection::start_stream(stream, config.frame_limits)), config }
+    }
+
+    /// Connects inside TLS; `server_name` is the name (or IP address) the
+    /// server's certificate must carry.
+    pub async fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        tls: StdArc<crate::tls::ClientConfig>,
+        config: ClientConfig,
+    ) -> Result<Client, ClientError> {
+        let name = crate::tls::server_name(server_name).map_err(|e| ClientError::Tls(e.to_string()))?;
+        super::Endpoint::new(addr).with_tls(tls, name).connect(config).await
+    }
+
+    /// Connects to a Unix domain socket.
+    #[cfg(unix)]
+    pub async fn connect_unix(path: impl AsRef<std::path::Path>, config: ClientConfig) -> Result<Client, ClientError> {
+        let path = path.as_ref();
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| ClientError::Connect(format!("unix:{}: {e}", path.display())))?;
+        Ok(Client::over(stream, config))
+    }
+
     /// Channel 0, which every connection has (`[CHAN-1]`).
     pub fn channel_zero(&self) -> Channel {
         Channel { client: self.clone(), id: 0 }

@@ -4,7 +4,7 @@
 use std::sync::Arc as StdArc;
 
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -28,7 +28,24 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) fn start(stream: TcpStream, limits: FrameLimits) -> Connection {
         let _ = stream.set_nodelay(true);
-        let (read_half, mut write_half) = stream.into_split();
+        let (read_half, write_half) = stream.into_split();
+        Connection::start_halves(read_half, write_half, limits)
+    }
+
+    /// Runs a connection over any byte stream.
+    pub(crate) fn start_stream<S>(stream: S, limits: FrameLimits) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read_half, write_half) = tokio::io::split(stream);
+        Connection::start_halves(read_half, write_half, limits)
+    }
+
+    fn start_halves<R, W>(read_half: R, mut write_half: W, limits: FrameLimits) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mux = Mux::new(limits);
         let wake_writer = StdArc::new(Notify::new());
         let (reader_mux, reader_wake) = (mux.clone(), wake_writer.clone());

@@ -14,6 +14,8 @@
 mod api;
 #[cfg(not(loom))]
 mod connection;
+#[cfg(not(loom))]
+pub mod endpoint;
 pub mod mux;
 #[cfg(not(loom))]
 pub mod pool;
@@ -22,6 +24,8 @@ use std::time::Duration;
 
 #[cfg(not(loom))]
 pub use api::{Channel, Client};
+#[cfg(not(loom))]
+pub use endpoint::{BoxStream, Endpoint, TlsTarget};
 pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
@@ -49,9 +53,14 @@ pub enum ClientError {
     /// The request could not be sent as asked.
     #[error(transparent)]
     Refused(#[from] RequestError),
-    /// Connecting failed.
+    /// Connecting failed; names the address.
     #[error("connect failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed; names the address and the cause (an
+    /// unknown issuer, an expired certificate, a name mismatch, a peer that
+    /// does not speak TLS).
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Settings of a client.

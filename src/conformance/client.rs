@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::client::{Channel, Client, ClientConfig, ClientError};
+use crate::client::{Channel, ClientConfig, ClientError};
 use crate::vector::{read_toml, toml_files, Blob, VectorError};
 
 use super::run::{run_steps, Failure};
@@ -121,12 +121,23 @@ pub fn describe_actions(actions: &[Action]) -> String {
 pub struct ScriptedServer {
     listener: TcpListener,
     timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl ScriptedServer {
     /// Binds `addr`.
     pub async fn bind(addr: &str, timeout: Duration) -> std::io::Result<ScriptedServer> {
-        Ok(ScriptedServer { listener: TcpListener::bind(addr).await?, timeout })
+        Ok(ScriptedServer { listener: TcpListener::bind(addr).await?, timeout, tls: None })
+    }
+
+    /// Binds `addr` and plays every script inside TLS.
+    pub async fn bind_tls(
+        addr: &str,
+        timeout: Duration,
+        tls: std::sync::Arc<crate::tls::ServerConfig>,
+    ) -> std::io::Result<ScriptedServer> {
+        let tls = Some(tokio_rustls::TlsAcceptor::from(tls));
+        Ok(ScriptedServer { listener: TcpListener::bind(addr).await?, timeout, tls })
     }
 
     /// The bound address.
@@ -145,6 +156,19 @@ impl ScriptedServer {
             Err(_) => {
                 return Err(Failure { step: 0, expected: "a client connection".into(), actual: "none came".into() })
             }
+        };
+        let _ = stream.set_nodelay(true);
+        let stream: crate::client::BoxStream = match &self.tls {
+            None => Box::new(stream),
+            Some(acceptor) => match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Box::new(tls),
+                Ok(Err(e)) => {
+                    return Err(Failure { step: 0, expected: "a TLS handshake".into(), actual: e.to_string() })
+                }
+                Err(_) => {
+                    return Err(Failure { step: 0, expected: "a TLS handshake".into(), actual: "timed out".into() })
+                }
+            },
         };
         run_steps(stream, &case.steps, self.timeout).await
     }
@@ -168,12 +192,12 @@ async fn check_call(channel: &Channel, call: &CallAction) -> Result<(), String> 
 
 /// Performs `case`'s actions with this crate's client against `addr`.
 pub async fn drive_reference_client(
-    addr: std::net::SocketAddr,
+    target: &crate::client::Endpoint,
     case: &ClientCase,
     timeout: Duration,
 ) -> Result<(), String> {
     let config = ClientConfig { timeout, ..ClientConfig::default() };
-    let client = Client::connect_with(addr, config).await.map_err(|e| e.to_string())?;
+    let client = target.connect(config).await.map_err(|e| e.to_string())?;
     let mut channel = client.channel_zero();
     for action in &case.actions {
         match action {

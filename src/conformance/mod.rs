@@ -38,13 +38,18 @@ pub fn reference_server() -> crate::server::Server {
 }
 
 /// Runs every case of `cases` against `addr`, one after another.
-pub async fn run_suite(addr: &str, cases: &[NamedCase], profile: &Profile, timeout: Duration) -> Vec<CaseResult> {
+pub async fn run_suite(
+    target: &crate::client::Endpoint,
+    cases: &[NamedCase],
+    profile: &Profile,
+    timeout: Duration,
+) -> Vec<CaseResult> {
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         let started = Instant::now();
         let verdict = match profile.satisfies(&case.case.requires) {
             Err(why) => Verdict::Skipped(why),
-            Ok(()) => match run_case(addr, &case.case, timeout).await {
+            Ok(()) => match run_case(target, &case.case, timeout).await {
                 Ok(()) => Verdict::Passed,
                 Err(failure) => Verdict::Failed(failure),
             },

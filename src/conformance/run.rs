@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
+use tokio::io::{ReadHalf, WriteHalf};
+
+use crate::client::{BoxStream, Endpoint};
 use tokio_util::codec::FramedRead;
 
 use crate::codec::{CodecError, FrameCodec};
@@ -164,8 +165,8 @@ impl ExpectFrame {
 }
 
 struct Session {
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: FramedRead<ReadHalf<BoxStream>, FrameCodec>,
+    writer: WriteHalf<BoxStream>,
     timeout: Duration,
 }
 
@@ -333,25 +334,25 @@ impl Session {
     }
 }
 
-fn session(stream: TcpStream, timeout: Duration) -> Session {
-    let _ = stream.set_nodelay(true);
-    let (read, writer) = stream.into_split();
+fn session(stream: BoxStream, timeout: Duration) -> Session {
+    let (read, writer) = tokio::io::split(stream);
     Session { reader: FramedRead::new(read, FrameCodec::default()), writer, timeout }
 }
 
-/// Runs `case` against the server at `addr`; `timeout` bounds each wait.
-/// Steps run on connection `a` unless they name another (`on = "b"`),
-/// which is opened when first named.
-pub async fn run_case(addr: &str, case: &Case, timeout: Duration) -> Result<(), Failure> {
+/// Runs `case` against the server at `target` (TCP or a Unix socket,
+/// plain or inside TLS); `timeout` bounds each wait. Steps run on
+/// connection `a` unless they name another (`on = "b"`), which is opened
+/// when first named.
+pub async fn run_case(target: &Endpoint, case: &Case, timeout: Duration) -> Result<(), Failure> {
     let mut sessions: Vec<(&str, Session)> = Vec::new();
     for (i, step) in case.steps.iter().enumerate() {
         let name = step.on.as_deref().unwrap_or("a");
         let index = match sessions.iter().position(|(n, _)| *n == name) {
             Some(index) => index,
             None => {
-                let stream = TcpStream::connect(addr).await.map_err(|e| Failure {
+                let stream = target.connect_stream().await.map_err(|e| Failure {
                     step: i + 1,
-                    expected: format!("connection {name} to {addr}"),
+                    expected: format!("connection {name} to {}", target.addr),
                     actual: e.to_string(),
                 })?;
                 sessions.push((name, session(stream, timeout)));
@@ -369,7 +370,7 @@ pub async fn run_case(addr: &str, case: &Case, timeout: Duration) -> Result<(), 
 
 /// Plays `steps` over one connected stream: the scripted server of the
 /// client cases uses it (the steps seen from the server's side).
-pub async fn run_steps(stream: TcpStream, steps: &[Step], timeout: Duration) -> Result<(), Failure> {
+pub async fn run_steps(stream: BoxStream, steps: &[Step], timeout: Duration) -> Result<(), Failure> {
     let mut session = session(stream, timeout);
     for (i, step) in steps.iter().enumerate() {
         if step.on.is_some() {

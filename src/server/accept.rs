@@ -4,10 +4,9 @@
 //! refuse it with 107 rather than leave it hanging (`[RES-8]`).
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use super::transport::{Listen, Peer};
 
 /// The first pause after a failed accept; it doubles while accepts keep
 /// failing, up to [`MAX_BACKOFF`].
@@ -19,17 +18,17 @@ const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// What the acceptor produced.
 #[derive(Debug)]
-pub(crate) enum Accepted {
+pub(crate) enum Accepted<Io> {
     /// A connection to serve.
-    Stream(TcpStream, SocketAddr),
+    Stream(Io, Peer),
     /// A connection taken with the reserve descriptor while out of
     /// descriptors: answer it 107 and close it.
-    Refuse(TcpStream),
+    Refuse(Io, Peer),
 }
 
 /// A listener with a reserve descriptor and back-off.
-pub(crate) struct Acceptor {
-    listener: TcpListener,
+pub(crate) struct Acceptor<L> {
+    listener: L,
     /// Held open so that it can be given up to accept one client when
     /// descriptors run out.
     reserve: Option<std::fs::File>,
@@ -47,14 +46,14 @@ fn out_of_descriptors(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(23) | Some(24))
 }
 
-impl Acceptor {
-    pub(crate) fn new(listener: TcpListener) -> Acceptor {
+impl<L: Listen> Acceptor<L> {
+    pub(crate) fn new(listener: L) -> Acceptor<L> {
         Acceptor { listener, reserve: open_reserve(), backoff: FIRST_BACKOFF, last_log: None, failures_since_log: 0 }
     }
 
     /// The next connection. Errors never end the loop: they are logged (at
     /// most once a second) and followed by a growing pause.
-    pub(crate) async fn accept(&mut self) -> Accepted {
+    pub(crate) async fn accept(&mut self) -> Accepted<L::Io> {
         loop {
             if self.reserve.is_none() {
                 self.reserve = open_reserve();
@@ -71,8 +70,8 @@ impl Acceptor {
                 if let Some(reserve) = self.reserve.take() {
                     drop(reserve);
                     let taken = tokio::time::timeout(FIRST_BACKOFF, self.listener.accept()).await;
-                    if let Ok(Ok((stream, _))) = taken {
-                        return Accepted::Refuse(stream);
+                    if let Ok(Ok((stream, peer))) = taken {
+                        return Accepted::Refuse(stream, peer);
                     }
                 }
             }

@@ -4,7 +4,6 @@
 //! by pausing its reads (`[RES-3]`) and its time limits (`[RES-5]`–`[RES-7]`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use crate::writer::{spawn_writer, FrameSink};
 use super::handler::Request;
 use super::memory::HeldShare;
 use super::stats::Counts;
+use super::transport::Peer;
 use super::Shared;
 
 /// An answer computed by a handler task: channel, seq, body.
@@ -35,7 +35,7 @@ type Done = (u32, u64, Bytes);
 
 struct Connection {
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    peer: Peer,
     core: ServerConnection,
     sink: FrameSink,
     /// Handlers running for this connection, polled by its task: no task
@@ -66,7 +66,7 @@ const FULL_SERVER_RECHECK: Duration = Duration::from_millis(10);
 pub(crate) async fn serve_connection<R, W>(
     read_half: R,
     write_half: W,
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -313,7 +313,7 @@ impl Connection {
         let (handler, route_stats) = (handler.clone(), route_stats.clone());
         route_stats.count.received(frames, body.len() as u64);
         let shared = self.shared.clone();
-        let request = Request { channel, route, query, body, peer: self.peer };
+        let request = Request { channel, route, query, body, peer: self.peer.clone() };
         self.handlers.push(Box::pin(async move {
             let started = Instant::now();
             let call = AssertUnwindSafe(handler.call(request)).catch_unwind();

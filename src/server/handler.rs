@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -21,8 +20,8 @@ pub struct Request {
     pub query: Option<Bytes>,
     /// The whole body.
     pub body: Bytes,
-    /// The client's address.
-    pub peer: SocketAddr,
+    /// Who sent it: the client's address.
+    pub peer: super::transport::Peer,
 }
 
 impl Request {

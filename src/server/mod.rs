@@ -17,6 +17,7 @@ mod connection;
 pub mod handler;
 pub mod memory;
 pub mod stats;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +35,7 @@ use tokio_util::task::TaskTracker;
 pub use handler::{FnHandler, Handler, HandlerError, Request, ServiceHandler};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
+pub use transport::{AnyStream, IntoHalves, Listen, Peer};
 
 pub use crate::proto::timers::Timeouts;
 
@@ -65,6 +67,9 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for requests already received to
     /// be answered before it closes the remaining connections. Default 30 s.
     pub grace: Duration,
+    /// How long a TLS handshake may take before its connection is closed
+    /// (a slow handshake holds a connection slot). Default 10 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// The default server-wide memory budget: 256 MiB.
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             timeouts: Timeouts::default(),
             max_server_held_bytes: DEFAULT_MAX_SERVER_HELD_BYTES,
             grace: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -197,6 +203,12 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a TLS handshake may take; default 10 s.
+    pub fn tls_handshake_timeout(mut self, limit: Duration) -> Self {
+        self.config.tls_handshake_timeout = limit;
+        self
+    }
+
     /// The server.
     pub fn build(self) -> Server {
         let (shutdown, _) = watch::channel(false);
@@ -248,6 +260,29 @@ impl Server {
     /// (`[CLOSE-3]`). Connections still open when the grace period ends are
     /// closed at once.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        self.serve_listener(listener, None).await
+    }
+
+    /// Serves TCP connections inside TLS, as [`Server::serve`] does plain
+    /// ones. A handshake that does not finish within the handshake timeout
+    /// (default 10 s) closes its connection; a failed one is logged at
+    /// debug level and closes only its connection.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<crate::tls::ServerConfig>) -> std::io::Result<()> {
+        self.serve_listener(listener, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    /// Serves a Unix domain socket, as [`Server::serve`] does TCP.
+    #[cfg(unix)]
+    pub async fn serve_unix(&self, listener: tokio::net::UnixListener) -> std::io::Result<()> {
+        self.serve_listener(listener, None).await
+    }
+
+    /// Serves any listener, optionally inside TLS.
+    pub async fn serve_listener<L: Listen>(
+        &self,
+        listener: L,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut shutdown = self.shared.shutdown.subscribe();
@@ -257,27 +292,23 @@ impl Server {
                 accepted = acceptor.accept() => accepted,
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
-            let (stream, peer) = match accepted {
-                accept::Accepted::Stream(stream, peer) => (stream, peer),
-                // Out of descriptors: the acceptor took one client with its
-                // spare descriptor; refuse it so that it is not left hanging.
-                accept::Accepted::Refuse(stream) => {
-                    tracker.spawn(refuse_connection(stream, self.shared.config));
-                    continue;
-                }
-            };
             let shared = self.shared.clone();
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracker.spawn(refuse_connection(stream, shared.config));
-                continue;
-            };
-            let conn_shutdown = shared.shutdown.subscribe();
-            tracker.spawn(async move {
-                let _ = stream.set_nodelay(true);
-                let (read, write) = stream.into_split();
-                connection::serve_connection(read, write, peer, shared, conn_shutdown).await;
-                drop(permit);
-            });
+            let tls = tls.clone();
+            match accepted {
+                accept::Accepted::Stream(stream, peer) => {
+                    // Over the limit, the connection is refused with 107 (`[ANSWER-5]`).
+                    let permit = slots.clone().try_acquire_owned().ok();
+                    tracker.spawn(async move {
+                        upgrade_and_serve(stream, peer, shared, tls, permit.is_some()).await;
+                        drop(permit);
+                    });
+                }
+                // Out of descriptors: the acceptor took one client with its
+                // reserve descriptor; refuse it rather than leave it hanging.
+                accept::Accepted::Refuse(stream, peer) => {
+                    tracker.spawn(upgrade_and_serve(stream, peer, shared, tls, false));
+                }
+            }
         }
         drop(acceptor);
         tracker.close();
@@ -287,6 +318,18 @@ impl Server {
             tracker.wait().await;
         }
         Ok(())
+    }
+
+    /// Serves one connection the caller accepted, over any byte stream,
+    /// until it closes or the server shuts down. It counts toward no
+    /// connection limit; `peer` names it in statistics and to handlers.
+    pub async fn serve_connection<S>(&self, stream: S, peer: Peer)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (read, write) = AnyStream(stream).into_halves();
+        let shutdown = self.shared.shutdown.subscribe();
+        connection::serve_connection(read, write, peer, self.shared.clone(), shutdown).await;
     }
 
     /// Begins a graceful shutdown of every `serve` of this server.
@@ -302,12 +345,53 @@ impl Server {
         let task = tokio::spawn(async move { server.serve(listener).await });
         Ok(ServerHandle { addr, server: self, task })
     }
+
+    /// Serves `listener` inside TLS on a new task.
+    pub fn spawn_tls(self, listener: TcpListener, tls: Arc<crate::tls::ServerConfig>) -> std::io::Result<ServerHandle> {
+        let addr = listener.local_addr()?;
+        let server = self.clone();
+        let task = tokio::spawn(async move { server.serve_tls(listener, tls).await });
+        Ok(ServerHandle { addr, server: self, task })
+    }
+}
+
+/// Runs the TLS handshake if there is one (within the handshake timeout),
+/// then serves the connection, or refuses it with 107 when `admitted` is
+/// false (`[ANSWER-5]`).
+async fn upgrade_and_serve<Io: IntoHalves>(
+    stream: Io,
+    peer: Peer,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    admitted: bool,
+) {
+    match tls {
+        None => serve_or_refuse(stream, peer, shared, admitted).await,
+        Some(acceptor) => {
+            let limit = shared.config.tls_handshake_timeout;
+            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_or_refuse(stream, peer, shared, admitted).await,
+                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_or_refuse<Io: IntoHalves>(stream: Io, peer: Peer, shared: Arc<Shared>, admitted: bool) {
+    let (read, write) = stream.into_halves();
+    if admitted {
+        let shutdown = shared.shutdown.subscribe();
+        connection::serve_connection(read, write, peer, shared, shutdown).await;
+    } else {
+        drop(read);
+        refuse_connection(write, shared.config).await;
+    }
 }
 
 /// Refuses a connection over the limit (`[ANSWER-5]`).
-async fn refuse_connection(stream: tokio::net::TcpStream, config: ServerConfig) {
+async fn refuse_connection<W: tokio::io::AsyncWrite + Unpin + Send + 'static>(write: W, config: ServerConfig) {
     let limits = config.core.frame_limits;
-    let (_read, write) = stream.into_split();
     let (sink, writer) = crate::writer::spawn_writer(write, limits, config.timeouts.write);
     let answer = ErrorAnswer::new(ErrorCode::ServerConnectionsLimited, "server connections limited").to_body();
     let frames = vec![

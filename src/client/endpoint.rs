@@ -1,0 +1,96 @@
+//! Where a client connects: TCP or a Unix domain socket, optionally inside
+//! TLS, named as on the command line (`host:port` or `unix:/path`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, ClientConfig, ClientError};
+
+/// A byte stream of any transport.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// A connected stream of any transport.
+pub type BoxStream = Box<dyn Transport>;
+
+/// TLS settings of an endpoint.
+#[derive(Clone)]
+pub struct TlsTarget {
+    /// The rustls client configuration (trust, client certificate).
+    pub config: Arc<crate::tls::ClientConfig>,
+    /// The name the server's certificate must carry.
+    pub server_name: ServerName<'static>,
+}
+
+impl fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsTarget").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+/// A server to connect to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `host:port`, or `unix:/path` for a Unix domain socket.
+    pub addr: String,
+    /// TLS inside the transport, if any.
+    pub tls: Option<TlsTarget>,
+}
+
+impl Endpoint {
+    /// A plain endpoint: `host:port` or `unix:/path`.
+    pub fn new(addr: impl Into<String>) -> Endpoint {
+        Endpoint { addr: addr.into(), tls: None }
+    }
+
+    /// The same endpoint inside TLS.
+    pub fn with_tls(mut self, config: Arc<crate::tls::ClientConfig>, server_name: ServerName<'static>) -> Endpoint {
+        self.tls = Some(TlsTarget { config, server_name });
+        self
+    }
+
+    /// Opens the transport (and runs the TLS handshake); errors name the
+    /// address and what failed.
+    pub async fn connect_stream(&self) -> Result<BoxStream, ClientError> {
+        let failed = |e: std::io::Error| ClientError::Connect(format!("{}: {e}", self.addr));
+        let stream: BoxStream = match self.addr.strip_prefix("unix:") {
+            #[cfg(unix)]
+            Some(path) => Box::new(tokio::net::UnixStream::connect(path).await.map_err(failed)?),
+            #[cfg(not(unix))]
+            Some(_) => return Err(ClientError::Connect(format!("{}: Unix sockets need a Unix system", self.addr))),
+            None => {
+                let tcp = tokio::net::TcpStream::connect(self.addr.as_str()).await.map_err(failed)?;
+                let _ = tcp.set_nodelay(true);
+                Box::new(tcp)
+            }
+        };
+        let Some(tls) = &self.tls else { return Ok(stream) };
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let stream = connector
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|e| ClientError::Tls(format!("TLS handshake with {} failed: {}", self.addr, tls_cause(&e))))?;
+        Ok(Box::new(stream))
+    }
+
+    /// Connects a client.
+    pub async fn connect(&self, config: ClientConfig) -> Result<Client, ClientError> {
+        if self.tls.is_none() && !self.addr.starts_with("unix:") {
+            return Client::connect_with(self.addr.as_str(), config).await;
+        }
+        Ok(Client::over(self.connect_stream().await?, config))
+    }
+}
+
+/// The most specific description of a failed handshake: rustls's own error
+/// when there is one (certificate expired, unknown issuer, name mismatch,
+/// a peer that does not speak TLS), otherwise the I/O error.
+fn tls_cause(err: &std::io::Error) -> String {
+    match err.get_ref().and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>()) {
+        Some(tls) => tls.to_string(),
+        None => err.to_string(),
+    }
+}
