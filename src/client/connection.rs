@@ -61,7 +61,7 @@ impl Connection {
                             break "server closed the connection".to_string();
                         }
                     }
-                    Some(Err(err)) => break err.to_string(),
+                    Some(Err(err)) => break describe_read_error(&err),
                     None => break "server closed the connection".to_string(),
                 }
             };
@@ -104,5 +104,19 @@ impl Drop for Connection {
         self.mux.close("client dropped");
         self.wake_writer.notify_one();
         self.reader.abort();
+    }
+}
+
+/// A read error as the caller should see it: a stream whose very first
+/// byte is a TLS record type (alert 21, handshake 22) is a TLS server
+/// talked to in plain IIP, and the message says so.
+fn describe_read_error(err: &crate::codec::CodecError) -> String {
+    use crate::codec::CodecError;
+    use crate::frame_error::FrameErrorKind;
+    match err {
+        CodecError::Decode(e) if e.offset == 0 && matches!(e.kind, FrameErrorKind::UnknownStatus(21 | 22)) => {
+            format!("{e}: the server answered with a TLS record; it expects TLS (connect with TLS)")
+        }
+        other => other.to_string(),
     }
 }

@@ -90,7 +90,13 @@ impl Endpoint {
 /// a peer that does not speak TLS), otherwise the I/O error.
 fn tls_cause(err: &std::io::Error) -> String {
     match err.get_ref().and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>()) {
+        Some(tokio_rustls::rustls::Error::InvalidMessage(m)) => {
+            format!("the server's answer is not TLS ({m:?}); does it serve plain IIP?")
+        }
         Some(tls) => tls.to_string(),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake; does it serve plain IIP?".into()
+        }
         None => err.to_string(),
     }
 }
