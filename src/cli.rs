@@ -230,6 +230,12 @@ enum Command {
         /// Milliseconds each step may wait.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Play the scripts inside TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -503,8 +509,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 n => Err(format!("{n} attack(s) took the server down or starved the good client")),
             }
         }
-        Command::ClientConformance { listen, timeout_ms } => {
-            client_conformance(&listen, Duration::from_millis(timeout_ms)).await
+        Command::ClientConformance { listen, timeout_ms, tls_cert, tls_key } => {
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(iip::tls::server_config(cert, key, None).map_err(|e| e.to_string())?),
+                _ => None,
+            };
+            client_conformance(&listen, Duration::from_millis(timeout_ms), tls).await
         }
     }
 }
@@ -539,11 +549,19 @@ async fn conformance(
     }
 }
 
-async fn client_conformance(listen: &str, timeout: Duration) -> Result<(), String> {
+async fn client_conformance(
+    listen: &str,
+    timeout: Duration,
+    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+) -> Result<(), String> {
     use iip::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
     let cases =
         load_client_cases(&iip::conformance::vectors_dir().join("client-sessions")).map_err(|e| e.to_string())?;
-    let server = ScriptedServer::bind(listen, timeout).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let server = match tls {
+        Some(tls) => ScriptedServer::bind_tls(listen, timeout, tls).await,
+        None => ScriptedServer::bind(listen, timeout).await,
+    }
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     let (mut passed, mut failed) = (0, 0);
     for (i, (_, case)) in cases.iter().enumerate() {

@@ -27,7 +27,7 @@ fn config() -> ClientConfig {
 
 async fn tls_echo_server(tls: Arc<iip::tls::ServerConfig>) -> ServerHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Server::echo().tls_handshake_timeout(Duration::from_secs(2)).build().spawn_tls(listener, tls).unwrap()
+    Server::echo().tls(tls).tls_handshake_timeout(Duration::from_secs(2)).build().spawn(listener).unwrap()
 }
 
 fn endpoint(handle: &ServerHandle, trust: ServerTrust<'_>, name: &str) -> Endpoint {

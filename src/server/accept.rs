@@ -71,6 +71,8 @@ impl<L: Listen> Acceptor<L> {
                     drop(reserve);
                     let taken = tokio::time::timeout(FIRST_BACKOFF, self.listener.accept()).await;
                     if let Ok(Ok((stream, peer))) = taken {
+                        // Progress: the next client waits no longer than this one.
+                        self.backoff = FIRST_BACKOFF;
                         return Accepted::Refuse(stream, peer);
                     }
                 }

@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     routes: HashMap<Bytes, Arc<dyn Handler>>,
     stats: ServerStats,
     memory: Arc<MemoryStats>,
+    /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: watch::Sender<bool>,
     /// Cancelled when the grace period of a shutdown is over: every
     /// connection closes at once.
@@ -107,6 +109,7 @@ pub(crate) struct Shared {
 pub struct ServerBuilder {
     config: ServerConfig,
     routes: HashMap<Bytes, Arc<dyn Handler>>,
+    tls: Option<Arc<crate::tls::ServerConfig>>,
 }
 
 impl ServerBuilder {
@@ -203,6 +206,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves every connection inside TLS with this rustls configuration
+    /// (see [`crate::tls::server_config`]): [`Server::serve`] and
+    /// [`Server::spawn`] then run a TLS handshake first. Default: plain.
+    pub fn tls(mut self, config: Arc<crate::tls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// How long a TLS handshake may take; default 10 s.
     pub fn tls_handshake_timeout(mut self, limit: Duration) -> Self {
         self.config.tls_handshake_timeout = limit;
@@ -218,6 +229,7 @@ impl ServerBuilder {
                 stats: ServerStats::new(self.routes.keys().cloned()),
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
                 routes: self.routes,
+                tls: self.tls.map(tokio_rustls::TlsAcceptor::from),
                 shutdown,
                 force: CancellationToken::new(),
             }),
@@ -258,9 +270,10 @@ impl Server {
     /// Serves `listener` until [`Server::shutdown`] is called; then finishes
     /// the requests already received and closes every connection
     /// (`[CLOSE-3]`). Connections still open when the grace period ends are
-    /// closed at once.
+    /// closed at once. Inside TLS if the builder was given
+    /// [`ServerBuilder::tls`].
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        self.serve_listener(listener, None).await
+        self.serve_listener(listener, self.shared.tls.clone()).await
     }
 
     /// Serves TCP connections inside TLS, as [`Server::serve`] does plain
@@ -274,7 +287,7 @@ impl Server {
     /// Serves a Unix domain socket, as [`Server::serve`] does TCP.
     #[cfg(unix)]
     pub async fn serve_unix(&self, listener: tokio::net::UnixListener) -> std::io::Result<()> {
-        self.serve_listener(listener, None).await
+        self.serve_listener(listener, self.shared.tls.clone()).await
     }
 
     /// Serves any listener, optionally inside TLS.

@@ -1,7 +1,9 @@
-//! `iip serve` and its signals, as an operator uses them: SIGTERM and SIGINT
-//! each start a graceful shutdown that answers every request already
-//! received ([CLOSE-3]) and exits within the grace period even while a peer
-//! reads nothing; a second signal exits at once.
+//! `iip serve` as an operator runs it. Signals: SIGTERM and SIGINT each
+//! start a graceful shutdown that answers every request already received
+//! ([CLOSE-3]) and exits within the grace period even while a peer reads
+//! nothing; a second signal exits at once. Descriptors: run out of them, the
+//! server keeps serving its connections, refuses new clients with 107 and
+//! logs about once a second ([RES-8]).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,22 +17,38 @@ const GRACE_SECS: u64 = 4;
 struct Serve {
     child: Child,
     addr: String,
+    /// Every line the server wrote to stderr after its address.
+    said: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Serve {
     fn start() -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iip"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--grace", &GRACE_SECS.to_string()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("iip serve starts");
+        Serve::start_with(Command::new(env!("CARGO_BIN_EXE_iip")))
+    }
+
+    /// Starts `iip serve` through `command` (the binary, or a shell that
+    /// sets limits and execs it).
+    fn start_with(mut command: Command) -> Serve {
+        if command.get_program() == env!("CARGO_BIN_EXE_iip") {
+            command.args(["serve", "--listen", "127.0.0.1:0", "--grace", &GRACE_SECS.to_string()]);
+        }
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("iip serve starts");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
+        while !line.starts_with("iip serving on") {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "iip serve ended before serving");
+        }
         let addr = line.split_whitespace().nth(3).expect("iip serving on ADDR").to_string();
         // Keep reading what the server says, so that it never writes to a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Serve { child, addr }
+        let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = said.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Serve { child, addr, said }
     }
 
     fn signal(&self, name: &str) {
@@ -127,4 +145,37 @@ async fn a_second_signal_exits_at_once() {
     serve.signal("INT");
     assert_eq!(serve.exited_within(Duration::from_secs(2)), Some(130));
     assert!(slow.await.unwrap().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_it_refuses_new_clients_with_107_and_serves_the_others() {
+    // Soft and hard limit 40: a few for the runtime, the rest for clients.
+    let script = format!("ulimit -n 40 && exec '{}' serve --listen 127.0.0.1:0 --grace 1", env!("CARGO_BIN_EXE_iip"));
+    let mut command = Command::new("bash");
+    command.args(["-c", &script]);
+    let serve = Serve::start_with(command);
+    let first = Client::connect(serve.addr.as_str()).await.unwrap();
+    assert_eq!(first.call("/echo", "before").await.unwrap(), "before");
+    let started = Instant::now();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let client = Client::connect(serve.addr.as_str()).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(3), client.call("/echo", "x")).await {
+            Ok(Ok(_)) => held.push(client),
+            Ok(Err(iip::client::ClientError::Server { code: 107, .. })) => refused += 1,
+            Ok(Err(iip::client::ClientError::Closed(_))) => refused += 1,
+            Ok(Err(other)) => panic!("a new client got {other:?}"),
+            Err(_) => panic!("a new client hung with no answer after {} were served", held.len()),
+        }
+    }
+    println!("{} served, {refused} refused", held.len());
+    assert!(refused > 0 && !held.is_empty(), "{} served, {refused} refused", held.len());
+    assert_eq!(first.call("/echo", "after").await.unwrap(), "after", "an existing connection is still served");
+    for client in &held {
+        assert_eq!(client.call("/echo", "y").await.unwrap(), "y");
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let warnings = serve.said.lock().unwrap().iter().filter(|l| l.contains("accept failed")).count() as u64;
+    assert!(warnings <= seconds + 1, "{warnings} accept warnings in {seconds} s");
 }
