@@ -91,6 +91,10 @@ enum Command {
         /// Seconds a TLS handshake may take.
         #[arg(long, default_value_t = 10.0)]
         tls_handshake_timeout: f64,
+        /// Also route /fail, which fails every request with its body as the
+        /// error text (the conformance profile item `fail-route`).
+        #[arg(long)]
+        fail_route: bool,
         /// Most channels per connection, channel 0 included.
         #[arg(long, default_value_t = 1024)]
         max_channels: u32,
@@ -138,15 +142,39 @@ enum Command {
         tls: ClientTls,
     },
     /// Run the conformance suite against a server and report by spec chapter.
+    ///
+    /// Exit codes: 0 every selected case passed (deviations and skips
+    /// allowed); 1 a case failed; 2 the run could not be made (unreachable
+    /// target, bad arguments or vectors, a selection that matches nothing).
     Conformance {
-        /// Server address, e.g. 127.0.0.1:9090.
+        /// Server address: host:port, or unix:/path.
         addr: String,
-        /// What the server declares beyond /echo, e.g. `max-channels=8,fail-route`.
+        /// What the server declares beyond /echo, e.g. `max-channels=8,max-message=1048576,fail-route`.
         #[arg(long, default_value = "")]
         profile: String,
+        /// The implementation the server is (known: go-iip): failures its
+        /// Appendix A entries excuse are reported as deviations.
+        #[arg(long)]
+        peer: Option<String>,
+        /// must (must cases), should (must and should) or all (compat too).
+        #[arg(long, default_value = "all")]
+        level: String,
+        /// Only cases citing a requirement matching this pattern, e.g. 'CHAN-*' (repeatable).
+        #[arg(long = "requirement")]
+        requirements: Vec<String>,
+        /// Only cases of this chapter, e.g. 6 or 06-channels (repeatable).
+        #[arg(long = "chapter")]
+        chapters: Vec<String>,
         /// Only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
+        /// Run the cases of this folder (laid out as vectors/: sessions/*.toml)
+        /// instead of the ones built in.
+        #[arg(long)]
+        vectors: Option<std::path::PathBuf>,
+        /// Colour: auto (on a terminal), always or never.
+        #[arg(long, default_value = "auto")]
+        color: String,
         /// Milliseconds each step may wait.
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
@@ -223,10 +251,26 @@ enum Command {
         json: bool,
     },
     /// Play the server side of the client conformance cases, one connection each.
+    ///
+    /// With --client-cmd it runs unattended: for each case it starts the
+    /// command with {addr} (the scripted server's host:port) and {actions}
+    /// (a JSON file of what to do, spec §12.3), and the case passes when the
+    /// client's frames follow the script and the command exits 0. Without it,
+    /// it listens on --listen and prints what a person should make the client
+    /// do, one connection per case.
     ClientConformance {
-        /// Address to listen on.
+        /// Address to listen on (without --client-cmd).
         #[arg(long, default_value = "127.0.0.1:9191")]
         listen: String,
+        /// The client under test, e.g. 'python3 myclient.py {addr} {actions}'.
+        #[arg(long)]
+        client_cmd: Option<String>,
+        /// Write a JSON report here (with --client-cmd).
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Write a JUnit XML report here (with --client-cmd).
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
         /// Milliseconds each step may wait.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
@@ -236,6 +280,20 @@ enum Command {
         /// The private key of --tls-cert (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+    },
+    /// Perform a client-conformance actions file (spec §12.3) with this
+    /// crate's client; exit 0 when every call came to what it expects.
+    #[command(hide = true)]
+    PlayActions {
+        /// Server address: host:port or unix:/path.
+        addr: String,
+        /// The actions file.
+        actions: std::path::PathBuf,
+        /// Seconds each call may wait.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        #[command(flatten)]
+        tls: ClientTls,
     },
 }
 
@@ -344,7 +402,21 @@ fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// Why a command failed, and its exit code.
+enum CliError {
+    /// The command ran and found a failure (exit code 1).
+    Failed(String),
+    /// The command could not run as asked (exit code 2).
+    Usage(String),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError::Failed(message)
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve {
             listen,
@@ -352,6 +424,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tls_key,
             tls_client_ca,
             tls_handshake_timeout,
+            fail_route,
             max_channels,
             max_connections,
             max_message,
@@ -374,8 +447,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 frame: seconds_or_off(frame_timeout),
                 write: seconds_or_off(write_timeout),
             };
-            let server = Server::echo()
-                .route("/delay", delay)
+            let mut builder = Server::echo().route("/delay", delay);
+            if fail_route {
+                builder = builder.route("/fail", iip::conformance::fail_handler);
+            }
+            let server = builder
                 .max_channels(max_channels)
                 .max_connections(max_connections)
                 .max_message(max_message)
@@ -388,7 +464,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tokio::spawn(stop_on_signals(server.clone()));
             let inside = if tls.is_some() { " inside TLS" } else { "" };
             if let Some(path) = listen.strip_prefix("unix:") {
-                serve_unix(&server, path, tls, inside).await
+                Ok(serve_unix(&server, path, tls, inside).await?)
             } else {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
@@ -399,7 +475,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     Some(tls) => server.serve_tls(listener, tls).await,
                     None => server.serve(listener).await,
                 }
-                .map_err(|e| e.to_string())
+                .map_err(|e| CliError::Failed(e.to_string()))
             }
         }
         Command::Call { addr, path, data, timeout, raw, tls } => {
@@ -419,13 +495,43 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     Ok(())
                 }
-                Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}")),
-                Err(e) => Err(e.to_string()),
+                Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}").into()),
+                Err(e) => Err(e.to_string().into()),
             }
         }
-        Command::Conformance { addr, profile, filter, timeout_ms, json, junit, tls } => {
-            let target = tls.endpoint(&addr)?;
-            conformance(&target, &profile, filter.as_deref(), Duration::from_millis(timeout_ms), json, junit).await
+        Command::Conformance {
+            addr,
+            profile,
+            peer,
+            level,
+            requirements,
+            chapters,
+            filter,
+            vectors,
+            color,
+            timeout_ms,
+            json,
+            junit,
+            tls,
+        } => {
+            let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
+            let mut profile = iip::conformance::Profile::parse(&profile).map_err(CliError::Usage)?;
+            if let Some(peer) = peer {
+                let declared = iip::conformance::Profile::parse(&format!("peer={peer}")).map_err(CliError::Usage)?;
+                profile.peer = declared.peer;
+            }
+            let selection = iip::conformance::Selection { level: Some(level), requirements, chapters, name: filter };
+            let style = match color.as_str() {
+                "always" => iip::conformance::report::Style::coloured(),
+                "never" => iip::conformance::report::Style::plain(),
+                "auto" if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+                    iip::conformance::report::Style::coloured()
+                }
+                "auto" => iip::conformance::report::Style::plain(),
+                other => return Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
+            };
+            let run = ConformanceRun { target, profile, selection, vectors, style, json, junit };
+            conformance(run, Duration::from_millis(timeout_ms)).await
         }
         Command::Bench { addr, idle: Some(count), duration, .. } => {
             let held = iip::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
@@ -506,36 +612,94 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             match results.iter().filter(|r| !r.passed()).count() {
                 0 => Ok(()),
-                n => Err(format!("{n} attack(s) took the server down or starved the good client")),
+                n => Err(format!("{n} attack(s) took the server down or starved the good client").into()),
             }
         }
-        Command::ClientConformance { listen, timeout_ms, tls_cert, tls_key } => {
+        Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, tls_cert, tls_key } => {
             let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => Some(iip::tls::server_config(cert, key, None).map_err(|e| e.to_string())?),
+                (Some(cert), Some(key)) => {
+                    Some(iip::tls::server_config(cert, key, None).map_err(|e| CliError::Usage(e.to_string()))?)
+                }
                 _ => None,
             };
-            client_conformance(&listen, Duration::from_millis(timeout_ms), tls).await
+            let timeout = Duration::from_millis(timeout_ms);
+            match client_cmd {
+                Some(command) => client_conformance_unattended(&command, timeout, tls, json, junit).await,
+                None => Ok(client_conformance(&listen, timeout, tls).await?),
+            }
+        }
+        Command::PlayActions { addr, actions, timeout, tls } => {
+            let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
+            let text = std::fs::read(&actions).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
+            let file: iip::conformance::client_cmd::ActionsFile =
+                serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
+            let timeout = Duration::from_secs_f64(timeout.clamp(0.001, 3600.0));
+            Ok(iip::conformance::client_cmd::play_actions(&target, &file, timeout).await?)
         }
     }
 }
 
-async fn conformance(
-    target: &Endpoint,
-    profile: &str,
-    filter: Option<&str>,
-    timeout: Duration,
+/// What `iip conformance` was asked to do.
+struct ConformanceRun {
+    target: Endpoint,
+    profile: iip::conformance::Profile,
+    selection: iip::conformance::Selection,
+    vectors: Option<std::path::PathBuf>,
+    style: iip::conformance::report::Style,
     json: Option<std::path::PathBuf>,
     junit: Option<std::path::PathBuf>,
-) -> Result<(), String> {
-    use iip::conformance::{report, run_suite, shipped_cases, spec_dir, Profile};
-    let profile = Profile::parse(profile)?;
-    let requirements = iip::spec::requirements(&spec_dir()).map_err(|e| e.to_string())?;
-    let mut cases = shipped_cases().map_err(|e| e.to_string())?;
-    if let Some(f) = filter {
-        cases.retain(|c| c.id.contains(f));
+}
+
+async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliError> {
+    use iip::conformance::{load_sessions, report, run_suite, shipped_cases};
+    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    let cases = match &run.vectors {
+        Some(dir) => load_sessions(dir.join("sessions")),
+        None => shipped_cases(),
     }
-    let results = run_suite(target, &cases, &profile, timeout).await;
-    print!("{}", report::text_report(&results, &requirements));
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let cases = run.selection.apply(cases).map_err(CliError::Usage)?;
+    // One clear error for a target that cannot be reached, not one per case.
+    if let Err(err) = tokio::time::timeout(timeout, run.target.connect_stream()).await.unwrap_or_else(|_| {
+        Err(iip::client::ClientError::Connect(format!("{}: no connection within {timeout:?}", run.target.addr)))
+    }) {
+        return Err(CliError::Usage(format!("cannot reach the server: {err}")));
+    }
+    let results = run_suite(&run.target, &cases, &run.profile, timeout).await;
+    print!("{}", report::text_report(&results, &requirements, run.style));
+    if let Some(path) = run.json {
+        std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = run.junit {
+        std::fs::write(&path, report::junit_report(&results, &requirements))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    match report::totals(&results).failed {
+        0 => Ok(()),
+        n => Err(CliError::Failed(format!("{n} case(s) failed"))),
+    }
+}
+
+async fn client_conformance_unattended(
+    command: &str,
+    timeout: Duration,
+    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+    json: Option<std::path::PathBuf>,
+    junit: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    use iip::conformance::client::load_client_cases;
+    use iip::conformance::client_cmd::run_client_suite;
+    use iip::conformance::report;
+    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    let cases = load_client_cases(iip::files::DataDir::embedded("vectors/client-sessions"))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let results = run_client_suite(command, &cases, timeout, tls).await;
+    let style = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        report::Style::coloured()
+    } else {
+        report::Style::plain()
+    };
+    print!("{}", report::text_report(&results, &requirements, style));
     if let Some(path) = json {
         std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -545,7 +709,7 @@ async fn conformance(
     }
     match report::totals(&results).failed {
         0 => Ok(()),
-        n => Err(format!("{n} case(s) failed")),
+        n => Err(CliError::Failed(format!("{n} client case(s) failed"))),
     }
 }
 
@@ -556,7 +720,7 @@ async fn client_conformance(
 ) -> Result<(), String> {
     use iip::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
     let cases =
-        load_client_cases(&iip::conformance::vectors_dir().join("client-sessions")).map_err(|e| e.to_string())?;
+        load_client_cases(iip::files::DataDir::embedded("vectors/client-sessions")).map_err(|e| e.to_string())?;
     let server = match tls {
         Some(tls) => ScriptedServer::bind_tls(listen, timeout, tls).await,
         None => ScriptedServer::bind(listen, timeout).await,
@@ -604,9 +768,13 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(CliError::Failed(message)) => {
             say!("iip: {message}");
             ExitCode::FAILURE
+        }
+        Err(CliError::Usage(message)) => {
+            say!("iip: {message}");
+            ExitCode::from(2)
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod codec;
 pub mod conformance;
 pub mod decode;
 pub mod encode;
-mod files;
+pub mod files;
 pub mod frame;
 pub mod frame_error;
 #[cfg(not(loom))]

@@ -83,12 +83,17 @@ pub fn chapters(dir: &Path) -> Result<Vec<PathBuf>, SpecError> {
     crate::files::files_with_extension(dir, "md").map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })
 }
 
-/// Every requirement defined in the markdown files of `dir`, by id.
-pub fn requirements(dir: &Path) -> Result<BTreeMap<String, Requirement>, SpecError> {
+/// Every requirement defined in the markdown files of `dir` (on disk or
+/// embedded, see [`shipped_requirements`]), by id.
+pub fn requirements(dir: impl Into<crate::files::DataDir>) -> Result<BTreeMap<String, Requirement>, SpecError> {
+    let dir = dir.into();
     let mut found = BTreeMap::new();
-    for chapter in chapters(dir)? {
-        let text =
-            std::fs::read_to_string(&chapter).map_err(|source| SpecError::Io { path: chapter.clone(), source })?;
+    let files = dir.files("md").map_err(|source| SpecError::Io { path: PathBuf::from(dir.to_string()), source })?;
+    for (chapter, bytes) in files {
+        let text = String::from_utf8(bytes).map_err(|e| SpecError::Io {
+            path: chapter.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let Some((id, first)) = definition(line) else { continue };
@@ -113,6 +118,11 @@ pub fn requirements(dir: &Path) -> Result<BTreeMap<String, Requirement>, SpecErr
         }
     }
     Ok(found)
+}
+
+/// The requirements of the specification embedded in this crate.
+pub fn shipped_requirements() -> Result<BTreeMap<String, Requirement>, SpecError> {
+    requirements(crate::files::DataDir::embedded("spec"))
 }
 
 /// The set of requirement ids defined in `dir`.

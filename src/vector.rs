@@ -81,6 +81,21 @@ pub(crate) fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, VectorError> {
     crate::files::files_with_extension(dir, "toml").map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
 }
 
+/// Reads and parses every TOML file of `dir`, on disk or embedded.
+pub(crate) fn read_tomls<T: serde::de::DeserializeOwned>(
+    dir: &crate::files::DataDir,
+) -> Result<Vec<(PathBuf, T)>, VectorError> {
+    let files = dir.files("toml").map_err(|e| VectorError::Format(format!("{dir}: {e}")))?;
+    files
+        .into_iter()
+        .map(|(path, bytes)| {
+            let text = String::from_utf8(bytes).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+            let value = toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;
+            Ok((path, value))
+        })
+        .collect()
+}
+
 /// Reads and parses one TOML file of the vectors.
 pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, VectorError> {
     let text = std::fs::read_to_string(path).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))?;

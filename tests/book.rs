@@ -107,7 +107,7 @@ fn citing_files(dirs: &[&str]) -> Vec<(String, String)> {
 }
 
 fn index_markdown() -> String {
-    let reqs = requirements(&spec_dir()).unwrap();
+    let reqs = requirements(spec_dir()).unwrap();
     let mut vectors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for v in FrameVector::load_dir(&vectors_dir().join("frames")).unwrap() {
         for id in &v.sidecar.requirements {
@@ -119,7 +119,7 @@ fn index_markdown() -> String {
             vectors.entry(id.clone()).or_default().push(format!("`sessions/{}`", c.id));
         }
     }
-    for (_, c) in load_client_cases(&vectors_dir().join("client-sessions")).unwrap() {
+    for (_, c) in load_client_cases(vectors_dir().join("client-sessions")).unwrap() {
         for id in &c.requirements {
             vectors.entry(id.clone()).or_default().push(format!("`client/{}`", c.name));
         }

@@ -17,7 +17,7 @@ fn cited() -> BTreeSet<String> {
     for c in shipped_cases().unwrap() {
         ids.extend(c.case.requirements);
     }
-    for (_, c) in load_client_cases(&vectors_dir().join("client-sessions")).unwrap() {
+    for (_, c) in load_client_cases(vectors_dir().join("client-sessions")).unwrap() {
         ids.extend(c.requirements);
     }
     ids
@@ -43,7 +43,7 @@ fn checked_locally() -> BTreeSet<String> {
 
 #[test]
 fn every_must_is_cited_by_a_vector() {
-    let spec = requirements(&spec_dir()).unwrap();
+    let spec = requirements(spec_dir()).unwrap();
     let mut cited = cited();
     cited.extend(checked_locally());
     let uncovered: Vec<String> = spec
@@ -61,7 +61,7 @@ fn every_must_is_cited_by_a_vector() {
 
 #[test]
 fn vectors_cite_only_requirements_that_exist() {
-    let spec = requirements(&spec_dir()).unwrap();
+    let spec = requirements(spec_dir()).unwrap();
     let unknown: Vec<String> = cited().into_iter().filter(|id| !spec.contains_key(id)).collect();
     assert!(unknown.is_empty(), "vectors cite ids the spec does not define: {unknown:?}");
 }

@@ -8,15 +8,12 @@
 //! order; [`drive_reference_client`] performs the actions with this crate's
 //! client, so the suite checks our client first.
 
-use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::client::{Channel, ClientConfig, ClientError};
-use crate::vector::{read_toml, toml_files, Blob, VectorError};
+use crate::vector::{read_tomls, Blob, VectorError};
 
 use super::run::{run_steps, Failure};
 use super::session::{CaseLevel, Step};
@@ -84,11 +81,11 @@ struct ClientFile {
     case: Vec<ClientCase>,
 }
 
-/// Loads the client cases of `dir` as `(chapter, case)` pairs.
-pub fn load_client_cases(dir: &Path) -> Result<Vec<(String, ClientCase)>, VectorError> {
+/// Loads the client cases of `dir` (on disk or embedded) as `(chapter,
+/// case)` pairs.
+pub fn load_client_cases(dir: impl Into<crate::files::DataDir>) -> Result<Vec<(String, ClientCase)>, VectorError> {
     let mut cases = Vec::new();
-    for path in toml_files(dir)? {
-        let file: ClientFile = read_toml(&path)?;
+    for (_, file) in read_tomls::<ClientFile>(&dir.into())? {
         cases.extend(file.case.into_iter().map(|c| (file.chapter.clone(), c)));
     }
     Ok(cases)
@@ -150,68 +147,30 @@ impl ScriptedServer {
         let accepted = tokio::time::timeout(self.timeout * 10, self.listener.accept()).await;
         let (stream, _) = match accepted {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                return Err(Failure { step: 0, expected: "a client connection".into(), actual: e.to_string() })
-            }
-            Err(_) => {
-                return Err(Failure { step: 0, expected: "a client connection".into(), actual: "none came".into() })
-            }
+            Ok(Err(e)) => return Err(Failure::new(0, "a client connection", e.to_string())),
+            Err(_) => return Err(Failure::new(0, "a client connection", "none came")),
         };
         let _ = stream.set_nodelay(true);
         let stream: crate::client::BoxStream = match &self.tls {
             None => Box::new(stream),
             Some(acceptor) => match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => Box::new(tls),
-                Ok(Err(e)) => {
-                    return Err(Failure { step: 0, expected: "a TLS handshake".into(), actual: e.to_string() })
-                }
-                Err(_) => {
-                    return Err(Failure { step: 0, expected: "a TLS handshake".into(), actual: "timed out".into() })
-                }
+                Ok(Err(e)) => return Err(Failure::new(0, "a TLS handshake", e.to_string())),
+                Err(_) => return Err(Failure::new(0, "a TLS handshake", "timed out")),
             },
         };
         run_steps(stream, &case.steps, self.timeout).await
     }
 }
 
-async fn check_call(channel: &Channel, call: &CallAction) -> Result<(), String> {
-    let body = Bytes::from(call.body.to_bytes().map_err(|e| e.to_string())?);
-    let result = channel.call(call.path.clone(), body).await;
-    let ok = match (&call.expect, &result) {
-        (CallOutcome::Body(want), Ok(got)) => want.to_bytes().map_err(|e| e.to_string())? == got[..],
-        (CallOutcome::ErrorCode(want), Err(ClientError::Server { code, .. })) => want == code,
-        (CallOutcome::Closed, Err(ClientError::Closed(_))) => true,
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("call {}: expected {:?}, got {result:?}", call.path, call.expect))
-    }
-}
-
-/// Performs `case`'s actions with this crate's client against `addr`.
+/// Performs `case`'s actions with this crate's client against `target`,
+/// through the same actions file a client under test gets
+/// ([`super::client_cmd::play_actions`]).
 pub async fn drive_reference_client(
     target: &crate::client::Endpoint,
     case: &ClientCase,
     timeout: Duration,
 ) -> Result<(), String> {
-    let config = ClientConfig { timeout, ..ClientConfig::default() };
-    let client = target.connect(config).await.map_err(|e| e.to_string())?;
-    let mut channel = client.channel_zero();
-    for action in &case.actions {
-        match action {
-            Action::Call(call) => check_call(&channel, call).await?,
-            Action::Concurrent(calls) => {
-                let results = futures::future::join_all(calls.iter().map(|c| check_call(&channel, c))).await;
-                results.into_iter().collect::<Result<Vec<()>, String>>()?;
-            }
-            Action::Open => channel = client.open_channel().await.map_err(|e| format!("open: {e}"))?,
-            Action::Delete => {
-                let current = std::mem::replace(&mut channel, client.channel_zero());
-                current.delete().await.map_err(|e| format!("delete: {e}"))?;
-            }
-        }
-    }
-    Ok(())
+    let actions = super::client_cmd::actions_file(case)?;
+    super::client_cmd::play_actions(target, &actions, timeout).await
 }

@@ -2,6 +2,7 @@
 //! any IIP server, reports, and a scripted server for testing clients.
 
 pub mod client;
+pub mod client_cmd;
 pub mod report;
 
 pub mod run;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use report::{CaseResult, Verdict};
+pub use run::KNOWN_PEERS;
 pub use run::{run_case, Failure, Profile};
 pub use session::{load_sessions, Case, CaseLevel, NamedCase};
 
@@ -24,14 +26,18 @@ pub fn spec_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec")
 }
 
+/// The `/fail` route of the profile item `fail-route`: fails every request
+/// with its body as the error text (`[ANSWER-3]`).
+pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, crate::server::HandlerError> {
+    Err(crate::server::HandlerError::new(String::from_utf8_lossy(&req.body)))
+}
+
 /// The reference server configured as [`Profile::reference`] declares:
 /// `/echo`, `/echo_benchmark`, `/fail`, 8 channels, 32 MiB requests.
 pub fn reference_server() -> crate::server::Server {
     let profile = Profile::reference();
     crate::server::Server::echo()
-        .route("/fail", |req: crate::server::Request| async move {
-            Err::<bytes::Bytes, _>(crate::server::HandlerError::new(String::from_utf8_lossy(&req.body)))
-        })
+        .route("/fail", fail_handler)
         .max_channels(profile.max_channels.unwrap_or(8))
         .max_message(profile.max_message.unwrap_or(32 << 20))
         .build()
@@ -47,19 +53,156 @@ pub async fn run_suite(
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         let started = Instant::now();
-        let verdict = match profile.satisfies(&case.case.requires) {
-            Err(why) => Verdict::Skipped(why),
-            Ok(()) => match run_case(target, &case.case, timeout).await {
-                Ok(()) => Verdict::Passed,
-                Err(failure) => Verdict::Failed(failure),
-            },
-        };
+        let verdict = run_one(target, case, profile, timeout).await;
         results.push(CaseResult { case: case.clone(), verdict, elapsed: started.elapsed() });
     }
     results
 }
 
-/// Loads the server cases shipped with this crate.
+/// Runs one case for `profile`: skipped when the profile lacks what it
+/// needs, a deviation when it fails and the declared peer's Appendix A
+/// entries excuse it.
+pub async fn run_one(
+    target: &crate::client::Endpoint,
+    case: &NamedCase,
+    profile: &Profile,
+    timeout: Duration,
+) -> Verdict {
+    let instance = match profile.satisfies(&case.case.requires).and_then(|()| profile.instantiate(&case.case)) {
+        Ok(instance) => instance,
+        Err(why) => return Verdict::Skipped(why),
+    };
+    match run_case(target, &instance, timeout).await {
+        Ok(()) => Verdict::Passed,
+        Err(failure) => match profile.excuses(&case.case.excused_by) {
+            excused if excused.is_empty() => Verdict::Failed(failure),
+            excused => Verdict::Deviation { compat: excused, failure },
+        },
+    }
+}
+
+/// Which cases to run: by level, by requirement id (`CHAN-*`), by chapter
+/// (`06`, or a file name), by name; every criterion given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `must`: must cases only; `should`: must and should; `all` (or
+    /// `None`): every case, compat included.
+    pub level: Option<String>,
+    /// Requirement id patterns; `*` matches any run of characters. A case
+    /// is selected when one of its requirements matches one pattern.
+    pub requirements: Vec<String>,
+    /// Chapter numbers or file stems (`06`, `06-channels`).
+    pub chapters: Vec<String>,
+    /// A part of the case id (`file::name`).
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![format!("level {}", self.level.as_deref().unwrap_or("all"))];
+        if !self.requirements.is_empty() {
+            parts.push(format!("requirement {}", self.requirements.join(" or ")));
+        }
+        if !self.chapters.is_empty() {
+            parts.push(format!("chapter {}", self.chapters.join(" or ")));
+        }
+        if let Some(name) = &self.name {
+            parts.push(format!("name containing {name:?}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl Selection {
+    /// Checks the level name.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.level.as_deref() {
+            None | Some("must" | "should" | "all") => Ok(()),
+            Some(other) => Err(format!("unknown level {other:?}: must, should or all")),
+        }
+    }
+
+    /// Whether `case` is selected.
+    pub fn selects(&self, case: &NamedCase) -> bool {
+        let level_ok = match self.level.as_deref() {
+            Some("must") => case.case.level == CaseLevel::Must,
+            Some("should") => matches!(case.case.level, CaseLevel::Must | CaseLevel::Should),
+            _ => true,
+        };
+        let stem = case.id.split("::").next().unwrap_or_default();
+        level_ok
+            && (self.requirements.is_empty()
+                || self.requirements.iter().any(|p| case.case.requirements.iter().any(|id| glob_match(p, id))))
+            && (self.chapters.is_empty()
+                || self.chapters.iter().any(|c| stem == c || stem.starts_with(&format!("{c:0>2}-"))))
+            && self.name.as_ref().is_none_or(|n| case.id.contains(n.as_str()))
+    }
+
+    /// The selected cases; an error when nothing is selected.
+    pub fn apply(&self, cases: Vec<NamedCase>) -> Result<Vec<NamedCase>, String> {
+        self.validate()?;
+        let chosen: Vec<NamedCase> = cases.into_iter().filter(|c| self.selects(c)).collect();
+        if chosen.is_empty() {
+            return Err(format!("no case matches the selection ({self})"));
+        }
+        Ok(chosen)
+    }
+}
+
+/// Loads the server cases shipped with this crate (embedded at build time).
 pub fn shipped_cases() -> Result<Vec<NamedCase>, crate::vector::VectorError> {
-    load_sessions(&vectors_dir().join("sessions"))
+    load_sessions(crate::files::DataDir::embedded("vectors/sessions"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("CHAN-*", "CHAN-10"));
+        assert!(glob_match("*-1", "MSG-1"));
+        assert!(!glob_match("*-1", "MSG-10"));
+        assert!(glob_match("C*-1*", "CLOSE-12"));
+        assert!(glob_match("FRAME-3", "FRAME-3"));
+        assert!(!glob_match("FRAME-3", "FRAME-30"));
+        assert!(!glob_match("AB*BA", "ABA"));
+    }
+
+    #[test]
+    fn selections() {
+        let cases = shipped_cases().unwrap();
+        let all = cases.len();
+        let pick = |s: Selection| s.apply(cases.clone()).map(|c| c.len());
+        assert_eq!(pick(Selection::default()), Ok(all));
+        let chan = pick(Selection { requirements: vec!["CHAN-*".into()], ..Selection::default() }).unwrap();
+        let chapter6 = pick(Selection { chapters: vec!["6".into()], ..Selection::default() }).unwrap();
+        assert!(chan > 0 && chapter6 > 0 && chan < all && chapter6 < all);
+        assert_eq!(pick(Selection { chapters: vec!["06-channels".into()], ..Selection::default() }), Ok(chapter6));
+        let must = pick(Selection { level: Some("must".into()), ..Selection::default() }).unwrap();
+        let should = pick(Selection { level: Some("should".into()), ..Selection::default() }).unwrap();
+        assert!(must < should && should <= all);
+        assert!(pick(Selection { requirements: vec!["NOPE-*".into()], ..Selection::default() }).is_err());
+        assert!(pick(Selection { level: Some("may".into()), ..Selection::default() }).is_err());
+    }
 }

@@ -19,6 +19,14 @@ pub enum Verdict {
     Passed,
     /// It did not.
     Failed(Failure),
+    /// It did not, in a way the declared peer's Appendix A entries
+    /// document: reported, but not a failure of the run.
+    Deviation {
+        /// The entries that excuse it.
+        compat: Vec<String>,
+        /// What happened.
+        failure: Failure,
+    },
     /// The case was not run, for this reason.
     Skipped(String),
 }
@@ -60,8 +68,21 @@ pub struct Totals {
     pub passed: usize,
     /// Cases failed.
     pub failed: usize,
+    /// Cases failed in a way the declared peer's Appendix A entries excuse.
+    pub deviations: usize,
     /// Cases skipped.
     pub skipped: usize,
+}
+
+impl std::fmt::Display for Totals {
+    /// `N passed, N failed, N deviations, N skipped`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} deviations, {} skipped",
+            self.passed, self.failed, self.deviations, self.skipped
+        )
+    }
 }
 
 /// Counts the verdicts.
@@ -71,26 +92,69 @@ pub fn totals(results: &[CaseResult]) -> Totals {
         match r.verdict {
             Verdict::Passed => t.passed += 1,
             Verdict::Failed(_) => t.failed += 1,
+            Verdict::Deviation { .. } => t.deviations += 1,
             Verdict::Skipped(_) => t.skipped += 1,
         }
     }
     t
 }
 
-/// The human report.
-pub fn text_report(results: &[CaseResult], requirements: &BTreeMap<String, Requirement>) -> String {
+/// Terminal colours for the human report; [`Style::plain`] for files and pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    colour: bool,
+}
+
+impl Style {
+    /// No escape codes.
+    pub fn plain() -> Style {
+        Style { colour: false }
+    }
+
+    /// ANSI colours.
+    pub fn coloured() -> Style {
+        Style { colour: true }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// The mark, and the explanation lines, of one result.
+fn describe(r: &CaseResult, requirements: &BTreeMap<String, Requirement>, style: Style) -> (String, Option<String>) {
+    match &r.verdict {
+        Verdict::Passed => (style.paint("32", "  ok  "), None),
+        Verdict::Failed(f) => {
+            (style.paint("1;31", "  FAIL"), Some(format!("{}\n{}", explain(&r.case, f, requirements), f.transcript())))
+        }
+        Verdict::Deviation { compat, failure } => (
+            style.paint("33", "  dev "),
+            Some(format!(
+                "deviation ({}), excused for the declared peer:\n{}",
+                compat.join(", "),
+                explain(&r.case, failure, requirements)
+            )),
+        ),
+        Verdict::Skipped(why) => (style.paint("2", "  skip"), Some(format!("skipped: {why}"))),
+    }
+}
+
+/// The human report: results grouped by chapter, failures listed again at
+/// the end with the bytes sent and received, then the totals.
+pub fn text_report(results: &[CaseResult], requirements: &BTreeMap<String, Requirement>, style: Style) -> String {
     let mut out = String::new();
     let mut chapter = "";
     for r in results {
         if r.case.chapter != chapter {
             chapter = &r.case.chapter;
-            let _ = writeln!(out, "\n{chapter}");
+            let _ = writeln!(out, "\n{}", style.paint("1", chapter));
         }
-        let mark = match &r.verdict {
-            Verdict::Passed => "  ok  ",
-            Verdict::Failed(_) => "  FAIL",
-            Verdict::Skipped(_) => "  skip",
-        };
+        let (mark, more) = describe(r, requirements, style);
         let _ = writeln!(
             out,
             "{mark} {} [{}] ({})",
@@ -98,18 +162,19 @@ pub fn text_report(results: &[CaseResult], requirements: &BTreeMap<String, Requi
             r.case.case.requirements.join(", "),
             r.case.case.level.name()
         );
-        match &r.verdict {
-            Verdict::Failed(f) => {
-                let _ = writeln!(out, "      {}", explain(&r.case, f, requirements).replace('\n', "\n      "));
-            }
-            Verdict::Skipped(why) => {
-                let _ = writeln!(out, "      skipped: {why}");
-            }
-            Verdict::Passed => {}
+        if let Some(more) = more.filter(|_| !matches!(r.verdict, Verdict::Failed(_))) {
+            let _ = writeln!(out, "      {}", more.trim_end().replace('\n', "\n      "));
         }
     }
-    let t = totals(results);
-    let _ = writeln!(out, "\n{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
+    let failed: Vec<&CaseResult> = results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\n{}", style.paint("1;31", &format!("{} failure(s):", failed.len())));
+        for r in failed {
+            let (_, more) = describe(r, requirements, style);
+            let _ = writeln!(out, "\n{}", more.unwrap_or_default().trim_end());
+        }
+    }
+    let _ = writeln!(out, "\n{}", totals(results));
     out
 }
 
@@ -120,9 +185,11 @@ struct JsonCase<'a> {
     level: &'a str,
     requirements: &'a [String],
     verdict: &'a str,
+    excused_by: Option<&'a [String]>,
     step: Option<usize>,
     expected: Option<&'a str>,
     actual: Option<&'a str>,
+    transcript: Option<String>,
     skipped: Option<&'a str>,
     elapsed_ms: u128,
 }
@@ -132,10 +199,11 @@ pub fn json_report(results: &[CaseResult]) -> String {
     let cases: Vec<JsonCase> = results
         .iter()
         .map(|r| {
-            let (verdict, failure, skipped) = match &r.verdict {
-                Verdict::Passed => ("passed", None, None),
-                Verdict::Failed(f) => ("failed", Some(f), None),
-                Verdict::Skipped(why) => ("skipped", None, Some(why.as_str())),
+            let (verdict, failure, skipped, excused) = match &r.verdict {
+                Verdict::Passed => ("passed", None, None, None),
+                Verdict::Failed(f) => ("failed", Some(f), None, None),
+                Verdict::Deviation { compat, failure } => ("deviation", Some(failure), None, Some(compat.as_slice())),
+                Verdict::Skipped(why) => ("skipped", None, Some(why.as_str()), None),
             };
             JsonCase {
                 id: &r.case.id,
@@ -143,9 +211,11 @@ pub fn json_report(results: &[CaseResult]) -> String {
                 level: r.case.case.level.name(),
                 requirements: &r.case.case.requirements,
                 verdict,
+                excused_by: excused,
                 step: failure.map(|f| f.step),
                 expected: failure.map(|f| f.expected.as_str()),
                 actual: failure.map(|f| f.actual.as_str()),
+                transcript: failure.map(Failure::transcript).filter(|t| !t.is_empty()),
                 skipped,
                 elapsed_ms: r.elapsed.as_millis(),
             }
@@ -180,7 +250,7 @@ pub fn junit_report(results: &[CaseResult], requirements: &BTreeMap<String, Requ
         "<testsuites name=\"iip-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
         results.len(),
         t.failed,
-        t.skipped
+        t.skipped + t.deviations
     );
     for (chapter, cases) in by_chapter {
         let failures = cases.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).count();
@@ -203,12 +273,16 @@ pub fn junit_report(results: &[CaseResult], requirements: &BTreeMap<String, Requ
                 Verdict::Skipped(why) => {
                     let _ = writeln!(out, "><skipped message=\"{}\"/></testcase>", xml_escape(why));
                 }
+                Verdict::Deviation { compat, .. } => {
+                    let why = format!("deviation ({}), excused for the declared peer", compat.join(", "));
+                    let _ = writeln!(out, "><skipped message=\"{}\"/></testcase>", xml_escape(&why));
+                }
                 Verdict::Failed(f) => {
                     let _ = writeln!(
                         out,
                         "><failure message=\"{}\">{}</failure></testcase>",
                         xml_escape(&format!("[{}] step {}", r.case.case.requirements.join(", "), f.step)),
-                        xml_escape(&explain(&r.case, f, requirements))
+                        xml_escape(&format!("{}\n{}", explain(&r.case, f, requirements), f.transcript()))
                     );
                 }
             }

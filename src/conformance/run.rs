@@ -17,11 +17,16 @@ use crate::frame::Frame;
 use crate::status::{Position, Status};
 use crate::vector::Blob;
 
-use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Requires, Step};
+use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Generator, Requires, Step};
+use crate::vector::FrameSpec;
+
+/// The implementations whose known deviations (Appendix A) a profile can
+/// declare with `peer=NAME`.
+pub const KNOWN_PEERS: &[&str] = &["go-iip"];
 
 /// What the server under test declares beyond `/echo` (the conformance
 /// profile, spec chapter 12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Profile {
     /// Its channel limit, if it declares one.
     pub max_channels: Option<u32>,
@@ -29,18 +34,29 @@ pub struct Profile {
     pub max_message: Option<usize>,
     /// Whether it offers `/fail`.
     pub fail_route: bool,
+    /// The implementation it is, if it declares one of [`KNOWN_PEERS`]:
+    /// failures of cases its Appendix A entries excuse become deviations.
+    pub peer: Option<String>,
 }
 
 impl Profile {
-    /// Reads a profile such as `max-channels=4,max-message=1024,fail-route`.
+    /// Reads a profile such as `max-channels=4,max-message=1024,fail-route,peer=go-iip`.
     pub fn parse(text: &str) -> Result<Profile, String> {
         let mut profile = Profile::default();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.split_once('=') {
                 Some(("max-channels", n)) => {
-                    profile.max_channels = Some(n.parse().map_err(|e| format!("{item}: {e}"))?)
+                    let n: u32 = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if n == 0 {
+                        return Err(format!("{item}: a server has at least channel 0"));
+                    }
+                    profile.max_channels = Some(n)
                 }
                 Some(("max-message", n)) => profile.max_message = Some(n.parse().map_err(|e| format!("{item}: {e}"))?),
+                Some(("peer", name)) if KNOWN_PEERS.contains(&name) => profile.peer = Some(name.to_string()),
+                Some(("peer", name)) => {
+                    return Err(format!("unknown peer {name:?}; known: {}", KNOWN_PEERS.join(", ")));
+                }
                 None if item == "fail-route" => profile.fail_route = true,
                 _ => return Err(format!("unknown profile item {item:?}")),
             }
@@ -50,30 +66,112 @@ impl Profile {
 
     /// The profile of the reference server as the suite starts it in-process.
     pub fn reference() -> Profile {
-        Profile { max_channels: Some(8), max_message: Some(32 * 1024 * 1024), fail_route: true }
+        Profile { max_channels: Some(8), max_message: Some(32 * 1024 * 1024), fail_route: true, peer: None }
     }
 
     /// `Err(reason)` when a case needs more than this profile declares.
     pub fn satisfies(&self, requires: &Requires) -> Result<(), String> {
-        if let Some(n) = requires.max_channels {
-            if self.max_channels != Some(n) {
-                return Err(format!("needs a server declaring max-channels={n}"));
-            }
+        if requires.max_channels && self.max_channels.is_none() {
+            return Err("needs a server declaring max-channels=N".into());
         }
-        if let Some(n) = requires.max_message {
-            if self.max_message != Some(n) {
-                return Err(format!("needs a server declaring max-message={n}"));
-            }
+        if requires.max_message && self.max_message.is_none() {
+            return Err("needs a server declaring max-message=N".into());
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
         }
         Ok(())
     }
+
+    /// The Appendix A entries among `excused_by` that excuse a failure for
+    /// the declared peer (none without a declared peer).
+    pub fn excuses(&self, excused_by: &[String]) -> Vec<String> {
+        match &self.peer {
+            Some(_) => excused_by.to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `case` with its steps generated for this profile's declarations
+    /// when it has a generator; `case` itself otherwise.
+    pub fn instantiate(&self, case: &Case) -> Result<Case, String> {
+        let Some(generator) = case.generate else { return Ok(case.clone()) };
+        let mut case = case.clone();
+        case.steps = match generator {
+            Generator::ChannelLimit => {
+                channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
+            }
+            Generator::MessageLimit => {
+                message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
+            }
+        };
+        Ok(case)
+    }
+}
+
+fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
+    let frame = FrameSpec { status, path: Blob::Text(path.into()), channel, data, length: None };
+    Step { send: Some(frame), ..Step::default() }
+}
+
+fn expect(frame: ExpectFrame) -> Step {
+    Step { expect: Some(frame), ..Step::default() }
+}
+
+/// `[CHAN-9]` for a declared limit of `n` channels, channel 0 included:
+/// ids 1 to n-1 are granted in order, one more is refused with 106, and a
+/// frame on id n (never granted) is a protocol error.
+fn channel_limit_steps(n: u32) -> Vec<Step> {
+    let new_channel = || send(1, "/sys/new_channel", 0, Blob::Text("{}".into()));
+    let mut steps = Vec::new();
+    if n > 1 {
+        steps.push(Step { repeat: Some(n as usize - 1), ..new_channel() });
+    }
+    for id in 1..n {
+        let mut json = toml::Table::new();
+        json.insert("channel_id".into(), toml::Value::Integer(i64::from(id)));
+        steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
+    }
+    steps.push(new_channel());
+    steps.push(expect(ExpectFrame { status: Some(5), channel: Some(0), code: Some(106), ..ExpectFrame::default() }));
+    steps.push(send(1, "/echo", n, Blob::Text("x".into())));
+    steps.push(Step { expect_close: Some(CloseExpect::Any), ..Step::default() });
+    steps
+}
+
+/// `[MSG-8]` for a declared limit of `n` bytes: a request of n+1 bytes
+/// (chunked at the default frame limit) is answered 110, and the next
+/// request on the connection is served.
+fn message_limit_steps(n: usize) -> Vec<Step> {
+    let chunk = crate::frame::DEFAULT_MAX_DATA as usize;
+    let total = n + 1;
+    let mut steps = Vec::new();
+    if total <= chunk {
+        steps.push(send(1, "/echo", 0, Blob::Fill { fill: b'a', count: total }));
+    } else {
+        let frames = total.div_ceil(chunk);
+        for i in 0..frames {
+            let len = if i + 1 == frames { total - chunk * i } else { chunk };
+            let status = match (i, i + 1 == frames) {
+                (0, _) => 0,
+                (_, true) => 3,
+                _ => 2,
+            };
+            steps.push(send(status, "/echo", 0, Blob::Fill { fill: b'a' + (i % 26) as u8, count: len }));
+        }
+    }
+    steps.push(expect(ExpectFrame { status: Some(5), code: Some(110), ..ExpectFrame::default() }));
+    steps.push(send(1, "/echo", 0, Blob::Text("next".into())));
+    steps.push(expect(ExpectFrame {
+        status: Some(5),
+        data: Some(Blob::Text("next".into())),
+        ..ExpectFrame::default()
+    }));
+    steps
 }
 
 /// Where and how a case failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Failure {
     /// 1-based step number.
     pub step: usize,
@@ -81,6 +179,57 @@ pub struct Failure {
     pub expected: String,
     /// What happened instead.
     pub actual: String,
+    /// The last bytes the suite sent on the failing connection (at most
+    /// [`TRANSCRIPT_BYTES`]).
+    pub sent: Vec<u8>,
+    /// The last frames it received there (at most [`TRANSCRIPT_FRAMES`]).
+    pub received: Vec<Frame>,
+}
+
+/// How many of the last bytes sent a failure keeps.
+pub const TRANSCRIPT_BYTES: usize = 512;
+/// How many of the last frames received a failure keeps.
+pub const TRANSCRIPT_FRAMES: usize = 8;
+
+impl Failure {
+    /// A failure at `step` with no transcript.
+    pub fn new(step: usize, expected: impl Into<String>, actual: impl Into<String>) -> Failure {
+        Failure { step, expected: expected.into(), actual: actual.into(), ..Failure::default() }
+    }
+
+    /// The bytes sent and the frames received, in hex and decoded.
+    pub fn transcript(&self) -> String {
+        let mut out = String::new();
+        if !self.sent.is_empty() {
+            out.push_str(&format!("last {} byte(s) sent:\n{}", self.sent.len(), hex_lines(&self.sent)));
+            let decoded =
+                crate::vector::decode_stream(&self.sent, self.sent.len(), crate::frame::FrameLimits::default());
+            for frame in &decoded.frames {
+                out.push_str(&format!("  = {}\n", show_frame(frame)));
+            }
+            if let Some((kind, offset)) = decoded.error {
+                out.push_str(&format!("  = then a framing error ({kind}) at byte {offset}\n"));
+            }
+        }
+        for frame in &self.received {
+            let mut bytes = BytesMut::new();
+            let _ = crate::encode::encode_frame(frame, &crate::frame::FrameLimits::default(), &mut bytes);
+            out.push_str(&format!(
+                "received:\n{}  = {}\n",
+                hex_lines(&bytes[..bytes.len().min(64)]),
+                show_frame(frame)
+            ));
+        }
+        out
+    }
+}
+
+/// `bytes` as hex, 16 a line, indented.
+fn hex_lines(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|line| format!("  {}\n", line.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")))
+        .collect()
 }
 
 impl fmt::Display for Failure {
@@ -137,13 +286,19 @@ impl ExpectFrame {
         if let Some(c) = self.code {
             parts.push(format!("error answer with code {c}"));
         }
+        if let Some(id) = &self.cites {
+            parts.push(format!("data citing [{id}]"));
+        }
         parts.join(" ")
     }
 
     /// Whether `frame` matches.
     pub fn matches(&self, frame: &Frame) -> bool {
         let json = || serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
-        self.status.is_none_or(|s| s == frame.status.byte())
+        self.cites.as_ref().is_none_or(|id| {
+            let cited = format!("[{id}]");
+            frame.data.windows(cited.len()).any(|w| w == cited.as_bytes())
+        }) && self.status.is_none_or(|s| s == frame.status.byte())
             && self.path.as_ref().is_none_or(|p| blob(p) == frame.path)
             && self.channel.is_none_or(|c| c == frame.channel)
             && self.data.as_ref().is_none_or(|d| blob(d) == frame.data)
@@ -168,6 +323,10 @@ struct Session {
     reader: FramedRead<ReadHalf<BoxStream>, FrameCodec>,
     writer: WriteHalf<BoxStream>,
     timeout: Duration,
+    /// The tail of what was sent, for a failure's transcript.
+    sent: Vec<u8>,
+    /// The last frames received, for a failure's transcript.
+    received: std::collections::VecDeque<Frame>,
 }
 
 enum Read {
@@ -180,7 +339,13 @@ impl Session {
     async fn read(&mut self, timeout: Duration) -> Read {
         match tokio::time::timeout(timeout, self.reader.next()).await {
             Err(_) => Read::TimedOut,
-            Ok(Some(Ok(frame))) => Read::Frame(frame),
+            Ok(Some(Ok(frame))) => {
+                if self.received.len() == TRANSCRIPT_FRAMES {
+                    self.received.pop_front();
+                }
+                self.received.push_back(frame.clone());
+                Read::Frame(frame)
+            }
             Ok(Some(Err(CodecError::Decode(e)))) => Read::Closed(format!("undecodable bytes from the server: {e}")),
             Ok(Some(Err(e))) => Read::Closed(format!("connection closed ({e})")),
             Ok(None) => Read::Closed("connection closed".into()),
@@ -196,6 +361,9 @@ impl Session {
     }
 
     async fn write(&mut self, bytes: &[u8], split: Option<usize>) -> Result<(), String> {
+        self.sent.extend_from_slice(&bytes[bytes.len().saturating_sub(TRANSCRIPT_BYTES)..]);
+        let excess = self.sent.len().saturating_sub(TRANSCRIPT_BYTES);
+        self.sent.drain(..excess);
         let piece = split.unwrap_or(bytes.len()).max(1);
         for chunk in bytes.chunks(piece) {
             self.writer.write_all(chunk).await.map_err(|e| format!("write failed: {e}"))?;
@@ -318,11 +486,13 @@ impl Session {
         let expected = match how {
             CloseExpect::Any => "the connection to close (a close frame first is allowed)".to_string(),
             CloseExpect::WithFrame => "a close frame (status 8), then the connection to close".to_string(),
+            CloseExpect::AfterAnyFrames => "the connection to close (after any frames)".to_string(),
         };
         let mut saw_close_frame = false;
         loop {
             match self.read(self.timeout).await {
                 Read::Frame(frame) if frame.status == Status::Close => saw_close_frame = true,
+                Read::Frame(_) if how == CloseExpect::AfterAnyFrames => {}
                 Read::Frame(frame) => return Err((expected, show_frame(&frame))),
                 Read::TimedOut => return Err((expected, format!("connection still open after {:?}", self.timeout))),
                 Read::Closed(_) if how == CloseExpect::WithFrame && !saw_close_frame => {
@@ -336,7 +506,20 @@ impl Session {
 
 fn session(stream: BoxStream, timeout: Duration) -> Session {
     let (read, writer) = tokio::io::split(stream);
-    Session { reader: FramedRead::new(read, FrameCodec::default()), writer, timeout }
+    Session {
+        reader: FramedRead::new(read, FrameCodec::default()),
+        writer,
+        timeout,
+        sent: Vec::new(),
+        received: Default::default(),
+    }
+}
+
+impl Session {
+    /// A failure at `step` with this session's transcript.
+    fn failure(&self, step: usize, expected: String, actual: String) -> Failure {
+        Failure { step, expected, actual, sent: self.sent.clone(), received: self.received.iter().cloned().collect() }
+    }
 }
 
 /// Runs `case` against the server at `target` (TCP or a Unix socket,
@@ -350,20 +533,18 @@ pub async fn run_case(target: &Endpoint, case: &Case, timeout: Duration) -> Resu
         let index = match sessions.iter().position(|(n, _)| *n == name) {
             Some(index) => index,
             None => {
-                let stream = target.connect_stream().await.map_err(|e| Failure {
-                    step: i + 1,
-                    expected: format!("connection {name} to {}", target.addr),
-                    actual: e.to_string(),
-                })?;
+                let stream = target
+                    .connect_stream()
+                    .await
+                    .map_err(|e| Failure::new(i + 1, format!("connection {name} to {}", target.addr), e.to_string()))?;
                 sessions.push((name, session(stream, timeout)));
                 sessions.len() - 1
             }
         };
-        sessions[index].1.step(step).await.map_err(|(expected, actual)| Failure {
-            step: i + 1,
-            expected: format!("on connection {name}: {expected}"),
-            actual,
-        })?;
+        let session = &mut sessions[index].1;
+        if let Err((expected, actual)) = session.step(step).await {
+            return Err(session.failure(i + 1, format!("on connection {name}: {expected}"), actual));
+        }
     }
     Ok(())
 }
@@ -374,13 +555,11 @@ pub async fn run_steps(stream: BoxStream, steps: &[Step], timeout: Duration) -> 
     let mut session = session(stream, timeout);
     for (i, step) in steps.iter().enumerate() {
         if step.on.is_some() {
-            return Err(Failure {
-                step: i + 1,
-                expected: "a step on the one connection".into(),
-                actual: "a step naming a connection".into(),
-            });
+            return Err(Failure::new(i + 1, "a step on the one connection", "a step naming a connection"));
         }
-        session.step(step).await.map_err(|(expected, actual)| Failure { step: i + 1, expected, actual })?;
+        if let Err((expected, actual)) = session.step(step).await {
+            return Err(session.failure(i + 1, expected, actual));
+        }
     }
     Ok(())
 }

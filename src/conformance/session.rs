@@ -2,11 +2,9 @@
 //! server — frames or raw bytes to send, and the frames, or the close, that
 //! must come back. Each file holds the cases of one spec chapter.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
-use crate::vector::{read_toml, toml_files, Blob, FrameSpec, VectorError};
+use crate::vector::{read_tomls, Blob, FrameSpec, VectorError};
 
 /// How binding a case is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +47,9 @@ pub struct ExpectFrame {
     pub json_keys: Option<Vec<String>>,
     /// The data is an error answer with this code.
     pub code: Option<i64>,
+    /// The data (a close frame's reason) cites this requirement id as
+    /// `[ID]`, wherever and whatever the rest of the text says.
+    pub cites: Option<String>,
 }
 
 /// A whole message expected on one channel, possibly in several frames.
@@ -74,10 +75,13 @@ pub enum CloseExpect {
     Any,
     /// The server sends a close frame, then closes (`[CLOSE-4]`).
     WithFrame,
+    /// The server closes, after any frames (e.g. error answers to what
+    /// came before the protocol error, which the case does not judge).
+    AfterAnyFrames,
 }
 
 /// One step of a case.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Send a frame, written as is (invalid frames included).
@@ -110,13 +114,30 @@ pub struct Step {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Requires {
-    /// The server is configured with this channel limit.
-    pub max_channels: Option<u32>,
-    /// The server is configured with this request-size limit.
-    pub max_message: Option<usize>,
+    /// The server declares its channel limit (`max-channels=N`); the
+    /// case's steps are generated for that N.
+    #[serde(default)]
+    pub max_channels: bool,
+    /// The server declares its request-size limit (`max-message=N`); the
+    /// case's steps are generated for that N.
+    #[serde(default)]
+    pub max_message: bool,
     /// The server offers `/fail` (answers every request by failing).
     #[serde(default)]
     pub fail_route: bool,
+}
+
+/// A case whose steps depend on what the server declares: the runner
+/// generates them for the declared value (see [`Case::for_profile`]).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generator {
+    /// Opens channels up to the declared limit N (ids 1 to N-1 granted),
+    /// expects 106 for one more, and a close for a frame on id N.
+    ChannelLimit,
+    /// Sends a chunked request of N+1 bytes, expects 110, then a request
+    /// on the same connection is served.
+    MessageLimit,
 }
 
 /// One conformance case.
@@ -134,7 +155,16 @@ pub struct Case {
     /// What the server must offer.
     #[serde(default)]
     pub requires: Requires,
+    /// Appendix A entries (`COMPAT-n`) that excuse a failure of this case
+    /// by a peer declared to be the deployed implementation (`go-iip`):
+    /// such a failure is reported as a deviation, not a failure.
+    #[serde(default)]
+    pub excused_by: Vec<String>,
+    /// Steps generated from the declared profile instead of `steps`.
+    #[serde(default)]
+    pub generate: Option<Generator>,
     /// The script.
+    #[serde(default)]
     pub steps: Vec<Step>,
 }
 
@@ -159,11 +189,11 @@ pub struct NamedCase {
     pub case: Case,
 }
 
-/// Loads every session file of `dir`, cases in file then script order.
-pub fn load_sessions(dir: &Path) -> Result<Vec<NamedCase>, VectorError> {
+/// Loads every session file of `dir` (on disk or embedded), cases in file
+/// then script order.
+pub fn load_sessions(dir: impl Into<crate::files::DataDir>) -> Result<Vec<NamedCase>, VectorError> {
     let mut cases = Vec::new();
-    for path in toml_files(dir)? {
-        let file: SessionFile = read_toml(&path)?;
+    for (path, file) in read_tomls::<SessionFile>(&dir.into())? {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         for case in file.case {
             let id = format!("{stem}::{}", case.name);

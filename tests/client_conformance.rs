@@ -1,0 +1,85 @@
+//! Client conformance without a person (spec
+//! §12.3): `iip client-conformance --client-cmd` starts the client under
+//! test once per case with the documented actions file. Our own client
+//! (`iip play-actions`) and a tiny standard-library Python client both pass
+//! every case; a Python client with one planted defect fails exactly the
+//! case that checks it, in the JSON report too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const IIP: &str = env!("CARGO_BIN_EXE_iip");
+
+fn python_client() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/clients/iip_client.py")
+}
+
+fn python_present() -> bool {
+    let present = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !present {
+        eprintln!("python3 is not installed: the Python client is not run");
+    }
+    present
+}
+
+/// Runs the unattended client suite; (exit code, JSON report).
+fn run_suite(client_cmd: &str) -> (i32, serde_json::Value) {
+    let report =
+        std::env::temp_dir().join(format!("iip-client-report-{}-{}.json", std::process::id(), client_cmd.len()));
+    let status = Command::new(IIP)
+        .args(["client-conformance", "--timeout-ms", "2000", "--client-cmd", client_cmd, "--json"])
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("iip client-conformance runs");
+    let json = serde_json::from_slice(&std::fs::read(&report).expect("a JSON report")).expect("valid JSON");
+    let _ = std::fs::remove_file(report);
+    (status.code().unwrap_or(-1), json)
+}
+
+fn failed_cases(report: &serde_json::Value) -> Vec<String> {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "failed")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn our_client_passes_every_client_case_unattended() {
+    let (code, report) = run_suite(&format!("'{IIP}' play-actions {{addr}} {{actions}}"));
+    assert_eq!(failed_cases(&report), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(report["totals"]["passed"], 11);
+}
+
+#[test]
+fn a_python_client_passes_every_client_case_unattended() {
+    if !python_present() {
+        return;
+    }
+    let (code, report) = run_suite(&format!("python3 '{}' {{addr}} {{actions}}", python_client().display()));
+    assert_eq!(failed_cases(&report), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(report["totals"]["passed"], 11);
+}
+
+#[test]
+fn a_planted_defect_fails_exactly_its_case() {
+    if !python_present() {
+        return;
+    }
+    // The defect: an empty body goes out as a frame of data length 0
+    // instead of {} ([MSG-9], [FRAME-6]).
+    let source = std::fs::read_to_string(python_client()).unwrap();
+    let planted = source.replace("data = b\"{}\"", "pass");
+    assert_ne!(planted, source, "the defect is planted");
+    let path = std::env::temp_dir().join(format!("iip_client_no_braces_{}.py", std::process::id()));
+    std::fs::write(&path, planted).unwrap();
+    let (code, report) = run_suite(&format!("python3 '{}' {{addr}} {{actions}}", path.display()));
+    let _ = std::fs::remove_file(path);
+    assert_eq!(failed_cases(&report), vec!["client::empty-body-sent-as-braces".to_string()]);
+    assert_eq!(code, 1);
+}
