@@ -238,6 +238,11 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The member of `value` at a dotted `path`.
+fn json_at<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
 /// A short human form of a byte string.
 pub fn show_bytes(bytes: &[u8]) -> String {
     const MAX: usize = 80;
@@ -289,10 +294,48 @@ impl ExpectFrame {
         if let Some(id) = &self.cites {
             parts.push(format!("data citing [{id}]"));
         }
+        if let Some(lens) = &self.json_len {
+            let lens: Vec<String> = lens.iter().map(|(k, v)| format!("{k} of {v} entries")).collect();
+            parts.push(format!("JSON with arrays {}", lens.join(", ")));
+        }
+        if let Some(grown) = &self.json_increase {
+            let grown: Vec<String> = grown.iter().map(|(k, v)| format!("{k} +{v} or more")).collect();
+            parts.push(format!("JSON grown since {:?}: {}", self.since.as_deref().unwrap_or("?"), grown.join(", ")));
+        }
         parts.join(" ")
     }
 
-    /// Whether `frame` matches.
+    /// Whether `frame` matches, given the JSON answers captured so far in
+    /// the case (for `json_increase`).
+    pub fn matches_with(&self, frame: &Frame, captured: &std::collections::HashMap<String, serde_json::Value>) -> bool {
+        let json = || serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
+        let lens_ok = self.json_len.as_ref().is_none_or(|lens| {
+            json().is_some_and(|got| {
+                lens.iter().all(|(path, want)| {
+                    json_at(&got, path).and_then(|v| v.as_array()).map(|a| a.len() as i64) == want.as_integer()
+                })
+            })
+        });
+        let grown_ok = self.json_increase.as_ref().is_none_or(|grown| {
+            let before = self.since.as_ref().and_then(|name| captured.get(name));
+            match (json(), before) {
+                (Some(now), Some(before)) => grown.iter().all(|(path, by)| {
+                    let (Some(a), Some(b), Some(by)) = (
+                        json_at(before, path).and_then(|v| v.as_i64()),
+                        json_at(&now, path).and_then(|v| v.as_i64()),
+                        by.as_integer(),
+                    ) else {
+                        return false;
+                    };
+                    b - a >= by
+                }),
+                _ => false,
+            }
+        });
+        lens_ok && grown_ok && self.matches(frame)
+    }
+
+    /// Whether `frame` matches (captures aside).
     pub fn matches(&self, frame: &Frame) -> bool {
         let json = || serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
         self.cites.as_ref().is_none_or(|id| {
@@ -327,6 +370,8 @@ struct Session {
     sent: Vec<u8>,
     /// The last frames received, for a failure's transcript.
     received: std::collections::VecDeque<Frame>,
+    /// JSON answers kept by `capture`, by name.
+    captured: std::collections::HashMap<String, serde_json::Value>,
 }
 
 enum Read {
@@ -400,7 +445,13 @@ impl Session {
                     String::new()
                 };
                 match self.next_frame().await {
-                    Ok(frame) if expect.matches(&frame) => {}
+                    Ok(frame) if expect.matches_with(&frame, &self.captured) => {
+                        if let Some(name) = &expect.capture {
+                            if let Ok(value) = serde_json::from_slice(&frame.data) {
+                                self.captured.insert(name.clone(), value);
+                            }
+                        }
+                    }
                     Ok(frame) => return fail(format!("{}{nth}", expect.describe()), show_frame(&frame)),
                     Err(why) => return fail(format!("{}{nth}", expect.describe()), why),
                 }
@@ -412,7 +463,7 @@ impl Session {
             let describe = |open: &[&ExpectFrame]| open.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; ");
             while !open.is_empty() {
                 match self.next_frame().await {
-                    Ok(frame) => match open.iter().position(|e| e.matches(&frame)) {
+                    Ok(frame) => match open.iter().position(|e| e.matches_with(&frame, &self.captured)) {
                         Some(i) => {
                             open.remove(i);
                         }
@@ -512,6 +563,7 @@ fn session(stream: BoxStream, timeout: Duration) -> Session {
         timeout,
         sent: Vec::new(),
         received: Default::default(),
+        captured: Default::default(),
     }
 }
 

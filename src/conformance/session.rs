@@ -50,6 +50,16 @@ pub struct ExpectFrame {
     /// The data (a close frame's reason) cites this requirement id as
     /// `[ID]`, wherever and whatever the rest of the text says.
     pub cites: Option<String>,
+    /// The data is JSON in which each member (a dotted path, e.g.
+    /// `all_timecount.range_count`) is an array of exactly this length.
+    pub json_len: Option<toml::Table>,
+    /// The data is JSON whose integer members (dotted paths) have grown by
+    /// at least these amounts since the frame captured as `since`.
+    pub json_increase: Option<toml::Table>,
+    /// With `json_increase`: the name of the captured frame to compare with.
+    pub since: Option<String>,
+    /// Keep this frame's JSON under this name for a later `json_increase`.
+    pub capture: Option<String>,
 }
 
 /// A whole message expected on one channel, possibly in several frames.
