@@ -456,20 +456,26 @@ async fn push_until(
     }
 }
 
-/// Holds a silent connection until the deadline or the server closes it.
-async fn hold_until(mut stream: TcpStream, deadline: Instant, tally: &Tally) {
-    let mut buf = [0u8; 256];
+/// Reads and discards what the server sends until it closes the
+/// connection (counted in `tally`) or `until` passes.
+async fn count_close_before<R: tokio::io::AsyncRead + Unpin>(read: &mut R, until: Instant, tally: &Tally) {
+    let mut buf = [0u8; 4096];
     let closed = async {
         loop {
-            match stream.read(&mut buf).await {
+            match read.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
         }
     };
-    if tokio::time::timeout_at(deadline.into(), closed).await.is_ok() {
+    if tokio::time::timeout_at(until.into(), closed).await.is_ok() {
         tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Holds a silent connection until the deadline or the server closes it.
+async fn hold_until(mut stream: TcpStream, deadline: Instant, tally: &Tally) {
+    count_close_before(&mut stream, deadline, tally).await;
 }
 
 /// Sends one garbage stream and waits (up to 2 s) for the server to close.
@@ -477,19 +483,7 @@ async fn garbage_once(mut stream: TcpStream, bytes: Bytes, deadline: Instant, ta
     if stream.write_all(&bytes).await.is_ok() {
         tally.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
-    let mut buf = [0u8; 4096];
-    let wait = deadline.min(Instant::now() + Duration::from_secs(2));
-    let closed = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    if tokio::time::timeout_at(wait.into(), closed).await.is_ok() {
-        tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
-    }
+    count_close_before(&mut stream, deadline.min(Instant::now() + Duration::from_secs(2)), tally).await;
 }
 
 /// Calls `/echo` with 64 bytes, one call at a time with a 10 ms pause,

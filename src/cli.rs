@@ -651,8 +651,7 @@ struct ConformanceRun {
 }
 
 async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliError> {
-    use iip::conformance::{load_sessions, report, run_suite, shipped_cases};
-    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    use iip::conformance::{load_sessions, run_suite, shipped_cases};
     let cases = match &run.vectors {
         Some(dir) => load_sessions(dir.join("sessions")),
         None => shipped_cases(),
@@ -666,15 +665,28 @@ async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliEr
         return Err(CliError::Usage(format!("cannot reach the server: {err}")));
     }
     let results = run_suite(&run.target, &cases, &run.profile, timeout).await;
-    print!("{}", report::text_report(&results, &requirements, run.style));
-    if let Some(path) = run.json {
-        std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
+    report_and_judge(&results, run.style, run.json, run.junit)
+}
+
+/// Prints the report, writes the JSON and JUnit files asked for, and fails
+/// (exit code 1) when a case failed.
+fn report_and_judge(
+    results: &[iip::conformance::CaseResult],
+    style: iip::conformance::report::Style,
+    json: Option<std::path::PathBuf>,
+    junit: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    use iip::conformance::report;
+    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    print!("{}", report::text_report(results, &requirements, style));
+    if let Some(path) = json {
+        std::fs::write(&path, report::json_report(results)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if let Some(path) = run.junit {
-        std::fs::write(&path, report::junit_report(&results, &requirements))
+    if let Some(path) = junit {
+        std::fs::write(&path, report::junit_report(results, &requirements))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    match report::totals(&results).failed {
+    match report::totals(results).failed {
         0 => Ok(()),
         n => Err(CliError::Failed(format!("{n} case(s) failed"))),
     }
@@ -689,28 +701,12 @@ async fn client_conformance_unattended(
 ) -> Result<(), CliError> {
     use iip::conformance::client::load_client_cases;
     use iip::conformance::client_cmd::run_client_suite;
-    use iip::conformance::report;
-    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    use iip::conformance::report::Style;
     let cases = load_client_cases(iip::files::DataDir::embedded("vectors/client-sessions"))
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let results = run_client_suite(command, &cases, timeout, tls).await;
-    let style = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        report::Style::coloured()
-    } else {
-        report::Style::plain()
-    };
-    print!("{}", report::text_report(&results, &requirements, style));
-    if let Some(path) = json {
-        std::fs::write(&path, report::json_report(&results)).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    if let Some(path) = junit {
-        std::fs::write(&path, report::junit_report(&results, &requirements))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    match report::totals(&results).failed {
-        0 => Ok(()),
-        n => Err(CliError::Failed(format!("{n} client case(s) failed"))),
-    }
+    let style = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { Style::coloured() } else { Style::plain() };
+    report_and_judge(&results, style, json, junit)
 }
 
 async fn client_conformance(
