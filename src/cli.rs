@@ -281,6 +281,42 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
     },
+    /// An HTTP gateway: HTTP/1.1 and HTTP/2 (h2c) requests become IIP
+    /// requests to the upstream servers, answers become HTTP responses.
+    Gateway {
+        /// Address to serve HTTP on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+        /// Upstream IIP servers, comma-separated (host:port or unix:/path), used in turn.
+        #[arg(long, value_delimiter = ',', required = true)]
+        upstream: Vec<String>,
+        /// Largest request body in bytes (413 beyond).
+        #[arg(long, default_value_t = 64 << 20)]
+        max_body: usize,
+        /// Largest request head / header list in bytes (431 beyond).
+        #[arg(long, default_value_t = 16 << 10)]
+        max_header_bytes: usize,
+        /// Seconds a client may take to send its body (408 beyond).
+        #[arg(long, default_value_t = 30.0)]
+        request_timeout: f64,
+        /// Seconds an upstream may take to answer (504 beyond).
+        #[arg(long, default_value_t = 30.0)]
+        upstream_timeout: f64,
+        /// The gateway's health route.
+        #[arg(long, default_value = "/healthz")]
+        health_path: String,
+        /// Channels per upstream connection.
+        #[arg(long, default_value_t = 16)]
+        channels: usize,
+        /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests in flight.
+        #[arg(long, default_value_t = 30.0)]
+        grace: f64,
+        /// Serve the gateway's metrics as Prometheus text on this address (/metrics).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
     /// Perform a client-conformance actions file (spec §12.3) with this
     /// crate's client; exit 0 when every call came to what it expects.
     #[command(hide = true)]
@@ -627,6 +663,48 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 Some(command) => client_conformance_unattended(&command, timeout, tls, json, junit).await,
                 None => Ok(client_conformance(&listen, timeout, tls).await?),
             }
+        }
+        Command::Gateway {
+            http,
+            upstream,
+            max_body,
+            max_header_bytes,
+            request_timeout,
+            upstream_timeout,
+            health_path,
+            channels,
+            grace,
+            metrics,
+            tls,
+        } => {
+            let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(addr) = metrics {
+                iip::gateway::install_prometheus(addr)?;
+            }
+            let seconds = |s: f64| Duration::from_secs_f64(s.clamp(0.001, 86_400.0));
+            let config = iip::gateway::GatewayConfig {
+                max_body,
+                max_header_bytes,
+                request_timeout: seconds(request_timeout),
+                upstream_timeout: seconds(upstream_timeout),
+                health_path,
+                channels_per_upstream: channels,
+                grace: seconds(grace),
+            };
+            let gateway = iip::gateway::Gateway::new(upstreams, config);
+            let listener =
+                tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot listen on {http}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            say!("iip gateway on http://{local} to {} (SIGINT or SIGTERM stops)", upstream.join(", "));
+            let stopper = gateway.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                say!("iip: shutting down gracefully (a second signal exits at once)");
+                stopper.shutdown();
+                wait_for_signal().await;
+                std::process::exit(130);
+            });
+            gateway.serve(listener).await.map_err(|e| CliError::Failed(e.to_string()))
         }
         Command::PlayActions { addr, actions, timeout, tls } => {
             let target = tls.endpoint(&addr).map_err(CliError::Usage)?;

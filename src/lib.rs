@@ -22,6 +22,8 @@ pub mod files;
 pub mod frame;
 pub mod frame_error;
 #[cfg(not(loom))]
+pub mod gateway;
+#[cfg(not(loom))]
 pub mod loadgen;
 pub mod proto;
 #[cfg(not(loom))]

@@ -79,7 +79,10 @@ impl Endpoint {
     /// Connects a client.
     pub async fn connect(&self, config: ClientConfig) -> Result<Client, ClientError> {
         if self.tls.is_none() && !self.addr.starts_with("unix:") {
-            return Client::connect_with(self.addr.as_str(), config).await;
+            return Client::connect_with(self.addr.as_str(), config).await.map_err(|err| match err {
+                ClientError::Connect(why) => ClientError::Connect(format!("{}: {why}", self.addr)),
+                other => other,
+            });
         }
         Ok(Client::over(self.connect_stream().await?, config))
     }

@@ -1,0 +1,277 @@
+//! The HTTP gateway behind `iip gateway`: HTTP/1.1 and HTTP/2 (h2c with
+//! prior knowledge) on hyper in front of IIP servers, so that browsers,
+//! curl, load balancers and health checkers reach IIP services.
+//!
+//! A request to `/some/route?q` becomes an IIP request on that path, query
+//! kept, with the HTTP body as its data (an empty body travels as `{}`,
+//! `[MSG-9]`); the IIP answer body becomes the HTTP 200 body, streamed frame
+//! by frame when the answer is chunked. An error answer becomes the HTTP
+//! status of [`mapping::status_for_code`] with the IIP code in the
+//! `x-iip-code` header and the error answer as the body.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use iip::client::Endpoint;
+//! use iip::gateway::{Gateway, GatewayConfig};
+//! let gateway = Gateway::new(vec![Endpoint::new("127.0.0.1:9090")], GatewayConfig::default());
+//! gateway.serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?).await
+//! # }
+//! ```
+
+pub mod mapping;
+mod upstream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::answer::ErrorAnswer;
+use crate::client::{ClientConfig, ClientError, Endpoint};
+
+pub use upstream::Upstreams;
+
+/// Settings of a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest HTTP request body; larger is answered 413. Default 64 MiB.
+    pub max_body: usize,
+    /// Largest HTTP/1.1 request head (request line and headers) and HTTP/2
+    /// header list; larger is answered 431. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request body; slower is
+    /// answered 408. Default 30 s.
+    pub request_timeout: Duration,
+    /// How long the upstream may take to begin its answer (and between
+    /// frames of a chunked one); slower is answered 504. Default 30 s.
+    pub upstream_timeout: Duration,
+    /// The gateway's own health route, answered 200 while an upstream server
+    /// can be reached and 503 otherwise. Default `/healthz`.
+    pub health_path: String,
+    /// Channels opened on each upstream connection. Default 16.
+    pub channels_per_upstream: usize,
+    /// How long a graceful shutdown waits for requests in flight. Default 30 s.
+    pub grace: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body: 64 << 20,
+            max_header_bytes: 16 << 10,
+            request_timeout: Duration::from_secs(30),
+            upstream_timeout: Duration::from_secs(30),
+            health_path: "/healthz".into(),
+            channels_per_upstream: 16,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The body of a gateway response: whole or streamed.
+pub type GatewayBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+struct State {
+    upstreams: Upstreams,
+    config: GatewayConfig,
+}
+
+/// An HTTP gateway to IIP servers.
+#[derive(Clone)]
+pub struct Gateway {
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// A gateway to the IIP servers at `upstreams`, used in turn.
+    pub fn new(upstreams: Vec<Endpoint>, config: GatewayConfig) -> Gateway {
+        let client = ClientConfig { timeout: config.upstream_timeout, ..ClientConfig::default() };
+        let upstreams = Upstreams::new(upstreams, client, config.channels_per_upstream);
+        Gateway { state: Arc::new(State { upstreams, config }), shutdown: watch::channel(false).0 }
+    }
+
+    /// Begins a graceful shutdown: no new connections; requests in flight
+    /// finish within the grace period.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Serves HTTP/1.1 and h2c on `listener` until [`Gateway::shutdown`].
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().max_buf_size(self.state.config.max_header_bytes.max(8192));
+        builder.http2().max_header_list_size(self.state.config.max_header_bytes as u32);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let (stream, _) = match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(%err, "gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let state = self.state.clone();
+            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let watched = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = watched.await {
+                    tracing::debug!(%err, "gateway connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(self.state.config.grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!("gateway grace period over: closing the remaining connections");
+        }
+        Ok(())
+    }
+}
+
+fn whole(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
+    let body = Full::new(body.into()).map_err(|never: Infallible| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+fn record(started: Instant, status: StatusCode) {
+    metrics::counter!("iip_gateway_requests_total", "status" => status.as_u16().to_string()).increment(1);
+    metrics::histogram!("iip_gateway_request_duration_seconds").record(started.elapsed().as_secs_f64());
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+    let started = Instant::now();
+    let response = respond(&state, req).await;
+    record(started, response.status());
+    Ok(response)
+}
+
+async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody> {
+    let config = &state.config;
+    if req.uri().path() == config.health_path {
+        return match state.upstreams.any_reachable().await {
+            true => whole(StatusCode::OK, "ok\n"),
+            false => whole(StatusCode::SERVICE_UNAVAILABLE, "no upstream IIP server can be reached\n"),
+        };
+    }
+    let path = req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    if path.len() > crate::frame::DEFAULT_MAX_PATH {
+        return whole(
+            StatusCode::URI_TOO_LONG,
+            format!("the path is longer than {} bytes\n", crate::frame::DEFAULT_MAX_PATH),
+        );
+    }
+    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body as u64) {
+        return whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
+    }
+    let collected =
+        tokio::time::timeout(config.request_timeout, Limited::new(req.into_body(), config.max_body).collect());
+    let body = match collected.await {
+        Err(_) => return whole(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n"),
+        Ok(Err(err)) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return whole(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} bytes\n", config.max_body),
+            );
+        }
+        Ok(Err(err)) => return whole(StatusCode::BAD_REQUEST, format!("the request body could not be read: {err}\n")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let channel = match state.upstreams.channel().await {
+        Ok(channel) => channel,
+        Err(err) => return upstream_error(err),
+    };
+    let answer = channel.call_stream(path, body);
+    forward(Box::pin(answer), config.upstream_timeout).await
+}
+
+fn upstream_error(err: ClientError) -> Response<GatewayBody> {
+    metrics::counter!("iip_gateway_upstream_errors_total").increment(1);
+    match err {
+        ClientError::Timeout(_) => {
+            whole(StatusCode::GATEWAY_TIMEOUT, "the upstream IIP server did not answer in time\n")
+        }
+        // Refused while connecting, e.g. 107 from a server at its connection limit.
+        ClientError::Server { code, message } => {
+            let body = ErrorAnswer { code, message }.to_body();
+            error_response(code, body)
+        }
+        other => whole(StatusCode::BAD_GATEWAY, format!("upstream IIP server unavailable: {other}\n")),
+    }
+}
+
+/// The response for an error answer `body` of `code`: the mapped status,
+/// the code in `x-iip-code`, the error answer as JSON.
+fn error_response(code: i64, body: Bytes) -> Response<GatewayBody> {
+    let mut response = whole(mapping::status_for_code(code), body);
+    response.headers_mut().insert(mapping::CODE_HEADER, http::HeaderValue::from(code));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+type AnswerStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>;
+
+/// The next frame of the answer, or a timeout error after `limit`.
+async fn next_within(answer: &mut AnswerStream, limit: Duration) -> Option<Result<Bytes, ClientError>> {
+    tokio::time::timeout(limit, answer.next()).await.unwrap_or(Some(Err(ClientError::Timeout(limit))))
+}
+
+/// Turns the upstream answer into the HTTP response: a whole answer is
+/// checked for an error answer; a chunked one streams as it arrives.
+async fn forward(mut answer: AnswerStream, limit: Duration) -> Response<GatewayBody> {
+    let first = match next_within(&mut answer, limit).await {
+        Some(Ok(first)) => first,
+        Some(Err(err)) => return upstream_error(err),
+        None => return upstream_error(ClientError::Closed("no answer".into())),
+    };
+    let second = match next_within(&mut answer, limit).await {
+        None => {
+            // A whole answer: an error answer maps to its HTTP status.
+            return match ErrorAnswer::parse(&first) {
+                Some(error) => error_response(error.code, first),
+                None => whole(StatusCode::OK, first),
+            };
+        }
+        Some(Ok(second)) => second,
+        Some(Err(err)) => return upstream_error(err),
+    };
+    // A chunked answer: stream it, frame by frame, never held whole.
+    let rest = futures::stream::unfold(answer, move |mut answer| async move {
+        let item = next_within(&mut answer, limit).await?;
+        Some((item, answer))
+    });
+    let frames = futures::stream::iter([Ok(first), Ok(second)])
+        .chain(rest)
+        .map(|item| item.map(Frame::data).map_err(|e| std::io::Error::other(e.to_string())));
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    *response.status_mut() = StatusCode::OK;
+    response
+}
+
+/// Installs a Prometheus exporter of the gateway's metrics (and any other
+/// `metrics` of the process) serving text at `http://ADDR/metrics`.
+pub fn install_prometheus(addr: std::net::SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))
+}

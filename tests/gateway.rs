@@ -1,0 +1,263 @@
+//! The HTTP gateway driven by a real HTTP client (Debian's `curl`) over
+//! HTTP/1.1 and HTTP/2 (h2c): echo both ways, every mapped error answer
+//! (the table `gateway-statuses` of the book's gateway chapter), the
+//! gateway's own limits (413, 431, 408), an upstream that is down, health,
+//! 50 MB bodies each way, and a graceful shutdown with a request in flight.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use iip::client::Endpoint;
+use iip::conformance::spec_dir;
+use iip::gateway::mapping::status_for_code;
+use iip::gateway::{Gateway, GatewayConfig};
+use iip::server::{HandlerError, Request, Server, ServerHandle};
+
+fn curl_present() -> bool {
+    let present = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !present {
+        eprintln!("curl is not installed: the gateway's HTTP tests are skipped");
+    }
+    present
+}
+
+/// Runs curl; (HTTP status, response headers and body as text).
+async fn curl(args: Vec<String>) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("curl").args(["-s", "-i", "--max-time", "60"]).args(&args).output().expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The last status line counts (a "100 Continue" may come first).
+        let status = text
+            .lines()
+            .filter(|l| l.starts_with("HTTP/"))
+            .last()
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    })
+    .await
+    .unwrap()
+}
+
+async fn upstream() -> ServerHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::echo()
+        .route("/fail", |req: Request| async move {
+            Err::<bytes::Bytes, _>(HandlerError::new(String::from_utf8_lossy(&req.body)))
+        })
+        .route("/slow", |_req: Request| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, std::convert::Infallible>("late")
+        })
+        .route("/panic", |_req: Request| async move {
+            if true {
+                panic!("a handler bug");
+            }
+            Ok::<_, std::convert::Infallible>("never")
+        })
+        .route("/delay", |req: Request| async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            Ok::<_, std::convert::Infallible>(req.body)
+        })
+        .handler_timeout(Duration::from_millis(300))
+        .max_message(60 << 20)
+        .build()
+        .spawn(listener)
+        .unwrap()
+}
+
+struct RunningGateway {
+    url: String,
+    gateway: Gateway,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn gateway(upstreams: Vec<String>, config: GatewayConfig) -> RunningGateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let gateway = Gateway::new(upstreams.into_iter().map(Endpoint::new).collect(), config);
+    let serving = gateway.clone();
+    let task = tokio::spawn(async move { serving.serve(listener).await });
+    RunningGateway { url, gateway, task }
+}
+
+fn test_config() -> GatewayConfig {
+    GatewayConfig {
+        max_body: 100 << 20,
+        request_timeout: Duration::from_secs(1),
+        upstream_timeout: Duration::from_secs(10),
+        ..GatewayConfig::default()
+    }
+}
+
+#[test]
+fn the_status_table_is_the_code() {
+    let chapter = std::fs::read_to_string(spec_dir().join("guide/gateway.md")).unwrap();
+    let table = iip::spec::table(&chapter, "gateway-statuses").unwrap();
+    for row in &table.rows {
+        let status: u16 = row[2].parse().unwrap();
+        let codes: Vec<i64> = match row[0].parse() {
+            Ok(code) => vec![code],
+            // "any other": every code the table does not name.
+            Err(_) => vec![100, 101, 105, 108, 109, 999],
+        };
+        for code in codes {
+            assert_eq!(status_for_code(code).as_u16(), status, "code {code}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_become_iip_requests_and_errors_map_to_statuses() {
+    if !curl_present() {
+        return;
+    }
+    let server = upstream().await;
+    let gw = gateway(vec![server.local_addr().to_string()], test_config()).await;
+    let url = |path: &str| format!("{}{path}", gw.url);
+    for version in ["--http1.1", "--http2-prior-knowledge"] {
+        let (status, text) = curl(vec![version.into(), url("/echo?x=1"), "-d".into(), "hello".into()]).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.ends_with("hello"), "{text}");
+        let (status, text) = curl(vec![version.into(), url("/echo")]).await;
+        assert!(status == 200 && text.ends_with("{}"), "an empty body travels as {{}}: {text}");
+        for (path, code, http) in
+            [("/nowhere", "102", 404), ("/slow", "103", 504), ("/fail", "-1", 502), ("/panic", "104", 502)]
+        {
+            let (status, text) = curl(vec![version.into(), url(path), "-d".into(), "x".into()]).await;
+            assert_eq!(status, http, "{path}: {text}");
+            assert!(text.to_lowercase().contains(&format!("x-iip-code: {code}")), "{path}: {text}");
+        }
+    }
+    // 110: a request over the upstream's limit (60 MiB), under the gateway's.
+    let big = std::env::temp_dir().join(format!("iip-gw-110-{}", std::process::id()));
+    std::fs::write(&big, vec![b'x'; (60 << 20) + 1]).unwrap();
+    let (status, text) = curl(vec![url("/echo"), "--data-binary".into(), format!("@{}", big.display())]).await;
+    let _ = std::fs::remove_file(&big);
+    assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
+    assert!(text.to_lowercase().contains("x-iip-code: 110"));
+    let (status, text) = curl(vec![url("/healthz")]).await;
+    assert_eq!((status, text.ends_with("ok\n")), (200, true), "{text}");
+    gw.gateway.shutdown();
+    gw.task.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_enforces_its_own_limits() {
+    if !curl_present() {
+        return;
+    }
+    let server = upstream().await;
+    let config = GatewayConfig { max_body: 1000, max_header_bytes: 8192, ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let url = format!("{}/echo", gw.url);
+    let (status, _) = curl(vec![url.clone(), "-d".into(), "y".repeat(1001)]).await;
+    assert_eq!(status, 413, "a declared length over the limit");
+    let (status, _) =
+        curl(vec![url.clone(), "-H".into(), "Transfer-Encoding: chunked".into(), "-d".into(), "z".repeat(1001)]).await;
+    assert_eq!(status, 413, "a chunked body over the limit");
+    let (status, _) = curl(vec![url.clone(), "-H".into(), format!("X-Big: {}", "h".repeat(20_000))]).await;
+    assert_eq!(status, 431);
+    // A body announced and never sent: 408 after the request timeout (1 s).
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).map(|_| String::from_utf8_lossy(&head).into_owned())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(answer, "HTTP/1.1 408");
+    gw.gateway.shutdown();
+    gw.task.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_down_is_502_and_unhealthy() {
+    if !curl_present() {
+        return;
+    }
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let gw = gateway(vec![dead.clone()], test_config()).await;
+    let (status, text) = curl(vec![format!("{}/echo", gw.url), "-d".into(), "x".into()]).await;
+    assert_eq!(status, 502);
+    assert!(text.contains("upstream IIP server unavailable") && text.contains(&dead), "{text}");
+    let (status, _) = curl(vec![format!("{}/healthz", gw.url)]).await;
+    assert_eq!(status, 503);
+    // 107: an upstream at its connection limit refuses; the gateway says 503.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let full = Server::echo().max_connections(0).build().spawn(listener).unwrap();
+    let gw2 = gateway(vec![full.local_addr().to_string()], test_config()).await;
+    let (status, text) = curl(vec![format!("{}/echo", gw2.url), "-d".into(), "x".into()]).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.to_lowercase().contains("x-iip-code: 107"), "{text}");
+    for g in [gw, gw2] {
+        g.gateway.shutdown();
+        g.task.await.unwrap().unwrap();
+    }
+    full.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_megabytes_each_way_over_both_http_versions() {
+    if !curl_present() {
+        return;
+    }
+    let server = upstream().await;
+    let gw = gateway(vec![server.local_addr().to_string()], test_config()).await;
+    let dir = std::env::temp_dir();
+    let (input, output) =
+        (dir.join(format!("iip-gw-in-{}", std::process::id())), dir.join(format!("iip-gw-out-{}", std::process::id())));
+    let body: Vec<u8> = (0..50_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&input, &body).unwrap();
+    for version in ["--http1.1", "--http2-prior-knowledge"] {
+        let args = vec![
+            version.to_string(),
+            "-o".into(),
+            output.display().to_string(),
+            "-w".into(),
+            "%{http_code}".into(),
+            "--data-binary".into(),
+            format!("@{}", input.display()),
+            format!("{}/echo", gw.url),
+        ];
+        let code = tokio::task::spawn_blocking(move || {
+            Command::new("curl").arg("-s").args(&args).output().expect("curl runs").stdout
+        })
+        .await
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&code), "200", "{version}");
+        let echoed = std::fs::read(&output).unwrap();
+        assert!(echoed == body, "{version}: {} bytes came back, not the 50,000,000 sent", echoed.len());
+    }
+    let _ = std::fs::remove_file(input);
+    let _ = std::fs::remove_file(output);
+    gw.gateway.shutdown();
+    gw.task.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_finishes_the_request_in_flight() {
+    if !curl_present() {
+        return;
+    }
+    let server = upstream().await;
+    let gw = gateway(vec![server.local_addr().to_string()], test_config()).await;
+    let in_flight = tokio::spawn(curl(vec![format!("{}/delay", gw.url), "-d".into(), "patience".into()]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gw.gateway.shutdown();
+    let (status, text) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("patience"));
+    tokio::time::timeout(Duration::from_secs(5), gw.task).await.expect("the gateway stops").unwrap().unwrap();
+    let (status, _) = curl(vec![format!("{}/echo", gw.url), "-d".into(), "late".into()]).await;
+    assert_eq!(status, 0, "no new connection after the shutdown");
+    server.shutdown().await.unwrap();
+}
