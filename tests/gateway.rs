@@ -30,8 +30,8 @@ async fn curl(args: Vec<String>) -> (u16, String) {
         // The last status line counts (a "100 Continue" may come first).
         let status = text
             .lines()
-            .filter(|l| l.starts_with("HTTP/"))
-            .last()
+            .rev()
+            .find(|l| l.starts_with("HTTP/"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             .unwrap_or(0);
         (status, text)
