@@ -314,6 +314,13 @@ enum Command {
         /// Serve the gateway's metrics as Prometheus text on this address (/metrics).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Serve HTTPS (HTTP/2 by ALPN, or HTTP/1.1) with this certificate chain (PEM).
+        #[arg(long, requires = "https_key")]
+        https_cert: Option<std::path::PathBuf>,
+        /// The private key of --https-cert (PEM).
+        #[arg(long, requires = "https_cert")]
+        https_key: Option<std::path::PathBuf>,
+        /// Reach the upstream servers inside TLS (--tls, --tls-ca, --insecure…).
         #[command(flatten)]
         tls: ClientTls,
     },
@@ -675,8 +682,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             channels,
             grace,
             metrics,
+            https_cert,
+            https_key,
             tls,
         } => {
+            let https = match (&https_cert, &https_key) {
+                (Some(cert), Some(key)) => {
+                    Some(iip::tls::server_config(cert, key, None).map_err(|e| CliError::Usage(e.to_string()))?)
+                }
+                _ => None,
+            };
+            let scheme = if https.is_some() { "https" } else { "http" };
             let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
             if let Some(addr) = metrics {
                 iip::gateway::install_prometheus(addr)?;
@@ -690,12 +706,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 health_path,
                 channels_per_upstream: channels,
                 grace: seconds(grace),
+                tls: https,
             };
             let gateway = iip::gateway::Gateway::new(upstreams, config);
             let listener =
                 tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot listen on {http}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
-            say!("iip gateway on http://{local} to {} (SIGINT or SIGTERM stops)", upstream.join(", "));
+            say!("iip gateway on {scheme}://{local} to {} (SIGINT or SIGTERM stops)", upstream.join(", "));
             let stopper = gateway.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;

@@ -261,3 +261,39 @@ async fn a_graceful_shutdown_finishes_the_request_in_flight() {
     assert_eq!(status, 0, "no new connection after the shutdown");
     server.shutdown().await.unwrap();
 }
+
+#[path = "../conformance/certs.rs"]
+mod certs;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_http2_by_alpn() {
+    if !curl_present() {
+        return;
+    }
+    let server = upstream().await;
+    let pki = certs::TestPki::new("gateway");
+    let config = GatewayConfig { tls: Some(certs::localhost_server(&pki)), ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let url = gw.url.replace("http://127.0.0.1", "https://localhost");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    for version in ["--http2", "--http1.1"] {
+        let args = vec![
+            version.into(),
+            "--cacert".into(),
+            pki.ca().display().to_string(),
+            "--resolve".into(),
+            resolve.clone(),
+            format!("{url}/echo"),
+            "-d".into(),
+            "secret".into(),
+        ];
+        let (status, text) = curl(args).await;
+        assert_eq!(status, 200, "{text}");
+        let expected_line = if version == "--http2" { "HTTP/2 200" } else { "HTTP/1.1 200" };
+        assert!(text.starts_with(expected_line) && text.ends_with("secret"), "{version}: {text}");
+    }
+    gw.gateway.shutdown();
+    gw.task.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
+}

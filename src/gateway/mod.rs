@@ -61,6 +61,9 @@ pub struct GatewayConfig {
     pub channels_per_upstream: usize,
     /// How long a graceful shutdown waits for requests in flight. Default 30 s.
     pub grace: Duration,
+    /// Serve HTTPS with this rustls configuration (ALPN offers `h2` and
+    /// `http/1.1`); plain HTTP when `None`, the default.
+    pub tls: Option<Arc<crate::tls::ServerConfig>>,
 }
 
 impl Default for GatewayConfig {
@@ -73,9 +76,13 @@ impl Default for GatewayConfig {
             health_path: "/healthz".into(),
             channels_per_upstream: 16,
             grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
+
+/// How long a client's TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The body of a gateway response: whole or streamed.
 pub type GatewayBody = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -113,6 +120,11 @@ impl Gateway {
         builder.http2().max_header_list_size(self.state.config.max_header_bytes as u32);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut stop = self.shutdown.subscribe();
+        let tls = self.state.config.tls.as_ref().map(|config| {
+            let mut config = (**config).clone();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -129,11 +141,27 @@ impl Gateway {
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            let watched = graceful.watch(connection);
+            let Some(acceptor) = &tls else {
+                let watched = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = watched.await {
+                        tracing::debug!(%err, "gateway connection ended with an error");
+                    }
+                });
+                continue;
+            };
+            // The handshake runs in the connection's own task, bounded in time.
+            let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
             tokio::spawn(async move {
-                if let Err(err) = watched.await {
-                    tracing::debug!(%err, "gateway connection ended with an error");
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                        if let Err(err) = watcher.watch(connection).await {
+                            tracing::debug!(%err, "gateway connection ended with an error");
+                        }
+                    }
+                    Ok(Err(err)) => tracing::debug!(%err, "gateway TLS handshake failed"),
+                    Err(_) => tracing::debug!("gateway TLS handshake timed out"),
                 }
             });
         }
