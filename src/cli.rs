@@ -125,12 +125,17 @@ enum Command {
         grace: f64,
     },
     /// Send one request and print the answer.
+    ///
+    /// The answer body is written to stdout byte for byte. Exit codes: 0 an
+    /// answer; 1 an error answer (code and message on stderr); 2 bad
+    /// arguments or an unreadable body file; 3 no connection, a closed
+    /// connection or a timeout.
     Call {
-        /// Server address, e.g. 127.0.0.1:9090.
+        /// Server address: host:port or unix:/path.
         addr: String,
         /// Request path, e.g. /echo or /sys/server_count.
         path: String,
-        /// Request body; `@FILE` reads a file; default `{}`.
+        /// Request body; `@FILE` reads a file, `@-` standard input; default `{}`.
         data: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 10.0)]
@@ -435,11 +440,21 @@ async fn wait_for_signal() {
     }
 }
 
-fn body_of(data: Option<String>) -> std::io::Result<Bytes> {
+/// The request body of `iip call`: the text itself, `@FILE`, or `@-` for
+/// standard input; errors name the file.
+fn body_of(data: Option<String>) -> Result<Bytes, String> {
     match data {
         None => Ok(Bytes::from_static(b"{}")),
         Some(d) => match d.strip_prefix('@') {
-            Some(file) => std::fs::read(file).map(Bytes::from),
+            Some("-") => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                    .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
+                Ok(Bytes::from(body))
+            }
+            Some(file) => {
+                std::fs::read(file).map(Bytes::from).map_err(|e| format!("cannot read the body file {file}: {e}"))
+            }
             None => Ok(Bytes::from(d)),
         },
     }
@@ -451,6 +466,9 @@ enum CliError {
     Failed(String),
     /// The command could not run as asked (exit code 2).
     Usage(String),
+    /// The server could not be reached, closed the connection or timed out
+    /// (exit code 3).
+    Unreachable(String),
 }
 
 impl From<String> for CliError {
@@ -522,24 +540,24 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Call { addr, path, data, timeout, raw, tls } => {
-            let body = body_of(data).map_err(|e| format!("cannot read the body: {e}"))?;
+            let body = body_of(data).map_err(CliError::Usage)?;
             let config =
                 ClientConfig { timeout: Duration::from_secs_f64(timeout.max(0.001)), ..ClientConfig::default() };
-            let client = tls.endpoint(&addr)?.connect(config).await.map_err(|e| e.to_string())?;
+            let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
+            let client = target.connect(config).await.map_err(|e| CliError::Unreachable(e.to_string()))?;
             let channel = client.channel_zero();
             let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
             match answer {
                 Ok(bytes) => {
                     use std::io::Write;
                     let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&bytes);
-                    if !bytes.ends_with(b"\n") {
-                        let _ = out.write_all(b"\n");
-                    }
+                    out.write_all(&bytes)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| format!("cannot write the answer: {e}"))?;
                     Ok(())
                 }
                 Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}").into()),
-                Err(e) => Err(e.to_string().into()),
+                Err(e) => Err(CliError::Unreachable(format!("{addr}: {e}"))),
             }
         }
         Command::Conformance {
@@ -596,8 +614,25 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             idle: None,
             tls,
         } => {
+            for (name, value) in [("--connections", connections), ("--depth", depth), ("--payload", payload)] {
+                if value == 0 {
+                    return Err(CliError::Usage(format!("{name} must be at least 1")));
+                }
+            }
+            if requests == Some(0) || duration <= 0.0 {
+                return Err(CliError::Usage("--requests and --duration must be above 0".into()));
+            }
+            say!(
+                "iip bench {addr}{}: {connections} connection(s) x {} x depth {depth}, {payload} B to {path}, {}",
+                if tls.tls || tls.insecure || tls.tls_ca.is_some() { " (TLS)" } else { "" },
+                if channels == 0 { "channel 0".to_string() } else { format!("{channels} channel(s)") },
+                match requests {
+                    Some(n) => format!("{n} requests at most, {duration} s at most"),
+                    None => format!("{duration} s"),
+                }
+            );
             let plan = iip::loadgen::LoadPlan {
-                target: tls.endpoint(&addr)?,
+                target: tls.endpoint(&addr).map_err(CliError::Usage)?,
                 connections,
                 channels,
                 depth,
@@ -622,7 +657,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             } else {
                 print!("{report}");
             }
-            Ok(())
+            match report.errors {
+                0 => Ok(()),
+                n => Err(CliError::Failed(format!("{n} request(s) failed"))),
+            }
         }
         Command::Attack {
             addr,
@@ -866,6 +904,10 @@ pub fn main() -> ExitCode {
         Err(CliError::Usage(message)) => {
             say!("iip: {message}");
             ExitCode::from(2)
+        }
+        Err(CliError::Unreachable(message)) => {
+            say!("iip: {message}");
+            ExitCode::from(3)
         }
     }
 }

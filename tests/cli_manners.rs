@@ -1,0 +1,71 @@
+//! `iip call` and `iip bench` as a script uses them: the answer body comes
+//! out byte for byte, `@-` reads standard input, errors name what failed,
+//! and the exit codes tell an error answer (1), bad arguments or files (2)
+//! and an unreachable server (3) apart; `iip bench` refuses zero counts and
+//! fails when a request failed.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use iip::server::Server;
+
+const IIP: &str = env!("CARGO_BIN_EXE_iip");
+
+fn iip(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(IIP)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("iip runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_and_bench_behave_like_unix_tools() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = Server::echo().build().spawn(listener).unwrap();
+    let addr = handle.local_addr().to_string();
+    let file = std::env::temp_dir().join(format!("iip-call-{}.bin", std::process::id()));
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &body).unwrap();
+    let at_file = format!("@{}", file.display());
+    let a = addr.clone();
+    let outputs = tokio::task::spawn_blocking(move || {
+        vec![
+            iip(&["call", &a, "/echo", &at_file], None),
+            iip(&["call", &a, "/echo", "@-"], Some(b"from stdin")),
+            iip(&["call", &a, "/nowhere", "x"], None),
+            iip(&["call", &a, "/echo", "@/nonexistent/file"], None),
+            iip(&["call", "127.0.0.1:9", "/echo", "x"], None),
+            iip(&["bench", &a, "--depth", "0"], None),
+            iip(&["bench", &a, "--duration", "0.3", "--path", "/nowhere"], None),
+            iip(&["bench", &a, "--duration", "0.3"], None),
+        ]
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let code = |o: &Output| o.status.code().unwrap_or(-1);
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!((code(&outputs[0]), outputs[0].stdout.len()), (0, 2_000_000));
+    assert!(outputs[0].stdout == body, "the answer is written byte for byte");
+    assert_eq!((code(&outputs[1]), &outputs[1].stdout[..]), (0, &b"from stdin"[..]));
+    assert_eq!(code(&outputs[2]), 1, "an error answer: {}", err(&outputs[2]));
+    assert!(err(&outputs[2]).contains("102"));
+    assert_eq!(code(&outputs[3]), 2);
+    assert!(err(&outputs[3]).contains("/nonexistent/file"), "{}", err(&outputs[3]));
+    assert_eq!(code(&outputs[4]), 3);
+    assert!(err(&outputs[4]).contains("127.0.0.1:9"), "{}", err(&outputs[4]));
+    assert_eq!(code(&outputs[5]), 2, "{}", err(&outputs[5]));
+    assert_eq!(code(&outputs[6]), 1, "a bench whose requests fail fails: {}", err(&outputs[6]));
+    assert_eq!(code(&outputs[7]), 0, "{}", err(&outputs[7]));
+    assert!(err(&outputs[7]).contains("1 connection(s)"), "bench echoes its settings: {}", err(&outputs[7]));
+    handle.shutdown().await.unwrap();
+}
