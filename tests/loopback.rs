@@ -350,3 +350,33 @@ async fn system_paths_answer_json() {
     assert!(String::from_utf8_lossy(&text).contains("/echo"));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn serve_with_shutdown_answers_what_it_received_and_returns() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::echo()
+        .route("/slow", |req: Request| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, std::convert::Infallible>(req.body)
+        })
+        .build();
+    let (stop, signal) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            server
+                .serve_with_shutdown(listener, async {
+                    let _ = signal.await;
+                })
+                .await
+        }
+    });
+    let client = Client::connect(addr).await.unwrap();
+    let call = tokio::spawn(async move { client.call("/slow", "finished").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), "finished", "a request received before the signal is answered");
+    tokio::time::timeout(Duration::from_secs(5), serving).await.expect("serve returns").unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}

@@ -276,6 +276,29 @@ impl Server {
         self.serve_listener(listener, self.shared.tls.clone()).await
     }
 
+    /// Serves `listener` until `signal` completes, then shuts down
+    /// gracefully as [`Server::shutdown`] does, and returns when every
+    /// connection has closed (or the grace period ended).
+    ///
+    /// ```no_run
+    /// # async fn run(server: iip::server::Server, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    /// server.serve_with_shutdown(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+    /// # }
+    /// ```
+    pub async fn serve_with_shutdown(
+        &self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let serving = self.serve(listener);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result,
+            _ = signal => self.shutdown(),
+        }
+        serving.await
+    }
+
     /// Serves TCP connections inside TLS, as [`Server::serve`] does plain
     /// ones. A handshake that does not finish within the handshake timeout
     /// (default 10 s) closes its connection; a failed one is logged at
