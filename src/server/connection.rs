@@ -15,6 +15,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::answer::{ErrorAnswer, ErrorCode};
 use crate::codec::CodecError;
@@ -313,27 +314,37 @@ impl Connection {
         let (handler, route_stats) = (handler.clone(), route_stats.clone());
         route_stats.count.received(frames, body.len() as u64);
         let shared = self.shared.clone();
+        let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
         let request = Request { channel, route, query, body, peer: self.peer.clone() };
-        self.handlers.push(Box::pin(async move {
-            let started = Instant::now();
-            let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-            let outcome = match shared.config.handler_timeout {
-                Some(limit) => tokio::time::timeout(limit, call).await.ok(),
-                None => Some(call.await),
-            };
-            let answer = match outcome {
-                Some(Ok(Ok(body))) => body,
-                Some(Ok(Err(err))) => ErrorAnswer::handler_failed(err).to_body(),
-                Some(Err(_panic)) => ErrorAnswer::new(ErrorCode::Unknown, "handler panicked").to_body(),
-                None => ErrorAnswer::new(ErrorCode::RequestTimeout, "request timeout").to_body(),
-            };
-            let elapsed = started.elapsed();
-            shared.stats.measure.record(elapsed);
-            route_stats.measure.record(elapsed);
-            let max = shared.config.core.frame_limits.max_data.max(1) as usize;
-            route_stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
-            (channel, seq, answer)
-        }));
+        self.handlers.push(Box::pin(
+            async move {
+                let started = Instant::now();
+                let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+                let outcome = match shared.config.handler_timeout {
+                    Some(limit) => tokio::time::timeout(limit, call).await.ok(),
+                    None => Some(call.await),
+                };
+                let (answer, code) = match outcome {
+                    Some(Ok(Ok(body))) => (body, 0),
+                    Some(Ok(Err(err))) => (ErrorAnswer::handler_failed(err).to_body(), ErrorCode::HandlerFail.value()),
+                    Some(Err(_panic)) => {
+                        (ErrorAnswer::new(ErrorCode::Unknown, "handler panicked").to_body(), ErrorCode::Unknown.value())
+                    }
+                    None => (
+                        ErrorAnswer::new(ErrorCode::RequestTimeout, "request timeout").to_body(),
+                        ErrorCode::RequestTimeout.value(),
+                    ),
+                };
+                let elapsed = started.elapsed();
+                tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
+                shared.stats.measure.record(elapsed);
+                route_stats.measure.record(elapsed);
+                let max = shared.config.core.frame_limits.max_data.max(1) as usize;
+                route_stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
+                (channel, seq, answer)
+            }
+            .instrument(span),
+        ));
     }
 
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).

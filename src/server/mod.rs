@@ -31,6 +31,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 pub use handler::{FnHandler, Handler, HandlerError, Request, ServiceHandler};
 pub use memory::MemoryStats;
@@ -334,10 +335,14 @@ impl Server {
                 accept::Accepted::Stream(stream, peer) => {
                     // Over the limit, the connection is refused with 107 (`[ANSWER-5]`).
                     let permit = slots.clone().try_acquire_owned().ok();
-                    tracker.spawn(async move {
-                        upgrade_and_serve(stream, peer, shared, tls, permit.is_some()).await;
-                        drop(permit);
-                    });
+                    let span = tracing::debug_span!("connection", %peer);
+                    tracker.spawn(
+                        async move {
+                            upgrade_and_serve(stream, peer, shared, tls, permit.is_some()).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 // Out of descriptors: the acceptor took one client with its
                 // reserve descriptor; refuse it rather than leave it hanging.
