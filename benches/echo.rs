@@ -27,7 +27,7 @@ fn runtime() -> Runtime {
 
 async fn iip_channels(channels: usize) -> (Vec<Channel>, iip::server::ServerHandle) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let handle = Server::echo().build().spawn(listener).expect("serve");
+    let handle = Server::echo().build().expect("distinct routes").spawn(listener).expect("serve");
     let client = Client::connect(handle.local_addr()).await.expect("connect");
     let mut all = Vec::new();
     if channels == 1 {

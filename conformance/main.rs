@@ -68,8 +68,8 @@ fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
             let handle = runtime().block_on(async {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
                 match tls {
-                    Some(tls) => reference_server().spawn_tls(listener, tls),
-                    None => reference_server().spawn(listener),
+                    Some(tls) => reference_server().unwrap().spawn_tls(listener, tls),
+                    None => reference_server().unwrap().spawn(listener),
                 }
                 .map_err(|e| e.to_string())
             })?;

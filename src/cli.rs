@@ -521,7 +521,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .timeouts(timeouts)
                 .grace(Duration::from_secs_f64(grace.clamp(0.0, 86_400.0)))
                 .tls_handshake_timeout(Duration::from_secs_f64(tls_handshake_timeout.clamp(0.001, 3600.0)))
-                .build();
+                .build()
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             tokio::spawn(stop_on_signals(server.clone()));
             let inside = if tls.is_some() { " inside TLS" } else { "" };
             if let Some(path) = listen.strip_prefix("unix:") {

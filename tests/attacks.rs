@@ -28,7 +28,8 @@ async fn the_server_survives_every_attack_within_its_budgets() {
         .max_server_bytes(SERVER_BUDGET)
         .max_connections(64)
         .timeouts(Timeouts { idle: Some(IDLE), frame: Some(Duration::from_millis(800)), write: Some(IDLE) })
-        .build();
+        .build()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = server.clone().spawn(listener).unwrap();
     let mut plan = AttackPlan::new(handle.local_addr().to_string());

@@ -30,7 +30,7 @@ fn iip(args: &[&str], stdin: Option<&[u8]>) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_and_bench_behave_like_unix_tools() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = Server::echo().build().spawn(listener).unwrap();
+    let handle = Server::echo().build().unwrap().spawn(listener).unwrap();
     let addr = handle.local_addr().to_string();
     let file = std::env::temp_dir().join(format!("iip-call-{}.bin", std::process::id()));
     let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();

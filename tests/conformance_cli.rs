@@ -30,7 +30,7 @@ async fn exit_codes_are_the_ones_the_spec_lists() {
     assert_eq!(codes, vec![0, 1, 2]);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = reference_server().spawn(listener).unwrap();
+    let handle = reference_server().unwrap().spawn(listener).unwrap();
     let addr = handle.local_addr().to_string();
     let profile = "max-channels=8,max-message=33554432,fail-route";
     let (a, p) = (addr.clone(), profile.to_string());

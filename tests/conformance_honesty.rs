@@ -178,7 +178,7 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_defects_fail_the_right_cases() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = reference_server().spawn(listener).unwrap();
+    let upstream = reference_server().unwrap().spawn(listener).unwrap();
     // Generated cases are judged by the steps generated for the reference
     // profile, as the runner plays them.
     let cases: Vec<NamedCase> = shipped_cases()

@@ -63,6 +63,7 @@ async fn upstream() -> ServerHandle {
         .handler_timeout(Duration::from_millis(300))
         .max_message(60 << 20)
         .build()
+        .unwrap()
         .spawn(listener)
         .unwrap()
 }
@@ -192,7 +193,7 @@ async fn an_upstream_that_is_down_is_502_and_unhealthy() {
     assert_eq!(status, 503);
     // 107: an upstream at its connection limit refuses; the gateway says 503.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let full = Server::echo().max_connections(0).build().spawn(listener).unwrap();
+    let full = Server::echo().max_connections(0).build().unwrap().spawn(listener).unwrap();
     let gw2 = gateway(vec![full.local_addr().to_string()], test_config()).await;
     let (status, text) = curl(vec![format!("{}/echo", gw2.url), "-d".into(), "x".into()]).await;
     assert_eq!(status, 503, "{text}");

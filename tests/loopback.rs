@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(builder: ServerBuilder) -> ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    builder.build().spawn(listener).unwrap()
+    builder.build().unwrap().spawn(listener).unwrap()
 }
 
 /// A server with /echo, /fail, /panic, /sleep and /block (waits for `gate`).
@@ -360,7 +360,8 @@ async fn serve_with_shutdown_answers_what_it_received_and_returns() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             Ok::<_, std::convert::Infallible>(req.body)
         })
-        .build();
+        .build()
+        .unwrap();
     let (stop, signal) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn({
         let server = server.clone();
@@ -379,4 +380,18 @@ async fn serve_with_shutdown_answers_what_it_received_and_returns() {
     assert_eq!(call.await.unwrap().unwrap(), "finished", "a request received before the signal is answered");
     tokio::time::timeout(Duration::from_secs(5), serving).await.expect("serve returns").unwrap().unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
+
+#[test]
+fn reserved_duplicate_and_malformed_routes_are_refused_by_name() {
+    use iip::server::RouteError;
+    let echo = |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) };
+    let reserved = Server::builder().route("/sys/mine", echo).build().err();
+    assert_eq!(reserved, Some(RouteError::Reserved("/sys/mine".into())));
+    let twice = Server::builder().route("/a", echo).route("/a", echo).build().err();
+    assert_eq!(twice, Some(RouteError::Duplicate("/a".into())));
+    assert!(twice.unwrap().to_string().contains("/a"));
+    let query = Server::builder().route("/a?x=1", echo).build().err();
+    assert_eq!(query, Some(RouteError::Malformed("/a?x=1".into())));
+    assert!(Server::builder().route("/a", echo).route("/b", echo).build().is_ok());
 }

@@ -25,15 +25,12 @@ impl std::io::Write for Captured {
 async fn connections_and_requests_have_spans_with_code_and_latency() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("iip=debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    tracing_subscriber::fmt().with_env_filter("iip=debug").with_ansi(false).with_writer(move || writer.clone()).init();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = Server::echo()
         .route("/fail", |_req: Request| async move { Err::<bytes::Bytes, _>(HandlerError::new("no")) })
         .build()
+        .unwrap()
         .spawn(listener)
         .unwrap();
     let client = Client::connect(handle.local_addr()).await.unwrap();

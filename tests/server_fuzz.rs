@@ -78,7 +78,7 @@ fn arbitrary_streams_never_panic_the_server_or_harm_others() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (addr, good) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = Server::echo().max_channels(3).build().spawn(listener).unwrap();
+        let handle = Server::echo().max_channels(3).build().unwrap().spawn(listener).unwrap();
         let addr = handle.local_addr();
         std::mem::forget(handle);
         (addr, Client::connect(addr).await.unwrap())

@@ -27,7 +27,7 @@ fn config() -> ClientConfig {
 
 async fn tls_echo_server(tls: Arc<iip::tls::ServerConfig>) -> ServerHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Server::echo().tls(tls).tls_handshake_timeout(Duration::from_secs(2)).build().spawn(listener).unwrap()
+    Server::echo().tls(tls).tls_handshake_timeout(Duration::from_secs(2)).build().unwrap().spawn(listener).unwrap()
 }
 
 fn endpoint(handle: &ServerHandle, trust: ServerTrust<'_>, name: &str) -> Endpoint {
@@ -58,7 +58,7 @@ async fn assert_suite_passes(target: &Endpoint) {
 async fn the_conformance_suite_passes_inside_tls() {
     let pki = TestPki::new("suite");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = reference_server().spawn_tls(listener, certs::localhost_server(&pki)).unwrap();
+    let handle = reference_server().unwrap().spawn_tls(listener, certs::localhost_server(&pki)).unwrap();
     assert_suite_passes(&endpoint(&handle, ServerTrust::CaFile(&pki.ca()), "localhost")).await;
 }
 
@@ -68,7 +68,7 @@ async fn the_conformance_suite_passes_over_a_unix_socket() {
     let path = std::env::temp_dir().join(format!("iip-suite-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
-    let server = reference_server();
+    let server = reference_server().unwrap();
     let serving = server.clone();
     let task = tokio::spawn(async move { serving.serve_unix(listener).await });
     let target = Endpoint::new(format!("unix:{}", path.display()));
@@ -148,7 +148,7 @@ async fn each_misconfiguration_names_its_cause_and_others_are_still_served() {
 
     // A TLS client to a plain server.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plain_server = Server::echo().build().spawn(listener).unwrap();
+    let plain_server = Server::echo().build().unwrap().spawn(listener).unwrap();
     let outcome = endpoint(&plain_server, ServerTrust::Insecure, "localhost").connect(config()).await;
     assert!(matches!(&outcome, Err(ClientError::Tls(m)) if m.contains("plain IIP")), "{outcome:?}");
     let plain_client = Client::connect_with(plain_server.local_addr(), config()).await.unwrap();

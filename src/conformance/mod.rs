@@ -34,7 +34,7 @@ pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, c
 
 /// The reference server configured as [`Profile::reference`] declares:
 /// `/echo`, `/echo_benchmark`, `/fail`, 8 channels, 32 MiB requests.
-pub fn reference_server() -> crate::server::Server {
+pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteError> {
     let profile = Profile::reference();
     crate::server::Server::echo()
         .route("/fail", fail_handler)

@@ -7,7 +7,8 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
 //! let server = Server::builder()
 //!     .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
-//!     .build();
+//!     .build()
+//!     .map_err(std::io::Error::other)?;
 //! server.serve(listener).await
 //! # }
 //! ```
@@ -111,6 +112,22 @@ pub struct ServerBuilder {
     config: ServerConfig,
     routes: HashMap<Bytes, Arc<dyn Handler>>,
     tls: Option<Arc<crate::tls::ServerConfig>>,
+    /// Routes refused so far; [`ServerBuilder::build`] reports them.
+    refused: Vec<RouteError>,
+}
+
+/// A route the builder refused; [`ServerBuilder::build`] returns the first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The route lies under `/sys/`, which the spec reserves (`[SYS-1]`).
+    #[error("route {0} is reserved: /sys/ routes are the server's own [SYS-1]")]
+    Reserved(String),
+    /// The route was given twice.
+    #[error("route {0} is registered twice")]
+    Duplicate(String),
+    /// The route is not a path without query: empty, or with a `?`.
+    #[error("route {0:?} is not a route: it must be non-empty and have no '?' [FRAME-7]")]
+    Malformed(String),
 }
 
 impl ServerBuilder {
@@ -136,11 +153,24 @@ impl ServerBuilder {
         self.handler(route, ServiceHandler(service))
     }
 
-    /// Routes `route` to any [`Handler`]. Routes under `/sys/` are reserved
-    /// (`[SYS-1]`) and are ignored here.
+    /// Routes `route` to any [`Handler`]. A route under `/sys/` (reserved,
+    /// `[SYS-1]`), a route given twice, or one with a `?` is refused: then
+    /// [`ServerBuilder::build`] fails naming it.
     pub fn handler(mut self, route: &str, handler: impl Handler) -> Self {
-        if !route.starts_with("/sys/") {
-            self.routes.insert(Bytes::copy_from_slice(route.as_bytes()), Arc::new(handler));
+        let key = Bytes::copy_from_slice(route.as_bytes());
+        if route.starts_with("/sys/") {
+            self.refused.push(RouteError::Reserved(route.to_string()));
+        } else if route.is_empty() || route.contains('?') {
+            self.refused.push(RouteError::Malformed(route.to_string()));
+        } else {
+            match self.routes.entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.refused.push(RouteError::Duplicate(route.to_string()))
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Arc::new(handler));
+                }
+            }
         }
         self
     }
@@ -222,9 +252,15 @@ impl ServerBuilder {
     }
 
     /// The server.
-    pub fn build(self) -> Server {
+    ///
+    /// Fails with the first route refused: one under `/sys/`, one given
+    /// twice, or one that is not a path without query.
+    pub fn build(self) -> Result<Server, RouteError> {
+        if let Some(refused) = self.refused.into_iter().next() {
+            return Err(refused);
+        }
         let (shutdown, _) = watch::channel(false);
-        Server {
+        Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
                 stats: ServerStats::new(self.routes.keys().cloned()),
@@ -234,7 +270,7 @@ impl ServerBuilder {
                 shutdown,
                 force: CancellationToken::new(),
             }),
-        }
+        })
     }
 }
 
