@@ -59,6 +59,10 @@ struct Connection {
     close_reason: Option<String>,
 }
 
+/// Growth of a connection's held bytes that is reported to the server's
+/// total at once, not at the next flush.
+const ACCOUNT_STEP: usize = 64 * 1024;
+
 /// How long a connection paused by the server-wide budget alone waits
 /// before it looks again.
 const FULL_SERVER_RECHECK: Duration = Duration::from_millis(10);
@@ -141,7 +145,10 @@ pub(crate) async fn serve_connection<R, W>(
             // Paused on the budget: the writer draining makes room.
             _ = conn.sink.written(), if paused => {}
             step = reader.step(), if may_read => match step {
-                ReadStep::Frame(next) => conn.on_read(Some(next)),
+                ReadStep::Frame(next) => {
+                    conn.on_read(Some(next));
+                    conn.account_growth(reader.buffered());
+                }
                 ReadStep::End => conn.on_read(None),
                 // Bytes of an unfinished frame: look at the timers again.
                 ReadStep::Partial => {}
@@ -158,7 +165,10 @@ pub(crate) async fn serve_connection<R, W>(
             if conn.may_read() {
                 // A frame already buffered, or one read that does not wait.
                 match reader.step().now_or_never() {
-                    Some(ReadStep::Frame(next)) => conn.on_read(Some(next)),
+                    Some(ReadStep::Frame(next)) => {
+                        conn.on_read(Some(next));
+                        conn.account_growth(reader.buffered());
+                    }
                     Some(ReadStep::End) => conn.on_read(None),
                     Some(ReadStep::Partial) => {}
                     None => break,
@@ -223,7 +233,15 @@ impl Connection {
         self.reading
             && self.handlers.len() < self.shared.config.max_in_flight
             && outbound < self.shared.config.core.max_held_bytes
-            && (outbound == 0 || !self.shared.memory.full())
+            && (outbound == 0 || !self.server_full())
+    }
+
+    /// Whether the server holds its budget or more, counting this
+    /// connection's bytes as they are now rather than as last reported.
+    fn server_full(&self) -> bool {
+        let mine = self.core.held().total() + self.sink.queued_bytes();
+        let others = self.shared.memory.held().saturating_sub(self.held.reported());
+        others + mine >= self.shared.memory.budget()
     }
 
     /// Whether only the server-wide budget keeps this connection from
@@ -238,13 +256,23 @@ impl Connection {
         self.held.set(self.core.held().total() + self.sink.queued_bytes() + unfinished_frame);
     }
 
+    /// Reports what this connection holds when it has grown by more than
+    /// [`ACCOUNT_STEP`] since the last report: between flushes, other
+    /// connections then see a growth of at most that much (plus a frame).
+    fn account_growth(&mut self, unfinished_frame: usize) {
+        let now = self.core.held().total() + self.sink.queued_bytes() + unfinished_frame;
+        if now > self.held.reported() + ACCOUNT_STEP {
+            self.held.set(now);
+        }
+    }
+
     /// Handles what the reader yielded; stops reading on a framing error,
     /// a protocol error or the end of the stream.
     fn on_read(&mut self, next: Option<Result<Frame, CodecError>>) {
         match next {
             Some(Ok(frame)) => {
                 self.frame_arrived = true;
-                self.core.set_server_full(self.shared.memory.full());
+                self.core.set_server_full(self.server_full());
                 if let Err(reason) = self.on_frame(frame) {
                     // Requests complete before the error are still answered ([FERR-1]).
                     self.reading = false;

@@ -72,6 +72,11 @@ impl HeldShare {
         HeldShare { stats, reported: 0 }
     }
 
+    /// What this connection last reported.
+    pub(crate) fn reported(&self) -> usize {
+        self.reported
+    }
+
     /// Sets what this connection holds now.
     pub(crate) fn set(&mut self, held: usize) {
         if held == self.reported {
