@@ -345,14 +345,10 @@ enum Command {
     },
 }
 
-/// Serves a Unix domain socket at `path`, replacing a stale socket file.
+/// Serves a Unix domain socket at `path` (inside TLS if the server was
+/// built with it), replacing a stale socket file.
 #[cfg(unix)]
-async fn serve_unix(
-    server: &Server,
-    path: &str,
-    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
-    inside: &str,
-) -> Result<(), String> {
+async fn serve_unix(server: &Server, path: &str, inside: &str) -> Result<(), String> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| {
         use std::os::unix::fs::FileTypeExt;
         m.file_type().is_socket()
@@ -361,19 +357,29 @@ async fn serve_unix(
     }
     let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on unix:{path}: {e}"))?;
     say!("iip serving on unix:{path}{inside} (SIGINT or SIGTERM stops)");
-    let result = server.serve_listener(listener, tls.map(iip::tls::TlsAcceptor::from)).await;
+    let result = server.serve_unix(listener).await;
     let _ = std::fs::remove_file(path);
     result.map_err(|e| e.to_string())
 }
 
 #[cfg(not(unix))]
-async fn serve_unix(
-    _: &Server,
-    path: &str,
-    _: Option<std::sync::Arc<iip::tls::ServerConfig>>,
-    _: &str,
-) -> Result<(), String> {
+async fn serve_unix(_: &Server, path: &str, _: &str) -> Result<(), String> {
     Err(format!("cannot listen on unix:{path}: Unix sockets need a Unix system"))
+}
+
+/// The TLS server configuration of a certificate and key given on the
+/// command line (clap makes them come together), `None` without them.
+fn pem_server_config(
+    cert: &Option<std::path::PathBuf>,
+    key: &Option<std::path::PathBuf>,
+    client_ca: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<iip::tls::ServerConfig>>, CliError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            iip::tls::server_config(cert, key, client_ca).map(Some).map_err(|e| CliError::Usage(e.to_string()))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// `None` for 0 (no limit), otherwise that many seconds.
@@ -497,18 +503,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             grace,
         } => {
             raise_fd_limit(max_connections);
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => {
-                    Some(iip::tls::server_config(cert, key, tls_client_ca.as_deref()).map_err(|e| e.to_string())?)
-                }
-                _ => None,
-            };
+            let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
             let timeouts = Timeouts {
                 idle: seconds_or_off(idle_timeout),
                 frame: seconds_or_off(frame_timeout),
                 write: seconds_or_off(write_timeout),
             };
+            let inside = if tls.is_some() { " inside TLS" } else { "" };
             let mut builder = Server::echo().route("/delay", delay);
+            if let Some(tls) = tls {
+                builder = builder.tls(tls);
+            }
             if fail_route {
                 builder = builder.route("/fail", iip::conformance::fail_handler);
             }
@@ -524,20 +529,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .build()
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             tokio::spawn(stop_on_signals(server.clone()));
-            let inside = if tls.is_some() { " inside TLS" } else { "" };
             if let Some(path) = listen.strip_prefix("unix:") {
-                Ok(serve_unix(&server, path, tls, inside).await?)
+                Ok(serve_unix(&server, path, inside).await?)
             } else {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
                 let local = listener.local_addr().map_err(|e| e.to_string())?;
                 say!("iip serving on {local}{inside} (SIGINT or SIGTERM stops)");
-                match tls {
-                    Some(tls) => server.serve_tls(listener, tls).await,
-                    None => server.serve(listener).await,
-                }
-                .map_err(|e| CliError::Failed(e.to_string()))
+                server.serve(listener).await.map_err(|e| CliError::Failed(e.to_string()))
             }
         }
         Command::Call { addr, path, data, timeout, raw, tls } => {
@@ -698,12 +698,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, tls_cert, tls_key } => {
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => {
-                    Some(iip::tls::server_config(cert, key, None).map_err(|e| CliError::Usage(e.to_string()))?)
-                }
-                _ => None,
-            };
+            let tls = pem_server_config(&tls_cert, &tls_key, None)?;
             let timeout = Duration::from_millis(timeout_ms);
             match client_cmd {
                 Some(command) => client_conformance_unattended(&command, timeout, tls, json, junit).await,
@@ -725,12 +720,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             https_key,
             tls,
         } => {
-            let https = match (&https_cert, &https_key) {
-                (Some(cert), Some(key)) => {
-                    Some(iip::tls::server_config(cert, key, None).map_err(|e| CliError::Usage(e.to_string()))?)
-                }
-                _ => None,
-            };
+            let https = pem_server_config(&https_cert, &https_key, None)?;
             let scheme = if https.is_some() { "https" } else { "http" };
             let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
             if let Some(addr) = metrics {

@@ -74,6 +74,14 @@ struct RunningGateway {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+impl RunningGateway {
+    /// Shuts the gateway down and waits until it has stopped serving.
+    async fn stop(self) {
+        self.gateway.shutdown();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 async fn gateway(upstreams: Vec<String>, config: GatewayConfig) -> RunningGateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -140,8 +148,7 @@ async fn http_requests_become_iip_requests_and_errors_map_to_statuses() {
     assert!(text.to_lowercase().contains("x-iip-code: 110"));
     let (status, text) = curl(vec![url("/healthz")]).await;
     assert_eq!((status, text.ends_with("ok\n")), (200, true), "{text}");
-    gw.gateway.shutdown();
-    gw.task.await.unwrap().unwrap();
+    gw.stop().await;
     server.shutdown().await.unwrap();
 }
 
@@ -174,8 +181,7 @@ async fn the_gateway_enforces_its_own_limits() {
     .unwrap()
     .unwrap();
     assert_eq!(answer, "HTTP/1.1 408");
-    gw.gateway.shutdown();
-    gw.task.await.unwrap().unwrap();
+    gw.stop().await;
     server.shutdown().await.unwrap();
 }
 
@@ -199,8 +205,7 @@ async fn an_upstream_that_is_down_is_502_and_unhealthy() {
     assert_eq!(status, 503, "{text}");
     assert!(text.to_lowercase().contains("x-iip-code: 107"), "{text}");
     for g in [gw, gw2] {
-        g.gateway.shutdown();
-        g.task.await.unwrap().unwrap();
+        g.stop().await;
     }
     full.shutdown().await.unwrap();
 }
@@ -239,8 +244,7 @@ async fn fifty_megabytes_each_way_over_both_http_versions() {
     }
     let _ = std::fs::remove_file(input);
     let _ = std::fs::remove_file(output);
-    gw.gateway.shutdown();
-    gw.task.await.unwrap().unwrap();
+    gw.stop().await;
     server.shutdown().await.unwrap();
 }
 
@@ -294,7 +298,6 @@ async fn https_with_http2_by_alpn() {
         let expected_line = if version == "--http2" { "HTTP/2 200" } else { "HTTP/1.1 200" };
         assert!(text.starts_with(expected_line) && text.ends_with("secret"), "{version}: {text}");
     }
-    gw.gateway.shutdown();
-    gw.task.await.unwrap().unwrap();
+    gw.stop().await;
     server.shutdown().await.unwrap();
 }

@@ -42,7 +42,7 @@ async fn echo_works(endpoint: &Endpoint) {
 
 async fn assert_suite_passes(target: &Endpoint) {
     let cases = shipped_cases().unwrap();
-    let results = run_suite(target, &cases, &Profile::reference(), Duration::from_secs(3)).await;
+    let results = run_suite(target, &cases, &Profile::reference(), Duration::from_secs(5)).await;
     let failed: Vec<String> = results
         .iter()
         .filter_map(|r| match &r.verdict {

@@ -417,17 +417,23 @@ impl Server {
     /// Serves `listener` on a new task; the handle tells the address and
     /// shuts the server down.
     pub fn spawn(self, listener: TcpListener) -> std::io::Result<ServerHandle> {
-        let addr = listener.local_addr()?;
-        let server = self.clone();
-        let task = tokio::spawn(async move { server.serve(listener).await });
-        Ok(ServerHandle { addr, server: self, task })
+        let tls = self.shared.tls.clone();
+        self.spawn_listener(listener, tls)
     }
 
     /// Serves `listener` inside TLS on a new task.
     pub fn spawn_tls(self, listener: TcpListener, tls: Arc<crate::tls::ServerConfig>) -> std::io::Result<ServerHandle> {
+        self.spawn_listener(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn spawn_listener(
+        self,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<ServerHandle> {
         let addr = listener.local_addr()?;
         let server = self.clone();
-        let task = tokio::spawn(async move { server.serve_tls(listener, tls).await });
+        let task = tokio::spawn(async move { server.serve_listener(listener, tls).await });
         Ok(ServerHandle { addr, server: self, task })
     }
 }
