@@ -9,8 +9,8 @@
 
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use iip::decode::FrameDecoder;
-use iip::encode::encode_frame;
+use iip::wire::decode::FrameDecoder;
+use iip::wire::encode::encode_frame;
 use iip::{Frame, FrameLimits, Status};
 
 /// (name, payload bytes, frames in the stream)

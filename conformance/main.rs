@@ -24,7 +24,7 @@ use iip::conformance::{reference_server, run_one, shipped_cases, vectors_dir, Pr
 #[path = "certs.rs"]
 mod certs;
 use certs::TestPki;
-use iip::spec::Requirement;
+use iip::conformance::spec::Requirement;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
@@ -91,7 +91,7 @@ fn main() {
         std::env::var("IIP_CONFORMANCE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000),
     );
     let requirements: Arc<BTreeMap<String, Requirement>> =
-        Arc::new(iip::spec::requirements(iip::conformance::spec_dir()).expect("spec/ readable"));
+        Arc::new(iip::conformance::spec::requirements(iip::conformance::spec_dir()).expect("spec/ readable"));
     let selection = iip::conformance::Selection {
         level: std::env::var("IIP_CONFORMANCE_LEVEL").ok().filter(|v| !v.is_empty()),
         requirements: std::env::var("IIP_CONFORMANCE_REQUIREMENT")

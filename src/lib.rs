@@ -1,46 +1,76 @@
 //! # iip — IIP/1, a multiplexed request/response protocol over TCP
 //!
-//! This crate is the reference implementation of the IIP/1 specification in
-//! `spec/`: the frame codec, a sans-IO protocol core, a tokio server and
-//! client over it, and the conformance suite.
+//! One IIP connection holds many *channels*; on a channel, requests are
+//! pipelined and answered in order; channels run concurrently. This crate is
+//! the reference implementation of the IIP/1 specification (the book in
+//! `spec/`): a server, a client, the frame codec and protocol core under
+//! them, and the conformance suite that checks any implementation.
 //!
-//! Layers, bottom up:
-//! - [`status`], [`frame`], [`frame_error`]: the wire vocabulary.
-//! - [`decode`], [`encode`], [`codec`]: bytes to frames and back.
-//! - [`vector`]: the binary test vectors shipped in `vectors/`.
+//! A server with one route and a client calling it:
+//!
+//! ```
+//! use iip::client::Client;
+//! use iip::server::{Request, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder()
+//!     .route("/hello", |req: Request| async move {
+//!         Ok::<_, std::convert::Infallible>(format!("hello, {}", String::from_utf8_lossy(&req.body)))
+//!     })
+//!     .build()?;
+//! let handle = server.spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;
+//!
+//! let client = Client::connect(handle.local_addr()).await?;
+//! let channel = client.open_channel().await?;
+//! let answer = channel.call("/hello", "world").await?;
+//! assert_eq!(&answer[..], b"hello, world");
+//!
+//! handle.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Rooms and features
+//!
+//! | module | what | feature |
+//! |---|---|---|
+//! | [`wire`] | status byte, frames, framing errors, decoder, encoder, JSON answers | always |
+//! | [`proto`] | the sans-IO protocol core: channel tables, message assembly, ordering, budgets, timers | always |
+//! | `io` | the tokio frame reader and batching writer both shells use | `runtime` (by `server` or `client`) |
+//! | `server` | the tokio server: routes, limits, TLS, graceful shutdown, statistics | `server` (default) |
+//! | `client` | the tokio client: channels, pipelined calls, pools | `client` (default) |
+//! | `tls` | rustls configurations from PEM files | `tls` (default) |
+//! | `server::metrics` | the server's counters and latencies through the `metrics` facade | `metrics` |
+//! | `gateway` | an HTTP/1.1 and HTTP/2 gateway in front of IIP servers | `gateway` |
+//! | `conformance` | the conformance suite, its embedded spec and vectors, the attack suite | `conformance` |
+//! | `cli` | the `iip` command | `cli` |
+//!
+//! With `default-features = false` the crate is the codec and the core
+//! alone: no tokio, no CLI crate.
 
-pub mod answer;
-#[cfg(not(loom))]
-pub mod attack;
+#[cfg(all(feature = "cli", not(loom)))]
+pub mod cli;
+#[cfg(feature = "client")]
 pub mod client;
-pub mod codec;
-#[cfg(not(loom))]
+#[cfg(all(feature = "conformance", not(loom)))]
 pub mod conformance;
-pub mod decode;
-pub mod encode;
-pub mod files;
-pub mod frame;
-pub mod frame_error;
-#[cfg(not(loom))]
+#[cfg(all(feature = "gateway", not(loom)))]
 pub mod gateway;
-#[cfg(not(loom))]
-pub mod loadgen;
+#[cfg(all(feature = "runtime", not(loom)))]
+pub mod io;
 pub mod proto;
-#[cfg(not(loom))]
-pub mod reader;
-#[cfg(not(loom))]
+#[cfg(all(feature = "server", not(loom)))]
 pub mod server;
-pub mod spec;
-pub mod status;
+#[cfg(feature = "client")]
 mod sync;
-#[cfg(not(loom))]
+#[cfg(all(feature = "tls", not(loom)))]
 pub mod tls;
-pub mod vector;
-#[cfg(not(loom))]
-pub mod writer;
+pub mod wire;
 
-pub use codec::{CodecError, FrameCodec};
-pub use decode::FrameDecoder;
-pub use frame::{Frame, FrameLimits};
-pub use frame_error::{DecodeError, EncodeError, FrameErrorKind};
-pub use status::{MessageKind, Position, Sender, Status};
+#[cfg(feature = "runtime")]
+pub use wire::codec::{CodecError, FrameCodec};
+pub use wire::decode::FrameDecoder;
+pub use wire::frame::{Frame, FrameLimits};
+pub use wire::frame_error::{DecodeError, EncodeError, FrameErrorKind};
+pub use wire::status::{MessageKind, Position, Sender, Status};

@@ -1,11 +1,9 @@
-//! The `iip` command: serve, call, bench and check IIP/1 servers.
-
-#[cfg(not(loom))]
-mod cli;
+//! The `iip` command: serve, call, bench, check and attack IIP/1 servers.
+//! Built with the `cli` feature (`cargo install iip --features cli`).
 
 #[cfg(not(loom))]
 fn main() -> std::process::ExitCode {
-    cli::main()
+    iip::cli::main()
 }
 
 /// Under `--cfg loom` only the model-checked core is built.

@@ -3,8 +3,8 @@
 //! (counted with dhat, so the figure is exact and machine-independent).
 
 use bytes::{Bytes, BytesMut};
-use iip::decode::FrameDecoder;
-use iip::encode::encode_frame;
+use iip::wire::decode::FrameDecoder;
+use iip::wire::encode::encode_frame;
 use iip::{Frame, FrameLimits, Status};
 
 #[global_allocator]

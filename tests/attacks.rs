@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use iip::attack::{run, AttackKind, AttackPlan, AttackScale};
-use iip::codec::MAX_RESERVE;
-use iip::frame::{FrameLimits, FIXED_OVERHEAD};
+use iip::conformance::attack::{run, AttackKind, AttackPlan, AttackScale};
+use iip::wire::codec::MAX_RESERVE;
+use iip::wire::frame::{FrameLimits, FIXED_OVERHEAD};
 use iip::server::{Server, Timeouts};
 
 const MAX_DATA: usize = 64 * 1024;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use iip::conformance::client::load_client_cases;
 use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
-use iip::spec::{requirements, Level, Requirement};
-use iip::vector::{parse_hex, FrameVector};
+use iip::conformance::spec::{requirements, Level, Requirement};
+use iip::conformance::vector::{parse_hex, FrameVector};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

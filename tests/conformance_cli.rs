@@ -25,7 +25,7 @@ fn conformance(args: &[&str]) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_are_the_ones_the_spec_lists() {
     let chapter = std::fs::read_to_string(spec_dir().join("12-conformance.md")).unwrap();
-    let table = iip::spec::table(&chapter, "exit-codes").unwrap();
+    let table = iip::conformance::spec::table(&chapter, "exit-codes").unwrap();
     let codes: Vec<i32> = table.rows.iter().map(|row| row[0].parse().unwrap()).collect();
     assert_eq!(codes, vec![0, 1, 2]);
 

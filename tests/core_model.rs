@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
-use iip::spec::table;
+use iip::conformance::spec::table;
 use iip::{Frame, MessageKind, Position, Status};
 use proptest::prelude::*;
 

@@ -103,7 +103,7 @@ fn test_config() -> GatewayConfig {
 #[test]
 fn the_status_table_is_the_code() {
     let chapter = std::fs::read_to_string(spec_dir().join("guide/gateway.md")).unwrap();
-    let table = iip::spec::table(&chapter, "gateway-statuses").unwrap();
+    let table = iip::conformance::spec::table(&chapter, "gateway-statuses").unwrap();
     for row in &table.rows {
         let status: u16 = row[2].parse().unwrap();
         let codes: Vec<i64> = match row[0].parse() {

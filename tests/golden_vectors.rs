@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use iip::vector::FrameVector;
+use iip::conformance::vector::FrameVector;
 
 fn frames_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/frames")

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use iip::client::Client;
 use iip::server::Server;
-use iip::vector::{Blob, FrameSpec};
+use iip::conformance::vector::{Blob, FrameSpec};
 use iip::FrameCodec;
 use proptest::prelude::*;
 use tokio::io::AsyncWriteExt;

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use iip::conformance::client::load_client_cases;
 use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
-use iip::spec::{requirements, Level};
-use iip::vector::FrameVector;
+use iip::conformance::spec::{requirements, Level};
+use iip::conformance::vector::FrameVector;
 
 /// Every requirement id any vector cites.
 fn cited() -> BTreeSet<String> {
@@ -26,7 +26,7 @@ fn cited() -> BTreeSet<String> {
 /// Requirements the spec lists as checked locally, whose named test file cites them.
 fn checked_locally() -> BTreeSet<String> {
     let chapter = std::fs::read_to_string(spec_dir().join("12-conformance.md")).unwrap();
-    let table = iip::spec::table(&chapter, "checked-locally").unwrap();
+    let table = iip::conformance::spec::table(&chapter, "checked-locally").unwrap();
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     table
         .rows

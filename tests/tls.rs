@@ -16,9 +16,9 @@ use bytes::BytesMut;
 use certs::TestPki;
 use iip::client::{Client, ClientConfig, ClientError, Endpoint};
 use iip::conformance::{reference_server, run_suite, shipped_cases, Profile, Verdict};
-use iip::frame::{Frame, FrameLimits};
+use iip::wire::frame::{Frame, FrameLimits};
 use iip::server::{Server, ServerHandle};
-use iip::status::Status;
+use iip::wire::status::Status;
 use iip::tls::{client_config, server_config, server_name, ServerTrust};
 
 fn config() -> ClientConfig {
@@ -167,7 +167,7 @@ async fn a_stalled_handshake_is_closed_by_the_handshake_timeout() {
 
 fn encoded(frame: &Frame) -> Vec<u8> {
     let mut out = BytesMut::new();
-    iip::encode::encode_frame(frame, &FrameLimits::default(), &mut out).unwrap();
+    iip::wire::encode::encode_frame(frame, &FrameLimits::default(), &mut out).unwrap();
     out.to_vec()
 }
 

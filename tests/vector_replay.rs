@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use iip::vector::FrameVector;
+use iip::conformance::vector::FrameVector;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,7 @@ fn every_vector_decodes_as_its_sidecar_says() {
 
 #[test]
 fn vectors_cover_every_status_value_and_cite_known_requirements() {
-    let known = iip::spec::requirement_ids(&root().join("spec")).expect("spec readable");
+    let known = iip::conformance::spec::requirement_ids(&root().join("spec")).expect("spec readable");
     let mut statuses = BTreeSet::new();
     for vector in vectors() {
         for frame in &vector.sidecar.frame {

@@ -3,9 +3,9 @@
 #![no_main]
 
 use bytes::Bytes;
-use iip::frame::{Frame, FrameLimits};
+use iip::wire::frame::{Frame, FrameLimits};
 use iip::proto::client::ClientConnection;
-use iip::status::Status;
+use iip::wire::status::Status;
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: [&[u8]; 4] = [b"/echo", b"/sys/new_channel", b"/sys/delete_channel", b""];

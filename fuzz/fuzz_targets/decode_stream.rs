@@ -4,9 +4,9 @@
 #![no_main]
 
 use bytes::BytesMut;
-use iip::encode::encode_frame;
-use iip::frame::FrameLimits;
-use iip::vector::{decode_pieces, decode_stream};
+use iip::wire::encode::encode_frame;
+use iip::wire::frame::FrameLimits;
+use iip::conformance::vector::{decode_pieces, decode_stream};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

@@ -6,9 +6,9 @@
 #![no_main]
 
 use bytes::Bytes;
-use iip::frame::{Frame, FrameLimits};
+use iip::wire::frame::{Frame, FrameLimits};
 use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
-use iip::status::Status;
+use iip::wire::status::Status;
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: [&[u8]; 6] =

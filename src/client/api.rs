@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::answer::ErrorAnswer;
+use crate::wire::answer::ErrorAnswer;
 
 use super::connection::Connection;
 use super::{ClientConfig, ClientError, Delivery, Inbox, Mux};
@@ -41,6 +41,7 @@ impl Client {
         Client { connection: StdArc::new(Connection::start_stream(stream, config.frame_limits)), config }
     }
 
+    #[cfg(feature = "tls")]
     /// Connects inside TLS; `server_name` is the name (or IP address) the
     /// server's certificate must carry.
     pub async fn connect_tls(

@@ -10,10 +10,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use crate::codec::FrameCodec;
-use crate::frame::FrameLimits;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::FrameLimits;
 use crate::sync::Arc;
-use crate::writer::WriteBuffer;
+use crate::io::writer::WriteBuffer;
 
 use super::mux::Mux;
 
@@ -110,9 +110,9 @@ impl Drop for Connection {
 /// A read error as the caller should see it: a stream whose very first
 /// byte is a TLS record type (alert 21, handshake 22) is a TLS server
 /// talked to in plain IIP, and the message says so.
-fn describe_read_error(err: &crate::codec::CodecError) -> String {
-    use crate::codec::CodecError;
-    use crate::frame_error::FrameErrorKind;
+fn describe_read_error(err: &crate::wire::codec::CodecError) -> String {
+    use crate::wire::codec::CodecError;
+    use crate::wire::frame_error::FrameErrorKind;
     match err {
         CodecError::Decode(e) if e.offset == 0 && matches!(e.kind, FrameErrorKind::UnknownStatus(21 | 22)) => {
             format!("{e}: the server answered with a TLS record; it expects TLS (connect with TLS)")

@@ -1,9 +1,12 @@
 //! Where a client connects: TCP or a Unix domain socket, optionally inside
 //! TLS, named as on the command line (`host:port` or `unix:/path`).
 
+#[cfg(feature = "tls")]
 use std::fmt;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 
+#[cfg(feature = "tls")]
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -17,6 +20,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 pub type BoxStream = Box<dyn Transport>;
 
 /// TLS settings of an endpoint.
+#[cfg(feature = "tls")]
 #[derive(Clone)]
 pub struct TlsTarget {
     /// The rustls client configuration (trust, client certificate).
@@ -25,6 +29,12 @@ pub struct TlsTarget {
     pub server_name: ServerName<'static>,
 }
 
+/// TLS settings of an endpoint: none exist without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum TlsTarget {}
+
+#[cfg(feature = "tls")]
 impl fmt::Debug for TlsTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsTarget").field("server_name", &self.server_name).finish_non_exhaustive()
@@ -47,6 +57,7 @@ impl Endpoint {
     }
 
     /// The same endpoint inside TLS.
+    #[cfg(feature = "tls")]
     pub fn with_tls(mut self, config: Arc<crate::tls::ClientConfig>, server_name: ServerName<'static>) -> Endpoint {
         self.tls = Some(TlsTarget { config, server_name });
         self
@@ -68,6 +79,14 @@ impl Endpoint {
             }
         };
         let Some(tls) = &self.tls else { return Ok(stream) };
+        #[cfg(not(feature = "tls"))]
+        match *tls {}
+        #[cfg(feature = "tls")]
+        self.tls_handshake(tls, stream).await
+    }
+
+    #[cfg(feature = "tls")]
+    async fn tls_handshake(&self, tls: &TlsTarget, stream: BoxStream) -> Result<BoxStream, ClientError> {
         let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
         let stream = connector
             .connect(tls.server_name.clone(), stream)
@@ -91,6 +110,7 @@ impl Endpoint {
 /// The most specific description of a failed handshake: rustls's own error
 /// when there is one (certificate expired, unknown issuer, name mismatch,
 /// a peer that does not speak TLS), otherwise the I/O error.
+#[cfg(feature = "tls")]
 fn tls_cause(err: &std::io::Error) -> String {
     match err.get_ref().and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>()) {
         Some(tokio_rustls::rustls::Error::InvalidMessage(m)) => {

@@ -30,7 +30,7 @@ pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
 
-use crate::frame::FrameLimits;
+use crate::wire::frame::FrameLimits;
 use crate::proto::client::RequestError;
 
 /// Why a call failed.

@@ -77,7 +77,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn call_json(call: &CallAction) -> Result<CallJson, String> {
-    let blob = |b: &crate::vector::Blob| b.to_bytes().map_err(|e| e.to_string());
+    let blob = |b: &crate::conformance::vector::Blob| b.to_bytes().map_err(|e| e.to_string());
     Ok(CallJson {
         path: call.path.clone(),
         body_hex: hex(&blob(&call.body)?),
@@ -214,7 +214,7 @@ fn shell(line: &str) -> tokio::process::Command {
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>, String> {
-    crate::vector::parse_hex(text).map_err(|e| e.to_string())
+    crate::conformance::vector::parse_hex(text).map_err(|e| e.to_string())
 }
 
 async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {

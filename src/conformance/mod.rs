@@ -1,12 +1,16 @@
 //! The conformance suite: session vectors, a runner that plays them against
 //! any IIP server, reports, and a scripted server for testing clients.
 
+pub mod attack;
 pub mod client;
 pub mod client_cmd;
 pub mod report;
 
 pub mod run;
 pub mod session;
+pub mod spec;
+pub mod vector;
+pub mod files;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -170,8 +174,8 @@ impl Selection {
 }
 
 /// Loads the server cases shipped with this crate (embedded at build time).
-pub fn shipped_cases() -> Result<Vec<NamedCase>, crate::vector::VectorError> {
-    load_sessions(crate::files::DataDir::embedded("vectors/sessions"))
+pub fn shipped_cases() -> Result<Vec<NamedCase>, crate::conformance::vector::VectorError> {
+    load_sessions(crate::conformance::files::DataDir::embedded("vectors/sessions"))
 }
 
 #[cfg(test)]

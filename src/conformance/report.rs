@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec::Requirement;
+use crate::conformance::spec::Requirement;
 
 use super::run::Failure;
 use super::session::NamedCase;

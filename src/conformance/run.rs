@@ -12,13 +12,13 @@ use tokio::io::{ReadHalf, WriteHalf};
 use crate::client::{BoxStream, Endpoint};
 use tokio_util::codec::FramedRead;
 
-use crate::codec::{CodecError, FrameCodec};
-use crate::frame::Frame;
-use crate::status::{Position, Status};
-use crate::vector::Blob;
+use crate::wire::codec::{CodecError, FrameCodec};
+use crate::wire::frame::Frame;
+use crate::wire::status::{Position, Status};
+use crate::conformance::vector::Blob;
 
 use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Generator, Requires, Step};
-use crate::vector::FrameSpec;
+use crate::conformance::vector::FrameSpec;
 
 /// The implementations whose known deviations (Appendix A) a profile can
 /// declare with `peer=NAME`.
@@ -143,7 +143,7 @@ fn channel_limit_steps(n: u32) -> Vec<Step> {
 /// (chunked at the default frame limit) is answered 110, and the next
 /// request on the connection is served.
 fn message_limit_steps(n: usize) -> Vec<Step> {
-    let chunk = crate::frame::DEFAULT_MAX_DATA as usize;
+    let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
     let total = n + 1;
     let mut steps = Vec::new();
     if total <= chunk {
@@ -203,7 +203,7 @@ impl Failure {
         if !self.sent.is_empty() {
             out.push_str(&format!("last {} byte(s) sent:\n{}", self.sent.len(), hex_lines(&self.sent)));
             let decoded =
-                crate::vector::decode_stream(&self.sent, self.sent.len(), crate::frame::FrameLimits::default());
+                crate::conformance::vector::decode_stream(&self.sent, self.sent.len(), crate::wire::frame::FrameLimits::default());
             for frame in &decoded.frames {
                 out.push_str(&format!("  = {}\n", show_frame(frame)));
             }
@@ -213,7 +213,7 @@ impl Failure {
         }
         for frame in &self.received {
             let mut bytes = BytesMut::new();
-            let _ = crate::encode::encode_frame(frame, &crate::frame::FrameLimits::default(), &mut bytes);
+            let _ = crate::wire::encode::encode_frame(frame, &crate::wire::frame::FrameLimits::default(), &mut bytes);
             out.push_str(&format!(
                 "received:\n{}  = {}\n",
                 hex_lines(&bytes[..bytes.len().min(64)]),
@@ -510,7 +510,7 @@ impl Session {
             let path_ok = message.path.as_ref().is_none_or(|p| blob(p) == frame.path);
             if frame.channel != message.channel
                 || !in_order
-                || frame.status.message_kind() != Some(crate::status::MessageKind::Response)
+                || frame.status.message_kind() != Some(crate::wire::status::MessageKind::Response)
                 || !path_ok
             {
                 return Err((expected, format!("after {frames} frame(s) of it: {}", show_frame(&frame))));

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::vector::{read_tomls, Blob, FrameSpec, VectorError};
+use crate::conformance::vector::{read_tomls, Blob, FrameSpec, VectorError};
 
 /// How binding a case is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,7 +201,7 @@ pub struct NamedCase {
 
 /// Loads every session file of `dir` (on disk or embedded), cases in file
 /// then script order.
-pub fn load_sessions(dir: impl Into<crate::files::DataDir>) -> Result<Vec<NamedCase>, VectorError> {
+pub fn load_sessions(dir: impl Into<crate::conformance::files::DataDir>) -> Result<Vec<NamedCase>, VectorError> {
     let mut cases = Vec::new();
     for (path, file) in read_tomls::<SessionFile>(&dir.into())? {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();

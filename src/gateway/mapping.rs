@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use crate::answer::ErrorCode;
+use crate::wire::answer::ErrorCode;
 
 /// The HTTP status for an IIP error answer of `code`: 102 → 404, 103 → 504,
 /// 106 and 107 → 503, 110 → 413, every other code (-1 and 104 among them) →

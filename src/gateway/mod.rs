@@ -35,7 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::answer::ErrorAnswer;
+use crate::wire::answer::ErrorAnswer;
 use crate::client::{ClientConfig, ClientError, Endpoint};
 
 pub use upstream::Upstreams;
@@ -201,10 +201,10 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
         };
     }
     let path = req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-    if path.len() > crate::frame::DEFAULT_MAX_PATH {
+    if path.len() > crate::wire::frame::DEFAULT_MAX_PATH {
         return whole(
             StatusCode::URI_TOO_LONG,
-            format!("the path is longer than {} bytes\n", crate::frame::DEFAULT_MAX_PATH),
+            format!("the path is longer than {} bytes\n", crate::wire::frame::DEFAULT_MAX_PATH),
         );
     }
     let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

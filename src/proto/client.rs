@@ -10,11 +10,11 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::answer::ChannelGrant;
-use crate::encode::check_frame;
-use crate::frame::{Frame, FrameLimits};
-use crate::frame_error::EncodeError;
-use crate::status::{MessageKind, Sender, Status};
+use crate::wire::answer::ChannelGrant;
+use crate::wire::encode::check_frame;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::frame_error::EncodeError;
+use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::message::{chunk_body, transition, MessageState, Step};

@@ -2,7 +2,7 @@
 //! messages. Each names the requirement it breaks; the reaction is always to
 //! close the connection (`[CLOSE-4]`).
 
-use crate::status::Status;
+use crate::wire::status::Status;
 
 use super::message::MessageState;
 
@@ -77,8 +77,8 @@ pub(crate) trait Breakable {
 /// `receive` fails: after a protocol error nothing more is accepted (`[CLOSE-4]`).
 pub(crate) fn receive_unless_broken<C: Breakable, E>(
     core: &mut C,
-    frame: crate::frame::Frame,
-    receive: fn(&mut C, crate::frame::Frame) -> Result<Option<E>, ProtocolError>,
+    frame: crate::wire::frame::Frame,
+    receive: fn(&mut C, crate::wire::frame::Frame) -> Result<Option<E>, ProtocolError>,
 ) -> Result<Option<E>, ProtocolError> {
     if *core.broken() {
         return Ok(None);

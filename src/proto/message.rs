@@ -5,8 +5,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::frame::Frame;
-use crate::status::{MessageKind, Position, Status};
+use crate::wire::frame::Frame;
+use crate::wire::status::{MessageKind, Position, Status};
 
 /// Whether a message is open on a channel in one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
-use crate::frame::{split_route, Frame, FrameLimits};
-use crate::status::{MessageKind, Sender, Status};
+use crate::wire::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
+use crate::wire::frame::{split_route, Frame, FrameLimits};
+use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::channels::ChannelIds;
 use super::error::{receive_unless_broken, Breakable, ProtocolError};

@@ -17,13 +17,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::answer::{ErrorAnswer, ErrorCode};
-use crate::codec::CodecError;
-use crate::frame::Frame;
+use crate::wire::answer::{ErrorAnswer, ErrorCode};
+use crate::wire::codec::CodecError;
+use crate::wire::frame::Frame;
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
-use crate::reader::{FrameReader, ReadStep};
-use crate::writer::{spawn_writer, FrameSink};
+use crate::io::reader::{FrameReader, ReadStep};
+use crate::io::writer::{spawn_writer, FrameSink};
 
 use super::handler::Request;
 use super::memory::HeldShare;

@@ -41,10 +41,10 @@ pub use transport::{AnyStream, IntoHalves, Listen, Peer};
 
 pub use crate::proto::timers::Timeouts;
 
-use crate::answer::{ErrorAnswer, ErrorCode};
-use crate::frame::{Frame, FrameLimits};
+use crate::wire::answer::{ErrorAnswer, ErrorCode};
+use crate::wire::frame::{Frame, FrameLimits};
 use crate::proto::server::{ServerConfig as CoreConfig, ServerConnection};
-use crate::status::Status;
+use crate::wire::status::Status;
 
 /// Settings of a server.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,15 @@ impl Default for ServerConfig {
     }
 }
 
+/// The TLS acceptor of a listener: rustls's with the `tls` feature; without
+/// it no value exists and every connection is plain.
+#[cfg(feature = "tls")]
+type TlsAcceptor = tokio_rustls::TlsAcceptor;
+/// Without the `tls` feature no listener runs TLS.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+enum TlsAcceptor {}
+
 /// What every connection task shares.
 pub(crate) struct Shared {
     config: ServerConfig,
@@ -99,7 +108,7 @@ pub(crate) struct Shared {
     stats: ServerStats,
     memory: Arc<MemoryStats>,
     /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsAcceptor>,
     shutdown: watch::Sender<bool>,
     /// Cancelled when the grace period of a shutdown is over: every
     /// connection closes at once.
@@ -111,6 +120,7 @@ pub(crate) struct Shared {
 pub struct ServerBuilder {
     config: ServerConfig,
     routes: HashMap<Bytes, Arc<dyn Handler>>,
+    #[cfg(feature = "tls")]
     tls: Option<Arc<crate::tls::ServerConfig>>,
     /// Routes refused so far; [`ServerBuilder::build`] reports them.
     refused: Vec<RouteError>,
@@ -240,6 +250,7 @@ impl ServerBuilder {
     /// Serves every connection inside TLS with this rustls configuration
     /// (see [`crate::tls::server_config`]): [`Server::serve`] and
     /// [`Server::spawn`] then run a TLS handshake first. Default: plain.
+    #[cfg(feature = "tls")]
     pub fn tls(mut self, config: Arc<crate::tls::ServerConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -266,7 +277,10 @@ impl ServerBuilder {
                 stats: ServerStats::new(self.routes.keys().cloned()),
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
                 routes: self.routes,
-                tls: self.tls.map(tokio_rustls::TlsAcceptor::from),
+                #[cfg(feature = "tls")]
+                tls: self.tls.map(TlsAcceptor::from),
+                #[cfg(not(feature = "tls"))]
+                tls: None,
                 shutdown,
                 force: CancellationToken::new(),
             }),
@@ -310,7 +324,7 @@ impl Server {
     /// closed at once. Inside TLS if the builder was given
     /// [`ServerBuilder::tls`].
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        self.serve_listener(listener, self.shared.tls.clone()).await
+        self.serve_listener(listener).await
     }
 
     /// Serves `listener` until `signal` completes, then shuts down
@@ -340,22 +354,24 @@ impl Server {
     /// ones. A handshake that does not finish within the handshake timeout
     /// (default 10 s) closes its connection; a failed one is logged at
     /// debug level and closes only its connection.
+    #[cfg(feature = "tls")]
     pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<crate::tls::ServerConfig>) -> std::io::Result<()> {
-        self.serve_listener(listener, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+        self.serve_accepting(listener, Some(TlsAcceptor::from(tls))).await
     }
 
     /// Serves a Unix domain socket, as [`Server::serve`] does TCP.
     #[cfg(unix)]
     pub async fn serve_unix(&self, listener: tokio::net::UnixListener) -> std::io::Result<()> {
-        self.serve_listener(listener, self.shared.tls.clone()).await
+        self.serve_listener(listener).await
     }
 
-    /// Serves any listener, optionally inside TLS.
-    pub async fn serve_listener<L: Listen>(
-        &self,
-        listener: L,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> std::io::Result<()> {
+    /// Serves any listener (see [`Listen`]), inside TLS if the builder was
+    /// given [`ServerBuilder::tls`].
+    pub async fn serve_listener<L: Listen>(&self, listener: L) -> std::io::Result<()> {
+        self.serve_accepting(listener, self.shared.tls.clone()).await
+    }
+
+    async fn serve_accepting<L: Listen>(&self, listener: L, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut shutdown = self.shared.shutdown.subscribe();
@@ -422,18 +438,15 @@ impl Server {
     }
 
     /// Serves `listener` inside TLS on a new task.
+    #[cfg(feature = "tls")]
     pub fn spawn_tls(self, listener: TcpListener, tls: Arc<crate::tls::ServerConfig>) -> std::io::Result<ServerHandle> {
-        self.spawn_listener(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))
+        self.spawn_listener(listener, Some(TlsAcceptor::from(tls)))
     }
 
-    fn spawn_listener(
-        self,
-        listener: TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> std::io::Result<ServerHandle> {
+    fn spawn_listener(self, listener: TcpListener, tls: Option<TlsAcceptor>) -> std::io::Result<ServerHandle> {
         let addr = listener.local_addr()?;
         let server = self.clone();
-        let task = tokio::spawn(async move { server.serve_listener(listener, tls).await });
+        let task = tokio::spawn(async move { server.serve_accepting(listener, tls).await });
         Ok(ServerHandle { addr, server: self, task })
     }
 }
@@ -445,11 +458,14 @@ async fn upgrade_and_serve<Io: IntoHalves>(
     stream: Io,
     peer: Peer,
     shared: Arc<Shared>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsAcceptor>,
     admitted: bool,
 ) {
     match tls {
         None => serve_or_refuse(stream, peer, shared, admitted).await,
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+        #[cfg(feature = "tls")]
         Some(acceptor) => {
             let limit = shared.config.tls_handshake_timeout;
             match tokio::time::timeout(limit, acceptor.accept(stream)).await {
@@ -475,7 +491,7 @@ async fn serve_or_refuse<Io: IntoHalves>(stream: Io, peer: Peer, shared: Arc<Sha
 /// Refuses a connection over the limit (`[ANSWER-5]`).
 async fn refuse_connection<W: tokio::io::AsyncWrite + Unpin + Send + 'static>(write: W, config: ServerConfig) {
     let limits = config.core.frame_limits;
-    let (sink, writer) = crate::writer::spawn_writer(write, limits, config.timeouts.write);
+    let (sink, writer) = crate::io::writer::spawn_writer(write, limits, config.timeouts.write);
     let answer = ErrorAnswer::new(ErrorCode::ServerConnectionsLimited, "server connections limited").to_body();
     let frames = vec![
         Frame::new(Status::ResponseWhole, Bytes::from_static(b"/sys/connection"), 0, answer),

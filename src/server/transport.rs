@@ -78,6 +78,7 @@ impl IntoHalves for tokio::net::UnixStream {
     }
 }
 
+#[cfg(feature = "tls")]
 impl<S: IntoHalves> IntoHalves for tokio_rustls::server::TlsStream<S> {
     type Read = tokio::io::ReadHalf<Self>;
     type Write = tokio::io::WriteHalf<Self>;

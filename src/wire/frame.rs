@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::status::Status;
+use crate::wire::status::Status;
 
 /// The default largest path, in bytes, not counting the terminating NUL (`[LIMIT-1]`).
 pub const DEFAULT_MAX_PATH: usize = 2048;

@@ -3,9 +3,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::frame::{Frame, FrameLimits};
-use crate::frame_error::{EncodeError, FrameErrorKind};
-use crate::status::Status;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::frame_error::{EncodeError, FrameErrorKind};
+use crate::wire::status::Status;
 
 /// Checks `frame` against the framing requirements without writing it.
 pub fn check_frame(frame: &Frame, limits: &FrameLimits) -> Result<(), EncodeError> {

@@ -4,10 +4,10 @@
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::decode::FrameDecoder;
-use crate::encode::encode_frame;
-use crate::frame::{Frame, FrameLimits};
-use crate::frame_error::{DecodeError, EncodeError};
+use crate::wire::decode::FrameDecoder;
+use crate::wire::encode::encode_frame;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::frame_error::{DecodeError, EncodeError};
 
 /// The most the codec reserves ahead of a frame's bytes arriving, whatever
 /// length the frame declares (`[LIMIT-4]`: memory follows bytes received,

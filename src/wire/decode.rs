@@ -12,9 +12,9 @@ use nom::error::{ErrorKind, ParseError};
 use nom::number::streaming::{be_u32, be_u8};
 use nom::{IResult, Needed};
 
-use crate::frame::{Frame, FrameLimits};
-use crate::frame_error::{DecodeError, FrameErrorKind};
-use crate::status::Status;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::frame_error::{DecodeError, FrameErrorKind};
+use crate::wire::status::Status;
 
 /// The smallest possible frame: a close frame with empty path and no data.
 pub const MIN_FRAME_LEN: usize = 10;

@@ -1,4 +1,8 @@
-//! The command line of `iip`.
+//! The `iip` command (feature `cli`): `serve`, `call`, `bench`, `conformance`,
+//! `client-conformance`, `attack` and `gateway`. [`main`] parses the
+//! arguments and runs one of them.
+
+pub mod loadgen;
 
 /// Writes a line to stderr, ignoring a closed stderr: a server whose
 /// terminal went away must not die of a message.
@@ -14,8 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use iip::client::{ClientConfig, ClientError, Endpoint};
-use iip::server::{Request, Server, Timeouts};
+use crate::client::{ClientConfig, ClientError, Endpoint};
+use crate::server::{Request, Server, Timeouts};
 
 #[derive(Parser)]
 #[command(name = "iip", version, about = "IIP/1: serve, call, benchmark and check IIP servers")]
@@ -56,18 +60,18 @@ impl ClientTls {
             return Ok(endpoint);
         }
         let trust = match (&self.tls_ca, self.insecure) {
-            (Some(ca), false) => iip::tls::ServerTrust::CaFile(ca),
+            (Some(ca), false) => crate::tls::ServerTrust::CaFile(ca),
             (None, true) => {
                 say!("iip: warning: --insecure: the server's certificate is not checked");
-                iip::tls::ServerTrust::Insecure
+                crate::tls::ServerTrust::Insecure
             }
             (Some(_), true) => return Err("--tls-ca and --insecure exclude each other".into()),
             (None, false) => return Err("--tls needs --tls-ca FILE (or --insecure to skip verification)".into()),
         };
         let identity = self.tls_client_cert.as_deref().zip(self.tls_client_key.as_deref());
-        let config = iip::tls::client_config(trust, identity).map_err(|e| e.to_string())?;
-        let host = self.server_name.clone().unwrap_or_else(|| iip::tls::host_of(addr).to_string());
-        let name = iip::tls::server_name(&host).map_err(|e| e.to_string())?;
+        let config = crate::tls::client_config(trust, identity).map_err(|e| e.to_string())?;
+        let host = self.server_name.clone().unwrap_or_else(|| crate::tls::host_of(addr).to_string());
+        let name = crate::tls::server_name(&host).map_err(|e| e.to_string())?;
         Ok(endpoint.with_tls(config, name))
     }
 }
@@ -105,10 +109,10 @@ enum Command {
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         max_message: usize,
         /// Memory budget of one connection in bytes.
-        #[arg(long, default_value_t = iip::proto::server::DEFAULT_MAX_HELD_BYTES)]
+        #[arg(long, default_value_t = crate::proto::server::DEFAULT_MAX_HELD_BYTES)]
         max_connection_bytes: usize,
         /// Memory budget of the whole server in bytes.
-        #[arg(long, default_value_t = iip::server::DEFAULT_MAX_SERVER_HELD_BYTES)]
+        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_SERVER_HELD_BYTES)]
         max_server_bytes: usize,
         /// Seconds a connection may stay idle (nothing in flight, no frame); 0: no limit.
         #[arg(long, default_value_t = 60.0)]
@@ -235,7 +239,7 @@ enum Command {
         addr: String,
         /// Attacks to run (default: all, in order).
         #[arg(long = "only", value_enum, value_delimiter = ',')]
-        only: Vec<iip::attack::AttackKind>,
+        only: Vec<crate::conformance::attack::AttackKind>,
         /// Seconds each attack lasts at most.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
@@ -373,10 +377,10 @@ fn pem_server_config(
     cert: &Option<std::path::PathBuf>,
     key: &Option<std::path::PathBuf>,
     client_ca: Option<&std::path::Path>,
-) -> Result<Option<std::sync::Arc<iip::tls::ServerConfig>>, CliError> {
+) -> Result<Option<std::sync::Arc<crate::tls::ServerConfig>>, CliError> {
     match (cert, key) {
         (Some(cert), Some(key)) => {
-            iip::tls::server_config(cert, key, client_ca).map(Some).map_err(|e| CliError::Usage(e.to_string()))
+            crate::tls::server_config(cert, key, client_ca).map(Some).map_err(|e| CliError::Usage(e.to_string()))
         }
         _ => Ok(None),
     }
@@ -515,7 +519,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 builder = builder.tls(tls);
             }
             if fail_route {
-                builder = builder.route("/fail", iip::conformance::fail_handler);
+                builder = builder.route("/fail", crate::conformance::fail_handler);
             }
             let server = builder
                 .max_channels(max_channels)
@@ -577,26 +581,26 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tls,
         } => {
             let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
-            let mut profile = iip::conformance::Profile::parse(&profile).map_err(CliError::Usage)?;
+            let mut profile = crate::conformance::Profile::parse(&profile).map_err(CliError::Usage)?;
             if let Some(peer) = peer {
-                let declared = iip::conformance::Profile::parse(&format!("peer={peer}")).map_err(CliError::Usage)?;
+                let declared = crate::conformance::Profile::parse(&format!("peer={peer}")).map_err(CliError::Usage)?;
                 profile.peer = declared.peer;
             }
-            let selection = iip::conformance::Selection { level: Some(level), requirements, chapters, name: filter };
+            let selection = crate::conformance::Selection { level: Some(level), requirements, chapters, name: filter };
             let style = match color.as_str() {
-                "always" => iip::conformance::report::Style::coloured(),
-                "never" => iip::conformance::report::Style::plain(),
+                "always" => crate::conformance::report::Style::coloured(),
+                "never" => crate::conformance::report::Style::plain(),
                 "auto" if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
-                    iip::conformance::report::Style::coloured()
+                    crate::conformance::report::Style::coloured()
                 }
-                "auto" => iip::conformance::report::Style::plain(),
+                "auto" => crate::conformance::report::Style::plain(),
                 other => return Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
             };
             let run = ConformanceRun { target, profile, selection, vectors, style, json, junit };
             conformance(run, Duration::from_millis(timeout_ms)).await
         }
         Command::Bench { addr, idle: Some(count), duration, .. } => {
-            let held = iip::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
+            let held = crate::cli::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
                 .await
                 .map_err(|e| e.to_string())?;
             println!("held {held} idle connections");
@@ -632,7 +636,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     None => format!("{duration} s"),
                 }
             );
-            let plan = iip::loadgen::LoadPlan {
+            let plan = crate::cli::loadgen::LoadPlan {
                 target: tls.endpoint(&addr).map_err(CliError::Usage)?,
                 connections,
                 channels,
@@ -649,7 +653,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             let shown = bar.clone();
-            let report = iip::loadgen::run(&plan, move |n| shown.set_message(format!("{n} requests")))
+            let report = crate::cli::loadgen::run(&plan, move |n| shown.set_message(format!("{n} requests")))
                 .await
                 .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
@@ -674,7 +678,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => {
             raise_fd_limit(idle_connections.max(loris_connections));
-            let mut plan = iip::attack::AttackPlan::new(addr);
+            let mut plan = crate::conformance::attack::AttackPlan::new(addr);
             if !only.is_empty() {
                 plan.attacks = only;
             }
@@ -683,7 +687,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             plan.scale.idle_connections = idle_connections;
             plan.scale.loris_connections = loris_connections;
             plan.scale.garbage_streams = garbage_streams;
-            let results = iip::attack::run(&plan, |r| {
+            let results = crate::conformance::attack::run(&plan, |r| {
                 if !json {
                     println!("{r}")
                 }
@@ -724,10 +728,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let scheme = if https.is_some() { "https" } else { "http" };
             let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
             if let Some(addr) = metrics {
-                iip::gateway::install_prometheus(addr)?;
+                crate::gateway::install_prometheus(addr)?;
             }
             let seconds = |s: f64| Duration::from_secs_f64(s.clamp(0.001, 86_400.0));
-            let config = iip::gateway::GatewayConfig {
+            let config = crate::gateway::GatewayConfig {
                 max_body,
                 max_header_bytes,
                 request_timeout: seconds(request_timeout),
@@ -737,7 +741,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 grace: seconds(grace),
                 tls: https,
             };
-            let gateway = iip::gateway::Gateway::new(upstreams, config);
+            let gateway = crate::gateway::Gateway::new(upstreams, config);
             let listener =
                 tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot listen on {http}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -755,10 +759,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::PlayActions { addr, actions, timeout, tls } => {
             let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
             let text = std::fs::read(&actions).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
-            let file: iip::conformance::client_cmd::ActionsFile =
+            let file: crate::conformance::client_cmd::ActionsFile =
                 serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
             let timeout = Duration::from_secs_f64(timeout.clamp(0.001, 3600.0));
-            Ok(iip::conformance::client_cmd::play_actions(&target, &file, timeout).await?)
+            Ok(crate::conformance::client_cmd::play_actions(&target, &file, timeout).await?)
         }
     }
 }
@@ -766,16 +770,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 /// What `iip conformance` was asked to do.
 struct ConformanceRun {
     target: Endpoint,
-    profile: iip::conformance::Profile,
-    selection: iip::conformance::Selection,
+    profile: crate::conformance::Profile,
+    selection: crate::conformance::Selection,
     vectors: Option<std::path::PathBuf>,
-    style: iip::conformance::report::Style,
+    style: crate::conformance::report::Style,
     json: Option<std::path::PathBuf>,
     junit: Option<std::path::PathBuf>,
 }
 
 async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliError> {
-    use iip::conformance::{load_sessions, run_suite, shipped_cases};
+    use crate::conformance::{load_sessions, run_suite, shipped_cases};
     let cases = match &run.vectors {
         Some(dir) => load_sessions(dir.join("sessions")),
         None => shipped_cases(),
@@ -784,7 +788,7 @@ async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliEr
     let cases = run.selection.apply(cases).map_err(CliError::Usage)?;
     // One clear error for a target that cannot be reached, not one per case.
     if let Err(err) = tokio::time::timeout(timeout, run.target.connect_stream()).await.unwrap_or_else(|_| {
-        Err(iip::client::ClientError::Connect(format!("{}: no connection within {timeout:?}", run.target.addr)))
+        Err(crate::client::ClientError::Connect(format!("{}: no connection within {timeout:?}", run.target.addr)))
     }) {
         return Err(CliError::Usage(format!("cannot reach the server: {err}")));
     }
@@ -795,13 +799,13 @@ async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliEr
 /// Prints the report, writes the JSON and JUnit files asked for, and fails
 /// (exit code 1) when a case failed.
 fn report_and_judge(
-    results: &[iip::conformance::CaseResult],
-    style: iip::conformance::report::Style,
+    results: &[crate::conformance::CaseResult],
+    style: crate::conformance::report::Style,
     json: Option<std::path::PathBuf>,
     junit: Option<std::path::PathBuf>,
 ) -> Result<(), CliError> {
-    use iip::conformance::report;
-    let requirements = iip::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
+    use crate::conformance::report;
+    let requirements = crate::conformance::spec::shipped_requirements().map_err(|e| CliError::Usage(e.to_string()))?;
     print!("{}", report::text_report(results, &requirements, style));
     if let Some(path) = json {
         std::fs::write(&path, report::json_report(results)).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -819,14 +823,14 @@ fn report_and_judge(
 async fn client_conformance_unattended(
     command: &str,
     timeout: Duration,
-    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+    tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
     json: Option<std::path::PathBuf>,
     junit: Option<std::path::PathBuf>,
 ) -> Result<(), CliError> {
-    use iip::conformance::client::load_client_cases;
-    use iip::conformance::client_cmd::run_client_suite;
-    use iip::conformance::report::Style;
-    let cases = load_client_cases(iip::files::DataDir::embedded("vectors/client-sessions"))
+    use crate::conformance::client::load_client_cases;
+    use crate::conformance::client_cmd::run_client_suite;
+    use crate::conformance::report::Style;
+    let cases = load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions"))
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let results = run_client_suite(command, &cases, timeout, tls).await;
     let style = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { Style::coloured() } else { Style::plain() };
@@ -836,11 +840,11 @@ async fn client_conformance_unattended(
 async fn client_conformance(
     listen: &str,
     timeout: Duration,
-    tls: Option<std::sync::Arc<iip::tls::ServerConfig>>,
+    tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
 ) -> Result<(), String> {
-    use iip::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
+    use crate::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
     let cases =
-        load_client_cases(iip::files::DataDir::embedded("vectors/client-sessions")).map_err(|e| e.to_string())?;
+        load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions")).map_err(|e| e.to_string())?;
     let server = match tls {
         Some(tls) => ScriptedServer::bind_tls(listen, timeout, tls).await,
         None => ScriptedServer::bind(listen, timeout).await,
@@ -870,6 +874,8 @@ async fn client_conformance(
     }
 }
 
+/// Parses the command line and runs the command; the exit code says how it
+/// ended (each command documents its own codes).
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

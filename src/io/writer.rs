@@ -11,9 +11,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::codec::CodecError;
-use crate::encode::encode_frame;
-use crate::frame::{Frame, FrameLimits};
+use crate::wire::codec::CodecError;
+use crate::wire::encode::encode_frame;
+use crate::wire::frame::{Frame, FrameLimits};
 
 /// How many batches may wait for the writer before senders wait
 /// (backpressure from a slow reader reaches the producer).

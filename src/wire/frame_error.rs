@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::status::Status;
+use crate::wire::status::Status;
 
 /// What is wrong with a frame. Each kind names the requirement it breaks
 /// through [`FrameErrorKind::requirement`].

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
-use crate::decode::FrameDecoder;
-use crate::encode::encode_frame;
-use crate::frame::{Frame, FrameLimits};
-use crate::status::Status;
+use crate::wire::decode::FrameDecoder;
+use crate::wire::encode::encode_frame;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::status::Status;
 
 /// A byte string in a sidecar: text, hex, or one byte repeated.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -78,12 +78,12 @@ impl Blob {
 
 /// The `.toml` files of a vector directory, sorted.
 pub(crate) fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, VectorError> {
-    crate::files::files_with_extension(dir, "toml").map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
+    crate::conformance::files::files_with_extension(dir, "toml").map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
 }
 
 /// Reads and parses every TOML file of `dir`, on disk or embedded.
 pub(crate) fn read_tomls<T: serde::de::DeserializeOwned>(
-    dir: &crate::files::DataDir,
+    dir: &crate::conformance::files::DataDir,
 ) -> Result<Vec<(PathBuf, T)>, VectorError> {
     let files = dir.files("toml").map_err(|e| VectorError::Format(format!("{dir}: {e}")))?;
     files

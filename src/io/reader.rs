@@ -11,9 +11,9 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::codec::{CodecError, MAX_RESERVE};
-use crate::decode::FrameDecoder;
-use crate::frame::{Frame, FrameLimits};
+use crate::wire::codec::{CodecError, MAX_RESERVE};
+use crate::wire::decode::FrameDecoder;
+use crate::wire::frame::{Frame, FrameLimits};
 
 /// The read buffer's size when a connection starts and after a large
 /// buffer is given back: idle connections stay cheap.
@@ -169,8 +169,8 @@ fn unpin(frame: Frame) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::encode_frame;
-    use crate::status::Status;
+    use crate::wire::encode::encode_frame;
+    use crate::wire::status::Status;
 
     fn stream(frames: &[Frame]) -> Vec<u8> {
         let mut out = BytesMut::new();

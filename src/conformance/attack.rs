@@ -20,10 +20,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::client::{Client, ClientConfig};
-use crate::encode::encode_frame;
-use crate::frame::{Frame, FrameLimits};
-use crate::loadgen::new_histogram;
-use crate::status::Status;
+use crate::wire::encode::encode_frame;
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::cli::loadgen::new_histogram;
+use crate::wire::status::Status;
 
 /// The attacks, in the order `iip attack` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -392,7 +392,7 @@ async fn open_channels(stream: &mut TcpStream, count: usize, deadline: Instant) 
         (0..count).map(|_| Frame::new(Status::RequestWhole, &b"/sys/new_channel"[..], 0, &b"{}"[..])).collect();
     let work = async {
         stream.write_all(&encoded(&asks)).await.ok()?;
-        let mut reader = crate::reader::FrameReader::new(&mut *stream, FrameLimits::default());
+        let mut reader = crate::io::reader::FrameReader::new(&mut *stream, FrameLimits::default());
         let mut ids = Vec::new();
         for _ in 0..count {
             let frame = reader.next().await?.ok()?;
