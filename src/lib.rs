@@ -60,6 +60,7 @@ pub mod gateway;
 #[cfg(all(feature = "runtime", not(loom)))]
 pub mod io;
 pub mod proto;
+mod seconds;
 #[cfg(all(feature = "server", not(loom)))]
 pub mod server;
 #[cfg(feature = "client")]

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use iip::conformance::attack::{run, AttackKind, AttackPlan, AttackScale};
+use iip::server::{Server, Timeouts};
 use iip::wire::codec::MAX_RESERVE;
 use iip::wire::frame::{FrameLimits, FIXED_OVERHEAD};
-use iip::server::{Server, Timeouts};
 
 const MAX_DATA: usize = 64 * 1024;
 const CONNECTION_BUDGET: usize = 1 << 20;

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use iip::conformance::client::load_client_cases;
-use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
 use iip::conformance::spec::{requirements, Level, Requirement};
 use iip::conformance::vector::{parse_hex, FrameVector};
+use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,9 +2,9 @@
 //! robustness on arbitrary bytes.
 
 use bytes::{Bytes, BytesMut};
+use iip::conformance::vector::{decode_pieces, decode_stream, Outcome};
 use iip::wire::decode::FrameDecoder;
 use iip::wire::encode::{encode_frame, frame_bytes};
-use iip::conformance::vector::{decode_pieces, decode_stream, Outcome};
 use iip::{Frame, FrameLimits, Status};
 use proptest::prelude::*;
 

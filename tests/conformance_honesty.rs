@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use iip::conformance::session::{ExpectFrame, Step};
-use iip::conformance::{reference_server, run_suite, shipped_cases, NamedCase, Profile, Verdict};
 use iip::conformance::vector::Blob;
+use iip::conformance::{reference_server, run_suite, shipped_cases, NamedCase, Profile, Verdict};
 use iip::{Frame, FrameCodec, Status};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};

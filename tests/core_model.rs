@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
 use iip::conformance::spec::table;
+use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
 use iip::{Frame, MessageKind, Position, Status};
 use proptest::prelude::*;
 

@@ -26,10 +26,11 @@ impl Serve {
         Serve::start_with(Command::new(env!("CARGO_BIN_EXE_iip")))
     }
 
-    /// Starts `iip serve` through `command` (the binary, or a shell that
-    /// sets limits and execs it).
+    /// Starts `iip serve` through `command`: the binary alone (then with
+    /// the test's own arguments), the binary with its arguments, or a shell
+    /// that sets limits and execs it.
     fn start_with(mut command: Command) -> Serve {
-        if command.get_program() == env!("CARGO_BIN_EXE_iip") {
+        if command.get_program() == env!("CARGO_BIN_EXE_iip") && command.get_args().len() == 0 {
             command.args(["serve", "--listen", "127.0.0.1:0", "--grace", &GRACE_SECS.to_string()]);
         }
         let mut child = command.stderr(Stdio::piped()).spawn().expect("iip serve starts");
@@ -178,4 +179,83 @@ async fn out_of_descriptors_it_refuses_new_clients_with_107_and_serves_the_other
     let seconds = started.elapsed().as_secs() + 1;
     let warnings = serve.said.lock().unwrap().iter().filter(|l| l.contains("accept failed")).count() as u64;
     assert!(warnings <= seconds + 1, "{warnings} accept warnings in {seconds} s");
+}
+
+/// A configuration file, `IIP_SERVER_…` variables and flags combine in that
+/// order of precedence; `--print-config` shows the result.
+#[test]
+fn settings_come_from_file_then_environment_then_flags() {
+    let file = std::env::temp_dir().join(format!("iip-serve-{}.toml", std::process::id()));
+    std::fs::write(&file, "max_connections = 7\nhandler_timeout = 2.5\n[core]\nmax_channels = 8\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iip"))
+        .args(["serve", "--config", file.to_str().unwrap(), "--print-config", "--max-connections", "9"])
+        .env("IIP_SERVER_CORE__MAX_CHANNELS", "16")
+        .env("IIP_SERVER_TIMEOUTS__IDLE", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(printed["max_connections"].as_integer(), Some(9), "{text}");
+    assert_eq!(printed["handler_timeout"].as_float(), Some(2.5), "{text}");
+    assert_eq!(printed["core"]["max_channels"].as_integer(), Some(16), "{text}");
+    assert_eq!(printed["timeouts"]["idle"].as_float(), Some(0.0), "{text}");
+    assert_eq!(printed["timeouts"]["frame"].as_float(), Some(30.0), "{text}");
+
+    std::fs::write(&file, "max_conections = 7\n").unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_iip")).args(["serve", "--config", file.to_str().unwrap()]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("max_conections") && said.contains(file.to_str().unwrap()), "{said}");
+    let _ = std::fs::remove_file(&file);
+}
+
+/// `--metrics ADDR` serves the server's counters and latency histograms as
+/// Prometheus text; `--log-format json` writes one JSON object per line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_as_prometheus_text_and_logs_as_json() {
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iip"));
+    command
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--metrics", &metrics_addr])
+        .env("RUST_LOG", "iip=debug");
+    let serve = Serve::start_with(command);
+    let client = Client::connect(serve.addr.as_str()).await.unwrap();
+    for _ in 0..3 {
+        client.call("/echo", "counted").await.unwrap();
+    }
+    let scrape = || async {
+        let mut stream = tokio::net::TcpStream::connect(&metrics_addr).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut text).await.unwrap();
+        text
+    };
+    // Connection totals reach the facade when the connection flushes.
+    let mut text = scrape().await;
+    for _ in 0..50 {
+        if text.contains("iip_server_messages_received_total") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    let value = |name: &str| -> Option<f64> {
+        text.lines().find(|l| l.starts_with(name) && !l.starts_with('#'))?.rsplit(' ').next()?.parse().ok()
+    };
+    assert_eq!(value("iip_server_requests_total{route=\"/echo\"}"), Some(3.0), "{text}");
+    assert_eq!(value("iip_server_request_duration_seconds_count{route=\"/echo\"}"), Some(3.0), "{text}");
+    assert_eq!(value("iip_server_connections "), Some(1.0), "{text}");
+    assert!(value("iip_server_messages_received_total").is_some_and(|n| n >= 3.0), "{text}");
+    assert!(value("iip_server_bytes_received_total").is_some_and(|n| n > 0.0), "{text}");
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    let said = serve.said.lock().unwrap().clone();
+    let json_lines: Vec<&String> = said.iter().filter(|l| l.starts_with('{')).collect();
+    assert!(!json_lines.is_empty(), "no JSON log lines: {said:?}");
+    for line in json_lines {
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(parsed.get("level").is_some() && parsed.get("timestamp").is_some(), "{line}");
+    }
 }

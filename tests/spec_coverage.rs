@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use iip::conformance::client::load_client_cases;
-use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
 use iip::conformance::spec::{requirements, Level};
 use iip::conformance::vector::FrameVector;
+use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
 
 /// Every requirement id any vector cites.
 fn cited() -> BTreeSet<String> {

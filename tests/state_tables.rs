@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use iip::wire::answer::ErrorCode;
-use iip::wire::frame::{DEFAULT_MAX_DATA, DEFAULT_MAX_PATH};
+use iip::conformance::spec::{table, Table};
 use iip::proto::client::ClientConnection;
 use iip::proto::message::{position_name, transition, MessageState};
 use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
-use iip::conformance::spec::{table, Table};
+use iip::wire::answer::ErrorCode;
+use iip::wire::frame::{DEFAULT_MAX_DATA, DEFAULT_MAX_PATH};
 use iip::{Frame, FrameLimits, MessageKind, Position, Sender, Status};
 
 fn spec_table(chapter: &str, name: &str) -> Table {

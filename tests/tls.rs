@@ -16,10 +16,10 @@ use bytes::BytesMut;
 use certs::TestPki;
 use iip::client::{Client, ClientConfig, ClientError, Endpoint};
 use iip::conformance::{reference_server, run_suite, shipped_cases, Profile, Verdict};
-use iip::wire::frame::{Frame, FrameLimits};
 use iip::server::{Server, ServerHandle};
-use iip::wire::status::Status;
 use iip::tls::{client_config, server_config, server_name, ServerTrust};
+use iip::wire::frame::{Frame, FrameLimits};
+use iip::wire::status::Status;
 
 fn config() -> ClientConfig {
     ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() }

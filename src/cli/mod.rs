@@ -16,14 +16,18 @@ macro_rules! say {
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::client::{ClientConfig, ClientError, Endpoint};
+use crate::server::{Request, Server};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use crate::client::{ClientConfig, ClientError, Endpoint};
-use crate::server::{Request, Server, Timeouts};
 
 #[derive(Parser)]
 #[command(name = "iip", version, about = "IIP/1: serve, call, benchmark and check IIP servers")]
 struct Cli {
+    /// Log lines as text or as JSON objects (one per line), on stderr; the
+    /// level comes from RUST_LOG (default: warn).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +80,77 @@ impl ClientTls {
     }
 }
 
+/// Settings of `iip serve` that override the configuration file and the
+/// environment; each defaults to the library's default.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ServeSettings {
+    /// Seconds a TLS handshake may take [default: 10].
+    #[arg(long)]
+    tls_handshake_timeout: Option<f64>,
+    /// Most channels per connection, channel 0 included [default: 1024].
+    #[arg(long)]
+    max_channels: Option<u32>,
+    /// Most connections at once [default: 10000].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Largest request body in bytes, answered 110 beyond it [default: 67108864].
+    #[arg(long)]
+    max_message: Option<usize>,
+    /// Memory budget of one connection in bytes [default: 67108864].
+    #[arg(long)]
+    max_connection_bytes: Option<usize>,
+    /// Memory budget of the whole server in bytes [default: 268435456].
+    #[arg(long)]
+    max_server_bytes: Option<usize>,
+    /// Seconds a handler may run before its request is answered 103; 0: no limit [default: 0].
+    #[arg(long)]
+    handler_timeout: Option<f64>,
+    /// Seconds a connection may stay idle (nothing in flight, no frame); 0: no limit [default: 60].
+    #[arg(long)]
+    idle_timeout: Option<f64>,
+    /// Seconds a frame may take to arrive once it has begun; 0: no limit [default: 30].
+    #[arg(long)]
+    frame_timeout: Option<f64>,
+    /// Seconds a write may wait on a peer that reads nothing; 0: no limit [default: 30].
+    #[arg(long)]
+    write_timeout: Option<f64>,
+    /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests in
+    /// flight before closing the remaining connections [default: 30].
+    #[arg(long)]
+    grace: Option<f64>,
+}
+
+impl ServeSettings {
+    /// `config` with every setting given on the command line applied.
+    fn apply(&self, mut config: crate::server::ServerConfig) -> crate::server::ServerConfig {
+        let seconds = |s: f64| Duration::from_secs_f64(s.clamp(0.0, 366.0 * 86_400.0));
+        let set = |target: &mut usize, value: Option<usize>| *target = value.unwrap_or(*target);
+        if let Some(n) = self.max_channels {
+            config.core.max_channels = n;
+        }
+        set(&mut config.max_connections, self.max_connections);
+        set(&mut config.core.max_message, self.max_message);
+        set(&mut config.core.max_held_bytes, self.max_connection_bytes);
+        set(&mut config.max_server_held_bytes, self.max_server_bytes);
+        if let Some(s) = self.tls_handshake_timeout {
+            config.tls_handshake_timeout = seconds(s.max(0.001));
+        }
+        if let Some(s) = self.grace {
+            config.grace = seconds(s);
+        }
+        let optional = |target: &mut Option<Duration>, value: Option<f64>| {
+            if let Some(s) = value {
+                *target = seconds_or_off(s);
+            }
+        };
+        optional(&mut config.handler_timeout, self.handler_timeout);
+        optional(&mut config.timeouts.idle, self.idle_timeout);
+        optional(&mut config.timeouts.frame, self.frame_timeout);
+        optional(&mut config.timeouts.write, self.write_timeout);
+        config
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the embedded server: /echo, /echo_benchmark and the /sys/ paths.
@@ -92,41 +167,24 @@ enum Command {
         /// Require client certificates signed by these CAs (PEM): mutual TLS.
         #[arg(long, requires = "tls_cert")]
         tls_client_ca: Option<std::path::PathBuf>,
-        /// Seconds a TLS handshake may take.
-        #[arg(long, default_value_t = 10.0)]
-        tls_handshake_timeout: f64,
+        /// Read settings from this TOML file (keys as in `--print-config`);
+        /// `IIP_SERVER_…` variables override it, flags override both.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Print the settings in effect (file, environment and flags
+        /// applied) as TOML, and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Serve the server's metrics as Prometheus text on this address
+        /// (`http://ADDR/metrics`).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
         /// Also route /fail, which fails every request with its body as the
         /// error text (the conformance profile item `fail-route`).
         #[arg(long)]
         fail_route: bool,
-        /// Most channels per connection, channel 0 included.
-        #[arg(long, default_value_t = 1024)]
-        max_channels: u32,
-        /// Most connections at once.
-        #[arg(long, default_value_t = 10_000)]
-        max_connections: usize,
-        /// Largest request body in bytes (answered 110 beyond it).
-        #[arg(long, default_value_t = 64 * 1024 * 1024)]
-        max_message: usize,
-        /// Memory budget of one connection in bytes.
-        #[arg(long, default_value_t = crate::proto::server::DEFAULT_MAX_HELD_BYTES)]
-        max_connection_bytes: usize,
-        /// Memory budget of the whole server in bytes.
-        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_SERVER_HELD_BYTES)]
-        max_server_bytes: usize,
-        /// Seconds a connection may stay idle (nothing in flight, no frame); 0: no limit.
-        #[arg(long, default_value_t = 60.0)]
-        idle_timeout: f64,
-        /// Seconds a frame may take to arrive once it has begun; 0: no limit.
-        #[arg(long, default_value_t = 30.0)]
-        frame_timeout: f64,
-        /// Seconds a write may wait on a peer that reads nothing; 0: no limit.
-        #[arg(long, default_value_t = 30.0)]
-        write_timeout: f64,
-        /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests
-        /// in flight before closing the remaining connections.
-        #[arg(long, default_value_t = 30.0)]
-        grace: f64,
+        #[command(flatten)]
+        settings: ServeSettings,
     },
     /// Send one request and print the answer.
     ///
@@ -494,44 +552,38 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tls_cert,
             tls_key,
             tls_client_ca,
-            tls_handshake_timeout,
+            config,
+            print_config,
+            metrics,
             fail_route,
-            max_channels,
-            max_connections,
-            max_message,
-            max_connection_bytes,
-            max_server_bytes,
-            idle_timeout,
-            frame_timeout,
-            write_timeout,
-            grace,
+            settings,
         } => {
-            raise_fd_limit(max_connections);
-            let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
-            let timeouts = Timeouts {
-                idle: seconds_or_off(idle_timeout),
-                frame: seconds_or_off(frame_timeout),
-                write: seconds_or_off(write_timeout),
+            let file = match &config {
+                Some(path) => {
+                    crate::server::ServerConfig::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?
+                }
+                None => crate::server::ServerConfig::default(),
             };
+            let config = settings.apply(file.with_env().map_err(|e| CliError::Usage(e.to_string()))?);
+            if print_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
+            raise_fd_limit(config.max_connections);
+            if let Some(addr) = metrics {
+                crate::gateway::install_prometheus(addr)?;
+                say!("iip: metrics as Prometheus text on http://{addr}/metrics");
+            }
+            let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
             let inside = if tls.is_some() { " inside TLS" } else { "" };
-            let mut builder = Server::echo().route("/delay", delay);
+            let mut builder = Server::echo().route("/delay", delay).config(config);
             if let Some(tls) = tls {
                 builder = builder.tls(tls);
             }
             if fail_route {
                 builder = builder.route("/fail", crate::conformance::fail_handler);
             }
-            let server = builder
-                .max_channels(max_channels)
-                .max_connections(max_connections)
-                .max_message(max_message)
-                .max_connection_bytes(max_connection_bytes)
-                .max_server_bytes(max_server_bytes)
-                .timeouts(timeouts)
-                .grace(Duration::from_secs_f64(grace.clamp(0.0, 86_400.0)))
-                .tls_handshake_timeout(Duration::from_secs_f64(tls_handshake_timeout.clamp(0.001, 3600.0)))
-                .build()
-                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let server = builder.build().map_err(|e| CliError::Usage(e.to_string()))?;
             tokio::spawn(stop_on_signals(server.clone()));
             if let Some(path) = listen.strip_prefix("unix:") {
                 Ok(serve_unix(&server, path, inside).await?)
@@ -600,9 +652,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             conformance(run, Duration::from_millis(timeout_ms)).await
         }
         Command::Bench { addr, idle: Some(count), duration, .. } => {
-            let held = crate::cli::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
-                .await
-                .map_err(|e| e.to_string())?;
+            let held =
+                crate::cli::loadgen::hold_idle(&addr, count, Duration::from_secs_f64(duration.clamp(0.01, 3600.0)))
+                    .await
+                    .map_err(|e| e.to_string())?;
             println!("held {held} idle connections");
             Ok(())
         }
@@ -843,8 +896,8 @@ async fn client_conformance(
     tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
 ) -> Result<(), String> {
     use crate::conformance::client::{describe_actions, load_client_cases, ScriptedServer};
-    let cases =
-        load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions")).map_err(|e| e.to_string())?;
+    let cases = load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions"))
+        .map_err(|e| e.to_string())?;
     let server = match tls {
         Some(tls) => ScriptedServer::bind_tls(listen, timeout, tls).await,
         None => ScriptedServer::bind(listen, timeout).await,
@@ -877,14 +930,18 @@ async fn client_conformance(
 /// Parses the command line and runs the command; the exit code says how it
 /// ended (each command documents its own codes).
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

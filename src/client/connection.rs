@@ -10,10 +10,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
+use crate::io::writer::WriteBuffer;
+use crate::sync::Arc;
 use crate::wire::codec::FrameCodec;
 use crate::wire::frame::FrameLimits;
-use crate::sync::Arc;
-use crate::io::writer::WriteBuffer;
 
 use super::mux::Mux;
 

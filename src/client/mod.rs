@@ -30,8 +30,8 @@ pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
 
-use crate::wire::frame::FrameLimits;
 use crate::proto::client::RequestError;
+use crate::wire::frame::FrameLimits;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

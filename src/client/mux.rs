@@ -18,10 +18,10 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::wire::frame::{Frame, FrameLimits};
 use crate::proto::client::{ClientConnection, ClientEvent, RequestError, RequestId};
 use crate::proto::error::ProtocolError;
 use crate::sync::{lock, Arc, Mutex};
+use crate::wire::frame::{Frame, FrameLimits};
 
 use super::ClientError;
 

@@ -19,10 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use crate::cli::loadgen::new_histogram;
 use crate::client::{Client, ClientConfig};
 use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
-use crate::cli::loadgen::new_histogram;
 use crate::wire::status::Status;
 
 /// The attacks, in the order `iip attack` runs them.

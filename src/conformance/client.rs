@@ -83,7 +83,9 @@ struct ClientFile {
 
 /// Loads the client cases of `dir` (on disk or embedded) as `(chapter,
 /// case)` pairs.
-pub fn load_client_cases(dir: impl Into<crate::conformance::files::DataDir>) -> Result<Vec<(String, ClientCase)>, VectorError> {
+pub fn load_client_cases(
+    dir: impl Into<crate::conformance::files::DataDir>,
+) -> Result<Vec<(String, ClientCase)>, VectorError> {
     let mut cases = Vec::new();
     for (_, file) in read_tomls::<ClientFile>(&dir.into())? {
         cases.extend(file.case.into_iter().map(|c| (file.chapter.clone(), c)));

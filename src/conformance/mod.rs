@@ -6,11 +6,11 @@ pub mod client;
 pub mod client_cmd;
 pub mod report;
 
+pub mod files;
 pub mod run;
 pub mod session;
 pub mod spec;
 pub mod vector;
-pub mod files;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

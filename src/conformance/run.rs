@@ -12,10 +12,10 @@ use tokio::io::{ReadHalf, WriteHalf};
 use crate::client::{BoxStream, Endpoint};
 use tokio_util::codec::FramedRead;
 
+use crate::conformance::vector::Blob;
 use crate::wire::codec::{CodecError, FrameCodec};
 use crate::wire::frame::Frame;
 use crate::wire::status::{Position, Status};
-use crate::conformance::vector::Blob;
 
 use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Generator, Requires, Step};
 use crate::conformance::vector::FrameSpec;
@@ -202,8 +202,11 @@ impl Failure {
         let mut out = String::new();
         if !self.sent.is_empty() {
             out.push_str(&format!("last {} byte(s) sent:\n{}", self.sent.len(), hex_lines(&self.sent)));
-            let decoded =
-                crate::conformance::vector::decode_stream(&self.sent, self.sent.len(), crate::wire::frame::FrameLimits::default());
+            let decoded = crate::conformance::vector::decode_stream(
+                &self.sent,
+                self.sent.len(),
+                crate::wire::frame::FrameLimits::default(),
+            );
             for frame in &decoded.frames {
                 out.push_str(&format!("  = {}\n", show_frame(frame)));
             }

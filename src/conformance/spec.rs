@@ -80,12 +80,15 @@ fn definition(line: &str) -> Option<(&str, &str)> {
 
 /// Every markdown file under `dir`, sorted.
 pub fn chapters(dir: &Path) -> Result<Vec<PathBuf>, SpecError> {
-    crate::conformance::files::files_with_extension(dir, "md").map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })
+    crate::conformance::files::files_with_extension(dir, "md")
+        .map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })
 }
 
 /// Every requirement defined in the markdown files of `dir` (on disk or
 /// embedded, see [`shipped_requirements`]), by id.
-pub fn requirements(dir: impl Into<crate::conformance::files::DataDir>) -> Result<BTreeMap<String, Requirement>, SpecError> {
+pub fn requirements(
+    dir: impl Into<crate::conformance::files::DataDir>,
+) -> Result<BTreeMap<String, Requirement>, SpecError> {
     let dir = dir.into();
     let mut found = BTreeMap::new();
     let files = dir.files("md").map_err(|source| SpecError::Io { path: PathBuf::from(dir.to_string()), source })?;

@@ -78,7 +78,8 @@ impl Blob {
 
 /// The `.toml` files of a vector directory, sorted.
 pub(crate) fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, VectorError> {
-    crate::conformance::files::files_with_extension(dir, "toml").map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
+    crate::conformance::files::files_with_extension(dir, "toml")
+        .map_err(|e| VectorError::Format(format!("{}: {e}", dir.display())))
 }
 
 /// Reads and parses every TOML file of `dir`, on disk or embedded.

@@ -35,8 +35,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::wire::answer::ErrorAnswer;
 use crate::client::{ClientConfig, ClientError, Endpoint};
+use crate::wire::answer::ErrorAnswer;
 
 pub use upstream::Upstreams;
 

@@ -24,8 +24,10 @@ pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
 /// The route that deletes the channel it arrives on (`[CHAN-7]`).
 pub const DELETE_CHANNEL: &[u8] = b"/sys/delete_channel";
 
-/// Settings of the server core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Settings of the server core (the `[core]` table of a configuration
+/// file; every key optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Frame limits, for reading and for chunking answers.
     pub frame_limits: FrameLimits,

@@ -5,20 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-/// Time limits of a server connection; `None` switches one off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Time limits of a server connection; `None` switches one off (in a
+/// configuration file: seconds, `0` for off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// Idle timeout (`[RES-5]`): with nothing in flight and no frame
     /// received for this long, the server sends a close frame and closes.
     /// Default 60 s.
+    #[serde(with = "crate::seconds::optional")]
     pub idle: Option<Duration>,
     /// Frame read timeout (`[RES-6]`): a frame whose first byte has arrived
     /// must be complete within this long, or the connection closes (a
     /// slow-loris defence). Default 30 s.
+    #[serde(with = "crate::seconds::optional")]
     pub frame: Option<Duration>,
     /// Write timeout (`[RES-7]`): with answers waiting to be written, a
     /// write that makes no progress for this long closes the connection.
     /// Default 30 s.
+    #[serde(with = "crate::seconds::optional")]
     pub write: Option<Duration>,
 }
 

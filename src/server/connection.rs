@@ -17,13 +17,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::io::reader::{FrameReader, ReadStep};
+use crate::io::writer::{spawn_writer, FrameSink};
+use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
-use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
-use crate::proto::timers::ConnectionTimers;
-use crate::io::reader::{FrameReader, ReadStep};
-use crate::io::writer::{spawn_writer, FrameSink};
 
 use super::handler::Request;
 use super::memory::HeldShare;
@@ -78,6 +78,7 @@ pub(crate) async fn serve_connection<R, W>(
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let _open = shared.stats.metrics.connection_opened();
     let limits = shared.config.core.frame_limits;
     let timeouts = shared.config.timeouts;
     let mut reader = FrameReader::new(read_half, limits);
@@ -321,7 +322,9 @@ impl Connection {
     /// Adds what this connection counted to the server's totals.
     fn report(&mut self) {
         if self.unreported != Counts::default() {
-            self.shared.stats.count.add(&std::mem::take(&mut self.unreported));
+            let counts = std::mem::take(&mut self.unreported);
+            self.shared.stats.count.add(&counts);
+            self.shared.stats.metrics.add(&counts, self.shared.memory.held());
         }
     }
 
@@ -367,6 +370,7 @@ impl Connection {
                 tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
                 shared.stats.measure.record(elapsed);
                 route_stats.measure.record(elapsed);
+                route_stats.metrics.answered(code, elapsed);
                 let max = shared.config.core.frame_limits.max_data.max(1) as usize;
                 route_stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
                 (channel, seq, answer)

@@ -14,9 +14,12 @@
 //! ```
 
 mod accept;
+#[cfg(feature = "config")]
+pub mod config;
 mod connection;
 pub mod handler;
 pub mod memory;
+pub mod metrics;
 pub mod stats;
 pub mod transport;
 
@@ -34,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+#[cfg(feature = "config")]
+pub use config::ConfigError;
 pub use handler::{FnHandler, Handler, HandlerError, Request, ServiceHandler};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
@@ -41,13 +46,16 @@ pub use transport::{AnyStream, IntoHalves, Listen, Peer};
 
 pub use crate::proto::timers::Timeouts;
 
+use crate::proto::server::{ServerConfig as CoreConfig, ServerConnection};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 use crate::wire::frame::{Frame, FrameLimits};
-use crate::proto::server::{ServerConfig as CoreConfig, ServerConnection};
 use crate::wire::status::Status;
 
-/// Settings of a server.
-#[derive(Debug, Clone, Copy)]
+/// Settings of a server. With the `config` feature it loads from TOML with
+/// environment overrides (see [`ServerConfig::from_toml`]); every key is
+/// optional and durations are seconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Settings of the per-connection protocol core.
     pub core: CoreConfig,
@@ -57,6 +65,7 @@ pub struct ServerConfig {
     /// server stops reading that connection until some are answered.
     pub max_in_flight: usize,
     /// How long a handler may run before the request is answered with 103.
+    #[serde(with = "crate::seconds::optional")]
     pub handler_timeout: Option<Duration>,
     /// Idle, frame read and write timeouts of every connection
     /// (`[RES-5]`–`[RES-7]`). Defaults 60 s, 30 s, 30 s.
@@ -68,9 +77,11 @@ pub struct ServerConfig {
     pub max_server_held_bytes: usize,
     /// How long a graceful shutdown waits for requests already received to
     /// be answered before it closes the remaining connections. Default 30 s.
+    #[serde(with = "crate::seconds::required")]
     pub grace: Duration,
     /// How long a TLS handshake may take before its connection is closed
     /// (a slow handshake holds a connection slot). Default 10 s.
+    #[serde(with = "crate::seconds::required")]
     pub tls_handshake_timeout: Duration,
 }
 

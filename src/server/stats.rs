@@ -232,12 +232,24 @@ impl Measure {
 }
 
 /// Count and Measure of one route.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RouteStats {
     /// Messages, frames and bytes of the route.
     pub count: Count,
     /// Handler latencies of the route.
     pub measure: Measure,
+    /// The route's handles in the `metrics` facade.
+    pub(crate) metrics: super::metrics::RouteMetrics,
+}
+
+impl RouteStats {
+    fn new(route: &[u8]) -> RouteStats {
+        RouteStats {
+            count: Count::default(),
+            measure: Measure::default(),
+            metrics: super::metrics::RouteMetrics::new(route),
+        }
+    }
 }
 
 /// All statistics of one server.
@@ -250,6 +262,8 @@ pub struct ServerStats {
     /// One entry per route with a handler, fixed when the server is built,
     /// so clients cannot grow it and no lock is taken per request.
     routes: HashMap<Bytes, Arc<RouteStats>>,
+    /// The server's handles in the `metrics` facade.
+    pub(crate) metrics: super::metrics::ServerMetrics,
 }
 
 impl ServerStats {
@@ -258,7 +272,14 @@ impl ServerStats {
         ServerStats {
             count: Count::default(),
             measure: Measure::default(),
-            routes: routes.into_iter().map(|r| (r, Arc::new(RouteStats::default()))).collect(),
+            routes: routes
+                .into_iter()
+                .map(|route| {
+                    let stats = Arc::new(RouteStats::new(&route));
+                    (route, stats)
+                })
+                .collect(),
+            metrics: super::metrics::ServerMetrics::default(),
         }
     }
 

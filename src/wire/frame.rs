@@ -15,7 +15,10 @@ pub const DEFAULT_MAX_DATA: u32 = 16 * 1024 * 1024;
 pub const FIXED_OVERHEAD: usize = 1 + 1 + 4 + 4;
 
 /// The limits a decoder enforces and an encoder respects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// In a configuration file: `max_path` and `max_data`, both optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FrameLimits {
     /// Largest path in bytes, not counting the NUL terminator.
     pub max_path: usize,
