@@ -65,6 +65,26 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: Request) -> HandlerFuture;
 }
 
+/// Any [`Handler`] as a tower service, so that tower layers can wrap it
+/// (see [`ServerBuilder::layer`](super::ServerBuilder::layer)). Always
+/// ready; cloning it shares the handler.
+#[derive(Clone)]
+pub struct HandlerService(pub std::sync::Arc<dyn Handler>);
+
+impl tower::Service<Request> for HandlerService {
+    type Response = Bytes;
+    type Error = HandlerError;
+    type Future = HandlerFuture;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), HandlerError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> HandlerFuture {
+        self.0.call(request)
+    }
+}
+
 /// A handler made of an async function.
 pub struct FnHandler<F>(pub F);
 

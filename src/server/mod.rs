@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 #[cfg(feature = "config")]
 pub use config::ConfigError;
-pub use handler::{FnHandler, Handler, HandlerError, Request, ServiceHandler};
+pub use handler::{FnHandler, Handler, HandlerError, HandlerService, Request, ServiceHandler};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
 pub use transport::{AnyStream, IntoHalves, Listen, Peer};
@@ -126,10 +126,16 @@ pub(crate) struct Shared {
     force: CancellationToken,
 }
 
-/// Builds a [`Server`].
+/// Wraps one route's handler in a layer.
+type ApplyLayer = Box<dyn Fn(Arc<dyn Handler>) -> Arc<dyn Handler> + Send + Sync>;
+
+/// Builds a [`Server`]: routes, server-wide layers and settings. Every
+/// setting starts at its default (see [`ServerConfig`]).
 #[derive(Default)]
 pub struct ServerBuilder {
     config: ServerConfig,
+    /// Server-wide layers, in the order given.
+    layers: Vec<ApplyLayer>,
     routes: HashMap<Bytes, Arc<dyn Handler>>,
     #[cfg(feature = "tls")]
     tls: Option<Arc<crate::tls::ServerConfig>>,
@@ -193,6 +199,37 @@ impl ServerBuilder {
                 }
             }
         }
+        self
+    }
+
+    /// Wraps every route's handler in a tower layer: timeout, concurrency
+    /// limit, rate limit, load shedding, tracing, authentication. Layers
+    /// given first are outermost, as with `tower::ServiceBuilder`; they apply
+    /// to routes added before or after this call, and never to the `/sys/`
+    /// paths, which the server answers itself. An error of a layer is
+    /// answered like a handler's (`[ANSWER-3]`). Default: no layer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iip::server::{Request, Server};
+    ///
+    /// let server = Server::echo()
+    ///     .layer(tower::limit::ConcurrencyLimitLayer::new(64))
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<HandlerService> + Send + Sync + 'static,
+        L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Request>>::Response: Into<Bytes>,
+        <L::Service as tower::Service<Request>>::Error: std::fmt::Display,
+        <L::Service as tower::Service<Request>>::Future: Send + 'static,
+    {
+        self.layers.push(Box::new(move |inner: Arc<dyn Handler>| -> Arc<dyn Handler> {
+            Arc::new(ServiceHandler(layer.layer(HandlerService(inner))))
+        }));
         self
     }
 
@@ -282,12 +319,19 @@ impl ServerBuilder {
             return Err(refused);
         }
         let (shutdown, _) = watch::channel(false);
+        let mut routes = self.routes;
+        for handler in routes.values_mut() {
+            // The last layer wraps first, so the first given is outermost.
+            for apply in self.layers.iter().rev() {
+                *handler = apply(handler.clone());
+            }
+        }
         Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
-                stats: ServerStats::new(self.routes.keys().cloned()),
+                stats: ServerStats::new(routes.keys().cloned()),
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
-                routes: self.routes,
+                routes,
                 #[cfg(feature = "tls")]
                 tls: self.tls.map(TlsAcceptor::from),
                 #[cfg(not(feature = "tls"))]
