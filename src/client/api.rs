@@ -120,6 +120,11 @@ impl Channel {
         self.id
     }
 
+    /// The client connection the channel belongs to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Calls `path` with `body` and returns the response body; an error
     /// answer becomes [`ClientError::Server`] (`[ANSWER-4]`).
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {

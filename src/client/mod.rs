@@ -19,6 +19,8 @@ pub mod endpoint;
 pub mod mux;
 #[cfg(not(loom))]
 pub mod pool;
+#[cfg(not(loom))]
+pub mod service;
 
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ pub use endpoint::{BoxStream, Endpoint, TlsTarget};
 pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
+#[cfg(not(loom))]
+pub use service::{Call, CallFuture};
 
 use crate::proto::client::RequestError;
 use crate::wire::frame::FrameLimits;
@@ -67,8 +71,10 @@ pub enum ClientError {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientConfig {
     /// Frame limits: reading, and the size at which bodies are chunked.
+    /// Default [`FrameLimits::default`] (16 MiB frames).
     pub frame_limits: FrameLimits,
-    /// How long a call waits for its answer.
+    /// How long a call waits for its answer before it fails with
+    /// [`ClientError::Timeout`]. Default 30 s.
     pub timeout: Duration,
 }
 

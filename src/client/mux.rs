@@ -9,7 +9,7 @@
 //! it comes, is consumed and dropped (`[ORDER-5]`: the next caller still gets
 //! its own). Closing fails every inbox still waiting (`[CLOSE-5]`).
 //!
-//! Built on [`crate::sync`], so `tests/loom.rs` model-checks this code.
+//! Built on the crate's `sync` switch (std or loom types), so `tests/loom.rs` model-checks this code.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;

@@ -138,7 +138,8 @@ pub struct Requires {
 }
 
 /// A case whose steps depend on what the server declares: the runner
-/// generates them for the declared value (see [`Case::for_profile`]).
+/// generates them for the declared value (see
+/// [`Profile::instantiate`](super::Profile::instantiate)).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Generator {

@@ -29,11 +29,13 @@ pub const DELETE_CHANNEL: &[u8] = b"/sys/delete_channel";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Frame limits, for reading and for chunking answers.
+    /// Frame limits, for reading and for chunking answers. Default
+    /// [`FrameLimits::default`]: paths up to 2,048 bytes, frame data up to 16 MiB.
     pub frame_limits: FrameLimits,
     /// Most channels per connection, channel 0 included (`[CHAN-9]`).
+    /// Default 1,024.
     pub max_channels: u32,
-    /// Largest request body (`[MSG-8]`).
+    /// Largest request body (`[MSG-8]`). Default 64 MiB.
     pub max_message: usize,
     /// The connection's memory budget in bytes (`[RES-1]`): what it may hold
     /// of request bodies being assembled, bodies handed to handlers and not

@@ -59,12 +59,14 @@ use crate::wire::status::Status;
 pub struct ServerConfig {
     /// Settings of the per-connection protocol core.
     pub core: CoreConfig,
-    /// Most connections at once (`[ANSWER-5]`).
+    /// Most connections at once (`[ANSWER-5]`). Default 10,000.
     pub max_connections: usize,
     /// Most requests of one connection being handled at once; past it the
     /// server stops reading that connection until some are answered.
+    /// Default 1,024.
     pub max_in_flight: usize,
     /// How long a handler may run before the request is answered with 103.
+    /// Default: no limit.
     #[serde(with = "crate::seconds::optional")]
     pub handler_timeout: Option<Duration>,
     /// Idle, frame read and write timeouts of every connection
@@ -158,7 +160,12 @@ pub enum RouteError {
 }
 
 impl ServerBuilder {
-    /// Routes `route` (a path without query) to an async function.
+    /// Routes `route` (a path without query) to an async function. The
+    /// function's `Ok` value is the answer body; its `Err` is answered
+    /// `{"code":-1,"message":"handler fail:<text>"}` (`[ANSWER-3]`). A route
+    /// under `/sys/`, a duplicate or a malformed route makes
+    /// [`ServerBuilder::build`] fail. Default: no routes (every path but the
+    /// `/sys/` ones is answered 102).
     pub fn route<F, Fut, B, E>(self, route: &str, handler: F) -> Self
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,
@@ -169,7 +176,8 @@ impl ServerBuilder {
         self.handler(route, FnHandler(handler))
     }
 
-    /// Routes `route` to a tower service.
+    /// Routes `route` to a tower service, cloned for every request; its
+    /// error is answered as a handler's (`[ANSWER-3]`).
     pub fn route_service<S, B>(self, route: &str, service: S) -> Self
     where
         S: tower::Service<Request, Response = B> + Clone + Send + Sync + 'static,
@@ -233,63 +241,76 @@ impl ServerBuilder {
         self
     }
 
-    /// Replaces all settings.
+    /// Replaces every setting with `config` (e.g. one read with
+    /// `ServerConfig::from_file`); methods called after it change single
+    /// settings again. Default: [`ServerConfig::default`].
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Frame limits for reading and for chunking answers.
+    /// Frame limits for reading and for chunking answers: largest path
+    /// (default 2,048 bytes, `[LIMIT-1]`) and largest frame data (default
+    /// 16 MiB, `[LIMIT-2]`). A larger frame closes the connection.
     pub fn frame_limits(mut self, limits: FrameLimits) -> Self {
         self.config.core.frame_limits = limits;
         self
     }
 
-    /// Most channels per connection, channel 0 included.
+    /// Most channels per connection, channel 0 included; a request for one
+    /// more is answered 109 (`[CHAN-9]`). Default 1,024.
     pub fn max_channels(mut self, n: u32) -> Self {
         self.config.core.max_channels = n;
         self
     }
 
-    /// Largest request body.
+    /// Largest request body in bytes; a larger one is answered 110 and the
+    /// connection stays open (`[MSG-8]`). Default 64 MiB.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.config.core.max_message = bytes;
         self
     }
 
-    /// Most connections at once.
+    /// Most connections at once; one more is answered 107 and closed
+    /// (`[ANSWER-5]`). Default 10,000.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
     }
 
-    /// How long a handler may run.
+    /// How long a handler may run; past it the request is answered 103
+    /// and the handler is dropped. Default: no limit.
     pub fn handler_timeout(mut self, limit: Duration) -> Self {
         self.config.handler_timeout = Some(limit);
         self
     }
 
-    /// A connection's memory budget in bytes (`[RES-1]`); default 64 MiB.
+    /// A connection's memory budget in bytes (`[RES-1]`): past it, reading
+    /// pauses and chunked requests are refused with 110. Default 64 MiB.
     pub fn max_connection_bytes(mut self, bytes: usize) -> Self {
         self.config.core.max_held_bytes = bytes;
         self
     }
 
-    /// The server-wide memory budget in bytes (`[RES-4]`); default 256 MiB.
+    /// The server-wide memory budget in bytes (`[RES-4]`): while all
+    /// connections hold this much, those holding anything read no further.
+    /// Default 256 MiB.
     pub fn max_server_bytes(mut self, bytes: usize) -> Self {
         self.config.max_server_held_bytes = bytes;
         self
     }
 
-    /// Idle, frame read and write timeouts (`[RES-5]`–`[RES-7]`); defaults
-    /// 60 s, 30 s and 30 s.
+    /// Idle, frame read and write timeouts (`[RES-5]`–`[RES-7]`); each
+    /// closes the connection when it passes (the idle one after a close
+    /// frame). Defaults 60 s, 30 s and 30 s; `None` switches one off.
     pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
         self.config.timeouts = timeouts;
         self
     }
 
-    /// How long a graceful shutdown waits before closing the remaining
-    /// connections; default 30 s.
+    /// How long a graceful shutdown waits for requests already received
+    /// to be answered before it closes the remaining connections. Default
+    /// 30 s.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.config.grace = grace;
         self
@@ -304,7 +325,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a TLS handshake may take; default 10 s.
+    /// How long a TLS handshake may take before its connection is closed;
+    /// default 10 s.
     pub fn tls_handshake_timeout(mut self, limit: Duration) -> Self {
         self.config.tls_handshake_timeout = limit;
         self

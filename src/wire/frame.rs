@@ -20,9 +20,10 @@ pub const FIXED_OVERHEAD: usize = 1 + 1 + 4 + 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrameLimits {
-    /// Largest path in bytes, not counting the NUL terminator.
+    /// Largest path in bytes, not counting the NUL terminator. Default
+    /// 2,048 (`[LIMIT-1]`).
     pub max_path: usize,
-    /// Largest data length of a single frame.
+    /// Largest data length of a single frame. Default 16 MiB (`[LIMIT-2]`).
     pub max_data: u32,
 }
 

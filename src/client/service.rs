@@ -1,0 +1,102 @@
+//! The client as tower services: [`Channel`], [`Client`] (its channel 0)
+//! and [`Pool`] each implement `tower::Service<Call>`, so that tower's
+//! timeout, retry, rate-limit, concurrency-limit, load-shed and balance
+//! layers wrap them as they wrap a tonic channel.
+//!
+//! ```
+//! # async fn run(channel: iip::client::Channel) -> Result<(), tower::BoxError> {
+//! use std::time::Duration;
+//! use iip::client::Call;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let service = ServiceBuilder::new()
+//!     .timeout(Duration::from_secs(2))
+//!     .concurrency_limit(32)
+//!     .service(channel);
+//! let answer = service.oneshot(Call::new("/echo", "hello")).await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+
+use super::{Channel, Client, ClientError, Pool};
+
+/// One request for a client service: a path (route and optional `?query`)
+/// and a body. The response is the answer body; an error answer is
+/// [`ClientError::Server`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The path, e.g. `/echo` or `/delay?ms=5`.
+    pub path: Bytes,
+    /// The request body.
+    pub body: Bytes,
+}
+
+impl Call {
+    /// A call of `path` with `body`.
+    pub fn new(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Call {
+        Call { path: path.into(), body: body.into() }
+    }
+}
+
+/// The future of a client service's call.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Bytes, ClientError>> + Send>>;
+
+/// Ready while the connection is open; a closed connection fails
+/// `poll_ready` with [`ClientError::Closed`], so that a balancer drops it.
+fn ready(client: &Client) -> Poll<Result<(), ClientError>> {
+    if client.is_connected() {
+        Poll::Ready(Ok(()))
+    } else {
+        Poll::Ready(Err(ClientError::Closed("the connection is closed".into())))
+    }
+}
+
+impl tower::Service<Call> for Channel {
+    type Response = Bytes;
+    type Error = ClientError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        ready(self.client())
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let channel = self.clone();
+        Box::pin(async move { channel.call(call.path, call.body).await })
+    }
+}
+
+impl tower::Service<Call> for Client {
+    type Response = Bytes;
+    type Error = ClientError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        ready(self)
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let client = self.clone();
+        Box::pin(async move { client.call(call.path, call.body).await })
+    }
+}
+
+impl tower::Service<Call> for Pool {
+    type Response = Bytes;
+    type Error = ClientError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let channel = self.channel().clone();
+        Box::pin(async move { channel.call(call.path, call.body).await })
+    }
+}
