@@ -17,6 +17,7 @@ fn from_seconds<'de, D: Deserializer<'de>>(seconds: f64) -> Result<Duration, D::
 }
 
 /// A [`Duration`] as seconds.
+#[cfg(feature = "server")]
 pub(crate) mod required {
     use super::*;
 

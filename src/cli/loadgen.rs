@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
+
+use crate::conformance::attack::new_histogram;
 use serde::Serialize;
 
 use crate::client::{Channel, Client, ClientConfig, ClientError};
@@ -67,13 +68,6 @@ pub struct Percentiles {
     pub p999: u64,
     /// Slowest.
     pub max: u64,
-}
-
-/// A latency histogram of 1 µs to 60 s at 3 significant digits.
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    // 1 µs to 60 s at 3 significant digits.
-    Histogram::new_with_bounds(1, 60_000_000, 3)
-        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid")))
 }
 
 /// Runs the plan; `progress` is called with the requests done so far about

@@ -14,19 +14,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::cli::loadgen::new_histogram;
 use crate::client::{Client, ClientConfig};
 use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::status::Status;
 
 /// The attacks, in the order `iip attack` runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum AttackKind {
     /// Connections pipelining large `/echo` requests and never reading.
@@ -537,4 +538,11 @@ pub async fn served_within(addr: &str, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// A latency histogram of 1 µs to 60 s at 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid")))
 }
