@@ -123,7 +123,7 @@ fn close_racing_calls_leaves_no_caller_waiting() {
         for (inbox, body) in [(a, &b"a"[..]), (b, &b"b"[..])] {
             match loom::future::block_on(inbox.body()) {
                 Ok(got) => assert_eq!(&got[..], body),
-                Err(ClientError::Closed(_)) => {}
+                Err(ClientError::Closed { .. }) => {}
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }
@@ -132,7 +132,7 @@ fn close_racing_calls_leaves_no_caller_waiting() {
         assert_eq!(mux.waiting(), 0);
         assert!(matches!(
             Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"c")),
-            Err(ClientError::Closed(_))
+            Err(ClientError::Closed { .. })
         ));
     });
 }

@@ -165,7 +165,7 @@ async fn out_of_descriptors_it_refuses_new_clients_with_107_and_serves_the_other
         match tokio::time::timeout(Duration::from_secs(3), client.call("/echo", "x")).await {
             Ok(Ok(_)) => held.push(client),
             Ok(Err(iip::client::ClientError::Server { code: 107, .. })) => refused += 1,
-            Ok(Err(iip::client::ClientError::Closed(_))) => refused += 1,
+            Ok(Err(iip::client::ClientError::Closed { .. })) => refused += 1,
             Ok(Err(other)) => panic!("a new client got {other:?}"),
             Err(_) => panic!("a new client hung with no answer after {} were served", held.len()),
         }

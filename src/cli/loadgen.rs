@@ -117,7 +117,7 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
                         Err(err) => {
                             errors += 1;
                             first_error.get_or_insert(err.to_string());
-                            if matches!(err, ClientError::Closed(_)) {
+                            if matches!(err, ClientError::Closed { .. }) {
                                 break;
                             }
                         }

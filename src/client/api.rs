@@ -74,6 +74,16 @@ impl Client {
         self.channel_zero().call(path, body).await
     }
 
+    /// Calls `path` on channel 0 with its own timeout.
+    pub async fn call_timeout(
+        &self,
+        path: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        self.channel_zero().call_timeout(path, body, timeout).await
+    }
+
     /// Opens a new channel and waits until the server has granted it (`[CHAN-5]`).
     pub async fn open_channel(&self) -> Result<Channel, ClientError> {
         let inbox = Mux::open_channel(&self.connection.mux, 0)?;
@@ -85,7 +95,7 @@ impl Client {
             Some(Delivery::Opened(id)) => Ok(Channel { client: self.clone(), id }),
             Some(Delivery::Refused { code, message }) => Err(ClientError::Server { code, message }),
             Some(Delivery::Failed(err)) => Err(err),
-            _ => Err(ClientError::Closed("no answer to /sys/new_channel".into())),
+            _ => Err(ClientError::Closed { reason: "no answer to /sys/new_channel".into(), sent: true }),
         }
     }
 
@@ -97,6 +107,13 @@ impl Client {
     /// Whether the connection is still up.
     pub fn is_connected(&self) -> bool {
         self.connection.mux.closed().is_none()
+    }
+
+    /// Completes when the connection is over: the server closed it, a read
+    /// or write failed, or a protocol error ended it.
+    pub async fn closed(&self) {
+        let mut ended = self.connection.ended.clone();
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 
     fn submit(&self, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
@@ -128,7 +145,17 @@ impl Channel {
     /// Calls `path` with `body` and returns the response body; an error
     /// answer becomes [`ClientError::Server`] (`[ANSWER-4]`).
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        let body = self.call_raw(path, body).await?;
+        self.call_timeout(path, body, self.client.config.timeout).await
+    }
+
+    /// Like [`Channel::call`] with its own timeout instead of the client's.
+    pub async fn call_timeout(
+        &self,
+        path: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        let body = self.call_raw_timeout(path, body, timeout).await?;
         match ErrorAnswer::parse(&body) {
             Some(answer) => Err(ClientError::Server { code: answer.code, message: answer.message }),
             None => Ok(body),
@@ -156,20 +183,26 @@ impl Channel {
     }
 
     /// Calls `path` and yields the response frame by frame, for responses
-    /// that arrive in several frames (`[MSG-2]`). No timeout applies.
+    /// that arrive in several frames (`[MSG-2]`). Each frame must arrive
+    /// within the client's timeout of the one before (of the request for
+    /// the first); past it the stream ends with [`ClientError::Timeout`].
     pub fn call_stream(
         &self,
         path: impl Into<Bytes>,
         body: impl Into<Bytes>,
     ) -> impl Stream<Item = Result<Bytes, ClientError>> {
         let inbox = self.client.submit(self.id, path.into(), body.into());
-        futures::stream::unfold(Some(inbox), |state| async move {
+        let timeout = self.client.config.timeout;
+        futures::stream::unfold(Some(inbox), move |state| async move {
             match state? {
                 Err(err) => Some((Err(err), None)),
-                Ok(inbox) => match inbox.next().await? {
-                    Delivery::Data { data, complete } => Some((Ok(data), (!complete).then_some(Ok(inbox)))),
-                    Delivery::Failed(err) => Some((Err(err), None)),
-                    Delivery::Opened(_) | Delivery::Refused { .. } => None,
+                Ok(inbox) => match tokio::time::timeout(timeout, inbox.next()).await {
+                    Err(_) => Some((Err(ClientError::Timeout(timeout)), None)),
+                    Ok(next) => match next? {
+                        Delivery::Data { data, complete } => Some((Ok(data), (!complete).then_some(Ok(inbox)))),
+                        Delivery::Failed(err) => Some((Err(err), None)),
+                        Delivery::Opened(_) | Delivery::Refused { .. } => None,
+                    },
                 },
             }
         })

@@ -22,6 +22,8 @@ use super::mux::Mux;
 pub(crate) struct Connection {
     pub(crate) mux: Arc<Mux>,
     pub(crate) wake_writer: StdArc<Notify>,
+    /// Becomes true when the reader or the writer stops: the connection is over.
+    pub(crate) ended: tokio::sync::watch::Receiver<bool>,
     reader: JoinHandle<()>,
 }
 
@@ -48,7 +50,9 @@ impl Connection {
     {
         let mux = Mux::new(limits);
         let wake_writer = StdArc::new(Notify::new());
-        let (reader_mux, reader_wake) = (mux.clone(), wake_writer.clone());
+        let (ended_tx, ended) = tokio::sync::watch::channel(false);
+        let ended_tx = StdArc::new(ended_tx);
+        let (reader_mux, reader_wake, reader_ended) = (mux.clone(), wake_writer.clone(), ended_tx.clone());
         let reader = tokio::spawn(async move {
             let mut frames = FramedRead::new(read_half, FrameCodec::new(limits));
             let reason = loop {
@@ -67,6 +71,7 @@ impl Connection {
             };
             reader_mux.close(&reason);
             reader_wake.notify_one();
+            reader_ended.send_replace(true);
         });
         let (writer_mux, writer_wake) = (mux.clone(), wake_writer.clone());
         tokio::spawn(async move {
@@ -93,9 +98,10 @@ impl Connection {
                     break;
                 }
             }
+            ended_tx.send_replace(true);
             let _ = write_half.shutdown().await;
         });
-        Connection { mux, wake_writer, reader }
+        Connection { mux, wake_writer, ended, reader }
     }
 }
 

@@ -13,6 +13,10 @@
 #[cfg(not(loom))]
 mod api;
 #[cfg(not(loom))]
+pub mod backend;
+#[cfg(not(loom))]
+pub mod balance;
+#[cfg(not(loom))]
 mod connection;
 #[cfg(not(loom))]
 pub mod endpoint;
@@ -20,12 +24,18 @@ pub mod mux;
 #[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]
+pub mod retry;
+#[cfg(not(loom))]
 pub mod service;
 
 use std::time::Duration;
 
 #[cfg(not(loom))]
 pub use api::{Channel, Client};
+#[cfg(not(loom))]
+pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
+#[cfg(not(loom))]
+pub use balance::{Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
 #[cfg(not(loom))]
 pub use endpoint::{BoxStream, Endpoint, TlsTarget};
 pub use mux::{Delivery, Inbox, Mux};
@@ -43,9 +53,22 @@ pub enum ClientError {
     /// No complete answer within the timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    /// The connection closed before the answer came (`[CLOSE-5]`).
-    #[error("connection closed: {0}")]
-    Closed(String),
+    /// The connection closed before the answer came (`[CLOSE-5]`). `sent`
+    /// tells whether the request had been handed to the connection's writer:
+    /// when false the server never saw it and sending it again is safe; when
+    /// true the server may have received and processed it.
+    #[error("connection closed: {reason}; the request {}", if *sent { "may have reached the server" } else { "was not sent" })]
+    Closed {
+        /// Why the connection closed.
+        reason: String,
+        /// Whether the request may have reached the server.
+        sent: bool,
+    },
+    /// No connection to any server could be had within the call's timeout
+    /// (a reconnecting client or a balancer whose servers are all down or
+    /// paused). The request was not sent.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The server answered with an error answer (`[ANSWER-4]`).
     #[error("server error {code}: {message}")]
     Server {
@@ -65,6 +88,48 @@ pub enum ClientError {
     /// does not speak TLS).
     #[error("{0}")]
     Tls(String),
+}
+
+impl ClientError {
+    /// A closed connection that the request never reached.
+    pub fn not_sent(reason: impl Into<String>) -> ClientError {
+        ClientError::Closed { reason: reason.into(), sent: false }
+    }
+
+    /// Whether the server may have received (and processed) the request:
+    /// false only when it certainly did not (not sent, no connection,
+    /// refused locally), so that sending it again cannot run it twice.
+    pub fn may_have_reached_server(&self) -> bool {
+        match self {
+            ClientError::Closed { sent, .. } => *sent,
+            ClientError::Timeout(_) | ClientError::Server { .. } => true,
+            ClientError::Unavailable(_) | ClientError::Refused(_) | ClientError::Connect(_) | ClientError::Tls(_) => {
+                false
+            }
+        }
+    }
+
+    /// The code of an error answer, if this is one (`[ANSWER-4]`).
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection (not the server's answer) failed: a closed
+    /// connection, a timeout, no connection at all. A balancer's health
+    /// check counts these against a server.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Closed { .. }
+                | ClientError::Timeout(_)
+                | ClientError::Unavailable(_)
+                | ClientError::Connect(_)
+                | ClientError::Tls(_)
+        )
+    }
 }
 
 /// Settings of a client.

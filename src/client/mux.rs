@@ -81,6 +81,11 @@ struct State {
     slots: BTreeMap<RequestId, Slot>,
     outgoing: Vec<Frame>,
     closed: Option<String>,
+    /// The newest request whose frames were queued.
+    last_queued: Option<RequestId>,
+    /// The newest request whose frames the writer has taken: it and every
+    /// older one may have reached the server; newer ones have not.
+    handed_over: Option<RequestId>,
 }
 
 /// The shared state of one client connection.
@@ -99,7 +104,7 @@ pub struct Inbox {
 
 fn refused(err: RequestError) -> ClientError {
     match err {
-        RequestError::Closed => ClientError::Closed("connection closed".into()),
+        RequestError::Closed => ClientError::not_sent("connection closed"),
         other => ClientError::Refused(other),
     }
 }
@@ -113,6 +118,8 @@ impl Mux {
                 slots: BTreeMap::new(),
                 outgoing: Vec::new(),
                 closed: None,
+                last_queued: None,
+                handed_over: None,
             }),
         })
     }
@@ -123,9 +130,10 @@ impl Mux {
     ) -> Result<Inbox, ClientError> {
         let mut state = lock(&this.state);
         if let Some(reason) = &state.closed {
-            return Err(ClientError::Closed(reason.clone()));
+            return Err(ClientError::not_sent(reason.clone()));
         }
         let id = send(&mut state.core).map_err(refused)?;
+        state.last_queued = Some(id);
         let slot: Slot = Arc::new(Mutex::new(InboxState::default()));
         state.slots.insert(id, slot.clone());
         let State { core, outgoing, .. } = &mut *state;
@@ -147,7 +155,7 @@ impl Mux {
     pub fn delete_channel(&self, channel: u32) -> Result<(), ClientError> {
         let mut state = lock(&self.state);
         if let Some(reason) = &state.closed {
-            return Err(ClientError::Closed(reason.clone()));
+            return Err(ClientError::not_sent(reason.clone()));
         }
         state.core.delete_channel(channel).map_err(refused)?;
         let State { core, outgoing, .. } = &mut *state;
@@ -157,7 +165,9 @@ impl Mux {
 
     /// Moves the frames waiting to be sent into `out`, in order.
     pub fn take_outgoing(&self, out: &mut Vec<Frame>) {
-        out.append(&mut lock(&self.state).outgoing);
+        let mut state = lock(&self.state);
+        out.append(&mut state.outgoing);
+        state.handed_over = state.last_queued;
     }
 
     /// Hands the multiplexer one frame from the server. A protocol error
@@ -196,8 +206,10 @@ impl Mux {
         state.core.close();
         state.outgoing.clear();
         // In request order: a BTreeMap keeps this deterministic (loom needs it).
-        for (_, slot) in std::mem::take(&mut state.slots) {
-            push(&slot, Delivery::Failed(ClientError::Closed(reason.clone())));
+        let handed_over = state.handed_over;
+        for (id, slot) in std::mem::take(&mut state.slots) {
+            let sent = handed_over.is_some_and(|newest| id <= newest);
+            push(&slot, Delivery::Failed(ClientError::Closed { reason: reason.clone(), sent }));
         }
         state.closed.get_or_insert(reason);
     }
@@ -269,7 +281,7 @@ impl Inbox {
                 Delivery::Opened(_) | Delivery::Refused { .. } => break,
             }
         }
-        Err(ClientError::Closed("no response".into()))
+        Err(ClientError::Closed { reason: "no response".into(), sent: true })
     }
 }
 

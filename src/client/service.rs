@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::{Channel, Client, ClientError, Pool};
+use super::{Backend, Balancer, Channel, Client, ClientError, Pool};
 
 /// One request for a client service: a path (route and optional `?query`)
 /// and a body. The response is the answer body; an error answer is
@@ -34,12 +34,21 @@ pub struct Call {
     pub path: Bytes,
     /// The request body.
     pub body: Bytes,
+    /// What a [`Balancer`] under [`super::Strategy::Hash`] hashes to pick
+    /// the server; ignored elsewhere.
+    pub key: Option<Bytes>,
 }
 
 impl Call {
     /// A call of `path` with `body`.
     pub fn new(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Call {
-        Call { path: path.into(), body: body.into() }
+        Call { path: path.into(), body: body.into(), key: None }
+    }
+
+    /// The same call with a key for [`super::Strategy::Hash`].
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Call {
+        self.key = Some(key.into());
+        self
     }
 }
 
@@ -52,7 +61,7 @@ fn ready(client: &Client) -> Poll<Result<(), ClientError>> {
     if client.is_connected() {
         Poll::Ready(Ok(()))
     } else {
-        Poll::Ready(Err(ClientError::Closed("the connection is closed".into())))
+        Poll::Ready(Err(ClientError::not_sent("the connection is closed")))
     }
 }
 
@@ -98,5 +107,40 @@ impl tower::Service<Call> for Pool {
     fn call(&mut self, call: Call) -> CallFuture {
         let channel = self.channel().clone();
         Box::pin(async move { channel.call(call.path, call.body).await })
+    }
+}
+
+impl tower::Service<Call> for Backend {
+    type Response = Bytes;
+    type Error = ClientError;
+    type Future = CallFuture;
+
+    /// Always ready: a call waits for a connection within its timeout.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let backend = self.clone();
+        Box::pin(async move { backend.call(call.path, call.body).await })
+    }
+}
+
+impl tower::Service<Call> for Balancer {
+    type Response = Bytes;
+    type Error = ClientError;
+    type Future = CallFuture;
+
+    /// Always ready: a call waits for a server within its timeout.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let balancer = self.clone();
+        Box::pin(async move {
+            let timeout = balancer.default_timeout();
+            balancer.call_keyed(call.key.as_deref(), call.path, call.body, timeout).await
+        })
     }
 }

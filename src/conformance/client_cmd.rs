@@ -222,7 +222,7 @@ async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {
     let ok = match (&call.expect, &result) {
         (ExpectJson::BodyHex(want), Ok(got)) => unhex(want)? == got[..],
         (ExpectJson::ErrorCode(want), Err(ClientError::Server { code, .. })) => want == code,
-        (ExpectJson::Closed, Err(ClientError::Closed(_))) => true,
+        (ExpectJson::Closed, Err(ClientError::Closed { .. })) => true,
         _ => false,
     };
     if ok {

@@ -269,7 +269,7 @@ async fn forward(mut answer: AnswerStream, limit: Duration) -> Response<GatewayB
     let first = match next_within(&mut answer, limit).await {
         Some(Ok(first)) => first,
         Some(Err(err)) => return upstream_error(err),
-        None => return upstream_error(ClientError::Closed("no answer".into())),
+        None => return upstream_error(ClientError::Closed { reason: "no answer".into(), sent: true }),
     };
     let second = match next_within(&mut answer, limit).await {
         None => {

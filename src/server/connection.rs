@@ -25,7 +25,7 @@ use crate::wire::answer::{ErrorAnswer, ErrorCode};
 use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
 
-use super::handler::Request;
+use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
 use super::stats::Counts;
 use super::transport::Peer;
@@ -357,14 +357,14 @@ impl Connection {
                 };
                 let (answer, code) = match outcome {
                     Some(Ok(Ok(body))) => (body, 0),
-                    Some(Ok(Err(err))) => (ErrorAnswer::handler_failed(err).to_body(), ErrorCode::HandlerFail.value()),
+                    Some(Ok(Err(err))) => (err.to_answer().to_body(), err.code()),
                     Some(Err(_panic)) => {
                         (ErrorAnswer::new(ErrorCode::Unknown, "handler panicked").to_body(), ErrorCode::Unknown.value())
                     }
-                    None => (
-                        ErrorAnswer::new(ErrorCode::RequestTimeout, "request timeout").to_body(),
-                        ErrorCode::RequestTimeout.value(),
-                    ),
+                    None => {
+                        let timeout = HandlerError::timeout();
+                        (timeout.to_answer().to_body(), timeout.code())
+                    }
                 };
                 let elapsed = started.elapsed();
                 tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");

@@ -9,6 +9,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use tower::ServiceExt;
 
+use crate::wire::answer::{ErrorAnswer, ErrorCode, FIRST_APPLICATION_CODE};
+
 /// A complete request as a handler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -36,25 +38,104 @@ impl Request {
     }
 }
 
-/// The error a handler fails with; the client receives
-/// `{"code":-1,"message":"handler fail:<text>"}` (`[ANSWER-3]`).
+/// The error a handler fails with, as the client will receive it: a code
+/// of the spec's table (`spec/10-error-answers.md`) or an application code,
+/// and a message.
+///
+/// - [`HandlerError::new`]: code -1, answered
+///   `{"code":-1,"message":"handler fail:<text>"}` (`[ANSWER-3]`);
+/// - [`HandlerError::application`]: a code from 1000 up, the message
+///   answered unchanged (`[ANSWER-6]`);
+/// - [`HandlerError::timeout`]: 103 `request timeout` (`[ANSWER-8]`);
+/// - [`HandlerError::overloaded`]: 111 `server overloaded`, the request not
+///   processed (`[ANSWER-7]`).
+///
+/// Handlers may fail with any error type: a `HandlerError` inside it is
+/// answered as it says, tower's timeout error as 103, tower's load-shed
+/// error as 111, anything else as -1 with the error's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError(pub String);
+pub struct HandlerError {
+    code: i64,
+    message: String,
+}
 
 impl HandlerError {
-    /// An error with the given text.
+    /// A handler failure with `text`: code -1 (`[ANSWER-3]`).
     pub fn new(text: impl fmt::Display) -> HandlerError {
-        HandlerError(text.to_string())
+        HandlerError { code: ErrorCode::HandlerFail.value(), message: text.to_string() }
+    }
+
+    /// An application error: `code` (1000 or more) and `message`, answered
+    /// unchanged (`[ANSWER-6]`). A code below 1000 is reserved to the spec:
+    /// it is answered as a handler failure (-1) whose text names the code.
+    pub fn application(code: u32, message: impl Into<String>) -> HandlerError {
+        let message = message.into();
+        if i64::from(code) < FIRST_APPLICATION_CODE {
+            return HandlerError::new(format!("reserved code {code} used by the application: {message}"));
+        }
+        HandlerError { code: i64::from(code), message }
+    }
+
+    /// The handler ran out of time: 103 `request timeout` (`[ANSWER-8]`).
+    pub fn timeout() -> HandlerError {
+        HandlerError::spec(ErrorCode::RequestTimeout)
+    }
+
+    /// The request was shed unprocessed: 111 `server overloaded` (`[ANSWER-7]`).
+    pub fn overloaded() -> HandlerError {
+        HandlerError::spec(ErrorCode::Overloaded)
+    }
+
+    fn spec(code: ErrorCode) -> HandlerError {
+        HandlerError { code: code.value(), message: code.name().to_string() }
+    }
+
+    /// The code the client receives.
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// The text: for code -1 what follows `handler fail:`, else the message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The error answer the client receives.
+    pub fn to_answer(&self) -> ErrorAnswer {
+        if self.code == ErrorCode::HandlerFail.value() {
+            ErrorAnswer::handler_failed(&self.message)
+        } else {
+            ErrorAnswer { code: self.code, message: self.message.clone() }
+        }
+    }
+
+    /// Classifies any error a handler or a layer failed with (see the type's
+    /// documentation).
+    pub fn from_boxed(error: BoxError) -> HandlerError {
+        let error = match error.downcast::<HandlerError>() {
+            Ok(handler_error) => return *handler_error,
+            Err(other) => other,
+        };
+        if error.is::<tower::timeout::error::Elapsed>() {
+            return HandlerError::timeout();
+        }
+        if error.is::<tower::load_shed::error::Overloaded>() {
+            return HandlerError::overloaded();
+        }
+        HandlerError::new(error)
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{} {}", self.code, self.message)
     }
 }
 
 impl std::error::Error for HandlerError {}
+
+/// Any error, boxed: what handlers and layers may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, HandlerError>> + Send>>;
@@ -93,11 +174,11 @@ where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<B, E>> + Send + 'static,
     B: Into<Bytes>,
-    E: fmt::Display,
+    E: Into<BoxError>,
 {
     fn call(&self, request: Request) -> HandlerFuture {
         let fut = (self.0)(request);
-        Box::pin(async move { fut.await.map(Into::into).map_err(HandlerError::new) })
+        Box::pin(async move { fut.await.map(Into::into).map_err(|e| HandlerError::from_boxed(e.into())) })
     }
 }
 
@@ -108,11 +189,13 @@ impl<S, B> Handler for ServiceHandler<S>
 where
     S: tower::Service<Request, Response = B> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
-    S::Error: fmt::Display,
+    S::Error: Into<BoxError>,
     B: Into<Bytes>,
 {
     fn call(&self, request: Request) -> HandlerFuture {
         let service = self.0.clone();
-        Box::pin(async move { service.oneshot(request).await.map(Into::into).map_err(HandlerError::new) })
+        Box::pin(async move {
+            service.oneshot(request).await.map(Into::into).map_err(|e| HandlerError::from_boxed(e.into()))
+        })
     }
 }

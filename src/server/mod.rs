@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 #[cfg(feature = "config")]
 pub use config::ConfigError;
-pub use handler::{FnHandler, Handler, HandlerError, HandlerService, Request, ServiceHandler};
+pub use handler::{BoxError, FnHandler, Handler, HandlerError, HandlerService, Request, ServiceHandler};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
 pub use transport::{AnyStream, IntoHalves, Listen, Peer};
@@ -171,7 +171,7 @@ impl ServerBuilder {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<B, E>> + Send + 'static,
         B: Into<Bytes>,
-        E: std::fmt::Display,
+        E: Into<BoxError>,
     {
         self.handler(route, FnHandler(handler))
     }
@@ -182,7 +182,7 @@ impl ServerBuilder {
     where
         S: tower::Service<Request, Response = B> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
-        S::Error: std::fmt::Display,
+        S::Error: Into<BoxError>,
         B: Into<Bytes>,
     {
         self.handler(route, ServiceHandler(service))
@@ -232,7 +232,7 @@ impl ServerBuilder {
         L: tower::Layer<HandlerService> + Send + Sync + 'static,
         L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
         <L::Service as tower::Service<Request>>::Response: Into<Bytes>,
-        <L::Service as tower::Service<Request>>::Error: std::fmt::Display,
+        <L::Service as tower::Service<Request>>::Error: Into<BoxError>,
         <L::Service as tower::Service<Request>>::Future: Send + 'static,
     {
         self.layers.push(Box::new(move |inner: Arc<dyn Handler>| -> Arc<dyn Handler> {

@@ -33,11 +33,17 @@ pub enum ErrorCode {
     ChannelNotDeletable,
     /// 110: the request body exceeded the server's limit.
     RequestTooLarge,
+    /// 111: the server shed the request without processing it (`[ANSWER-7]`).
+    Overloaded,
 }
+
+/// The lowest application code (`[ANSWER-6]`): codes from here up are the
+/// application's own, answered with the handler's message unchanged.
+pub const FIRST_APPLICATION_CODE: i64 = 1000;
 
 impl ErrorCode {
     /// Every code, in the order of the spec's table.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Ok,
         ErrorCode::HandlerFail,
         ErrorCode::PacketUncompleted,
@@ -51,6 +57,7 @@ impl ErrorCode {
         ErrorCode::ClientConnectionsLimited,
         ErrorCode::ChannelNotDeletable,
         ErrorCode::RequestTooLarge,
+        ErrorCode::Overloaded,
     ];
 
     /// The integer on the wire.
@@ -69,6 +76,7 @@ impl ErrorCode {
             ErrorCode::ClientConnectionsLimited => 108,
             ErrorCode::ChannelNotDeletable => 109,
             ErrorCode::RequestTooLarge => 110,
+            ErrorCode::Overloaded => 111,
         }
     }
 
@@ -93,6 +101,7 @@ impl ErrorCode {
             ErrorCode::ClientConnectionsLimited => "client connections limited",
             ErrorCode::ChannelNotDeletable => "channel not deletable",
             ErrorCode::RequestTooLarge => "request too large",
+            ErrorCode::Overloaded => "server overloaded",
         }
     }
 }

@@ -1,0 +1,386 @@
+//! Calls spread over several servers: a [`Balancer`] keeps a [`Backend`]
+//! (a reconnecting connection) per server, picks one per call by a
+//! [`Strategy`], pauses servers that fail a [`HealthCheck`] and brings them
+//! back, and follows a DNS name whose addresses change.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), iip::client::ClientError> {
+//! use std::time::Duration;
+//! use iip::client::{Balancer, BalancerConfig, Endpoint, Endpoints, HealthCheck, Strategy};
+//!
+//! let servers = Endpoints::Static(vec![Endpoint::new("10.0.0.1:9090"), Endpoint::new("10.0.0.2:9090")]);
+//! let config = BalancerConfig {
+//!     strategy: Strategy::PowerOfTwoChoices,
+//!     health: HealthCheck::Probe { route: "/echo".into(), interval: Duration::from_secs(1), timeout: Duration::from_millis(500) },
+//!     ..BalancerConfig::default()
+//! };
+//! let balancer = Balancer::new(servers, config);
+//! let answer = balancer.call("/echo", "hello").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A server counts as down while its connection is down; a health check
+//! can also pause a server whose connection is up but whose answers fail.
+//! When every server is down or paused, calls go to paused servers whose
+//! connection is up rather than nowhere, and fail with
+//! [`ClientError::Unavailable`] only when no connection is up within the
+//! call's timeout.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::backend::random_below;
+use super::{Backend, BackendConfig, ClientError, Endpoint};
+use crate::wire::answer::ErrorCode;
+
+/// How a balancer picks a server for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Each server in turn.
+    RoundRobin,
+    /// A server at random.
+    Random,
+    /// The server with the fewest calls not yet answered.
+    FewestPending,
+    /// The server chosen by a hash of the caller's key (rendezvous
+    /// hashing): the same key goes to the same server while it is healthy,
+    /// and only the keys of a server that goes away move. Calls without a
+    /// key use power of two choices.
+    Hash,
+    /// Two servers at random, the one with fewer pending calls: what
+    /// tower's `balance::p2c` does. The default.
+    #[default]
+    PowerOfTwoChoices,
+}
+
+/// Where the servers are.
+#[derive(Debug, Clone)]
+pub enum Endpoints {
+    /// A fixed list.
+    Static(Vec<Endpoint>),
+    /// Every address a DNS name resolves to, resolved again every
+    /// `interval`: servers that appear are added, servers that disappear
+    /// are dropped (their calls in flight still finish).
+    Dns {
+        /// `host:port`.
+        name: String,
+        /// How often to resolve again. 30 s is usual.
+        interval: Duration,
+    },
+}
+
+/// How a balancer decides that a server should be paused.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum HealthCheck {
+    /// Only a server whose connection is down is skipped. The default.
+    #[default]
+    ConnectionOnly,
+    /// Every `interval`, call `route` on every server with an empty body;
+    /// a server that does not answer within `timeout`, or answers 103, 107
+    /// or 111, is paused until a probe succeeds. Any other answer, an error
+    /// answer included, counts as alive.
+    Probe {
+        /// The route to call, e.g. `/echo` or a route of the application's.
+        route: String,
+        /// Time between probes.
+        interval: Duration,
+        /// How long a probe may take.
+        timeout: Duration,
+    },
+    /// Watch real calls: when at least `min_calls` of the last `window`
+    /// calls to a server were made and more than `max_failure_rate` of them
+    /// failed in transport (closed, timed out, unreachable) or were shed
+    /// (103, 107, 111), the server is paused for `pause`, then tried again.
+    FailureRate {
+        /// Calls remembered per server.
+        window: usize,
+        /// Fewest calls in the window before the rate is judged.
+        min_calls: usize,
+        /// Highest tolerated share of failures, 0.0 to 1.0.
+        max_failure_rate: f64,
+        /// How long a failing server is paused.
+        pause: Duration,
+    },
+}
+
+/// Settings of a [`Balancer`].
+#[derive(Debug, Clone, Default)]
+pub struct BalancerConfig {
+    /// How a server is picked. Default [`Strategy::PowerOfTwoChoices`].
+    pub strategy: Strategy,
+    /// When a server is paused. Default [`HealthCheck::ConnectionOnly`].
+    pub health: HealthCheck,
+    /// Settings of each server's connection (channels, timeouts, back-off).
+    pub backend: BackendConfig,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Paused by the probe until a probe succeeds.
+    probe_failed: bool,
+    /// Paused by the failure rate until then.
+    paused_until: Option<Instant>,
+    /// Outcomes of the last calls: true for a failure.
+    outcomes: VecDeque<bool>,
+}
+
+#[derive(Debug)]
+struct Member {
+    backend: Backend,
+    health: Mutex<Health>,
+}
+
+impl Member {
+    fn new(endpoint: Endpoint, config: BackendConfig) -> Arc<Member> {
+        Arc::new(Member { backend: Backend::new(endpoint, config), health: Mutex::new(Health::default()) })
+    }
+
+    fn healthy(&self, now: Instant) -> bool {
+        self.health.lock().map(|h| !h.probe_failed && h.paused_until.is_none_or(|until| until <= now)).unwrap_or(true)
+    }
+
+    /// Records one call's outcome for [`HealthCheck::FailureRate`].
+    fn record(&self, failed: bool, check: &HealthCheck) {
+        let HealthCheck::FailureRate { window, min_calls, max_failure_rate, pause } = check else { return };
+        let Ok(mut health) = self.health.lock() else { return };
+        health.outcomes.push_back(failed);
+        while health.outcomes.len() > (*window).max(1) {
+            health.outcomes.pop_front();
+        }
+        let failures = health.outcomes.iter().filter(|f| **f).count();
+        let calls = health.outcomes.len();
+        if calls >= *min_calls && failures as f64 > max_failure_rate * calls as f64 {
+            health.paused_until = Some(Instant::now() + *pause);
+            health.outcomes.clear();
+            tracing::info!(addr = %self.backend.endpoint().addr, "server paused: {failures} of {calls} calls failed");
+        }
+    }
+}
+
+/// Whether an outcome counts against the server's health: a transport
+/// failure, or an answer that says the server sheds work.
+fn counts_as_failure(result: &Result<Bytes, ClientError>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(err) => {
+            err.is_transport()
+                || matches!(
+                    err.code(),
+                    Some(c) if c == ErrorCode::RequestTimeout.value()
+                        || c == ErrorCode::ServerConnectionsLimited.value()
+                        || c == ErrorCode::Overloaded.value()
+                )
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    members: RwLock<Vec<Arc<Member>>>,
+    config: BalancerConfig,
+    turn: AtomicUsize,
+}
+
+/// Calls spread over several servers (see the module documentation).
+/// Cheap to clone; its tasks stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    inner: Arc<Inner>,
+    _stop: Arc<DropGuard>,
+}
+
+/// One server as a balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The server's address.
+    pub addr: String,
+    /// Whether its connection is up.
+    pub up: bool,
+    /// Whether a health check has paused it.
+    pub paused: bool,
+    /// Calls sent to it and not yet answered.
+    pub pending: usize,
+}
+
+impl Balancer {
+    /// A balancer over `endpoints`; it starts connecting to every server at
+    /// once, on the current tokio runtime.
+    pub fn new(endpoints: Endpoints, config: BalancerConfig) -> Balancer {
+        let stop = CancellationToken::new();
+        let members = match &endpoints {
+            Endpoints::Static(list) => list.iter().map(|e| Member::new(e.clone(), config.backend)).collect(),
+            Endpoints::Dns { .. } => Vec::new(),
+        };
+        let inner = Arc::new(Inner { members: RwLock::new(members), config, turn: AtomicUsize::new(0) });
+        if let Endpoints::Dns { name, interval } = endpoints {
+            tokio::spawn(follow_dns(inner.clone(), name, interval, stop.clone()));
+        }
+        if let HealthCheck::Probe { route, interval, timeout } = inner.config.health.clone() {
+            tokio::spawn(probe(inner.clone(), route, interval, timeout, stop.clone()));
+        }
+        Balancer { inner, _stop: Arc::new(stop.drop_guard()) }
+    }
+
+    /// Every server with its state.
+    pub fn members(&self) -> Vec<MemberStatus> {
+        let now = Instant::now();
+        self.snapshot()
+            .iter()
+            .map(|m| MemberStatus {
+                addr: m.backend.endpoint().addr.clone(),
+                up: m.backend.is_up(),
+                paused: !m.healthy(now),
+                pending: m.backend.pending(),
+            })
+            .collect()
+    }
+
+    /// The timeout of a call made without one: the backends' client
+    /// timeout (default 30 s).
+    pub fn default_timeout(&self) -> Duration {
+        self.inner.config.backend.client.timeout
+    }
+
+    /// Calls `path` on a server picked by the strategy, with the default timeout.
+    pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        self.call_keyed(None, path, body, self.inner.config.backend.client.timeout).await
+    }
+
+    /// Calls `path` on a server picked by the strategy, `key` choosing the
+    /// server under [`Strategy::Hash`] (ignored by the others), all within
+    /// `timeout`: waiting for a server with a connection, and the call.
+    pub async fn call_keyed(
+        &self,
+        key: Option<&[u8]>,
+        path: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let member = self.pick(key, deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = member.backend.call_timeout(path, body, left).await;
+        member.record(counts_as_failure(&result), &self.inner.config.health);
+        result
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Member>> {
+        self.inner.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// A server for the next call: among healthy servers with a connection;
+    /// failing that, any with a connection; failing that, waits for one.
+    async fn pick(&self, key: Option<&[u8]>, deadline: Instant) -> Result<Arc<Member>, ClientError> {
+        loop {
+            let members = self.snapshot();
+            let now = Instant::now();
+            let up: Vec<&Arc<Member>> = members.iter().filter(|m| m.backend.is_up()).collect();
+            let healthy: Vec<&Arc<Member>> = up.iter().copied().filter(|m| m.healthy(now)).collect();
+            let candidates = if healthy.is_empty() { up } else { healthy };
+            if !candidates.is_empty() {
+                return Ok(self.choose(&candidates, key).clone());
+            }
+            if now >= deadline {
+                let addrs: Vec<String> = members.iter().map(|m| m.backend.endpoint().addr.clone()).collect();
+                let why = if addrs.is_empty() { "no servers known".to_string() } else { addrs.join(", ") };
+                return Err(ClientError::Unavailable(format!("no server reachable: {why}")));
+            }
+            tokio::time::sleep_until((now + Duration::from_millis(10)).min(deadline)).await;
+        }
+    }
+
+    fn choose<'m>(&self, candidates: &[&'m Arc<Member>], key: Option<&[u8]>) -> &'m Arc<Member> {
+        let n = candidates.len();
+        let turn = || self.inner.turn.fetch_add(1, Ordering::Relaxed) % n;
+        let fewer = |a: usize, b: usize| {
+            if candidates[b].backend.pending() < candidates[a].backend.pending() {
+                b
+            } else {
+                a
+            }
+        };
+        let two_choices = || {
+            let a = random_below(n as u64) as usize;
+            let b = (a + 1 + random_below((n as u64).saturating_sub(1).max(1)) as usize) % n;
+            fewer(a, b)
+        };
+        let index = match (self.inner.config.strategy, key) {
+            _ if n == 1 => 0,
+            (Strategy::RoundRobin, _) => turn(),
+            (Strategy::Random, _) => random_below(n as u64) as usize,
+            (Strategy::FewestPending, _) => {
+                let start = turn();
+                (0..n).map(|i| (start + i) % n).fold(start, fewer)
+            }
+            (Strategy::Hash, Some(key)) => (0..n)
+                .max_by_key(|&i| {
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    key.hash(&mut hasher);
+                    candidates[i].backend.endpoint().addr.hash(&mut hasher);
+                    hasher.finish()
+                })
+                .unwrap_or(0),
+            (Strategy::Hash, None) | (Strategy::PowerOfTwoChoices, _) => two_choices(),
+        };
+        candidates[index]
+    }
+}
+
+/// Probes every server every `interval` (see [`HealthCheck::Probe`]).
+async fn probe(inner: Arc<Inner>, route: String, interval: Duration, timeout: Duration, stop: CancellationToken) {
+    let route = Bytes::from(route);
+    loop {
+        let members = inner.members.read().map(|m| m.clone()).unwrap_or_default();
+        let probes = members.iter().map(|member| {
+            let route = route.clone();
+            async move {
+                let result = member.backend.call_timeout(route, Bytes::new(), timeout).await;
+                let alive = !counts_as_failure(&result);
+                if let Ok(mut health) = member.health.lock() {
+                    if health.probe_failed == alive {
+                        tracing::info!(addr = %member.backend.endpoint().addr, alive, "probe changed the server's state");
+                    }
+                    health.probe_failed = !alive;
+                }
+            }
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = futures::future::join_all(probes) => {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Resolves `name` every `interval` and brings the members in line.
+async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, stop: CancellationToken) {
+    loop {
+        match tokio::net::lookup_host(name.as_str()).await {
+            Ok(addrs) => {
+                let wanted: HashSet<String> = addrs.map(|a| a.to_string()).collect();
+                if let Ok(mut members) = inner.members.write() {
+                    members.retain(|m| wanted.contains(&m.backend.endpoint().addr));
+                    let known: HashSet<String> = members.iter().map(|m| m.backend.endpoint().addr.clone()).collect();
+                    for addr in wanted.difference(&known) {
+                        members.push(Member::new(Endpoint::new(addr.clone()), inner.config.backend));
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%name, %err, "cannot resolve the servers' name; keeping the known servers"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
