@@ -11,15 +11,38 @@ use bytes::Bytes;
 use crate::conformance::attack::new_histogram;
 use serde::Serialize;
 
-use crate::client::{Channel, Client, ClientConfig, ClientError};
+use crate::client::{
+    BackendConfig, Balancer, BalancerConfig, Channel, Client, ClientConfig, ClientError, Endpoints, Strategy,
+};
+
+/// What a worker calls: a channel of its own, or the shared balancer.
+#[derive(Clone)]
+enum Caller {
+    Channel(Channel),
+    Balancer(Balancer),
+}
+
+impl Caller {
+    async fn call(&self, path: Bytes, body: Bytes) -> Result<Bytes, ClientError> {
+        match self {
+            Caller::Channel(channel) => channel.call(path, body).await,
+            Caller::Balancer(balancer) => balancer.call(path, body).await,
+        }
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    /// The server: address and transport.
-    pub target: crate::client::Endpoint,
-    /// TCP connections.
+    /// The servers: addresses and transport. Connection i goes to server
+    /// i mod n, unless `balance` is set.
+    pub targets: Vec<crate::client::Endpoint>,
+    /// TCP connections (per server with `balance`).
     pub connections: usize,
+    /// Call through a [`Balancer`] with this strategy instead of fixed
+    /// channels: each server gets `channels` channels, and
+    /// `connections × channels × depth` workers call the balancer.
+    pub balance: Option<Strategy>,
     /// Channels per connection; 0 uses channel 0 only.
     pub channels: usize,
     /// Requests in flight per channel (pipelining depth).
@@ -74,14 +97,30 @@ pub struct Percentiles {
 /// ten times a second.
 pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, ClientError> {
     let config = ClientConfig { timeout: plan.timeout, ..ClientConfig::default() };
-    let mut channels: Vec<Channel> = Vec::new();
-    for _ in 0..plan.connections.max(1) {
-        let client = plan.target.connect(config).await?;
-        if plan.channels == 0 {
-            channels.push(client.channel_zero());
+    let mut callers: Vec<Caller> = Vec::new();
+    if let Some(strategy) = plan.balance {
+        let backend = BackendConfig { client: config, channels: plan.channels, ..BackendConfig::default() };
+        let balancer = Balancer::new(
+            Endpoints::Static(plan.targets.clone()),
+            BalancerConfig { strategy, backend, ..BalancerConfig::default() },
+        );
+        // Every server first: the figures should not include connecting.
+        for _ in &plan.targets {
+            balancer.call(plan.path.clone(), "warm up").await?;
         }
-        for _ in 0..plan.channels {
-            channels.push(client.open_channel().await?);
+        while balancer.members().iter().any(|m| !m.up) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        callers = vec![Caller::Balancer(balancer); plan.connections.max(1) * plan.channels.max(1)];
+    } else {
+        for i in 0..plan.connections.max(1) {
+            let client = plan.targets[i % plan.targets.len().max(1)].connect(config).await?;
+            if plan.channels == 0 {
+                callers.push(Caller::Channel(client.channel_zero()));
+            }
+            for _ in 0..plan.channels {
+                callers.push(Caller::Channel(client.open_channel().await?));
+            }
         }
     }
     let payload = Bytes::from((0..plan.payload.max(1)).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
@@ -90,9 +129,9 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     let started = Instant::now();
     let deadline = started + plan.duration;
     let mut workers = Vec::new();
-    for channel in &channels {
+    for caller in &callers {
         for _ in 0..plan.depth.max(1) {
-            let (channel, payload, path) = (channel.clone(), payload.clone(), Bytes::from(plan.path.clone()));
+            let (channel, payload, path) = (caller.clone(), payload.clone(), Bytes::from(plan.path.clone()));
             let (done, issued, limit) = (done.clone(), issued.clone(), plan.requests);
             workers.push(tokio::spawn(async move {
                 let mut histogram = new_histogram();
@@ -117,7 +156,8 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
                         Err(err) => {
                             errors += 1;
                             first_error.get_or_insert(err.to_string());
-                            if matches!(err, ClientError::Closed { .. }) {
+                            // A dead connection ends its worker; a balancer goes on.
+                            if matches!(err, ClientError::Closed { .. }) && matches!(channel, Caller::Channel(_)) {
                                 break;
                             }
                         }

@@ -193,7 +193,8 @@ enum Command {
     /// arguments or an unreadable body file; 3 no connection, a closed
     /// connection or a timeout.
     Call {
-        /// Server address: host:port or unix:/path.
+        /// Server address: host:port or unix:/path; several, comma-separated,
+        /// are tried in order until one can be reached.
         addr: String,
         /// Request path, e.g. /echo or /sys/server_count.
         path: String,
@@ -256,11 +257,17 @@ enum Command {
     },
     /// Load an IIP server that serves /echo (or --path) and report req/s and latency percentiles.
     Bench {
-        /// Server address, e.g. 127.0.0.1:9090.
+        /// Server address, e.g. 127.0.0.1:9090; several, comma-separated,
+        /// spread the connections over them (or feed --balance).
         addr: String,
-        /// TCP connections.
+        /// TCP connections (at least one per server).
         #[arg(long, default_value_t = 1)]
         connections: usize,
+        /// Call through the client's balancer with this strategy: each
+        /// server gets --channels channels and --connections x --channels x
+        /// --depth workers share the balancer.
+        #[arg(long, value_parser = ["round-robin", "random", "fewest-pending", "p2c"])]
+        balance: Option<String>,
         /// Channels per connection (0: channel 0 only).
         #[arg(long, default_value_t = 10)]
         channels: usize,
@@ -600,8 +607,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let body = body_of(data).map_err(CliError::Usage)?;
             let config =
                 ClientConfig { timeout: Duration::from_secs_f64(timeout.max(0.001)), ..ClientConfig::default() };
-            let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
-            let client = target.connect(config).await.map_err(|e| CliError::Unreachable(e.to_string()))?;
+            let mut unreachable = Vec::new();
+            let mut connected = None;
+            for target in endpoints(&addr, &tls)? {
+                match target.connect(config).await {
+                    Ok(client) => {
+                        connected = Some(client);
+                        break;
+                    }
+                    Err(e) => unreachable.push(e.to_string()),
+                }
+            }
+            let client = connected.ok_or_else(|| CliError::Unreachable(unreachable.join("; ")))?;
             let channel = client.channel_zero();
             let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
             match answer {
@@ -662,6 +679,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench {
             addr,
             connections,
+            balance,
             channels,
             depth,
             payload,
@@ -689,9 +707,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     None => format!("{duration} s"),
                 }
             );
+            let targets = endpoints(&addr, &tls)?;
+            let balance = balance.map(|name| match name.as_str() {
+                "round-robin" => crate::client::Strategy::RoundRobin,
+                "random" => crate::client::Strategy::Random,
+                "fewest-pending" => crate::client::Strategy::FewestPending,
+                _ => crate::client::Strategy::PowerOfTwoChoices,
+            });
             let plan = crate::cli::loadgen::LoadPlan {
-                target: tls.endpoint(&addr).map_err(CliError::Usage)?,
-                connections,
+                connections: if balance.is_some() { connections } else { connections.max(targets.len()) },
+                targets,
+                balance,
                 channels,
                 depth,
                 payload,
@@ -925,6 +951,15 @@ async fn client_conformance(
     } else {
         Err(format!("{failed} case(s) failed"))
     }
+}
+
+/// The endpoints of a comma-separated address list, with the TLS settings.
+fn endpoints(addrs: &str, tls: &ClientTls) -> Result<Vec<Endpoint>, CliError> {
+    let list: Vec<&str> = addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    if list.is_empty() {
+        return Err(CliError::Usage(format!("{addrs:?}: no server address")));
+    }
+    list.into_iter().map(|addr| tls.endpoint(addr).map_err(CliError::Usage)).collect()
 }
 
 /// Parses the command line and runs the command; the exit code says how it

@@ -1,0 +1,340 @@
+//! The production client under failure: a server restarted under load, one
+//! of three servers killed and one hung under load, a retry policy that
+//! never runs a request twice unless told the route is idempotent.
+//!
+//! Each scenario prints its figures (run with `--nocapture`); the
+//! assertions are about behaviour, with time bounds loose enough for a
+//! loaded machine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iip::client::retry::RetryPolicy;
+use iip::client::{
+    Backend, BackendConfig, Backoff, Balancer, BalancerConfig, Call, ClientConfig, ClientError, Endpoint, Endpoints,
+    HealthCheck, Strategy,
+};
+use iip::server::{Request, Server, ServerHandle};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// An echo server that counts how often it saw each body, so that a
+/// request run twice shows.
+async fn counting_echo(
+    listener: TcpListener,
+    seen: Arc<Mutex<HashMap<Bytes, u32>>>,
+    name: &'static str,
+) -> ServerHandle {
+    Server::builder()
+        .route("/echo", move |req: Request| {
+            let seen = seen.clone();
+            async move {
+                *seen.lock().unwrap().entry(req.body.clone()).or_default() += 1;
+                Ok::<_, std::convert::Infallible>(req.body)
+            }
+        })
+        .route("/who", move |_req: Request| async move { Ok::<_, std::convert::Infallible>(name) })
+        .grace(Duration::ZERO)
+        .build()
+        .unwrap()
+        .spawn(listener)
+        .unwrap()
+}
+
+fn quick() -> BackendConfig {
+    BackendConfig {
+        client: ClientConfig { timeout: Duration::from_secs(3), ..ClientConfig::default() },
+        channels: 4,
+        connect_timeout: Duration::from_secs(1),
+        backoff: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) },
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed_not_sent: AtomicU64,
+    failed_maybe_sent: AtomicU64,
+    attempts: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_under_load_is_reconnected_and_nothing_runs_twice() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let first = counting_echo(listener, seen.clone(), "first").await;
+    let backend = Backend::new(Endpoint::new(addr.to_string()), quick());
+    backend.ready(Duration::from_secs(5)).await.unwrap();
+
+    // Workers call through the safe retry policy: a request is sent again
+    // only when it certainly did not reach the server.
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (backend, tally, stop) = (backend.clone(), tally.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let attempts = tally.clone();
+            let counted = tower::service_fn(move |call: Call| {
+                let (backend, tally) = (backend.clone(), attempts.clone());
+                async move {
+                    tally.attempts.fetch_add(1, Ordering::Relaxed);
+                    backend.call(call.path, call.body).await
+                }
+            });
+            let mut service = ServiceBuilder::new().retry(RetryPolicy::safe(20)).service(counted);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let body = Bytes::from(format!("worker {w} call {n}"));
+                n += 1;
+                match service.ready().await.unwrap().call(Call::new("/echo", body.clone())).await {
+                    Ok(answer) => {
+                        assert_eq!(answer, body, "an answer went to the wrong call");
+                        tally.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) if err.may_have_reached_server() => {
+                        tally.failed_maybe_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => panic!("a safe retry gave up on a request that was never sent: {err}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = tally.ok.load(Ordering::Relaxed);
+    first.shutdown().await.unwrap();
+    let down_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let restarted_at = Instant::now();
+    let second = counting_echo(listener, seen.clone(), "second").await;
+    let at_restart = tally.ok.load(Ordering::Relaxed);
+    while tally.ok.load(Ordering::Relaxed) == at_restart {
+        assert!(restarted_at.elapsed() < Duration::from_secs(10), "no call succeeded after the restart");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let recovered = restarted_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let (ok, maybe) = (tally.ok.load(Ordering::Relaxed), tally.failed_maybe_sent.load(Ordering::Relaxed));
+    let attempts = tally.attempts.load(Ordering::Relaxed);
+    println!(
+        "restart: {ok} calls answered ({before} before the restart), {maybe} failed after they may have reached \
+         the server, {} retried; down {:?}, first answer {recovered:?} after the restart; {} connections",
+        attempts - ok - maybe,
+        restarted_at - down_at,
+        backend.connections()
+    );
+    assert!(ok > before && backend.connections() == 2, "{ok} {before} {}", backend.connections());
+    let twice: Vec<_> = seen.lock().unwrap().iter().filter(|(_, n)| **n > 1).map(|(b, _)| b.clone()).collect();
+    assert!(twice.is_empty(), "requests processed twice: {twice:?}");
+    second.shutdown().await.unwrap();
+}
+
+/// Load through a balancer of three servers: one killed (its connection
+/// goes down) and one hung (connected, answering nothing), found by the
+/// probe and paused; calls go to the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_routes_around_a_killed_and_a_hung_server() {
+    let hung = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    let mut endpoints = Vec::new();
+    for name in ["a", "b", "c"] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        endpoints.push(Endpoint::new(listener.local_addr().unwrap().to_string()));
+        let hung = hung.clone();
+        let handle = Server::builder()
+            .route("/who", move |_req: Request| {
+                let hung = hung.clone();
+                async move {
+                    if name == "b" && hung.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(name)
+                }
+            })
+            .grace(Duration::ZERO)
+            .build()
+            .unwrap()
+            .spawn(listener)
+            .unwrap();
+        handles.push(handle);
+    }
+    let probe_every = Duration::from_millis(200);
+    let backend = BackendConfig {
+        client: ClientConfig { timeout: Duration::from_millis(800), ..ClientConfig::default() },
+        ..quick()
+    };
+    let balancer = Balancer::new(
+        Endpoints::Static(endpoints),
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            health: HealthCheck::Probe {
+                route: "/who".into(),
+                interval: probe_every,
+                timeout: Duration::from_millis(150),
+            },
+            backend,
+        },
+    );
+    for _ in 0..3 {
+        balancer.call("/who", "").await.unwrap();
+    }
+    let log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (balancer, log, stop) = (balancer.clone(), log.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let result = balancer.call("/who", "").await;
+                let entry = result.map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.to_string());
+                log.lock().unwrap().push((Instant::now(), entry));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed_at = Instant::now();
+    handles.remove(0).shutdown().await.unwrap(); // "a"
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let hung_at = Instant::now();
+    hung.store(true, Ordering::Relaxed); // "b"
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let log = log.lock().unwrap();
+    let count = |from: Instant, to: Instant, who: &str| {
+        log.iter().filter(|(t, r)| *t >= from && *t < to && r.as_deref().ok() == Some(who)).count()
+    };
+    let last_failure = log.iter().filter(|(_, r)| r.is_err()).map(|(t, _)| *t).max();
+    let end = Instant::now();
+    let after_kill = count(killed_at + Duration::from_millis(100), hung_at, "a");
+    let settled = hung_at + probe_every * 2 + Duration::from_millis(800);
+    let b_after = count(settled, end, "b");
+    let c_after = count(settled, end, "c");
+    println!(
+        "balancer: {} calls, {} failed; after the kill \"a\" answered {after_kill}; last failure {:?} after the hang; \
+         after the probe paused \"b\": b {b_after}, c {c_after}; members {:?}",
+        log.len(),
+        log.iter().filter(|(_, r)| r.is_err()).count(),
+        last_failure.map(|t| t.saturating_duration_since(hung_at)),
+        balancer.members()
+    );
+    assert_eq!(after_kill, 0, "calls still went to the killed server");
+    assert_eq!(b_after, 0, "calls still went to the hung server after the probe paused it");
+    assert!(c_after > 10, "the healthy server took the load: {c_after}");
+    if let Some(t) = last_failure {
+        assert!(t < settled, "calls failed after the hung server was paused: {:?} after the hang", t - hung_at);
+    }
+    let status = balancer.members();
+    assert!(!status[0].up && status[1].paused && status[2].up && !status[2].paused, "{status:?}");
+    for handle in handles {
+        handle.shutdown().await.unwrap();
+    }
+}
+
+/// The failure-rate check pauses a server whose calls fail, and tries it
+/// again after the pause; a key picks the same server every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_rate_pauses_a_failing_server_and_keys_stick() {
+    let sick = Arc::new(AtomicBool::new(true));
+    let mut handles = Vec::new();
+    let mut endpoints = Vec::new();
+    for name in ["ok", "sick"] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        endpoints.push(Endpoint::new(listener.local_addr().unwrap().to_string()));
+        let sick = sick.clone();
+        handles.push(
+            Server::builder()
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .route_service(
+                    "/who",
+                    tower::service_fn(move |_req: Request| {
+                        let sick = sick.clone();
+                        async move {
+                            if name == "sick" && sick.load(Ordering::Relaxed) {
+                                return Err(iip::server::HandlerError::overloaded());
+                            }
+                            Ok::<_, iip::server::HandlerError>(name)
+                        }
+                    }),
+                )
+                .build()
+                .unwrap()
+                .spawn(listener)
+                .unwrap(),
+        );
+    }
+    let pause = Duration::from_millis(700);
+    let balancer = Balancer::new(
+        Endpoints::Static(endpoints),
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            health: HealthCheck::FailureRate { window: 10, min_calls: 4, max_failure_rate: 0.5, pause },
+            backend: quick(),
+        },
+    );
+    let mut shed = 0;
+    for _ in 0..40 {
+        if let Err(err) = balancer.call("/who", "").await {
+            assert_eq!(err.code(), Some(111), "{err}");
+            shed += 1;
+        }
+    }
+    assert!(shed <= 6, "the sick server kept getting calls: {shed} shed of 40");
+    assert!(balancer.members()[1].paused);
+    sick.store(false, Ordering::Relaxed);
+    tokio::time::sleep(pause + Duration::from_millis(100)).await;
+    let mut answered = HashMap::<String, usize>::new();
+    for _ in 0..20 {
+        let who = balancer.call("/who", "").await.unwrap();
+        *answered.entry(String::from_utf8_lossy(&who).into_owned()).or_default() += 1;
+    }
+    assert!(answered.get("sick").copied().unwrap_or(0) > 0, "the server did not come back: {answered:?}");
+
+    let hashed = Balancer::new(
+        Endpoints::Static(balancer.members().iter().map(|m| Endpoint::new(m.addr.clone())).collect()),
+        BalancerConfig { strategy: Strategy::Hash, backend: quick(), ..BalancerConfig::default() },
+    );
+    for key in ["alice", "bob", "carol", "dave"] {
+        let first = hashed.call_keyed(Some(key.as_bytes()), "/who", "", Duration::from_secs(3)).await.unwrap();
+        for _ in 0..5 {
+            let again = hashed.call_keyed(Some(key.as_bytes()), "/who", "", Duration::from_secs(3)).await.unwrap();
+            assert_eq!(again, first, "key {key} moved");
+        }
+    }
+    for handle in handles {
+        handle.shutdown().await.unwrap();
+    }
+}
+
+/// A backend that cannot connect fails calls with `Unavailable` (not sent)
+/// within their timeout, naming the address and the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_fails_calls_in_time_and_says_why() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let backend = Backend::new(Endpoint::new(addr.clone()), quick());
+    let started = Instant::now();
+    let err = backend.call_timeout("/echo", "x", Duration::from_millis(300)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(err, ClientError::Unavailable(_)) && !err.may_have_reached_server(), "{err:?}");
+    assert!(err.to_string().contains(&addr), "{err}");
+    let err = ServiceBuilder::new()
+        .retry(RetryPolicy::safe(2))
+        .service(backend.clone())
+        .oneshot(Call::new("/echo", "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unavailable(_)), "{err:?}");
+}
