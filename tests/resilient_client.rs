@@ -54,10 +54,12 @@ fn quick() -> BackendConfig {
     }
 }
 
+/// When each call ended and what it got: the server's name or the error.
+type CallLog = Vec<(Instant, Result<String, String>)>;
+
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
-    failed_not_sent: AtomicU64,
     failed_maybe_sent: AtomicU64,
     attempts: AtomicU64,
 }
@@ -188,7 +190,7 @@ async fn the_balancer_routes_around_a_killed_and_a_hung_server() {
     for _ in 0..3 {
         balancer.call("/who", "").await.unwrap();
     }
-    let log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>> = Arc::default();
+    let log: Arc<Mutex<CallLog>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..4 {
@@ -212,7 +214,7 @@ async fn the_balancer_routes_around_a_killed_and_a_hung_server() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     let count = |from: Instant, to: Instant, who: &str| {
         log.iter().filter(|(t, r)| *t >= from && *t < to && r.as_deref().ok() == Some(who)).count()
     };
@@ -337,4 +339,24 @@ async fn an_unreachable_server_fails_calls_in_time_and_says_why() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Unavailable(_)), "{err:?}");
+}
+
+/// A pool survives its server's restart: calls after it are answered
+/// (before, every call failed with "server shutting down" for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_survives_a_server_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let first = counting_echo(listener, seen.clone(), "first").await;
+    let config = ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() };
+    let pool = iip::client::Pool::connect(addr.to_string(), 2, 3, config).await.unwrap();
+    assert_eq!(&pool.call("/who", "").await.unwrap()[..], b"first");
+    first.shutdown().await.unwrap();
+    let second = counting_echo(TcpListener::bind(addr).await.unwrap(), seen, "second").await;
+    for _ in 0..6 {
+        assert_eq!(&pool.call("/who", "").await.unwrap()[..], b"second");
+    }
+    assert!(pool.backends().iter().all(|b| b.connections() == 2));
+    second.shutdown().await.unwrap();
 }

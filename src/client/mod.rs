@@ -1,5 +1,15 @@
-//! The tokio IIP client: a connection with channels, calls with timeouts,
-//! pipelining, streaming responses, and a pool over channels and connections.
+//! The tokio IIP client.
+//!
+//! - [`Client`] and [`Channel`]: one connection, its channels, pipelined
+//!   calls with timeouts, streaming responses. A dead connection fails its
+//!   calls with [`ClientError::Closed`], saying whether each request may
+//!   have reached the server.
+//! - [`Backend`]: one server behind a connection that reconnects with
+//!   back-off and jitter; [`Pool`]: several of them to one server.
+//! - [`Balancer`]: several servers, picked per call by a [`Strategy`],
+//!   health-checked ([`HealthCheck`]), from a list or a DNS name.
+//! - Every one of them is a `tower::Service<`[`Call`]`>`; [`retry::RetryPolicy`]
+//!   retries only what cannot run twice unless a route is idempotent.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), iip::client::ClientError> {

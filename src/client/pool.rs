@@ -1,53 +1,63 @@
-//! A pool that spreads calls over several channels of several connections.
+//! A pool that spreads calls over several connections to one server, each
+//! with several channels, and survives the server's restarts: every
+//! connection is a [`Backend`] that reconnects by itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::ToSocketAddrs;
 
-use super::{Channel, Client, ClientConfig, ClientError};
+use super::{Backend, BackendConfig, ClientConfig, ClientError, Endpoint};
 
-/// Channels over connections, used round robin. Calls on different channels
-/// run concurrently on the server (`[ORDER-3]`).
+/// Connections to one server, used round robin; calls on different
+/// channels run concurrently on the server (`[ORDER-3]`). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    channels: Arc<Vec<Channel>>,
+    backends: Arc<Vec<Backend>>,
     next: Arc<AtomicUsize>,
+    timeout: Duration,
 }
 
 impl Pool {
-    /// Opens `connections` connections with `channels` channels each (new
-    /// channels, not channel 0).
+    /// Opens `connections` connections to `addr` (`host:port` or
+    /// `unix:/path`) with `channels` new channels each (0: channel 0 only),
+    /// and waits until all are up, at most the client timeout of `config`.
     pub async fn connect(
-        addr: impl ToSocketAddrs + Clone,
+        addr: impl Into<String>,
         connections: usize,
         channels: usize,
         config: ClientConfig,
     ) -> Result<Pool, ClientError> {
-        let mut all = Vec::with_capacity(connections * channels);
-        for _ in 0..connections.max(1) {
-            let client = Client::connect_with(addr.clone(), config).await?;
-            for _ in 0..channels.max(1) {
-                all.push(client.open_channel().await?);
-            }
+        let endpoint = Endpoint::new(addr);
+        let backend = BackendConfig { client: config, channels, ..BackendConfig::default() };
+        Pool::with_backends(endpoint, connections, backend).await
+    }
+
+    /// Like [`Pool::connect`] for any endpoint (TLS included) and full
+    /// backend settings (back-off, connect timeout).
+    pub async fn with_backends(
+        endpoint: Endpoint,
+        connections: usize,
+        config: BackendConfig,
+    ) -> Result<Pool, ClientError> {
+        let backends: Vec<Backend> = (0..connections.max(1)).map(|_| Backend::new(endpoint.clone(), config)).collect();
+        for backend in &backends {
+            backend.ready(config.client.timeout).await?;
         }
-        Ok(Pool { channels: Arc::new(all), next: Arc::new(AtomicUsize::new(0)) })
+        Ok(Pool { backends: Arc::new(backends), next: Arc::new(AtomicUsize::new(0)), timeout: config.client.timeout })
     }
 
-    /// The next channel in turn.
-    pub fn channel(&self) -> &Channel {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        &self.channels[i]
+    /// The connections of the pool.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
     }
 
-    /// Every channel of the pool.
-    pub fn channels(&self) -> &[Channel] {
-        &self.channels
-    }
-
-    /// Calls `path` on the next channel.
+    /// Calls `path` on the next connection (each spreads its calls over its
+    /// channels); waits for a reconnection within the timeout when that
+    /// connection is down.
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.channel().call(path, body).await
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
+        self.backends[i].call_timeout(path, body, self.timeout).await
     }
 }

@@ -105,8 +105,8 @@ impl tower::Service<Call> for Pool {
     }
 
     fn call(&mut self, call: Call) -> CallFuture {
-        let channel = self.channel().clone();
-        Box::pin(async move { channel.call(call.path, call.body).await })
+        let pool = self.clone();
+        Box::pin(async move { pool.call(call.path, call.body).await })
     }
 }
 
