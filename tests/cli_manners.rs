@@ -69,3 +69,24 @@ async fn call_and_bench_behave_like_unix_tools() {
     assert!(err(&outputs[7]).contains("1 connection(s)"), "bench echoes its settings: {}", err(&outputs[7]));
     handle.shutdown().await.unwrap();
 }
+
+/// `iip call A,B` tries the addresses in order: an unreachable first one is
+/// skipped; when none can be reached, each failure is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_takes_several_addresses() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = Server::echo().build().unwrap().spawn(listener).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let both = format!("{dead},{}", handle.local_addr());
+    let dead_only = format!("{dead},{dead}");
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        (iip(&["call", &both, "/echo", "failover"], None), iip(&["call", &dead_only, "/echo", "x"], None))
+    })
+    .await
+    .unwrap();
+    assert_eq!(good.stdout, b"failover", "{}", String::from_utf8_lossy(&good.stderr));
+    assert_eq!(bad.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(said.matches(&dead).count(), 2, "{said}");
+    handle.shutdown().await.unwrap();
+}

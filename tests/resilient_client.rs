@@ -360,3 +360,21 @@ async fn a_pool_survives_a_server_restart() {
     assert!(pool.backends().iter().all(|b| b.connections() == 2));
     second.shutdown().await.unwrap();
 }
+
+/// Servers named by DNS: `localhost` resolves to the loopback addresses;
+/// those that do not serve stay down and are skipped, the one that serves
+/// is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_from_a_dns_name_are_found_and_called() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = counting_echo(listener, Arc::default(), "dns").await;
+    let balancer = Balancer::new(
+        Endpoints::Dns { name: format!("localhost:{port}"), interval: Duration::from_millis(200) },
+        BalancerConfig { backend: quick(), ..BalancerConfig::default() },
+    );
+    assert_eq!(&balancer.call("/who", "").await.unwrap()[..], b"dns");
+    let members = balancer.members();
+    assert!(members.iter().any(|m| m.addr == format!("127.0.0.1:{port}") && m.up), "{members:?}");
+    handle.shutdown().await.unwrap();
+}
