@@ -152,7 +152,8 @@ fn index_markdown() -> String {
             covered += 1;
         }
         let shown = |list: &[String]| if list.is_empty() { "—".to_string() } else { list.join(", ") };
-        let _ = writeln!(out, "| [{}](../{chapter}) | {level} | {} | {} |", req.id, shown(&cited), shown(&code));
+        let _ =
+            writeln!(out, "| [{}](../{chapter}#{}) | {level} | {} | {} |", req.id, req.id, shown(&cited), shown(&code));
     }
     let _ = write!(out, "\n{covered} of {total} requirements are checked by at least one vector or test.\n");
     out
@@ -170,4 +171,58 @@ fn requirements_index_is_up_to_date() {
         current == fresh,
         "spec/reference/requirements-index.md is stale: run IIP_UPDATE_INDEX=1 cargo test --test book"
     );
+}
+
+/// The figures under `spec/figures/` are drawn from the spec's own tables
+/// and from shipped conformance cases; a figure that no longer matches its
+/// source fails (`IIP_UPDATE_FIGURES=1 cargo test --test book` redraws them).
+#[test]
+fn figures_are_drawn_from_the_spec_and_the_vectors() {
+    let chapter = |file: &str| std::fs::read_to_string(spec_dir().join(file)).ok();
+    let cases = shipped_cases().unwrap();
+    let case = |id: &str| cases.iter().find(|c| c.id == id).map(|c| c.case.clone());
+    let figures = iip::conformance::book::figures(&chapter, &case).unwrap();
+    let dir = spec_dir().join("figures");
+    let update = std::env::var("IIP_UPDATE_FIGURES").is_ok_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for (name, svg) in &figures {
+        let path = dir.join(name);
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, svg).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(svg.as_str()) {
+            stale.push(name.clone());
+        }
+        let shown = markdown_files(&spec_dir())
+            .iter()
+            .any(|md| std::fs::read_to_string(md).unwrap_or_default().contains(&format!("figures/{name}")));
+        assert!(shown, "figures/{name} is shown by no chapter");
+    }
+    assert!(stale.is_empty(), "stale figures {stale:?}: run IIP_UPDATE_FIGURES=1 cargo test --test book");
+}
+
+/// Every `[ID]` in the book names a requirement that a chapter defines, so
+/// that the preprocessor turns it into a working link.
+#[test]
+fn every_requirement_reference_has_a_definition() {
+    let mut defined = BTreeMap::new();
+    let files = markdown_files(&spec_dir());
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for id in iip::conformance::book::defined_ids(&text) {
+            defined.insert(id, file.strip_prefix(spec_dir()).unwrap().to_path_buf());
+        }
+    }
+    let mut unknown = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let chapter = file.strip_prefix(spec_dir()).unwrap();
+        let (linked, missing) = iip::conformance::book::link_requirements(&text, chapter, &defined);
+        unknown.extend(missing.into_iter().map(|id| format!("{}: {id}", chapter.display())));
+        if text.contains("**[") && chapter.starts_with("0") {
+            assert!(linked.contains("<a id=\""), "{} defines requirements but got no anchors", chapter.display());
+        }
+    }
+    assert!(unknown.is_empty(), "references to undefined requirements: {unknown:?}");
+    assert!(defined.len() > 100, "only {} requirements found", defined.len());
 }

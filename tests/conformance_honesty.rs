@@ -135,7 +135,8 @@ fn is_delete_answer(e: &ExpectFrame) -> bool {
     let json_code_only =
         e.json.as_ref().is_some_and(|j| j.len() == 1 && j.get("code").and_then(|c| c.as_integer()) == Some(0));
     // The refusal to delete channel 0 is an answer to /sys/delete_channel too.
-    json_code_only || e.code == Some(109) || e.path == Some(Blob::Text("/sys/delete_channel".into()))
+    let json_code_109 = e.json.as_ref().is_some_and(|j| j.get("code").and_then(|c| c.as_integer()) == Some(109));
+    json_code_only || json_code_109 || e.code == Some(109) || e.path == Some(Blob::Text("/sys/delete_channel".into()))
 }
 
 /// Whether `defect` must make `case` fail, judged from the case's script alone.
@@ -162,7 +163,11 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
             for step in steps {
                 match (&step.expect, step.repeat) {
                     (Some(e), repeat) => {
-                        if previous.is_some_and(|p| p != e && p.channel.unwrap_or(0) == e.channel.unwrap_or(0)) {
+                        // The proxy swaps whole responses only: a close frame keeps its place.
+                        let swappable = |x: &ExpectFrame| x.status != Some(8);
+                        if previous.is_some_and(|p| {
+                            p != e && p.channel.unwrap_or(0) == e.channel.unwrap_or(0) && swappable(p) && swappable(e)
+                        }) {
                             return true;
                         }
                         previous = if repeat.unwrap_or(1) > 1 { None } else { Some(e) };

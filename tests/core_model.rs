@@ -144,7 +144,7 @@ impl Model {
                     0,
                     path,
                     Pending::Ready {
-                        body: br#"{"code":109,"message":"channel 0 cannot be deleted"}"#.to_vec(),
+                        body: br#"{"code":109,"message":"channel not deletable"}"#.to_vec(),
                         deletes: false,
                     },
                 );

@@ -175,7 +175,10 @@ async fn error_answers() {
     expect_server_error(client.call("/sys/unknown", "x").await, 102).await;
     let raw_fail = client.channel_zero().call_raw("/fail", "x").await.unwrap();
     assert_eq!(&raw_fail[..], br#"{"code":-1,"message":"handler fail:nope"}"#);
-    expect_server_error(client.call("/panic", "x").await, 104).await;
+    // A handler that crashed: 104, "unknown" with a detail, and the
+    // connection goes on ([ANSWER-11], [ANSWER-10]).
+    let panicked = client.channel_zero().call_raw("/panic", "x").await.unwrap();
+    assert_eq!(&panicked[..], br#"{"code":104,"message":"unknown: handler panicked"}"#);
     expect_server_error(client.call("/slow", "x").await, 103).await;
     expect_server_error(client.call("/echo", vec![b'x'; 101]).await, 110).await;
     // Delete of channel 0 is refused by the server (sent raw: the client refuses it).
@@ -339,7 +342,8 @@ async fn system_paths_answer_json() {
     let path: serde_json::Value =
         serde_json::from_slice(&client.call("/sys/path_count", "/echo").await.unwrap()).unwrap();
     assert_eq!(path["WholePacketReceived"], 1);
-    assert_eq!(path["BytesReceived"], 5);
+    // Whole frames: status, "/echo", NUL, channel, length, 5 data bytes ([SYS-8]).
+    assert_eq!(path["BytesReceived"], 1 + 5 + 1 + 4 + 4 + 5);
     let measure: serde_json::Value =
         serde_json::from_slice(&client.call("/sys/path_measure", "/echo").await.unwrap()).unwrap();
     assert_eq!(measure["all_requests"], 1);
@@ -396,4 +400,20 @@ fn reserved_duplicate_and_malformed_routes_are_refused_by_name() {
     let query = Server::builder().route("/a?x=1", echo).build().err();
     assert_eq!(query, Some(RouteError::Malformed("/a?x=1".into())));
     assert!(Server::builder().route("/a", echo).route("/b", echo).build().is_ok());
+}
+
+/// [SYS-13]: over IPv6 the connection is named `[ip]:port`.
+#[tokio::test]
+async fn connection_statis_names_an_ipv6_peer_in_brackets() {
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    };
+    let server = Server::echo().build().unwrap().spawn(listener).unwrap();
+    let client = Client::connect(server.local_addr()).await.unwrap();
+    let conn: serde_json::Value =
+        serde_json::from_slice(&client.call("/sys/connection_statis", "{}").await.unwrap()).unwrap();
+    let (name, _) = conn.as_object().and_then(|o| o.iter().next()).unwrap();
+    assert!(name.starts_with("[::1]:") && name[6..].parse::<u16>().is_ok(), "{name}");
+    server.shutdown().await.unwrap();
 }

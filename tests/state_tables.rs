@@ -249,3 +249,29 @@ fn channel_lifecycle_matches_the_table_pair_by_pair() {
     }
     assert!(checked >= 10, "only {checked} pairs checked");
 }
+
+/// [CHAN-11]: a channel in `deleting` keeps its id, and counts toward the
+/// channel limit, until its delete answer has been queued; then the id is
+/// granted again.
+#[test]
+fn a_deleting_channel_holds_its_id_and_counts_toward_the_limit() {
+    let config = ServerConfig { max_channels: 2, ..ServerConfig::default() };
+    let mut core = ServerConnection::new(config);
+    let mut out = Vec::new();
+    let granted = |core: &mut ServerConnection, out: &mut Vec<Frame>| {
+        core.receive(request("/sys/new_channel", 0)).unwrap();
+        core.drain_transmit(out);
+        out.pop().map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default()
+    };
+    assert_eq!(granted(&mut core, &mut out), r#"{"code":0,"channel_id":1}"#);
+    // An unanswered request ahead of the delete holds its answer back.
+    let Ok(Some(ServerEvent::Request(ahead))) = core.receive(request("/echo", 1)) else { panic!("no request") };
+    core.receive(request("/sys/delete_channel", 1)).unwrap();
+    assert_eq!(observe(&core, 1), ChannelState::Deleting);
+    let refused = granted(&mut core, &mut out);
+    assert!(refused.contains(&format!("\"code\":{}", ErrorCode::ChannelCreateLimited.value())), "{refused}");
+    // The answer goes out, the delete answer behind it: the id is free.
+    assert!(core.respond(1, ahead.seq, Bytes::from_static(b"done")));
+    assert_eq!(observe(&core, 1), ChannelState::Absent);
+    assert_eq!(granted(&mut core, &mut out), r#"{"code":0,"channel_id":1}"#);
+}

@@ -398,6 +398,13 @@ enum Command {
         #[command(flatten)]
         tls: ClientTls,
     },
+    /// The book's mdBook preprocessor: links every requirement id to its
+    /// definition and annotates the hex examples (book/book.toml runs it).
+    #[command(hide = true)]
+    BookPreprocess {
+        /// `supports RENDERER`, as mdBook asks first.
+        args: Vec<String>,
+    },
     /// Perform a client-conformance actions file (spec §12.3) with this
     /// crate's client; exit 0 when every call came to what it expects.
     #[command(hide = true)]
@@ -834,6 +841,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 std::process::exit(130);
             });
             gateway.serve(listener).await.map_err(|e| CliError::Failed(e.to_string()))
+        }
+        Command::BookPreprocess { args } => {
+            if args.first().map(String::as_str) == Some("supports") {
+                return Ok(()); // every renderer: links and tables are plain Markdown
+            }
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| format!("cannot read the book: {e}"))?;
+            let book = crate::conformance::book::preprocess(&input)?;
+            print!("{book}");
+            Ok(())
         }
         Command::PlayActions { addr, actions, timeout, tls } => {
             let target = tls.endpoint(&addr).map_err(CliError::Usage)?;

@@ -13,6 +13,7 @@ use crate::client::{BoxStream, Endpoint};
 use tokio_util::codec::FramedRead;
 
 use crate::conformance::vector::Blob;
+use crate::wire::answer::ErrorCode;
 use crate::wire::codec::{CodecError, FrameCodec};
 use crate::wire::frame::Frame;
 use crate::wire::status::{Position, Status};
@@ -102,7 +103,10 @@ impl Profile {
                 channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
             }
             Generator::MessageLimit => {
-                message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
+                message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, "/echo")
+            }
+            Generator::SysMessageLimit => {
+                sys_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
             }
         };
         Ok(case)
@@ -133,16 +137,38 @@ fn channel_limit_steps(n: u32) -> Vec<Step> {
         steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
     }
     steps.push(new_channel());
-    steps.push(expect(ExpectFrame { status: Some(5), channel: Some(0), code: Some(106), ..ExpectFrame::default() }));
+    steps.push(expect_named_error(ErrorCode::ChannelCreateLimited, 0));
     steps.push(send(1, "/echo", n, Blob::Text("x".into())));
     steps.push(Step { expect_close: Some(CloseExpect::Any), ..Step::default() });
     steps
 }
 
-/// `[MSG-8]` for a declared limit of `n` bytes: a request of n+1 bytes
-/// (chunked at the default frame limit) is answered 110, and the next
-/// request on the connection is served.
-fn message_limit_steps(n: usize) -> Vec<Step> {
+/// An expected error answer of `code` whose message is the code's name
+/// in the spec's table (`[ANSWER-10]`).
+fn expect_named_error(code: ErrorCode, channel: u32) -> Step {
+    let mut json = toml::Table::new();
+    json.insert("code".into(), toml::Value::Integer(code.value()));
+    json.insert("message".into(), toml::Value::String(code.name().into()));
+    expect(ExpectFrame { status: Some(5), channel: Some(channel), json: Some(json), ..ExpectFrame::default() })
+}
+
+/// `[MSG-12]` for a declared limit of `n` bytes: `/sys/new_channel` with a
+/// body of n+1 bytes is answered 110 and allocates nothing, so the next
+/// grant is channel 1.
+fn sys_message_limit_steps(n: usize) -> Vec<Step> {
+    let mut steps = message_limit_steps(n, "/sys/new_channel");
+    steps.truncate(steps.len() - 2);
+    steps.push(send(1, "/sys/new_channel", 0, Blob::Text("{}".into())));
+    let mut json = toml::Table::new();
+    json.insert("channel_id".into(), toml::Value::Integer(1));
+    steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
+    steps
+}
+
+/// `[MSG-8]` for a declared limit of `n` bytes: a request of n+1 bytes to
+/// `path` (chunked at the default frame limit) is answered 110, and the
+/// next request on the connection is served.
+fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
     let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
     let total = n + 1;
     let mut steps = Vec::new();
@@ -157,10 +183,10 @@ fn message_limit_steps(n: usize) -> Vec<Step> {
                 (_, true) => 3,
                 _ => 2,
             };
-            steps.push(send(status, "/echo", 0, Blob::Fill { fill: b'a' + (i % 26) as u8, count: len }));
+            steps.push(send(status, path, 0, Blob::Fill { fill: b'a' + (i % 26) as u8, count: len }));
         }
     }
-    steps.push(expect(ExpectFrame { status: Some(5), code: Some(110), ..ExpectFrame::default() }));
+    steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
     steps.push(send(1, "/echo", 0, Blob::Text("next".into())));
     steps.push(expect(ExpectFrame {
         status: Some(5),
@@ -541,11 +567,20 @@ impl Session {
             CloseExpect::Any => "the connection to close (a close frame first is allowed)".to_string(),
             CloseExpect::WithFrame => "a close frame (status 8), then the connection to close".to_string(),
             CloseExpect::AfterAnyFrames => "the connection to close (after any frames)".to_string(),
+            CloseExpect::Clean => {
+                "the connection to close as on an orderly close (a close frame first may not cite a requirement)"
+                    .to_string()
+            }
         };
         let mut saw_close_frame = false;
         loop {
             match self.read(self.timeout).await {
-                Read::Frame(frame) if frame.status == Status::Close => saw_close_frame = true,
+                Read::Frame(frame) if frame.status == Status::Close => {
+                    if how == CloseExpect::Clean && cites_a_requirement(&frame.data) {
+                        return Err((expected, format!("a protocol-error close: {}", show_frame(&frame))));
+                    }
+                    saw_close_frame = true
+                }
                 Read::Frame(_) if how == CloseExpect::AfterAnyFrames => {}
                 Read::Frame(frame) => return Err((expected, show_frame(&frame))),
                 Read::TimedOut => return Err((expected, format!("connection still open after {:?}", self.timeout))),
@@ -617,4 +652,17 @@ pub async fn run_steps(stream: BoxStream, steps: &[Step], timeout: Duration) -> 
         }
     }
     Ok(())
+}
+
+/// Whether `text` cites a requirement id such as `[CHAN-6]`.
+fn cites_a_requirement(text: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(text);
+    text.split('[').skip(1).any(|rest| {
+        let Some((id, _)) = rest.split_once(']') else { return false };
+        let Some((prefix, number)) = id.split_once('-') else { return false };
+        !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_uppercase())
+            && !number.is_empty()
+            && number.chars().all(|c| c.is_ascii_digit())
+    })
 }

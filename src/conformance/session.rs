@@ -88,6 +88,10 @@ pub enum CloseExpect {
     /// The server closes, after any frames (e.g. error answers to what
     /// came before the protocol error, which the case does not judge).
     AfterAnyFrames,
+    /// The server closes as on an orderly close, not a protocol error: a
+    /// close frame before it is allowed only if it cites no requirement id
+    /// (`[CLOSE-8]`).
+    Clean,
 }
 
 /// One step of a case.
@@ -149,6 +153,9 @@ pub enum Generator {
     /// Sends a chunked request of N+1 bytes, expects 110, then a request
     /// on the same connection is served.
     MessageLimit,
+    /// Sends `/sys/new_channel` with a body of N+1 bytes, expects 110 and
+    /// no channel allocated: the next grant is channel 1 (`[MSG-12]`).
+    SysMessageLimit,
 }
 
 /// One conformance case.

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::wire::codec::{CodecError, MAX_RESERVE};
 use crate::wire::decode::FrameDecoder;
 use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::status::{Sender, Status};
 
 /// The read buffer's size when a connection starts and after a large
 /// buffer is given back: idle connections stay cheap.
@@ -42,6 +43,8 @@ pub struct FrameReader<R> {
     /// The buffer's allocation has grown past [`KEEP_READ_BUFFER`] (its
     /// remaining capacity after frames are cut off no longer tells).
     big: bool,
+    /// The peer's role, when the reader judges status bytes by it.
+    sender: Option<Sender>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -55,7 +58,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             last_read: None,
             pending_since: None,
             big: false,
+            sender: None,
         }
+    }
+
+    /// The same reader judging every frame's status byte by the peer's
+    /// role as soon as it arrives (`[STATUS-4]`): a status the peer may not
+    /// send is an error at once, without waiting for a frame that may be
+    /// 16 MiB long.
+    pub fn from_peer(mut self, sender: Sender) -> FrameReader<R> {
+        self.sender = Some(sender);
+        self
     }
 
     /// The next frame: `None` at a clean end of stream, an error for bytes
@@ -107,6 +120,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A frame already in the buffer, without reading; `None` if there is
     /// no whole frame buffered.
     pub fn try_next(&mut self) -> Option<Result<Frame, CodecError>> {
+        // The buffer always begins with the first byte of the next frame.
+        if let (Some(sender), Some(status)) = (self.sender, self.buf.first().copied().and_then(Status::from_byte)) {
+            if !status.may_be_sent_by(sender) {
+                return Some(Err(CodecError::Forbidden { status, sender }));
+            }
+        }
         let big_buffer = self.big;
         let frame = match self.decoder.decode(&mut self.buf) {
             Ok(Some(frame)) => frame,

@@ -76,6 +76,8 @@ pub struct IncomingRequest {
     pub body: Bytes,
     /// How many frames carried it.
     pub frames: u64,
+    /// The bytes of those frames, headers included (`[SYS-8]`).
+    pub bytes: u64,
 }
 
 /// What a received frame means for the application.
@@ -113,6 +115,8 @@ enum Inbound {
         path: Bytes,
         body: Option<BytesMut>,
         frames: u64,
+        /// Whole frames so far, headers included (`[SYS-8]`).
+        bytes: u64,
     },
 }
 
@@ -283,10 +287,11 @@ impl ServerConnection {
             return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
         };
         let (config, full, held) = (&self.config, self.server_full, &mut self.held);
+        let frame_bytes = frame.encoded_len() as u64;
         // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).
-        let (path, body, frames) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
+        let (path, body, frames, bytes) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
             (Step::Complete, Inbound::Idle) => {
-                (frame.path, Some(frame.data).filter(|d| d.len() <= config.max_message), 1)
+                (frame.path, Some(frame.data).filter(|d| d.len() <= config.max_message), 1, frame_bytes)
             }
             (Step::Started, _) => {
                 let body = append_within(Some(BytesMut::new()), &frame.data, config, full, held);
@@ -294,20 +299,20 @@ impl ServerConnection {
                 // buffer of this (possibly large) frame alive until the
                 // message completes.
                 let path = Bytes::copy_from_slice(&frame.path);
-                channel.inbound = Inbound::Open { path, body, frames: 1 };
+                channel.inbound = Inbound::Open { path, body, frames: 1, bytes: frame_bytes };
                 return Ok(None);
             }
-            (Step::Continues, Inbound::Open { path, body, frames }) => {
+            (Step::Continues, Inbound::Open { path, body, frames, bytes }) => {
                 let body = append_within(body, &frame.data, config, full, held);
-                channel.inbound = Inbound::Open { path, body, frames: frames + 1 };
+                channel.inbound = Inbound::Open { path, body, frames: frames + 1, bytes: bytes + frame_bytes };
                 return Ok(None);
             }
-            (Step::Complete, Inbound::Open { path, body, frames }) => {
+            (Step::Complete, Inbound::Open { path, body, frames, bytes }) => {
                 let body = append_within(body, &frame.data, config, full, held).map(|body| {
                     held.assembling -= body.len();
                     body.freeze()
                 });
-                (path, body, frames + 1)
+                (path, body, frames + 1, bytes + frame_bytes)
             }
             (Step::Continues, Inbound::Idle) => {
                 return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
@@ -338,7 +343,7 @@ impl ServerConnection {
                 self.respond_error(
                     0,
                     seq,
-                    ErrorAnswer::new(ErrorCode::ChannelNotDeletable, "channel 0 cannot be deleted"),
+                    ErrorAnswer::new(ErrorCode::ChannelNotDeletable, ErrorCode::ChannelNotDeletable.name()),
                 );
             } else {
                 channel.phase = Phase::Deleting;
@@ -352,7 +357,7 @@ impl ServerConnection {
         }
         let seq = channel.take_seq(route.clone(), body.len());
         self.held.handed_out += body.len();
-        Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames })))
+        Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames, bytes })))
     }
 
     /// Gives the answer to request `seq` of `channel`. Answers may be given

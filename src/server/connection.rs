@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -81,7 +81,7 @@ pub(crate) async fn serve_connection<R, W>(
     let _open = shared.stats.metrics.connection_opened();
     let limits = shared.config.core.frame_limits;
     let timeouts = shared.config.timeouts;
-    let mut reader = FrameReader::new(read_half, limits);
+    let mut reader = FrameReader::new(read_half, limits).from_peer(crate::wire::status::Sender::Client);
     let (sink, mut writer) = spawn_writer(write_half, limits, timeouts.write);
     let force = shared.force.clone();
     let mut timers = ConnectionTimers::new(timeouts, Instant::now());
@@ -284,6 +284,10 @@ impl Connection {
                 tracing::debug!(peer = %self.peer, %err, "framing error");
                 self.stop(&err.to_string());
             }
+            Some(Err(err @ CodecError::Forbidden { .. })) => {
+                tracing::debug!(peer = %self.peer, %err, "protocol error");
+                self.stop(&err.to_string());
+            }
             // The client closed (or half-closed) its side: finish what is in
             // flight, then close.
             Some(Err(_)) | None => self.reading = false,
@@ -323,17 +327,32 @@ impl Connection {
     fn report(&mut self) {
         if self.unreported != Counts::default() {
             let counts = std::mem::take(&mut self.unreported);
-            self.shared.stats.count.add(&counts);
             self.shared.stats.metrics.add(&counts, self.shared.memory.held());
         }
     }
 
     /// Answers system paths at once and runs handlers in their own tasks.
     fn dispatch(&mut self, request: IncomingRequest) {
-        let IncomingRequest { channel, seq, route, query, body, frames } = request;
+        let IncomingRequest { channel, seq, route, query, body, frames, bytes } = request;
         if route.starts_with(b"/sys/") {
             self.report();
+            // A statistics path is a route of the server's own: counted,
+            // itself included as received, and measured (`[SYS-9]`).
+            let stats = self.shared.stats.route(&route).cloned();
+            if let Some(stats) = &stats {
+                stats.count.received(frames, bytes);
+                self.shared.stats.count.received(frames, bytes);
+            }
+            let started = Instant::now();
             let answer = self.system_answer(&route, &body);
+            if let Some(stats) = stats {
+                let elapsed = started.elapsed();
+                stats.measure.record(elapsed);
+                self.shared.stats.measure.record(elapsed);
+                let (frames, bytes) = self.answer_size(&route, &answer);
+                stats.count.sent(frames, bytes);
+                self.shared.stats.count.sent(frames, bytes);
+            }
             self.core.respond(channel, seq, answer);
             return;
         }
@@ -343,7 +362,9 @@ impl Connection {
             return;
         };
         let (handler, route_stats) = (handler.clone(), route_stats.clone());
-        route_stats.count.received(frames, body.len() as u64);
+        route_stats.count.received(frames, bytes);
+        self.shared.stats.count.received(frames, bytes);
+        let (frame_limit, route_len) = (self.shared.config.core.frame_limits.max_data, route.len());
         let shared = self.shared.clone();
         let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
         let request = Request { channel, route, query, body, peer: self.peer.clone() };
@@ -358,9 +379,10 @@ impl Connection {
                 let (answer, code) = match outcome {
                     Some(Ok(Ok(body))) => (body, 0),
                     Some(Ok(Err(err))) => (err.to_answer().to_body(), err.code()),
-                    Some(Err(_panic)) => {
-                        (ErrorAnswer::new(ErrorCode::Unknown, "handler panicked").to_body(), ErrorCode::Unknown.value())
-                    }
+                    Some(Err(_panic)) => (
+                        ErrorAnswer::new(ErrorCode::Unknown, "unknown: handler panicked").to_body(),
+                        ErrorCode::Unknown.value(),
+                    ),
                     None => {
                         let timeout = HandlerError::timeout();
                         (timeout.to_answer().to_body(), timeout.code())
@@ -371,8 +393,9 @@ impl Connection {
                 shared.stats.measure.record(elapsed);
                 route_stats.measure.record(elapsed);
                 route_stats.metrics.answered(code, elapsed);
-                let max = shared.config.core.frame_limits.max_data.max(1) as usize;
-                route_stats.count.sent(answer.len().div_ceil(max).max(1) as u64, answer.len() as u64);
+                let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
+                route_stats.count.sent(frames, bytes);
+                shared.stats.count.sent(frames, bytes);
                 (channel, seq, answer)
             }
             .instrument(span),
@@ -382,17 +405,22 @@ impl Connection {
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).
     fn system_answer(&self, route: &[u8], body: &[u8]) -> Bytes {
         let stats = &self.shared.stats;
-        let body_route = || String::from_utf8_lossy(body).trim().trim_matches('"').as_bytes().to_vec();
-        let value = match route {
+        // The body names a route byte for byte (`[SYS-10]`); an unknown one
+        // fails as the deployed implementation fails it (`[SYS-11]`).
+        let unknown_route = || {
+            let failure = format!("path [{}] not support", String::from_utf8_lossy(route));
+            ErrorAnswer::handler_failed(failure).to_body()
+        };
+        let text = match route {
             b"/sys/server_count" => stats.count.to_json(),
             b"/sys/server_measure" => stats.measure.to_json(),
-            b"/sys/path_count" => match stats.route(&body_route()) {
+            b"/sys/path_count" => match stats.route(body) {
                 Some(r) => r.count.to_json(),
-                None => Counts::default().to_json(),
+                None => return unknown_route(),
             },
-            b"/sys/path_measure" => match stats.route(&body_route()) {
+            b"/sys/path_measure" => match stats.route(body) {
                 Some(r) => r.measure.to_json(),
-                None => crate::server::stats::Measure::default().to_json(),
+                None => return unknown_route(),
             },
             b"/sys/connection_statis" => self.connection_json(),
             b"/sys/statis" => {
@@ -400,30 +428,35 @@ impl Connection {
                     .ok()
                     .and_then(|v| v.get("time_unit").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
-                return Bytes::from(stats.summary(&unit));
+                stats.summary(&unit)
             }
             _ => return ErrorAnswer::no_handler().to_body(),
         };
-        Bytes::from(value.to_string())
+        Bytes::from(text)
     }
 
-    fn connection_json(&self) -> Value {
-        let channels: serde_json::Map<String, Value> = self
+    /// Frames and bytes of the answer `answer` to `route` (`[SYS-8]`).
+    fn answer_size(&self, route: &[u8], answer: &Bytes) -> (u64, u64) {
+        answer_size(self.shared.config.core.frame_limits.max_data, route.len(), answer)
+    }
+
+    /// The connection object of `/sys/connection_statis` (`[SYS-13]`):
+    /// members in the deployed order, the peer named `ip:port` (`[v6]:port`).
+    fn connection_json(&self) -> String {
+        let channels: std::collections::BTreeMap<String, ChannelStatis> = self
             .core
             .channel_ids()
             .into_iter()
             .map(|id| {
                 let queue = self.core.unanswered_on(id).unwrap_or(0);
                 let count = self.channel_counts.get(&id).copied().unwrap_or_default();
-                (id.to_string(), json!({"ReceiveQueue": queue, "Count": count.to_json()}))
+                (id.to_string(), ChannelStatis { receive_queue: queue as u64, count })
             })
             .collect();
         let write_queue = self.sink.queued() + self.core.queued_frames() as u64;
-        json!({ self.peer.to_string(): {
-            "Channels": channels,
-            "WriteQueue": write_queue,
-            "Count": self.connection_count.to_json(),
-        }})
+        let connection = ConnectionStatis { channels, write_queue, count: self.connection_count };
+        serde_json::to_string(&std::collections::BTreeMap::from([(self.peer.to_string(), connection)]))
+            .unwrap_or_default()
     }
 
     /// Sends every frame the core has ready, counting them, and adds what
@@ -439,4 +472,32 @@ impl Connection {
         self.report();
         self.sink.send(batch).await
     }
+}
+
+/// Frames and whole-frame bytes of an answer of `answer.len()` bytes whose
+/// frames carry the path `route` (`[SYS-8]`): each frame has a 10-byte
+/// header (status, NUL, channel, length) besides its path and data.
+fn answer_size(frame_limit: u32, route_len: usize, answer: &Bytes) -> (u64, u64) {
+    let frames = answer.len().div_ceil(frame_limit.max(1) as usize).max(1) as u64;
+    (frames, answer.len() as u64 + frames * (route_len + crate::wire::frame::FIXED_OVERHEAD) as u64)
+}
+
+/// One channel in `/sys/connection_statis`, members in the deployed order.
+#[derive(serde::Serialize)]
+struct ChannelStatis {
+    #[serde(rename = "ReceiveQueue")]
+    receive_queue: u64,
+    #[serde(rename = "Count")]
+    count: Counts,
+}
+
+/// One connection in `/sys/connection_statis`, members in the deployed order.
+#[derive(serde::Serialize)]
+struct ConnectionStatis {
+    #[serde(rename = "Channels")]
+    channels: std::collections::BTreeMap<String, ChannelStatis>,
+    #[serde(rename = "WriteQueue")]
+    write_queue: u64,
+    #[serde(rename = "Count")]
+    count: Counts,
 }

@@ -8,12 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::{json, Value};
 
-/// Upper bounds of the latency ranges of a Measure object, in milliseconds.
-pub const RANGE_BOUNDS_MS: [u64; 7] = [1, 5, 10, 50, 100, 500, 1000];
-/// Per-second buckets kept for the five-minute window.
-pub const WINDOW_SECONDS: usize = 301;
+/// The statistics paths: routes of the server itself, counted and measured
+/// like application routes, their latency ranges in microseconds
+/// (`[SYS-9]`).
+pub const STATISTICS_PATHS: [&str; 6] = [
+    "/sys/server_count",
+    "/sys/server_measure",
+    "/sys/path_count",
+    "/sys/path_measure",
+    "/sys/connection_statis",
+    "/sys/statis",
+];
 
 /// The six counters of a Count object.
 #[derive(Debug, Default)]
@@ -70,27 +76,35 @@ impl Count {
         }
     }
 
-    /// The Count object with the spec's member names (`[SYS-5]`).
-    pub fn to_json(&self) -> Value {
+    /// The Count object, compact, members in the deployed order (`[SYS-5]`).
+    pub fn to_json(&self) -> String {
         self.snapshot().to_json()
     }
 }
 
 /// The six counters of a Count object as plain numbers, for counts that one
-/// task owns (a connection, a channel).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// task owns (a connection, a channel). Serialised as the Count object:
+/// the spec's member names in the deployed implementation's order
+/// (`[SYS-5]`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// Frames sent.
+    #[serde(rename = "PacketsSent")]
     pub packets_sent: u64,
     /// Frames received.
+    #[serde(rename = "PacketReceived")]
     pub packets_received: u64,
     /// Complete messages sent.
+    #[serde(rename = "WholePacketSent")]
     pub whole_sent: u64,
     /// Complete messages received.
+    #[serde(rename = "WholePacketReceived")]
     pub whole_received: u64,
-    /// Bytes sent.
+    /// Bytes sent, whole frames (`[SYS-8]`).
+    #[serde(rename = "BytesSent")]
     pub bytes_sent: u64,
-    /// Bytes received.
+    /// Bytes received, whole frames (`[SYS-8]`).
+    #[serde(rename = "BytesReceived")]
     pub bytes_received: u64,
 }
 
@@ -108,16 +122,42 @@ impl Counts {
         self.whole_sent += u64::from(whole);
     }
 
-    /// The Count object with the spec's member names (`[SYS-5]`).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "PacketsSent": self.packets_sent,
-            "PacketReceived": self.packets_received,
-            "WholePacketSent": self.whole_sent,
-            "WholePacketReceived": self.whole_received,
-            "BytesSent": self.bytes_sent,
-            "BytesReceived": self.bytes_received,
-        })
+    /// The Count object, compact, members in the deployed order (`[SYS-5]`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Upper bounds of the seven latency ranges of a Measure object, in the
+/// route's unit (`[SYS-7]`); the eighth range holds the rest.
+pub const RANGE_BOUNDS: [u64; 7] = [100, 200, 300, 500, 700, 1000, 1500];
+/// Per-second buckets of the five-minute window.
+pub const WINDOW_SECONDS: usize = 301;
+
+/// The requests of one latency range: their summed handler time in
+/// nanoseconds, and how many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RangeSum {
+    /// Summed handler time, nanoseconds.
+    #[serde(rename = "Duration")]
+    pub duration_ns: u64,
+    /// Requests.
+    #[serde(rename = "Count")]
+    pub count: u64,
+}
+
+/// The eight ranges, as `{"range_count":[…]}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TimeCount {
+    /// The ranges, shortest first.
+    pub range_count: [RangeSum; 8],
+}
+
+impl TimeCount {
+    fn add(&mut self, range: usize, ns: u64) {
+        let slot = &mut self.range_count[range];
+        slot.duration_ns = slot.duration_ns.saturating_add(ns);
+        slot.count += 1;
     }
 }
 
@@ -126,13 +166,15 @@ struct Second {
     epoch: u64,
     requests: u64,
     duration_ns: u64,
-    ranges: [u64; 8],
+    ranges: TimeCount,
 }
 
-/// Request counts and handler latencies: totals and a five-minute window.
+/// Request counts and handler latencies: totals and a five-minute window
+/// of per-second buckets kept as a ring (`[SYS-7]`).
 #[derive(Debug)]
 pub struct Measure {
     start: Instant,
+    unit: Duration,
     inner: Mutex<MeasureInner>,
 }
 
@@ -141,93 +183,103 @@ struct MeasureInner {
     window: Vec<Second>,
     all_requests: u64,
     all_duration_ns: u64,
-    all_ranges: [u64; 8],
+    all_ranges: TimeCount,
 }
 
-fn range_index(duration: Duration) -> usize {
-    let ms = duration.as_secs_f64() * 1000.0;
-    RANGE_BOUNDS_MS.iter().position(|&b| ms <= b as f64).unwrap_or(7)
+/// The Measure object as it is serialised: members in the deployed order.
+#[derive(serde::Serialize)]
+struct MeasureJson {
+    five_minute_requests: Vec<u64>,
+    five_minute_duration: Vec<u64>,
+    all_requests: u64,
+    all_duration: u64,
+    five_minute_timecount: Vec<TimeCount>,
+    all_timecount: TimeCount,
 }
 
 impl Default for Measure {
+    /// Latency ranges in milliseconds, as for application routes.
     fn default() -> Self {
-        Measure {
-            start: Instant::now(),
-            inner: Mutex::new(MeasureInner {
-                window: vec![Second::default(); WINDOW_SECONDS],
-                all_requests: 0,
-                all_duration_ns: 0,
-                all_ranges: [0; 8],
-            }),
-        }
+        Measure::with_unit(Duration::from_millis(1))
     }
 }
 
 impl Measure {
+    /// A measure whose latency ranges are counted in `unit`
+    /// (milliseconds for application routes, microseconds for the
+    /// statistics paths).
+    pub fn with_unit(unit: Duration) -> Measure {
+        Measure {
+            start: Instant::now(),
+            unit,
+            inner: Mutex::new(MeasureInner {
+                window: vec![Second::default(); WINDOW_SECONDS],
+                all_requests: 0,
+                all_duration_ns: 0,
+                all_ranges: TimeCount::default(),
+            }),
+        }
+    }
+
+    /// The seconds since the measure began: the ring's cursor is this
+    /// modulo 301.
     fn now_epoch(&self) -> u64 {
-        self.start.elapsed().as_secs() + 1
+        self.start.elapsed().as_secs()
+    }
+
+    fn range_of(&self, duration: Duration) -> usize {
+        let units = (duration.as_nanos() / self.unit.as_nanos().max(1)) as u64;
+        RANGE_BOUNDS.iter().position(|&bound| units <= bound).unwrap_or(7)
     }
 
     /// Records one request whose handler took `duration`.
     pub fn record(&self, duration: Duration) {
         let epoch = self.now_epoch();
         let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        let range = range_index(duration);
+        let range = self.range_of(duration);
         let Ok(mut inner) = self.inner.lock() else { return };
         let slot = &mut inner.window[(epoch % WINDOW_SECONDS as u64) as usize];
-        if slot.epoch != epoch {
+        if slot.epoch != epoch || slot.requests == 0 {
             *slot = Second { epoch, ..Second::default() };
         }
         slot.requests += 1;
         slot.duration_ns = slot.duration_ns.saturating_add(ns);
-        slot.ranges[range] += 1;
+        slot.ranges.add(range, ns);
         inner.all_requests += 1;
         inner.all_duration_ns = inner.all_duration_ns.saturating_add(ns);
-        inner.all_ranges[range] += 1;
+        inner.all_ranges.add(range, ns);
     }
 
-    fn range_json(ranges: &[u64; 8]) -> Value {
-        let entries: Vec<Value> = (0..8)
-            .map(|i| {
-                let bound = RANGE_BOUNDS_MS.get(i).map(|ms| ms * 1_000_000).unwrap_or(0);
-                json!({"Duration": bound, "Count": ranges[i]})
-            })
-            .collect();
-        json!({ "range_count": entries })
-    }
-
-    /// The Measure object (spec section 9.2).
-    pub fn to_json(&self) -> Value {
+    /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
+    /// the ring itself, the current second at index (seconds since start)
+    /// mod 301; buckets older than 299 seconds read 0, so the bucket after
+    /// the cursor, the next to be reused, is always 0.
+    pub fn to_json(&self) -> String {
         let now = self.now_epoch();
-        let Ok(inner) = self.inner.lock() else { return Value::Null };
-        let mut requests = Vec::with_capacity(WINDOW_SECONDS);
-        let mut durations = Vec::with_capacity(WINDOW_SECONDS);
-        let mut window_ranges = [0u64; 8];
-        for back in (0..WINDOW_SECONDS as u64).rev() {
-            let epoch = now.saturating_sub(back);
-            let slot = inner.window[(epoch % WINDOW_SECONDS as u64) as usize];
-            let live = epoch > 0 && slot.epoch == epoch;
-            requests.push(if live { slot.requests } else { 0 });
-            durations.push(if live { slot.duration_ns } else { 0 });
-            if live {
-                for (total, n) in window_ranges.iter_mut().zip(slot.ranges) {
-                    *total += n;
-                }
-            }
-        }
-        json!({
-            "five_minute_requests": requests,
-            "five_minute_duration": durations,
-            "all_requests": inner.all_requests,
-            "all_duration": inner.all_duration_ns,
-            "five_minute_timecount": Self::range_json(&window_ranges),
-            "all_timecount": Self::range_json(&inner.all_ranges),
-        })
+        let Ok(inner) = self.inner.lock() else { return String::new() };
+        let live =
+            |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
+        let slot_or_empty = |slot: &Second| if live(slot) { *slot } else { Second::default() };
+        let window: Vec<Second> = inner.window.iter().map(slot_or_empty).collect();
+        let json = MeasureJson {
+            five_minute_requests: window.iter().map(|s| s.requests).collect(),
+            five_minute_duration: window.iter().map(|s| s.duration_ns).collect(),
+            all_requests: inner.all_requests,
+            all_duration: inner.all_duration_ns,
+            five_minute_timecount: window.iter().map(|s| s.ranges).collect(),
+            all_timecount: inner.all_ranges,
+        };
+        serde_json::to_string(&json).unwrap_or_default()
     }
 
-    /// Totals: requests, handler nanoseconds, and counts per range.
-    pub fn totals(&self) -> (u64, u64, [u64; 8]) {
+    /// Totals: requests, handler nanoseconds, and the ranges.
+    pub fn totals(&self) -> (u64, u64, TimeCount) {
         self.inner.lock().map(|i| (i.all_requests, i.all_duration_ns, i.all_ranges)).unwrap_or_default()
+    }
+
+    /// The unit of the latency ranges.
+    pub fn unit(&self) -> Duration {
+        self.unit
     }
 }
 
@@ -243,10 +295,10 @@ pub struct RouteStats {
 }
 
 impl RouteStats {
-    fn new(route: &[u8]) -> RouteStats {
+    fn new(route: &[u8], unit: Duration) -> RouteStats {
         RouteStats {
             count: Count::default(),
-            measure: Measure::default(),
+            measure: Measure::with_unit(unit),
             metrics: super::metrics::RouteMetrics::new(route),
         }
     }
@@ -267,15 +319,18 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
-    /// Statistics for a server with these routes.
+    /// Statistics for a server with these application routes, and the
+    /// statistics paths (`[SYS-9]`).
     pub fn new(routes: impl IntoIterator<Item = Bytes>) -> ServerStats {
+        let application = routes.into_iter().map(|route| (route, Duration::from_millis(1)));
+        let statistics = STATISTICS_PATHS.iter().map(|p| (Bytes::from_static(p.as_bytes()), Duration::from_micros(1)));
         ServerStats {
             count: Count::default(),
             measure: Measure::default(),
-            routes: routes
-                .into_iter()
-                .map(|route| {
-                    let stats = Arc::new(RouteStats::new(&route));
+            routes: application
+                .chain(statistics)
+                .map(|(route, unit)| {
+                    let stats = Arc::new(RouteStats::new(&route, unit));
                     (route, stats)
                 })
                 .collect(),
@@ -288,39 +343,43 @@ impl ServerStats {
         self.routes.get(route)
     }
 
-    /// The `/sys/statis` text, durations in `unit` (`[SYS-4]`).
-    pub fn summary(&self, unit: &str) -> String {
-        let divisor: f64 = match unit {
-            "nanosecond" => 1.0,
-            "microsecond" => 1e3,
-            "second" => 1e9,
-            _ => 1e6,
+    /// The `/sys/statis` text, durations in `time_unit` (`nanosecond`,
+    /// `microsecond`, `millisecond`, `second`; anything else, or none,
+    /// reads as `microsecond`, `[SYS-12]`).
+    pub fn summary(&self, time_unit: &str) -> String {
+        let (unit, divisor): (&str, f64) = match time_unit {
+            "nanosecond" => ("nanosecond", 1.0),
+            "millisecond" => ("millisecond", 1e6),
+            "second" => ("second", 1e9),
+            _ => ("microsecond", 1e3),
         };
-        let unit = if matches!(unit, "nanosecond" | "microsecond" | "second") { unit } else { "millisecond" };
         let mut out = String::new();
         let describe = |out: &mut String, name: &str, count: &Count, measure: &Measure| {
             let (requests, total_ns, ranges) = measure.totals();
             let avg = if requests == 0 { 0.0 } else { total_ns as f64 / requests as f64 / divisor };
-            let _ = writeln!(out, "{name}: {} avg {avg:.3} {unit}", count.to_json());
-            let mut lower = 0u64;
-            for (i, n) in ranges.iter().enumerate() {
-                match RANGE_BOUNDS_MS.get(i) {
-                    Some(&ms) => {
-                        let upper = ms as f64 * 1e6 / divisor;
-                        let _ = writeln!(
+            let _ = writeln!(out, "{name} count: {}", count.to_json());
+            let _ = writeln!(out, "{name} measure: {requests} requests, average {avg:.3} {unit}");
+            let range_unit = measure.unit().as_nanos() as f64 / divisor;
+            let mut lower = 0.0;
+            for (i, range) in ranges.range_count.iter().enumerate() {
+                let average =
+                    if range.count == 0 { 0.0 } else { range.duration_ns as f64 / range.count as f64 / divisor };
+                let _ = match RANGE_BOUNDS.get(i) {
+                    Some(&bound) => {
+                        let upper = bound as f64 * range_unit;
+                        let line = writeln!(
                             out,
-                            "  ({lower:.3}, {upper:.3}] {unit}: {n}",
-                            lower = lower as f64 * 1e6 / divisor
+                            "  ({lower:.3}, {upper:.3}] {unit}: {} requests, average {average:.3}",
+                            range.count
                         );
-                        lower = ms;
+                        lower = upper;
+                        line
                     }
-                    None => {
-                        let _ = writeln!(out, "  > {:.3} {unit}: {n}", lower as f64 * 1e6 / divisor);
-                    }
-                }
+                    None => writeln!(out, "  > {lower:.3} {unit}: {} requests, average {average:.3}", range.count),
+                };
             }
         };
-        describe(&mut out, "server", &self.count, &self.measure);
+        describe(&mut out, "total", &self.count, &self.measure);
         let mut names: Vec<&Bytes> = self.routes.keys().collect();
         names.sort();
         for name in names {
@@ -336,23 +395,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn measure_has_the_spec_shape() {
+    fn count_members_in_the_deployed_order() {
+        let counts = Counts {
+            packets_sent: 1,
+            packets_received: 2,
+            whole_sent: 3,
+            whole_received: 4,
+            bytes_sent: 5,
+            bytes_received: 6,
+        };
+        assert_eq!(
+            counts.to_json(),
+            r#"{"PacketsSent":1,"PacketReceived":2,"WholePacketSent":3,"WholePacketReceived":4,"BytesSent":5,"BytesReceived":6}"#
+        );
+    }
+
+    #[test]
+    fn measure_has_the_deployed_shape_and_sums() {
         let m = Measure::default();
-        m.record(Duration::from_micros(500));
-        m.record(Duration::from_millis(7));
-        m.record(Duration::from_secs(2));
-        let v = m.to_json();
+        m.record(Duration::from_micros(500)); // 0 ms: range 1
+        m.record(Duration::from_millis(150)); // range 2
+        m.record(Duration::from_secs(2)); // over 1500 ms: other
+        let text = m.to_json();
+        assert!(text.starts_with(r#"{"five_minute_requests":[3,0,"#), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let order = [
+            "five_minute_requests",
+            "five_minute_duration",
+            "all_requests",
+            "all_duration",
+            "five_minute_timecount",
+            "all_timecount",
+        ];
+        let positions: Vec<usize> = order.iter().map(|k| text.find(&format!("\"{k}\"")).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "members out of order: {text}");
         assert_eq!(v["five_minute_requests"].as_array().map(Vec::len), Some(WINDOW_SECONDS));
+        assert_eq!(v["five_minute_timecount"].as_array().map(Vec::len), Some(WINDOW_SECONDS));
         assert_eq!(v["all_requests"], 3);
-        let ranges = v["all_timecount"]["range_count"].as_array().cloned().unwrap_or_default();
-        assert_eq!(ranges.len(), 8);
+        let ranges = &v["all_timecount"]["range_count"];
+        assert_eq!(ranges.as_array().map(Vec::len), Some(8));
         assert_eq!(
-            (ranges[0]["Count"].clone(), ranges[2]["Count"].clone(), ranges[7]["Count"].clone()),
-            (json!(1), json!(1), json!(1))
+            (ranges[0]["Count"].as_u64(), ranges[1]["Count"].as_u64(), ranges[7]["Count"].as_u64()),
+            (Some(1), Some(1), Some(1))
         );
-        assert_eq!(
-            v["five_minute_requests"].as_array().map(|a| a.iter().filter_map(Value::as_u64).sum::<u64>()),
-            Some(3)
-        );
+        // Duration is the summed handler time of the range's requests.
+        assert_eq!(ranges[1]["Duration"].as_u64(), Some(150_000_000));
+        assert_eq!(v["five_minute_timecount"][0]["range_count"][7]["Duration"].as_u64(), Some(2_000_000_000));
+        // The bucket after the cursor is the next to be reused: always 0.
+        assert_eq!(v["five_minute_requests"][1], 0);
+    }
+
+    /// [SYS-12]: an unknown or missing time unit reads as microseconds.
+    #[test]
+    fn statistics_paths_measure_in_microseconds() {
+        let stats = ServerStats::new([Bytes::from_static(b"/echo")]);
+        let sys = stats.route(b"/sys/server_count").unwrap();
+        sys.measure.record(Duration::from_micros(150));
+        assert_eq!(sys.measure.totals().2.range_count[1].count, 1);
+        let app = stats.route(b"/echo").unwrap();
+        app.measure.record(Duration::from_micros(150));
+        assert_eq!(app.measure.totals().2.range_count[0].count, 1);
+        assert!(stats.summary("fortnight").contains("microsecond"));
     }
 }

@@ -26,6 +26,15 @@ pub enum CodecError {
     /// The underlying transport failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A frame began with a status its sender's role may not send, seen at
+    /// the status byte, before the rest of the frame (`[STATUS-4]`).
+    #[error("[STATUS-3] status {} may not be sent by a {sender} (seen at its status byte)", status.byte())]
+    Forbidden {
+        /// The status.
+        status: crate::wire::status::Status,
+        /// The role of the peer that sent it.
+        sender: crate::wire::status::Sender,
+    },
 }
 
 /// Frame codec for [`tokio_util::codec::Framed`].

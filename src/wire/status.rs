@@ -14,6 +14,16 @@ pub enum Sender {
     Either,
 }
 
+impl fmt::Display for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Sender::Client => "client",
+            Sender::Server => "server",
+            Sender::Either => "peer",
+        })
+    }
+}
+
 /// The direction a message travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
