@@ -85,7 +85,8 @@ pub fn link_requirements(content: &str, chapter: &Path, defined: &BTreeMap<Strin
                 if let Some(n) = id_at(&rest[1..]) {
                     let id = &rest[1..1 + n];
                     let tail = &rest[1 + n..];
-                    if tail.starts_with(']') && !tail[1..].starts_with('(') && !tail[1..].starts_with(':') {
+                    let definition_line = tail[1..].starts_with(':') && line[..i].trim().is_empty();
+                    if tail.starts_with(']') && !tail[1..].starts_with('(') && !definition_line {
                         match defined.get(id) {
                             Some(target) if target == chapter => {
                                 let _ = write!(out, "[\\[{id}\\]](#{id})");
@@ -163,9 +164,41 @@ pub fn preprocess(input: &str) -> Result<String, String> {
     });
     visit_chapters(&mut book, &mut |path, content| {
         let (linked, _) = link_requirements(content, path, &defined);
-        *content = annotate_hex_blocks(&linked);
+        let mut annotated = annotate_hex_blocks(&linked);
+        if let Some(footer) = identifier_footer(content) {
+            annotated.push_str(&footer);
+        }
+        *content = annotated;
     });
     serde_json::to_string(&book).map_err(|e| e.to_string())
+}
+
+/// The identifiers that appear only inside longer code spans of `content`
+/// (`delete_channel` in `` `/sys/delete_channel` ``), as a footer line, so
+/// that the book's search, which cuts words at white space alone, finds
+/// them; `None` when there are none.
+pub fn identifier_footer(content: &str) -> Option<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for (i, span) in content.split('`').enumerate() {
+        if i % 2 == 0 || span.contains('\n') {
+            continue;
+        }
+        let parts: Vec<&str> = span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).collect();
+        for part in parts {
+            let identifier = part.contains('_')
+                && part != span
+                && part.starts_with(|c: char| c.is_ascii_lowercase())
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if identifier {
+                found.insert(part.to_string());
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = found.into_iter().map(|id| format!("`{id}`")).collect();
+    Some(format!("\n\n---\n\n*Identifiers on this page:* {}\n", list.join(", ")))
 }
 
 /// Adds a field table after each ```` ```hex ```` block.
@@ -249,12 +282,9 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
         let lift = 34 * *nth;
         if a == b {
             let cx = x(a);
-            let top = base_y - box_h / 2;
-            let (y1, y2) = if *nth % 2 == 1 {
-                (top, top - 30 - lift)
-            } else {
-                (base_y + box_h / 2, base_y + box_h / 2 + 30 + lift)
-            };
+            // Loops stack above their state.
+            let y1 = base_y - box_h / 2;
+            let y2 = y1 - 8 - lift;
             let _ = write!(
                 svg,
                 "<path class=\"edge\" marker-end=\"url(#arrow)\" d=\"M{} {y1} C{} {y2} {} {y2} {} {y1}\"/>\
@@ -263,7 +293,7 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
                 cx - 60,
                 cx + 60,
                 cx + 30,
-                if y2 < y1 { y2 + 12 } else { y2 - 4 },
+                y2 - 2,
             );
         } else {
             let above = b > a;
@@ -272,7 +302,10 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
             } else {
                 (x(a) - box_w / 2 + 20, x(b) + box_w / 2 - 20)
             };
-            let (y, bend) = if above { (base_y - 8, base_y - 40 - lift) } else { (base_y + 8, base_y + 40 + lift) };
+            // Forward arcs above, backward ones below; longer spans bend further.
+            let span = a.abs_diff(b) as i64;
+            let (y, bend) =
+                if above { (base_y - 8, base_y - 40 - lift) } else { (base_y + 8, base_y - 58 + 60 * span + 2 * lift) };
             let mid = (x1 + x2) / 2;
             let _ = write!(
                 svg,
@@ -476,6 +509,14 @@ mod tests {
         assert_eq!(unknown, vec!["CHAN-99".to_string()]);
         let (out, _) = link_requirements("see [CHAN-6]", Path::new("guide/handlers.md"), &defined);
         assert_eq!(out, "see [\\[CHAN-6\\]](../06-channels.md#CHAN-6)");
+    }
+
+    #[test]
+    fn identifiers_inside_paths_are_listed_for_search() {
+        let footer = identifier_footer("send `/sys/delete_channel` and `time_unit`, or `{\"channel_id\":1}`").unwrap();
+        assert!(footer.contains("`delete_channel`") && footer.contains("`channel_id`"), "{footer}");
+        assert!(!footer.contains("`time_unit`"), "a whole code span is searchable already: {footer}");
+        assert_eq!(identifier_footer("nothing `here`"), None);
     }
 
     #[test]
