@@ -271,6 +271,8 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
     let width = x(states.len().saturating_sub(1)) + 150;
     let mut svg = String::new();
     let mut drawn: BTreeMap<(usize, usize), i64> = BTreeMap::new();
+    // The highest and lowest points drawn, to size the figure.
+    let (mut lo, mut hi) = (base_y - box_h, base_y + box_h);
     for row in &table.rows {
         let (a, b) = (
             states.iter().position(|s| *s == clean(&row[from])).unwrap_or(0),
@@ -285,6 +287,7 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
             // Loops stack above their state.
             let y1 = base_y - box_h / 2;
             let y2 = y1 - 8 - lift;
+            lo = lo.min(y2 - 16);
             let _ = write!(
                 svg,
                 "<path class=\"edge\" marker-end=\"url(#arrow)\" d=\"M{} {y1} C{} {y2} {} {y2} {} {y1}\"/>\
@@ -307,11 +310,14 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
             let (y, bend) =
                 if above { (base_y - 8, base_y - 40 - lift) } else { (base_y + 8, base_y - 58 + 60 * span + 2 * lift) };
             let mid = (x1 + x2) / 2;
+            let label_y = if above { (y + bend) / 2 - 4 } else { (y + bend) / 2 + 14 };
+            lo = lo.min(label_y - 14);
+            hi = hi.max(label_y + 6);
             let _ = write!(
                 svg,
                 "<path class=\"edge\" marker-end=\"url(#arrow)\" d=\"M{x1} {y} Q{mid} {bend} {x2} {y}\"/>\
                  <text class=\"label\" x=\"{mid}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
-                if above { (y + bend) / 2 - 4 } else { (y + bend) / 2 + 14 },
+                label_y,
             );
         }
     }
@@ -327,11 +333,12 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
             escape(state)
         );
     }
-    let height = 400;
+    let (top, height) = (lo - 36, hi - lo + 46);
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">{SVG_STYLE}\
-         <text x=\"10\" y=\"22\" font-weight=\"bold\">{}</text>{svg}</svg>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 {top} {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">{SVG_STYLE}\
+         <text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>{svg}</svg>\n",
         escape(title),
+        top + 20,
         escape(title)
     )
 }
