@@ -56,6 +56,8 @@ async fn layers_wrap_every_route_in_order_and_leave_system_paths_alone() {
 async fn handlers_fail_with_typed_codes() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let held = gate.clone();
+    let entered = Arc::new(AtomicUsize::new(0));
+    let inside = entered.clone();
     let server = Server::builder()
         .route("/quota", |_req: Request| async move {
             Err::<Bytes, _>(iip::server::HandlerError::application(1042, "quota exceeded"))
@@ -70,6 +72,7 @@ async fn handlers_fail_with_typed_codes() {
             "/shed",
             tower::ServiceBuilder::new().load_shed().concurrency_limit(1).service_fn(move |_req: Request| {
                 let held = held.clone();
+                inside.fetch_add(1, Ordering::SeqCst);
                 async move {
                     let _permit = held.acquire().await;
                     Ok::<_, std::convert::Infallible>("done")
@@ -99,7 +102,9 @@ async fn handlers_fail_with_typed_codes() {
     // One request holds the only slot; the next is shed unprocessed: 111 ([ANSWER-7]).
     let first_channel = client.open_channel().await.unwrap();
     let first = tokio::spawn(async move { first_channel.call("/shed", "").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while entered.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let shed = client.call("/shed", "").await.unwrap_err();
     assert_eq!(shed, ClientError::Server { code: 111, message: "server overloaded".into() });
     assert!(iip::client::retry::RetryPolicy::safe(1).retries_after(&shed), "a shed request is safe to send again");

@@ -65,82 +65,76 @@ fn ready(client: &Client) -> Poll<Result<(), ClientError>> {
     }
 }
 
-impl tower::Service<Call> for Channel {
-    type Response = Bytes;
-    type Error = ClientError;
-    type Future = CallFuture;
+/// What each client type does as a service: whether it is ready, and how
+/// it makes one call (on a clone of itself, so the future owns it).
+trait CallTarget: Clone + Send + 'static {
+    /// Ready unless said otherwise: the reconnecting types wait for a
+    /// connection inside the call, within its timeout.
+    fn ready(&self) -> Poll<Result<(), ClientError>> {
+        Poll::Ready(Ok(()))
+    }
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+    fn call_owned(self, call: Call) -> CallFuture;
+}
+
+impl CallTarget for Channel {
+    fn ready(&self) -> Poll<Result<(), ClientError>> {
         ready(self.client())
     }
 
-    fn call(&mut self, call: Call) -> CallFuture {
-        let channel = self.clone();
-        Box::pin(async move { channel.call(call.path, call.body).await })
+    fn call_owned(self, call: Call) -> CallFuture {
+        Box::pin(async move { self.call(call.path, call.body).await })
     }
 }
 
-impl tower::Service<Call> for Client {
-    type Response = Bytes;
-    type Error = ClientError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+impl CallTarget for Client {
+    fn ready(&self) -> Poll<Result<(), ClientError>> {
         ready(self)
     }
 
-    fn call(&mut self, call: Call) -> CallFuture {
-        let client = self.clone();
-        Box::pin(async move { client.call(call.path, call.body).await })
+    fn call_owned(self, call: Call) -> CallFuture {
+        Box::pin(async move { self.call(call.path, call.body).await })
     }
 }
 
-impl tower::Service<Call> for Pool {
-    type Response = Bytes;
-    type Error = ClientError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> CallFuture {
-        let pool = self.clone();
-        Box::pin(async move { pool.call(call.path, call.body).await })
+impl CallTarget for Pool {
+    fn call_owned(self, call: Call) -> CallFuture {
+        Box::pin(async move { self.call(call.path, call.body).await })
     }
 }
 
-impl tower::Service<Call> for Backend {
-    type Response = Bytes;
-    type Error = ClientError;
-    type Future = CallFuture;
-
-    /// Always ready: a call waits for a connection within its timeout.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> CallFuture {
-        let backend = self.clone();
-        Box::pin(async move { backend.call(call.path, call.body).await })
+impl CallTarget for Backend {
+    fn call_owned(self, call: Call) -> CallFuture {
+        Box::pin(async move { self.call(call.path, call.body).await })
     }
 }
 
-impl tower::Service<Call> for Balancer {
-    type Response = Bytes;
-    type Error = ClientError;
-    type Future = CallFuture;
-
-    /// Always ready: a call waits for a server within its timeout.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> CallFuture {
-        let balancer = self.clone();
+impl CallTarget for Balancer {
+    fn call_owned(self, call: Call) -> CallFuture {
         Box::pin(async move {
-            let timeout = balancer.default_timeout();
-            balancer.call_keyed(call.key.as_deref(), call.path, call.body, timeout).await
+            let timeout = self.default_timeout();
+            self.call_keyed(call.key.as_deref(), call.path, call.body, timeout).await
         })
     }
 }
+
+/// `tower::Service<Call>` for each client type, through [`CallTarget`].
+macro_rules! call_service {
+    ($($target:ty),*) => {$(
+        impl tower::Service<Call> for $target {
+            type Response = Bytes;
+            type Error = ClientError;
+            type Future = CallFuture;
+
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+                CallTarget::ready(self)
+            }
+
+            fn call(&mut self, call: Call) -> CallFuture {
+                self.clone().call_owned(call)
+            }
+        }
+    )*};
+}
+
+call_service!(Channel, Client, Pool, Backend, Balancer);
