@@ -121,8 +121,13 @@ pub fn annotate_hex(hex: &str) -> Option<String> {
     let mut out = String::from("\n| bytes | field | value |\n|---|---|---|\n");
     let mut offset = 0usize;
     let hex_of = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ");
-    let shorten =
-        |text: String| if text.len() > 40 { format!("{}… ({} bytes)", &text[..32], text.len()) } else { text };
+    let shorten = |text: String| {
+        if text.chars().count() > 40 {
+            format!("{}… ({} bytes)", text.chars().take(32).collect::<String>(), text.len())
+        } else {
+            text
+        }
+    };
     while !buffer.is_empty() {
         let frame = decoder.decode(&mut buffer).ok()??;
         let path_end = offset + 1 + frame.path.len();
@@ -345,7 +350,7 @@ pub fn state_diagram(title: &str, table: &Table, from: usize, event: usize, to: 
 
 fn blob_text(blob: &Blob) -> String {
     match blob {
-        Blob::Text(text) if text.len() > 24 => format!("\"{}…\"", &text[..20]),
+        Blob::Text(text) if text.chars().count() > 24 => format!("\"{}…\"", text.chars().take(20).collect::<String>()),
         Blob::Text(text) => format!("\"{text}\""),
         Blob::Fill { count, .. } => format!("{count} bytes"),
         other => format!("{} bytes", other.to_bytes().map(|b| b.len()).unwrap_or(0)),
@@ -516,6 +521,19 @@ mod tests {
         assert_eq!(unknown, vec!["CHAN-99".to_string()]);
         let (out, _) = link_requirements("see [CHAN-6]", Path::new("guide/handlers.md"), &defined);
         assert_eq!(out, "see [\\[CHAN-6\\]](../06-channels.md#CHAN-6)");
+    }
+
+    #[test]
+    fn long_text_is_shortened_on_character_boundaries() {
+        let data: String = "é".repeat(50);
+        let hex: String = format!(
+            "01 2f 00 00000000 {:08x} {}",
+            data.len(),
+            data.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let table = annotate_hex(&hex).unwrap();
+        assert!(table.contains("ééé… (102 bytes)"), "{table}");
+        assert!(blob_text(&Blob::Text("ü".repeat(30))).ends_with("…\""));
     }
 
     #[test]
