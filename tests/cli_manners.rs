@@ -90,3 +90,26 @@ async fn call_takes_several_addresses() {
     assert_eq!(said.matches(&dead).count(), 2, "{said}");
     handle.shutdown().await.unwrap();
 }
+
+/// `iip bench` reports the CPU time per request it spent, and with
+/// `--server-pid` the server's (here the test process, which runs the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_cpu_per_request() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = Server::echo().build().unwrap().spawn(listener).unwrap();
+    let addr = handle.local_addr().to_string();
+    let pid = std::process::id().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        iip(&["bench", &addr, "--requests", "3000", "--duration", "20", "--server-pid", &pid, "--json"], None)
+    })
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"], 3000, "{report}");
+    if std::path::Path::new("/proc/self/task").exists() {
+        let client = report["client_cpu_us_per_request"].as_f64().unwrap_or(0.0);
+        let server = report["server_cpu_us_per_request"].as_f64().unwrap_or(0.0);
+        assert!(client > 0.0 && server > 0.0, "{report}");
+    }
+    handle.shutdown().await.unwrap();
+}

@@ -57,6 +57,8 @@ pub struct LoadPlan {
     pub requests: Option<u64>,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// A server process whose CPU time per request to report (Linux).
+    pub server_pid: Option<u32>,
 }
 
 /// What came of it.
@@ -76,6 +78,28 @@ pub struct LoadReport {
     pub latency_us: Percentiles,
     /// The first error seen, if any.
     pub first_error: Option<String>,
+    /// CPU time this load generator spent per answered request, µs
+    /// (Linux: summed over its threads from `/proc`).
+    pub client_cpu_us_per_request: Option<f64>,
+    /// CPU time the server process (`--server-pid`) spent per answered
+    /// request, µs.
+    pub server_cpu_us_per_request: Option<f64>,
+}
+
+/// The CPU time of every thread of process `pid` (this process for
+/// `None`), from `/proc/PID/task/*/schedstat` (nanoseconds on the CPU);
+/// `None` where `/proc` does not tell.
+pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/task"),
+        None => "/proc/self/task".to_string(),
+    };
+    let mut total = 0u64;
+    for task in std::fs::read_dir(dir).ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+    }
+    (total > 0).then(|| Duration::from_nanos(total))
 }
 
 /// Latency percentiles, microseconds.
@@ -126,6 +150,7 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     let payload = Bytes::from((0..plan.payload.max(1)).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
     let done = Arc::new(AtomicU64::new(0));
     let issued = Arc::new(AtomicU64::new(0));
+    let (client_cpu, server_cpu) = (cpu_time(None), plan.server_pid.and_then(|pid| cpu_time(Some(pid))));
     let started = Instant::now();
     let deadline = started + plan.duration;
     let mut workers = Vec::new();
@@ -189,6 +214,12 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     }
     ticker.abort();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let answered = done.load(Ordering::Relaxed).max(1) as f64;
+    let per_request = |before: Option<Duration>, after: Option<Duration>| {
+        Some(after?.saturating_sub(before?).as_secs_f64() * 1e6 / answered)
+    };
+    let client_cpu_us_per_request = per_request(client_cpu, cpu_time(None));
+    let server_cpu_us_per_request = per_request(server_cpu, plan.server_pid.and_then(|pid| cpu_time(Some(pid))));
     let requests = done.load(Ordering::Relaxed);
     Ok(LoadReport {
         requests,
@@ -204,6 +235,8 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
             max: histogram.max(),
         },
         first_error,
+        client_cpu_us_per_request,
+        server_cpu_us_per_request,
     })
 }
 
@@ -232,6 +265,13 @@ impl std::fmt::Display for LoadReport {
             "latency    p50 {} µs  p90 {} µs  p99 {} µs  p99.9 {} µs  max {} µs",
             l.p50, l.p90, l.p99, l.p999, l.max
         )?;
+        match (self.client_cpu_us_per_request, self.server_cpu_us_per_request) {
+            (Some(client), Some(server)) => {
+                writeln!(f, "cpu        {client:.2} µs per request here, {server:.2} µs in the server")?
+            }
+            (Some(client), None) => writeln!(f, "cpu        {client:.2} µs per request here")?,
+            _ => {}
+        }
         if let Some(e) = &self.first_error {
             writeln!(f, "first error: {e}")?;
         }

@@ -289,6 +289,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also report the CPU time per request of this server process
+        /// (Linux, read from /proc).
+        #[arg(long)]
+        server_pid: Option<u32>,
         /// Instead of load: open this many connections, make one call on
         /// each, hold them idle for --duration seconds, then close them.
         #[arg(long)]
@@ -687,6 +691,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             addr,
             connections,
             balance,
+            server_pid,
             channels,
             depth,
             payload,
@@ -732,6 +737,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 duration: Duration::from_secs_f64(duration.clamp(0.01, 3600.0)),
                 requests,
                 timeout: Duration::from_secs(10),
+                server_pid,
             };
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
