@@ -251,7 +251,7 @@ async fn shutdown_finishes_requests_in_flight() {
         tokio::spawn(async move { client.call("/block", "in flight").await })
     };
     // Wait until the request is being handled.
-    while server.server().stats().count.whole_received.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while server.server().stats().count().whole_received == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let addr = server.local_addr();

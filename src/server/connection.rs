@@ -21,7 +21,7 @@ use crate::io::reader::{FrameReader, ReadStep};
 use crate::io::writer::{spawn_writer, FrameSink};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
-use crate::wire::answer::{ErrorAnswer, ErrorCode};
+use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
 
@@ -334,14 +334,13 @@ impl Connection {
     /// Answers system paths at once and runs handlers in their own tasks.
     fn dispatch(&mut self, request: IncomingRequest) {
         let IncomingRequest { channel, seq, route, query, body, frames, bytes } = request;
+        let frame_limit = self.shared.config.core.frame_limits.max_data;
         if route.starts_with(b"/sys/") {
-            self.report();
             // A statistics path is a route of the server's own: counted,
             // itself included as received, and measured (`[SYS-9]`).
             let stats = self.shared.stats.route(&route).cloned();
             if let Some(stats) = &stats {
                 stats.count.received(frames, bytes);
-                self.shared.stats.count.received(frames, bytes);
             }
             let started = Instant::now();
             let answer = self.system_answer(&route, &body);
@@ -349,9 +348,8 @@ impl Connection {
                 let elapsed = started.elapsed();
                 stats.measure.record(elapsed);
                 self.shared.stats.measure.record(elapsed);
-                let (frames, bytes) = self.answer_size(&route, &answer);
+                let (frames, bytes) = answer_size(frame_limit, route.len(), &answer);
                 stats.count.sent(frames, bytes);
-                self.shared.stats.count.sent(frames, bytes);
             }
             self.core.respond(channel, seq, answer);
             return;
@@ -363,8 +361,7 @@ impl Connection {
         };
         let (handler, route_stats) = (handler.clone(), route_stats.clone());
         route_stats.count.received(frames, bytes);
-        self.shared.stats.count.received(frames, bytes);
-        let (frame_limit, route_len) = (self.shared.config.core.frame_limits.max_data, route.len());
+        let route_len = route.len();
         let shared = self.shared.clone();
         let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
         let request = Request { channel, route, query, body, peer: self.peer.clone() };
@@ -376,17 +373,14 @@ impl Connection {
                     Some(limit) => tokio::time::timeout(limit, call).await.ok(),
                     None => Some(call.await),
                 };
-                let (answer, code) = match outcome {
-                    Some(Ok(Ok(body))) => (body, 0),
-                    Some(Ok(Err(err))) => (err.to_answer().to_body(), err.code()),
-                    Some(Err(_panic)) => (
-                        ErrorAnswer::new(ErrorCode::Unknown, "unknown: handler panicked").to_body(),
-                        ErrorCode::Unknown.value(),
-                    ),
-                    None => {
-                        let timeout = HandlerError::timeout();
-                        (timeout.to_answer().to_body(), timeout.code())
-                    }
+                let result = match outcome {
+                    Some(Ok(result)) => result,
+                    Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
+                    None => Err(HandlerError::timeout()),
+                };
+                let (answer, code) = match result {
+                    Ok(body) => (body, 0),
+                    Err(err) => (err.to_answer().to_body(), err.code()),
                 };
                 let elapsed = started.elapsed();
                 tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
@@ -395,7 +389,6 @@ impl Connection {
                 route_stats.metrics.answered(code, elapsed);
                 let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
                 route_stats.count.sent(frames, bytes);
-                shared.stats.count.sent(frames, bytes);
                 (channel, seq, answer)
             }
             .instrument(span),
@@ -412,7 +405,7 @@ impl Connection {
             ErrorAnswer::handler_failed(failure).to_body()
         };
         let text = match route {
-            b"/sys/server_count" => stats.count.to_json(),
+            b"/sys/server_count" => stats.count().to_json(),
             b"/sys/server_measure" => stats.measure.to_json(),
             b"/sys/path_count" => match stats.route(body) {
                 Some(r) => r.count.to_json(),
@@ -433,11 +426,6 @@ impl Connection {
             _ => return ErrorAnswer::no_handler().to_body(),
         };
         Bytes::from(text)
-    }
-
-    /// Frames and bytes of the answer `answer` to `route` (`[SYS-8]`).
-    fn answer_size(&self, route: &[u8], answer: &Bytes) -> (u64, u64) {
-        answer_size(self.shared.config.core.frame_limits.max_data, route.len(), answer)
     }
 
     /// The connection object of `/sys/connection_statis` (`[SYS-13]`):

@@ -86,6 +86,12 @@ impl HandlerError {
         HandlerError::spec(ErrorCode::Overloaded)
     }
 
+    /// The server failed in a way no other code names, e.g. a handler that
+    /// panicked: 104, `unknown: <detail>` (`[ANSWER-10]`, `[ANSWER-11]`).
+    pub(crate) fn crashed(detail: &str) -> HandlerError {
+        HandlerError { code: ErrorCode::Unknown.value(), message: format!("{}: {detail}", ErrorCode::Unknown.name()) }
+    }
+
     fn spec(code: ErrorCode) -> HandlerError {
         HandlerError { code: code.value(), message: code.name().to_string() }
     }

@@ -53,16 +53,6 @@ impl Count {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Adds counts gathered elsewhere.
-    pub fn add(&self, counts: &Counts) {
-        self.packets_sent.fetch_add(counts.packets_sent, Ordering::Relaxed);
-        self.packets_received.fetch_add(counts.packets_received, Ordering::Relaxed);
-        self.whole_sent.fetch_add(counts.whole_sent, Ordering::Relaxed);
-        self.whole_received.fetch_add(counts.whole_received, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(counts.bytes_sent, Ordering::Relaxed);
-        self.bytes_received.fetch_add(counts.bytes_received, Ordering::Relaxed);
-    }
-
     /// The counters as they are now.
     pub fn snapshot(&self) -> Counts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -125,6 +115,18 @@ impl Counts {
     /// The Count object, compact, members in the deployed order (`[SYS-5]`).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// These counts and `other`'s, member by member.
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            packets_sent: self.packets_sent + other.packets_sent,
+            packets_received: self.packets_received + other.packets_received,
+            whole_sent: self.whole_sent + other.whole_sent,
+            whole_received: self.whole_received + other.whole_received,
+            bytes_sent: self.bytes_sent + other.bytes_sent,
+            bytes_received: self.bytes_received + other.bytes_received,
+        }
     }
 }
 
@@ -307,8 +309,6 @@ impl RouteStats {
 /// All statistics of one server.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Messages, frames and bytes of the whole server.
-    pub count: Count,
     /// Handler latencies of the whole server.
     pub measure: Measure,
     /// One entry per route with a handler, fixed when the server is built,
@@ -325,7 +325,6 @@ impl ServerStats {
         let application = routes.into_iter().map(|route| (route, Duration::from_millis(1)));
         let statistics = STATISTICS_PATHS.iter().map(|p| (Bytes::from_static(p.as_bytes()), Duration::from_micros(1)));
         ServerStats {
-            count: Count::default(),
             measure: Measure::default(),
             routes: application
                 .chain(statistics)
@@ -336,6 +335,12 @@ impl ServerStats {
                 .collect(),
             metrics: super::metrics::ServerMetrics::default(),
         }
+    }
+
+    /// The server's Count: the sum of its routes' (`[SYS-9]`), so that a
+    /// request is counted once, on its route.
+    pub fn count(&self) -> Counts {
+        self.routes.values().map(|route| route.count.snapshot()).fold(Counts::default(), Counts::plus)
     }
 
     /// The statistics of `route`, if it has a handler.
@@ -354,7 +359,7 @@ impl ServerStats {
             _ => ("microsecond", 1e3),
         };
         let mut out = String::new();
-        let describe = |out: &mut String, name: &str, count: &Count, measure: &Measure| {
+        let describe = |out: &mut String, name: &str, count: Counts, measure: &Measure| {
             let (requests, total_ns, ranges) = measure.totals();
             let avg = if requests == 0 { 0.0 } else { total_ns as f64 / requests as f64 / divisor };
             let _ = writeln!(out, "{name} count: {}", count.to_json());
@@ -379,12 +384,12 @@ impl ServerStats {
                 };
             }
         };
-        describe(&mut out, "total", &self.count, &self.measure);
+        describe(&mut out, "total", self.count(), &self.measure);
         let mut names: Vec<&Bytes> = self.routes.keys().collect();
         names.sort();
         for name in names {
             let stats = &self.routes[name];
-            describe(&mut out, &String::from_utf8_lossy(name), &stats.count, &stats.measure);
+            describe(&mut out, &String::from_utf8_lossy(name), stats.count.snapshot(), &stats.measure);
         }
         out
     }
