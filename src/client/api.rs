@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
+use crate::proto::client::RequestError;
 use crate::wire::answer::ErrorAnswer;
 
 use super::connection::Connection;
@@ -26,14 +27,23 @@ impl Client {
         Client::connect_with(addr, ClientConfig::default()).await
     }
 
-    /// Connects with `config`.
+    /// Connects with `config`, and says hello unless its extensions are
+    /// off (see [`Client::hello`]).
     pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
+        let client = Client::connect_tcp(addr, config).await?;
+        client.hello(None).await?;
+        Ok(client)
+    }
+
+    /// Connects over TCP without a hello.
+    pub(crate) async fn connect_tcp(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Connect(e.to_string()))?;
         Ok(Client { connection: StdArc::new(Connection::start(stream, config.frame_limits)), config })
     }
 
     /// Runs a client connection over any byte stream the caller opened: a
-    /// TLS stream, a Unix socket, an in-memory pipe.
+    /// TLS stream, a Unix socket, an in-memory pipe. No hello is said: call
+    /// [`Client::hello`] before anything else to negotiate extensions.
     pub fn over<S>(stream: S, config: ClientConfig) -> Client
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -64,6 +74,44 @@ impl Client {
         Ok(Client::over(stream, config))
     }
 
+    /// Says hello (`[EXT-1]`) offering the configured extensions and
+    /// `credentials`, and puts what the server agreed in force; a server
+    /// without extensions answers 102 and the connection stays plain IIP/1
+    /// (`[EXT-5]`). Must be the connection's first request; does nothing
+    /// when the extensions are off or a hello was already said. Fails with
+    /// [`ClientError::Unauthenticated`] when the server refuses the
+    /// credentials (the connection is then closed by the server).
+    pub async fn hello(&self, credentials: Option<&crate::proto::extensions::Credentials>) -> Result<(), ClientError> {
+        let extensions = self.config.extensions;
+        if !extensions.enabled || self.connection.agreed.get().is_some() {
+            return Ok(());
+        }
+        let agreed = super::extensions::say_hello(&self.channel_zero(), &extensions, credentials).await?;
+        if let Some(agreed) = &agreed {
+            let max_response = extensions.max_response;
+            self.connection.mux.set_extensions(agreed.body_codec(max_response), agreed.going_away.is_some());
+            if let (Some(ping), Some(answer)) = (extensions.ping, &agreed.ping) {
+                let interval = crate::proto::extensions::Liveness::interval_for(ping.interval, answer.idle_timeout_ms);
+                let connection = &self.connection;
+                tokio::spawn(super::extensions::keep_alive(
+                    connection.mux.clone(),
+                    connection.wake_writer.clone(),
+                    connection.ended.clone(),
+                    interval,
+                    ping.timeout,
+                ));
+            }
+        }
+        let _ = self.connection.agreed.set(agreed);
+        Ok(())
+    }
+
+    /// What the hello agreed: `None` before it or when the connection is
+    /// plain IIP/1 (no hello, or a server without extensions).
+    pub fn agreed(&self) -> Option<&crate::proto::extensions::Agreed> {
+        self.connection.agreed.get().and_then(Option::as_ref)
+    }
+
     /// Channel 0, which every connection has (`[CHAN-1]`).
     pub fn channel_zero(&self) -> Channel {
         Channel { client: self.clone(), id: 0 }
@@ -85,7 +133,16 @@ impl Client {
     }
 
     /// Opens a new channel and waits until the server has granted it (`[CHAN-5]`).
+    /// Past a channel limit the server advertised it fails at once with
+    /// [`RequestError::OverLimit`] (`[EXT-10]`).
     pub async fn open_channel(&self) -> Result<Channel, ClientError> {
+        if let Some(limits) = self.agreed().and_then(|a| a.limits) {
+            let open = self.connection.mux.channel_count() as u64;
+            if open >= u64::from(limits.max_channels) {
+                let limit = u64::from(limits.max_channels);
+                return Err(RequestError::OverLimit { what: "channels", size: open + 1, limit }.into());
+            }
+        }
         let inbox = Mux::open_channel(&self.connection.mux, 0)?;
         self.connection.wake_writer.notify_one();
         let delivery = tokio::time::timeout(self.config.timeout, inbox.next())
@@ -104,9 +161,21 @@ impl Client {
         &self.config
     }
 
-    /// Whether the connection is still up.
+    /// Whether the connection is still up and takes new requests (not
+    /// closed, and the server has not said it is going away).
     pub fn is_connected(&self) -> bool {
-        self.connection.mux.closed().is_none()
+        self.connection.mux.closed().is_none() && !self.connection.mux.going_away()
+    }
+
+    /// Completes when the connection takes no new requests: it is over,
+    /// or the server said it is going away (`[EXT-16]`). Requests already
+    /// made still get their answers in the second case.
+    pub async fn retired(&self) {
+        let mut retiring = self.connection.retiring.clone();
+        tokio::select! {
+            _ = self.closed() => {}
+            _ = retiring.wait_for(|r| *r) => {}
+        }
     }
 
     /// Completes when the connection is over: the server closed it, a read
@@ -117,6 +186,12 @@ impl Client {
     }
 
     fn submit(&self, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
+        if let Some(limits) = self.agreed().and_then(|a| a.limits) {
+            if body.len() as u64 > limits.max_message {
+                let (size, limit) = (body.len() as u64, limits.max_message);
+                return Err(RequestError::OverLimit { what: "request body bytes", size, limit }.into());
+            }
+        }
         let inbox = Mux::call(&self.connection.mux, channel, path, body)?;
         self.connection.wake_writer.notify_one();
         Ok(inbox)

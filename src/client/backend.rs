@@ -271,7 +271,7 @@ async fn keep_connected(inner: Arc<Inner>, stop: CancellationToken) {
                 tracing::debug!(addr = %inner.endpoint.addr, "backend connected");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = live.client.closed() => {}
+                    _ = live.client.retired() => {}
                 }
                 inner.live.send_replace(None);
                 let reason = "the connection closed".to_string();

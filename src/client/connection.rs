@@ -24,6 +24,10 @@ pub(crate) struct Connection {
     pub(crate) wake_writer: StdArc<Notify>,
     /// Becomes true when the reader or the writer stops: the connection is over.
     pub(crate) ended: tokio::sync::watch::Receiver<bool>,
+    /// Becomes true when the server says it is going away (`[EXT-16]`).
+    pub(crate) retiring: tokio::sync::watch::Receiver<bool>,
+    /// What the hello agreed, once it is answered (`None` inside: plain IIP/1).
+    pub(crate) agreed: std::sync::OnceLock<Option<crate::proto::extensions::Agreed>>,
     reader: JoinHandle<()>,
 }
 
@@ -52,6 +56,7 @@ impl Connection {
         let wake_writer = StdArc::new(Notify::new());
         let (ended_tx, ended) = tokio::sync::watch::channel(false);
         let ended_tx = StdArc::new(ended_tx);
+        let (retiring_tx, retiring) = tokio::sync::watch::channel(false);
         let (reader_mux, reader_wake, reader_ended) = (mux.clone(), wake_writer.clone(), ended_tx.clone());
         let reader = tokio::spawn(async move {
             let mut frames = FramedRead::new(read_half, FrameCodec::new(limits));
@@ -60,6 +65,9 @@ impl Connection {
                     Some(Ok(frame)) => {
                         if let Err(err) = reader_mux.deliver(frame) {
                             break err.to_string();
+                        }
+                        if reader_mux.going_away() {
+                            retiring_tx.send_if_modified(|r| !std::mem::replace(r, true));
                         }
                         if reader_mux.closed().is_some() {
                             break "server closed the connection".to_string();
@@ -101,7 +109,7 @@ impl Connection {
             ended_tx.send_replace(true);
             let _ = write_half.shutdown().await;
         });
-        Connection { mux, wake_writer, ended, reader }
+        Connection { mux, wake_writer, ended, retiring, agreed: std::sync::OnceLock::new(), reader }
     }
 }
 

@@ -48,18 +48,26 @@ pub struct Endpoint {
     pub addr: String,
     /// TLS inside the transport, if any.
     pub tls: Option<TlsTarget>,
+    /// Credentials offered in the hello (`[EXT-8]`), if any.
+    pub credentials: Option<crate::proto::extensions::Credentials>,
 }
 
 impl Endpoint {
     /// A plain endpoint: `host:port` or `unix:/path`.
     pub fn new(addr: impl Into<String>) -> Endpoint {
-        Endpoint { addr: addr.into(), tls: None }
+        Endpoint { addr: addr.into(), tls: None, credentials: None }
     }
 
     /// The same endpoint inside TLS.
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, config: Arc<crate::tls::ClientConfig>, server_name: ServerName<'static>) -> Endpoint {
         self.tls = Some(TlsTarget { config, server_name });
+        self
+    }
+
+    /// The same endpoint, offering `credentials` in its hello (`[EXT-8]`).
+    pub fn with_credentials(mut self, credentials: crate::proto::extensions::Credentials) -> Endpoint {
+        self.credentials = Some(credentials);
         self
     }
 
@@ -95,15 +103,20 @@ impl Endpoint {
         Ok(Box::new(stream))
     }
 
-    /// Connects a client.
+    /// Connects a client and says hello with this endpoint's credentials
+    /// (unless `config`'s extensions are off).
     pub async fn connect(&self, config: ClientConfig) -> Result<Client, ClientError> {
-        if self.tls.is_none() && !self.addr.starts_with("unix:") {
-            return Client::connect_with(self.addr.as_str(), config).await.map_err(|err| match err {
+        let client = if self.tls.is_none() && !self.addr.starts_with("unix:") {
+            // A TCP stream split without a lock.
+            Client::connect_tcp(self.addr.as_str(), config).await.map_err(|err| match err {
                 ClientError::Connect(why) => ClientError::Connect(format!("{}: {why}", self.addr)),
                 other => other,
-            });
-        }
-        Ok(Client::over(self.connect_stream().await?, config))
+            })?
+        } else {
+            Client::over(self.connect_stream().await?, config)
+        };
+        client.hello(self.credentials.as_ref()).await?;
+        Ok(client)
     }
 }
 

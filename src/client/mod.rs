@@ -30,6 +30,8 @@ pub mod balance;
 mod connection;
 #[cfg(not(loom))]
 pub mod endpoint;
+#[cfg(not(loom))]
+pub mod extensions;
 pub mod mux;
 #[cfg(not(loom))]
 pub mod pool;
@@ -48,6 +50,8 @@ pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
 pub use balance::{Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
 #[cfg(not(loom))]
 pub use endpoint::{BoxStream, Endpoint, TlsTarget};
+#[cfg(not(loom))]
+pub use extensions::{ClientExtensions, PingConfig};
 pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
@@ -87,6 +91,20 @@ pub enum ClientError {
         /// The message.
         message: String,
     },
+    /// The server went silent: nothing arrived within the ping timeout of
+    /// a ping (`[EXT-7]`), so the connection was closed. `sent` as for
+    /// [`ClientError::Closed`].
+    #[error("dead peer: nothing received from the server for {silent:?}; the request {}", if *sent { "may have reached the server" } else { "was not sent" })]
+    DeadPeer {
+        /// How long nothing had arrived.
+        silent: Duration,
+        /// Whether the request may have reached the server.
+        sent: bool,
+    },
+    /// The server refused the hello's credentials, or requires them and
+    /// none were given (code 112, `[EXT-8]`, `[EXT-9]`).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     /// The request could not be sent as asked.
     #[error(transparent)]
     Refused(#[from] RequestError),
@@ -111,11 +129,13 @@ impl ClientError {
     /// refused locally), so that sending it again cannot run it twice.
     pub fn may_have_reached_server(&self) -> bool {
         match self {
-            ClientError::Closed { sent, .. } => *sent,
+            ClientError::Closed { sent, .. } | ClientError::DeadPeer { sent, .. } => *sent,
             ClientError::Timeout(_) | ClientError::Server { .. } => true,
-            ClientError::Unavailable(_) | ClientError::Refused(_) | ClientError::Connect(_) | ClientError::Tls(_) => {
-                false
-            }
+            ClientError::Unavailable(_)
+            | ClientError::Refused(_)
+            | ClientError::Connect(_)
+            | ClientError::Tls(_)
+            | ClientError::Unauthenticated(_) => false,
         }
     }
 
@@ -134,6 +154,7 @@ impl ClientError {
         matches!(
             self,
             ClientError::Closed { .. }
+                | ClientError::DeadPeer { .. }
                 | ClientError::Timeout(_)
                 | ClientError::Unavailable(_)
                 | ClientError::Connect(_)
@@ -151,10 +172,20 @@ pub struct ClientConfig {
     /// How long a call waits for its answer before it fails with
     /// [`ClientError::Timeout`]. Default 30 s.
     pub timeout: Duration,
+    /// What the client offers in its hello (spec chapter 14). Default:
+    /// a hello offering `ping`, `limits` and `going_away`; against a server
+    /// without extensions it falls back to plain IIP/1.
+    #[cfg(not(loom))]
+    pub extensions: ClientExtensions,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { frame_limits: FrameLimits::default(), timeout: Duration::from_secs(30) }
+        ClientConfig {
+            frame_limits: FrameLimits::default(),
+            timeout: Duration::from_secs(30),
+            #[cfg(not(loom))]
+            extensions: ClientExtensions::default(),
+        }
     }
 }

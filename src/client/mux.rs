@@ -24,6 +24,10 @@ use crate::sync::{lock, Arc, Mutex};
 use crate::wire::frame::{Frame, FrameLimits};
 
 use super::ClientError;
+use crate::proto::server::ServerConnection;
+
+/// Why requests are refused after a going-away frame (`[EXT-16]`).
+const GOING_AWAY_REASON: &str = "[EXT-16] the server is going away";
 
 /// Something that arrived for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,11 @@ struct State {
     /// The newest request whose frames the writer has taken: it and every
     /// older one may have reached the server; newer ones have not.
     handed_over: Option<RequestId>,
+    /// Frames received so far: the liveness timer's proof of life (`[EXT-7]`).
+    frames_received: u64,
+    /// The server sent a going-away frame (`[EXT-16]`): no new requests;
+    /// the connection closes once the last answer is in.
+    going_away: bool,
 }
 
 /// The shared state of one client connection.
@@ -120,6 +129,8 @@ impl Mux {
                 closed: None,
                 last_queued: None,
                 handed_over: None,
+                frames_received: 0,
+                going_away: false,
             }),
         })
     }
@@ -131,6 +142,9 @@ impl Mux {
         let mut state = lock(&this.state);
         if let Some(reason) = &state.closed {
             return Err(ClientError::not_sent(reason.clone()));
+        }
+        if state.going_away {
+            return Err(ClientError::not_sent(GOING_AWAY_REASON));
         }
         let id = send(&mut state.core).map_err(refused)?;
         state.last_queued = Some(id);
@@ -174,6 +188,7 @@ impl Mux {
     /// closes the multiplexer and is returned for the shell to act on.
     pub fn deliver(&self, frame: Frame) -> Result<(), ProtocolError> {
         let mut state = lock(&self.state);
+        state.frames_received += 1;
         let event = match state.core.receive(frame) {
             Ok(event) => event,
             Err(err) => {
@@ -186,6 +201,11 @@ impl Mux {
             Some(ClientEvent::Response { id, data, complete }) => (id, Delivery::Data { data, complete }),
             Some(ClientEvent::ChannelOpened { id, channel }) => (id, Delivery::Opened(channel)),
             Some(ClientEvent::ChannelRefused { id, code, message }) => (id, Delivery::Refused { code, message }),
+            Some(ClientEvent::GoingAway { .. }) => {
+                state.going_away = true;
+                Self::close_if_drained(&mut state);
+                return Ok(());
+            }
             Some(ClientEvent::PeerClosed { reason }) => {
                 let reason = format!("server closed the connection: {}", String::from_utf8_lossy(&reason));
                 Self::fail_all(&mut state, reason);
@@ -195,6 +215,9 @@ impl Mux {
         let last = delivery.is_last();
         // A caller that gave up has no slot: the answer is dropped.
         let slot = if last { state.slots.remove(&id) } else { state.slots.get(&id).cloned() };
+        if last {
+            Self::close_if_drained(&mut state);
+        }
         drop(state);
         if let Some(slot) = slot {
             push(&slot, delivery);
@@ -203,15 +226,31 @@ impl Mux {
     }
 
     fn fail_all(state: &mut State, reason: String) {
+        let error = |sent| ClientError::Closed { reason: reason.clone(), sent };
+        Self::fail_all_with(state, &error);
+        state.closed.get_or_insert(reason);
+    }
+
+    /// Fails every waiting request with `error(sent)`, in request order (a
+    /// BTreeMap keeps this deterministic, which loom needs).
+    fn fail_all_with(state: &mut State, error: &dyn Fn(bool) -> ClientError) {
         state.core.close();
         state.outgoing.clear();
-        // In request order: a BTreeMap keeps this deterministic (loom needs it).
         let handed_over = state.handed_over;
         for (id, slot) in std::mem::take(&mut state.slots) {
             let sent = handed_over.is_some_and(|newest| id <= newest);
-            push(&slot, Delivery::Failed(ClientError::Closed { reason: reason.clone(), sent }));
+            push(&slot, Delivery::Failed(error(sent)));
         }
-        state.closed.get_or_insert(reason);
+    }
+
+    /// After a going-away frame, once nothing is waiting: queues a close
+    /// frame and closes (`[EXT-16]`). The writer sends what is queued.
+    fn close_if_drained(state: &mut State) {
+        if state.going_away && state.slots.is_empty() && state.closed.is_none() {
+            state.core.close();
+            state.outgoing.push(ServerConnection::close_frame(GOING_AWAY_REASON));
+            state.closed = Some(GOING_AWAY_REASON.to_string());
+        }
     }
 
     /// Closes: every waiting request fails with `reason`, later ones are refused.
@@ -220,6 +259,37 @@ impl Mux {
         if state.closed.is_none() {
             Self::fail_all(&mut state, reason.to_string());
         }
+    }
+
+    /// Closes because the server went silent (`[EXT-7]`): every waiting
+    /// request fails with [`ClientError::DeadPeer`], later ones are refused.
+    pub fn close_dead(&self, silent: std::time::Duration) {
+        let mut state = lock(&self.state);
+        if state.closed.is_none() {
+            Self::fail_all_with(&mut state, &|sent| ClientError::DeadPeer { silent, sent });
+            state.closed = Some(format!("[EXT-7] dead peer: nothing received for {silent:?}"));
+        }
+    }
+
+    /// Channels open or being deleted, channel 0 included.
+    pub fn channel_count(&self) -> usize {
+        lock(&self.state).core.channel_count()
+    }
+
+    /// Frames received so far.
+    pub fn frames_received(&self) -> u64 {
+        lock(&self.state).frames_received
+    }
+
+    /// Whether the server said it is going away (`[EXT-16]`).
+    pub fn going_away(&self) -> bool {
+        lock(&self.state).going_away
+    }
+
+    /// Puts the extensions agreed in the hello in force (see
+    /// [`ClientConnection::set_extensions`]).
+    pub fn set_extensions(&self, body_codec: Option<crate::proto::extensions::BodyCodec>, going_away: bool) {
+        lock(&self.state).core.set_extensions(body_codec, going_away);
     }
 
     /// Why the multiplexer closed, if it has.
@@ -233,7 +303,9 @@ impl Mux {
     }
 
     fn cancel(&self, id: RequestId) {
-        lock(&self.state).slots.remove(&id);
+        let mut state = lock(&self.state);
+        state.slots.remove(&id);
+        Self::close_if_drained(&mut state);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::wire::answer::ChannelGrant;
 use crate::wire::encode::check_frame;
@@ -17,6 +17,8 @@ use crate::wire::frame_error::EncodeError;
 use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
+use super::extensions::body::{COMPRESSED, IDENTITY};
+use super::extensions::{BodyCodec, BodyError, GOING_AWAY};
 use super::message::{chunk_body, transition, MessageState, Step};
 use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 
@@ -52,6 +54,12 @@ pub enum ClientEvent {
         /// The error message.
         message: String,
     },
+    /// The server is going away (`[EXT-16]`): send nothing new on this
+    /// connection; close it once the outstanding requests are answered.
+    GoingAway {
+        /// The frame's body, `{"grace_ms":N}`.
+        body: Bytes,
+    },
     /// The server sent a close frame.
     PeerClosed {
         /// Its data, as a reason.
@@ -74,6 +82,17 @@ pub enum RequestError {
     /// The connection is closed.
     #[error("[CLOSE-5] the connection is closed")]
     Closed,
+    /// Past a limit the server advertised in its hello answer (`[EXT-10]`):
+    /// refused locally instead of learning it from an error answer.
+    #[error("[EXT-10] {what} {size} is past the server's limit of {limit}")]
+    OverLimit {
+        /// What is limited: `request body bytes` or `channels`.
+        what: &'static str,
+        /// What was asked for.
+        size: u64,
+        /// The advertised limit.
+        limit: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +103,59 @@ enum Waiting {
     DeleteAck,
 }
 
+/// Where the body marker of the response arriving on a channel stands (`[EXT-12]`).
+#[derive(Debug, Default)]
+enum Unmarking {
+    /// The next frame starts a response: its first byte is the marker.
+    #[default]
+    Start,
+    /// An identity response: frames pass as they are.
+    Identity,
+    /// A compressed response, assembled until its last frame.
+    Compressed(BytesMut),
+}
+
+impl Unmarking {
+    /// The data to deliver for one response frame: `None` while a compressed
+    /// response is still being assembled.
+    fn frame(&mut self, codec: &BodyCodec, data: Bytes, complete: bool) -> Result<Option<Bytes>, BodyError> {
+        let out = match std::mem::take(self) {
+            Unmarking::Start => match data.first() {
+                None => return Err(BodyError::Empty),
+                Some(&IDENTITY) => {
+                    *self = Unmarking::Identity;
+                    Some(data.slice(1..))
+                }
+                Some(&COMPRESSED) => {
+                    *self = Unmarking::Compressed(BytesMut::from(&data[..]));
+                    None
+                }
+                Some(&other) => return Err(BodyError::UnknownMarker(other)),
+            },
+            Unmarking::Identity => {
+                *self = Unmarking::Identity;
+                Some(data)
+            }
+            Unmarking::Compressed(mut body) => {
+                body.extend_from_slice(&data);
+                *self = Unmarking::Compressed(body);
+                None
+            }
+        };
+        if !complete {
+            return Ok(out);
+        }
+        match std::mem::take(self) {
+            Unmarking::Compressed(body) => codec.open(&body.freeze()).map(Some),
+            _ => Ok(out),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Channel {
     inbound: MessageState,
+    unmarking: Unmarking,
     waiting: VecDeque<Waiting>,
     deleted: bool,
     /// Data of a `/sys/new_channel` answer that arrives in several frames.
@@ -101,6 +170,10 @@ pub struct ClientConnection {
     next_id: u64,
     outbox: VecDeque<Frame>,
     closed: bool,
+    /// The body marker and codec once compression is agreed (`[EXT-12]`).
+    body_codec: Option<BodyCodec>,
+    /// Whether the server may send a going-away frame (`[EXT-16]`).
+    going_away: bool,
 }
 
 impl ClientConnection {
@@ -112,7 +185,17 @@ impl ClientConnection {
             next_id: 0,
             outbox: VecDeque::new(),
             closed: false,
+            body_codec: None,
+            going_away: false,
         }
+    }
+
+    /// Puts the extensions agreed in the hello answer in force: the body
+    /// marker (and codec) of `compression` on every body sent and received
+    /// from now on (`[EXT-12]`), and the going-away frame (`[EXT-16]`).
+    pub fn set_extensions(&mut self, body_codec: Option<BodyCodec>, going_away: bool) {
+        self.body_codec = body_codec;
+        self.going_away = going_away;
     }
 
     fn open_channel_mut(&mut self, channel: u32) -> Result<&mut Channel, RequestError> {
@@ -128,6 +211,12 @@ impl ClientConnection {
     fn enqueue(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
         check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
         self.open_channel_mut(channel)?.waiting.push_back(waiting);
+        let body = match &self.body_codec {
+            // An empty body is `{}` as in plain IIP/1 ([MSG-9]), then marked.
+            Some(codec) if body.is_empty() => codec.seal(b"{}"),
+            Some(codec) => codec.seal(&body),
+            None => body,
+        };
         self.outbox.extend(chunk_body(MessageKind::Request, &path, channel, body, self.limits.max_data));
         Ok(())
     }
@@ -185,6 +274,18 @@ impl ClientConnection {
         let channel =
             self.channels.get_mut(&channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
         let state = channel.inbound;
+        let going_away = self.going_away
+            && channel_id == 0
+            && frame.status == Status::ResponseWhole
+            && state == MessageState::Idle
+            && frame.path == GOING_AWAY;
+        if going_away {
+            let body = match &self.body_codec {
+                Some(codec) => codec.open(&frame.data)?,
+                None => frame.data,
+            };
+            return Ok(Some(ClientEvent::GoingAway { body }));
+        }
         let (next, step) = transition(state, position).ok_or(ProtocolError::BadTransition {
             channel: channel_id,
             state,
@@ -196,8 +297,15 @@ impl ClientConnection {
         if complete {
             channel.waiting.pop_front();
         }
+        let data = match &self.body_codec {
+            None => frame.data,
+            Some(codec) => match channel.unmarking.frame(codec, frame.data, complete)? {
+                Some(data) => data,
+                None => return Ok(None),
+            },
+        };
         match waiting {
-            Waiting::Call(id) => Ok(Some(ClientEvent::Response { id, data: frame.data, complete })),
+            Waiting::Call(id) => Ok(Some(ClientEvent::Response { id, data, complete })),
             Waiting::DeleteAck => {
                 if complete && channel.waiting.is_empty() {
                     self.channels.remove(&channel_id);
@@ -205,7 +313,7 @@ impl ClientConnection {
                 Ok(None)
             }
             Waiting::Open(id) => {
-                channel.grant.extend_from_slice(&frame.data);
+                channel.grant.extend_from_slice(&data);
                 if !complete {
                     return Ok(None);
                 }
@@ -271,6 +379,11 @@ impl ClientConnection {
     /// Whether `channel` is open for requests.
     pub fn is_open(&self, channel: u32) -> bool {
         self.channels.get(&channel).is_some_and(|c| !c.deleted)
+    }
+
+    /// Channels open or being deleted, channel 0 included.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     /// Whether the core accepts no more frames.

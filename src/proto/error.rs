@@ -51,6 +51,16 @@ pub enum ProtocolError {
         /// What was wrong.
         detail: String,
     },
+    /// A request arrived while the connection's hello was unanswered.
+    #[error("[EXT-4] request for {route} before the answer to /sys/hello")]
+    HelloPending {
+        /// The route of the request, lossily as text.
+        route: String,
+    },
+    /// A message body that breaks the body marker rules of the
+    /// `compression` extension.
+    #[error(transparent)]
+    Body(#[from] super::extensions::BodyError),
 }
 
 impl ProtocolError {
@@ -63,6 +73,9 @@ impl ProtocolError {
             ProtocolError::BadTransition { .. } => "MSG-6",
             ProtocolError::UnexpectedResponse { .. } => "ORDER-1",
             ProtocolError::BadChannelGrant { .. } => "CHAN-3",
+            ProtocolError::HelloPending { .. } => "EXT-4",
+            ProtocolError::Body(super::extensions::BodyError::TooLarge { .. }) => "EXT-15",
+            ProtocolError::Body(_) => "EXT-14",
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod channels;
 pub mod client;
 pub mod error;
+pub mod extensions;
 pub mod message;
 pub mod server;
 pub mod timers;

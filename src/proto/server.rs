@@ -16,6 +16,7 @@ use crate::wire::frame::{split_route, Frame, FrameLimits};
 use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::channels::ChannelIds;
+use super::extensions::{Admission, BodyCodec, BodyError, Handshake, AuthPolicy, GOING_AWAY};
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::message::{chunk_body, transition, MessageState, Step};
 
@@ -202,6 +203,12 @@ pub struct ServerConnection {
     /// Set by the shell while the whole server is past its budget: no
     /// message may grow by assembly (`[RES-2]`).
     server_full: bool,
+    /// Where the connection stands with its hello (`[EXT-1]`).
+    handshake: Handshake,
+    /// The body marker and codec once compression is agreed (`[EXT-12]`).
+    body_codec: Option<BodyCodec>,
+    /// Set when the connection must close once its answers are sent (`[EXT-9]`).
+    close_requested: Option<&'static str>,
 }
 
 /// Appends `data` to a message body being assembled, or gives `None` (for
@@ -228,6 +235,14 @@ fn append_within(
     Some(body)
 }
 
+/// `body` with the marker in force, if any (`[EXT-12]`).
+fn seal(codec: &Option<BodyCodec>, body: Bytes) -> Bytes {
+    match codec {
+        Some(codec) => codec.seal(&body),
+        None => body,
+    }
+}
+
 impl ServerConnection {
     /// A new connection: only channel 0 exists (`[CHAN-1]`).
     pub fn new(config: ServerConfig) -> ServerConnection {
@@ -239,7 +254,49 @@ impl ServerConnection {
             closed: false,
             held: HeldBytes::default(),
             server_full: false,
+            handshake: Handshake::new(true, AuthPolicy::Off),
+            body_codec: None,
+            close_requested: None,
         }
+    }
+
+    /// Sets how the connection treats `/sys/hello` and authentication
+    /// (default: hellos answered, no authentication). Call before the
+    /// first frame.
+    pub fn set_handshake(&mut self, handshake: Handshake) {
+        self.handshake = handshake;
+    }
+
+    /// The hello was answered (the answer given to [`ServerConnection::respond`]):
+    /// from now on every body received and sent carries the marker of
+    /// `body_codec`, if compression was agreed (`[EXT-12]`), and
+    /// `authenticated` says whether the client's credentials were accepted.
+    pub fn hello_completed(&mut self, authenticated: bool, body_codec: Option<BodyCodec>) {
+        self.handshake.completed(authenticated);
+        self.body_codec = body_codec;
+    }
+
+    /// The body codec in force, if compression was agreed.
+    pub fn body_codec(&self) -> Option<BodyCodec> {
+        self.body_codec
+    }
+
+    /// Why the connection must close once what is queued is sent, if it
+    /// must: a request refused for want of authentication (`[EXT-9]`).
+    pub fn close_requested(&self) -> Option<&'static str> {
+        self.close_requested
+    }
+
+    /// Queues the going-away frame (`[EXT-16]`): status 5 on channel 0 with
+    /// the path `/sys/going_away`, answering no request, telling a client
+    /// that agreed to `going_away` to send nothing new and to finish within
+    /// `grace_ms`. It goes out between messages, as frames leave whole
+    /// messages at a time.
+    pub fn going_away(&mut self, grace_ms: u64) {
+        let body = seal(&self.body_codec, Bytes::from(format!("{{\"grace_ms\":{grace_ms}}}")));
+        let frame = Frame::new(Status::ResponseWhole, Bytes::from_static(GOING_AWAY), 0, body);
+        self.held.answers += frame.encoded_len();
+        self.outbox.push_back(frame);
     }
 
     /// The bytes this connection holds (`[RES-1]`).
@@ -319,9 +376,37 @@ impl ServerConnection {
             }
         };
         let (route, query) = split_route(&path);
+        let refuse = |code: ErrorCode| ErrorAnswer::new(code, code.name());
+        match self.handshake.admit(channel_id, &route) {
+            Admission::Proceed | Admission::Hello => {}
+            Admission::LateHello => {
+                let seq = channel.take_seq(route, 0);
+                self.respond_error(channel_id, seq, refuse(ErrorCode::HandleError));
+                return Ok(None);
+            }
+            Admission::Unauthenticated => {
+                let seq = channel.take_seq(route, 0);
+                self.respond_error(channel_id, seq, refuse(ErrorCode::Unauthenticated));
+                self.close_requested = Some("[EXT-9] unauthenticated");
+                return Ok(None);
+            }
+            Admission::HelloPending => {
+                return Err(ProtocolError::HelloPending { route: String::from_utf8_lossy(&route).into_owned() });
+            }
+        }
+        // The marker of a compressed connection; the limit applies to the
+        // inflated body (`[EXT-14]`, `[EXT-15]`).
+        let body = match (body, &self.body_codec) {
+            (Some(body), Some(codec)) => match codec.open(&body) {
+                Ok(open) => Some(open),
+                Err(BodyError::TooLarge { .. }) => None,
+                Err(err) => return Err(err.into()),
+            },
+            (body, _) => body,
+        };
         let Some(body) = body else {
             let seq = channel.take_seq(route, 0);
-            self.respond_error(channel_id, seq, ErrorAnswer::new(ErrorCode::RequestTooLarge, "request too large"));
+            self.respond_error(channel_id, seq, refuse(ErrorCode::RequestTooLarge));
             return Ok(None);
         };
         if route == NEW_CHANNEL {
@@ -348,7 +433,7 @@ impl ServerConnection {
             } else {
                 channel.phase = Phase::Deleting;
                 channel.routes.remove(&seq);
-                let body = ok_body();
+                let body = seal(&self.body_codec, ok_body());
                 self.held.answers += body.len();
                 channel.ready.insert(seq, Ready { route, body, deletes: true });
                 self.flush_channel(channel_id);
@@ -366,6 +451,7 @@ impl ServerConnection {
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
         let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
         let Some((route, handed_out)) = channel.routes.remove(&seq) else { return false };
+        let body = seal(&self.body_codec, body);
         self.held.handed_out -= handed_out;
         self.held.answers += body.len();
         channel.ready.insert(seq, Ready { route, body, deletes: false });

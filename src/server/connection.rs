@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::io::reader::{FrameReader, ReadStep};
+use crate::proto::extensions::{Handshake, HELLO, PING};
 use crate::io::writer::{spawn_writer, FrameSink};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
@@ -25,14 +26,27 @@ use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
 
+use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
 use super::stats::Counts;
 use super::transport::Peer;
 use super::Shared;
 
-/// An answer computed by a handler task: channel, seq, body.
-type Done = (u32, u64, Bytes);
+/// An answer computed by a handler task.
+struct Done {
+    channel: u32,
+    seq: u64,
+    body: Bytes,
+    /// Set for the answer to the connection's hello.
+    hello: Option<HelloOutcome>,
+}
+
+impl Done {
+    fn answer(channel: u32, seq: u64, body: Bytes) -> Done {
+        Done { channel, seq, body, hello: None }
+    }
+}
 
 struct Connection {
     shared: Arc<Shared>,
@@ -57,6 +71,12 @@ struct Connection {
     /// A frame arrived since the timers last looked.
     frame_arrived: bool,
     close_reason: Option<String>,
+    /// Who the client proved to be in its hello, if it did (`[EXT-8]`).
+    identity: Option<Arc<str>>,
+    /// Whether the client agreed to `going_away` (`[EXT-16]`).
+    going_away: bool,
+    /// When a connection told to go away stops reading.
+    going_away_until: Option<Instant>,
 }
 
 /// Growth of a connection's held bytes that is reported to the server's
@@ -85,8 +105,10 @@ pub(crate) async fn serve_connection<R, W>(
     let (sink, mut writer) = spawn_writer(write_half, limits, timeouts.write);
     let force = shared.force.clone();
     let mut timers = ConnectionTimers::new(timeouts, Instant::now());
+    let mut core = ServerConnection::new(shared.config.core);
+    core.set_handshake(Handshake::new(shared.config.extensions.enabled, shared.auth.policy));
     let mut conn = Connection {
-        core: ServerConnection::new(shared.config.core),
+        core,
         held: HeldShare::new(shared.memory.clone()),
         shared,
         peer,
@@ -98,6 +120,9 @@ pub(crate) async fn serve_connection<R, W>(
         reading: true,
         frame_arrived: false,
         close_reason: None,
+        identity: None,
+        going_away: false,
+        going_away_until: None,
     };
     let mut writer_done = false;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -105,7 +130,7 @@ pub(crate) async fn serve_connection<R, W>(
     let mut timer_at = None;
     loop {
         if *shutdown.borrow() && conn.reading {
-            conn.stop("server shutting down");
+            conn.shutting_down(Instant::now());
         }
         if !conn.reading && conn.handlers.is_empty() {
             break;
@@ -132,9 +157,7 @@ pub(crate) async fn serve_connection<R, W>(
         tokio::select! {
             biased;
             _ = force.cancelled() => break,
-            Some((channel, seq, body)) = conn.handlers.next(), if !conn.handlers.is_empty() => {
-                conn.core.respond(channel, seq, body);
-            }
+            Some(done) = conn.handlers.next(), if !conn.handlers.is_empty() => conn.complete(done),
             _ = &mut writer, if !writer_done => {
                 // The peer read nothing within the write timeout, or went away.
                 writer_done = true;
@@ -142,6 +165,10 @@ pub(crate) async fn serve_connection<R, W>(
             }
             _ = shutdown.changed(), if conn.reading => {}
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
+            _ = tokio::time::sleep_until(conn.going_away_until.unwrap_or(now).into()), if conn.going_away_until.is_some() => {
+                conn.going_away_until = None;
+                conn.stop("server shutting down");
+            }
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
             // Paused on the budget: the writer draining makes room.
             _ = conn.sink.written(), if paused => {}
@@ -159,8 +186,8 @@ pub(crate) async fn serve_connection<R, W>(
         // that finished, frames already read — so that one write carries many.
         for _ in 0..BATCH_TURNS {
             let mut progressed = false;
-            while let Some(Some((channel, seq, body))) = conn.handlers.next().now_or_never() {
-                conn.core.respond(channel, seq, body);
+            while let Some(Some(done)) = conn.handlers.next().now_or_never() {
+                conn.complete(done);
                 progressed = true;
             }
             if conn.may_read() {
@@ -210,6 +237,42 @@ impl Connection {
     fn stop(&mut self, reason: &str) {
         self.reading = false;
         self.close_reason = Some(reason.to_string());
+    }
+
+    /// The server began a graceful shutdown. A client that agreed to
+    /// `going_away` is told so and given half the grace period, during
+    /// which the connection goes on reading and answering (`[EXT-16]`);
+    /// any other connection stops reading at once (`[CLOSE-3]`).
+    fn shutting_down(&mut self, now: Instant) {
+        if !self.going_away {
+            self.stop("server shutting down");
+        } else if self.going_away_until.is_none() {
+            let grace = self.shared.config.grace / 2;
+            self.core.going_away(grace.as_millis() as u64);
+            self.going_away_until = Some(now + grace);
+        }
+    }
+
+    /// Gives a finished handler's answer to the core; after the hello's
+    /// answer, puts what was agreed in force.
+    fn complete(&mut self, done: Done) {
+        self.core.respond(done.channel, done.seq, done.body);
+        match done.hello {
+            None => {}
+            Some(HelloOutcome::Agreed { agreed, identity }) => {
+                let max_message = self.shared.config.core.max_message.min(self.shared.config.core.max_held_bytes);
+                self.core.hello_completed(identity.is_some(), agreed.body_codec(max_message));
+                self.going_away = agreed.going_away.is_some();
+                self.identity = identity;
+                tracing::debug!(peer = %self.peer, extensions = ?agreed.names(), "hello");
+            }
+            Some(HelloOutcome::Refused { close }) => {
+                self.core.hello_completed(false, None);
+                if let Some(reason) = close {
+                    self.stop(reason);
+                }
+            }
+        }
     }
 
     /// Whether anything is in flight: requests in handlers, answers not
@@ -278,6 +341,8 @@ impl Connection {
                     // Requests complete before the error are still answered ([FERR-1]).
                     self.reading = false;
                     self.close_reason = reason;
+                } else if let Some(reason) = self.core.close_requested() {
+                    self.stop(reason);
                 }
             }
             Some(Err(CodecError::Decode(err))) => {
@@ -335,6 +400,16 @@ impl Connection {
     fn dispatch(&mut self, request: IncomingRequest) {
         let IncomingRequest { channel, seq, route, query, body, frames, bytes } = request;
         let frame_limit = self.shared.config.core.frame_limits.max_data;
+        if route == HELLO && self.shared.config.extensions.enabled {
+            // The core admitted it as the connection's hello ([EXT-1]).
+            let shared = self.shared.clone();
+            let peer = self.peer.clone();
+            self.handlers.push(Box::pin(async move {
+                let (body, outcome) = answer_hello(&shared.negotiation, shared.auth.clone(), peer, body).await;
+                Done { channel, seq, body, hello: Some(outcome) }
+            }));
+            return;
+        }
         if route.starts_with(b"/sys/") {
             // A statistics path is a route of the server's own: counted,
             // itself included as received, and measured (`[SYS-9]`).
@@ -364,7 +439,7 @@ impl Connection {
         let route_len = route.len();
         let shared = self.shared.clone();
         let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
-        let request = Request { channel, route, query, body, peer: self.peer.clone() };
+        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
         self.handlers.push(Box::pin(
             async move {
                 let started = Instant::now();
@@ -389,7 +464,7 @@ impl Connection {
                 route_stats.metrics.answered(code, elapsed);
                 let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
                 route_stats.count.sent(frames, bytes);
-                (channel, seq, answer)
+                Done::answer(channel, seq, answer)
             }
             .instrument(span),
         ));
@@ -416,6 +491,10 @@ impl Connection {
                 None => return unknown_route(),
             },
             b"/sys/connection_statis" => self.connection_json(),
+            // Answered at once with the request's body ([EXT-6]).
+            PING if self.shared.negotiation.enabled && self.shared.negotiation.ping => {
+                return Bytes::copy_from_slice(body);
+            }
             b"/sys/statis" => {
                 let unit = serde_json::from_slice::<Value>(body)
                     .ok()

@@ -24,6 +24,9 @@ pub struct Request {
     pub body: Bytes,
     /// Who sent it: the client's address.
     pub peer: super::transport::Peer,
+    /// Who the client proved to be in its hello (`[EXT-8]`), if it
+    /// authenticated; `None` on a connection without authentication.
+    pub identity: Option<std::sync::Arc<str>>,
 }
 
 impl Request {

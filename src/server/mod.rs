@@ -17,6 +17,7 @@ mod accept;
 #[cfg(feature = "config")]
 pub mod config;
 mod connection;
+pub mod extensions;
 pub mod handler;
 pub mod memory;
 pub mod metrics;
@@ -39,11 +40,13 @@ use tracing::Instrument;
 
 #[cfg(feature = "config")]
 pub use config::ConfigError;
+pub use extensions::{AuthError, Authenticator, BearerTokens, ExtensionsConfig};
 pub use handler::{BoxError, FnHandler, Handler, HandlerError, HandlerService, Request, ServiceHandler};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
 pub use transport::{AnyStream, IntoHalves, Listen, Peer};
 
+pub use crate::proto::extensions::AuthPolicy;
 pub use crate::proto::timers::Timeouts;
 
 use crate::proto::server::{ServerConfig as CoreConfig, ServerConnection};
@@ -85,6 +88,9 @@ pub struct ServerConfig {
     /// (a slow handshake holds a connection slot). Default 10 s.
     #[serde(with = "crate::seconds::required")]
     pub tls_handshake_timeout: Duration,
+    /// The extensions negotiated with `/sys/hello` (spec chapter 14).
+    /// Default: all on but authentication (see [`ExtensionsConfig`]).
+    pub extensions: ExtensionsConfig,
 }
 
 /// The default server-wide memory budget: 256 MiB.
@@ -101,6 +107,7 @@ impl Default for ServerConfig {
             max_server_held_bytes: DEFAULT_MAX_SERVER_HELD_BYTES,
             grace: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
+            extensions: ExtensionsConfig::default(),
         }
     }
 }
@@ -126,6 +133,10 @@ pub(crate) struct Shared {
     /// Cancelled when the grace period of a shutdown is over: every
     /// connection closes at once.
     force: CancellationToken,
+    /// What a hello can agree to, from `config.extensions`.
+    negotiation: crate::proto::extensions::ServerExtensions,
+    /// The authenticator of hellos, and whether it is required.
+    auth: extensions::Authentication,
 }
 
 /// Wraps one route's handler in a layer.
@@ -143,6 +154,8 @@ pub struct ServerBuilder {
     tls: Option<Arc<crate::tls::ServerConfig>>,
     /// Routes refused so far; [`ServerBuilder::build`] reports them.
     refused: Vec<RouteError>,
+    /// The hello authenticator, if any.
+    authenticator: Option<(Arc<dyn Authenticator>, AuthPolicy)>,
 }
 
 /// A route the builder refused; [`ServerBuilder::build`] returns the first.
@@ -325,6 +338,26 @@ impl ServerBuilder {
         self
     }
 
+    /// Which extensions a hello may agree to (spec chapter 14). Default:
+    /// every one but authentication; [`ExtensionsConfig::off`] makes a
+    /// plain IIP/1 server.
+    pub fn extensions(mut self, extensions: ExtensionsConfig) -> Self {
+        self.config.extensions = extensions;
+        self
+    }
+
+    /// Checks the credentials of hellos with `authenticator` (`[EXT-8]`).
+    /// With [`AuthPolicy::Required`] nothing but a hello with valid
+    /// credentials is served: every other request first is answered 112
+    /// and its connection closed (`[EXT-9]`); with [`AuthPolicy::Optional`]
+    /// clients that offer no credentials are served unauthenticated. A
+    /// handler reads the identity from [`Request::identity`]. Default: no
+    /// authenticator. Needs extensions enabled.
+    pub fn authenticator(mut self, authenticator: impl Authenticator, policy: AuthPolicy) -> Self {
+        self.authenticator = Some((Arc::new(authenticator), policy));
+        self
+    }
+
     /// How long a TLS handshake may take before its connection is closed;
     /// default 10 s.
     pub fn tls_handshake_timeout(mut self, limit: Duration) -> Self {
@@ -360,6 +393,13 @@ impl ServerBuilder {
                 tls: None,
                 shutdown,
                 force: CancellationToken::new(),
+                negotiation: self.config.extensions.negotiation(&self.config),
+                auth: match self.authenticator {
+                    Some((authenticator, policy)) if self.config.extensions.enabled => {
+                        extensions::Authentication { policy, authenticator: Some(authenticator) }
+                    }
+                    _ => extensions::Authentication { policy: AuthPolicy::Off, authenticator: None },
+                },
             }),
         })
     }

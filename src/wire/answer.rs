@@ -35,6 +35,8 @@ pub enum ErrorCode {
     RequestTooLarge,
     /// 111: the server shed the request without processing it (`[ANSWER-7]`).
     Overloaded,
+    /// 112: authentication is required and has not succeeded (`[EXT-9]`).
+    Unauthenticated,
 }
 
 /// The lowest application code (`[ANSWER-6]`): codes from here up are the
@@ -43,7 +45,7 @@ pub const FIRST_APPLICATION_CODE: i64 = 1000;
 
 impl ErrorCode {
     /// Every code, in the order of the spec's table.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Ok,
         ErrorCode::HandlerFail,
         ErrorCode::PacketUncompleted,
@@ -58,6 +60,7 @@ impl ErrorCode {
         ErrorCode::ChannelNotDeletable,
         ErrorCode::RequestTooLarge,
         ErrorCode::Overloaded,
+        ErrorCode::Unauthenticated,
     ];
 
     /// The integer on the wire.
@@ -77,6 +80,7 @@ impl ErrorCode {
             ErrorCode::ChannelNotDeletable => 109,
             ErrorCode::RequestTooLarge => 110,
             ErrorCode::Overloaded => 111,
+            ErrorCode::Unauthenticated => 112,
         }
     }
 
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::ChannelNotDeletable => "channel not deletable",
             ErrorCode::RequestTooLarge => "request too large",
             ErrorCode::Overloaded => "server overloaded",
+            ErrorCode::Unauthenticated => "unauthenticated",
         }
     }
 }

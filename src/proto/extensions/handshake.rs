@@ -1,0 +1,140 @@
+//! Which requests a server admits around the hello (`[EXT-1]`, `[EXT-2]`,
+//! `[EXT-4]`, `[EXT-9]`), sans I/O. The server core asks [`Handshake::admit`]
+//! for every complete request, `/sys/new_channel` included, before acting on it.
+
+use super::HELLO;
+
+/// How a server treats credentials (`[EXT-8]`, `[EXT-9]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthPolicy {
+    /// No authenticator: credentials are ignored and `auth` is not agreed. The default.
+    #[default]
+    Off,
+    /// Credentials offered are checked (failure closes the connection);
+    /// a client that offers none is served unauthenticated.
+    Optional,
+    /// Nothing but a hello with valid credentials is served: every other
+    /// request before it is answered 112 and the connection closes.
+    Required,
+}
+
+/// What to do with a complete request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The connection's hello: answer it (running the authenticator), and
+    /// call [`Handshake::completed`] once the answer is given.
+    Hello,
+    /// Serve it as usual.
+    Proceed,
+    /// A hello that is not the first request: answer 102, change nothing (`[EXT-2]`).
+    LateHello,
+    /// Authentication is required and has not happened: answer 112, then
+    /// close the connection (`[EXT-9]`).
+    Unauthenticated,
+    /// A request that arrived while the hello was unanswered: a protocol
+    /// error, the connection closes (`[EXT-4]`).
+    HelloPending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No request yet.
+    Fresh,
+    /// The hello is being answered.
+    Pending,
+    /// Past the hello (or plain IIP/1); whether the client authenticated.
+    Done { authenticated: bool },
+}
+
+/// The hello state of one server connection.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    enabled: bool,
+    policy: AuthPolicy,
+    state: State,
+}
+
+impl Handshake {
+    /// A connection that has received nothing yet. With `enabled` false
+    /// every request proceeds and `/sys/hello` is an unknown system route.
+    pub fn new(enabled: bool, policy: AuthPolicy) -> Handshake {
+        let policy = if enabled { policy } else { AuthPolicy::Off };
+        Handshake { enabled, policy, state: State::Fresh }
+    }
+
+    /// The reaction to a complete request for `route` on `channel`.
+    pub fn admit(&mut self, channel: u32, route: &[u8]) -> Admission {
+        if !self.enabled {
+            return Admission::Proceed;
+        }
+        let hello = route == HELLO;
+        match self.state {
+            State::Pending => Admission::HelloPending,
+            State::Fresh if hello && channel == 0 => {
+                self.state = State::Pending;
+                Admission::Hello
+            }
+            State::Fresh | State::Done { .. } if hello => Admission::LateHello,
+            State::Fresh => {
+                self.state = State::Done { authenticated: false };
+                self.gate()
+            }
+            State::Done { .. } => self.gate(),
+        }
+    }
+
+    fn gate(&self) -> Admission {
+        match (self.policy, self.state) {
+            (AuthPolicy::Required, State::Done { authenticated: false }) => Admission::Unauthenticated,
+            _ => Admission::Proceed,
+        }
+    }
+
+    /// The hello was answered; `authenticated` if the authenticator accepted
+    /// the client's credentials.
+    pub fn completed(&mut self, authenticated: bool) {
+        self.state = State::Done { authenticated };
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> AuthPolicy {
+        self.policy
+    }
+
+    /// Whether a hello is being answered.
+    pub fn pending(&self) -> bool {
+        self.state == State::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_hello_is_answered_and_later_ones_are_not() {
+        let mut h = Handshake::new(true, AuthPolicy::Off);
+        assert_eq!(h.admit(0, HELLO), Admission::Hello);
+        assert_eq!(h.admit(0, b"/echo"), Admission::HelloPending);
+        h.completed(false);
+        assert_eq!(h.admit(0, b"/echo"), Admission::Proceed);
+        assert_eq!(h.admit(0, HELLO), Admission::LateHello);
+    }
+
+    #[test]
+    fn without_a_hello_a_connection_is_plain_unless_authentication_is_required() {
+        let mut plain = Handshake::new(true, AuthPolicy::Optional);
+        assert_eq!(plain.admit(0, b"/sys/new_channel"), Admission::Proceed);
+        assert_eq!(plain.admit(0, HELLO), Admission::LateHello);
+        let mut strict = Handshake::new(true, AuthPolicy::Required);
+        assert_eq!(strict.admit(0, b"/sys/new_channel"), Admission::Unauthenticated);
+        let mut failed = Handshake::new(true, AuthPolicy::Required);
+        assert_eq!(failed.admit(0, HELLO), Admission::Hello);
+        failed.completed(false);
+        assert_eq!(failed.admit(0, b"/echo"), Admission::Unauthenticated);
+        let mut off = Handshake::new(false, AuthPolicy::Required);
+        assert_eq!(off.admit(0, HELLO), Admission::Proceed, "an unknown system route to the shell");
+        assert_eq!(off.admit(0, b"/echo"), Admission::Proceed);
+    }
+}

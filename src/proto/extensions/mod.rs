@@ -1,0 +1,30 @@
+//! IIP/1 extensions negotiated with `/sys/hello` (spec chapter 14), sans I/O.
+//!
+//! Nothing changes on the wire unless both peers negotiate: a client offers
+//! extensions in the first request of a connection ([`hello::HelloRequest`]),
+//! the server answers the ones it accepts ([`hello::HelloAnswer`]); a server
+//! without extensions answers 102 and both carry on in plain IIP/1.
+//!
+//! - [`hello`]: the offer and answer, and the server's choice ([`hello::ServerExtensions`]).
+//! - [`handshake`]: which requests a server admits before, during and after the hello.
+//! - [`body`]: the one-byte body marker and compression of the `compression` extension.
+//! - [`liveness`]: the client's ping timer and dead-peer verdict (`ping`).
+
+pub mod body;
+pub mod handshake;
+pub mod hello;
+pub mod liveness;
+
+pub use body::{BodyCodec, BodyError, Codec};
+pub use handshake::{Admission, AuthPolicy, Handshake};
+pub use hello::{Agreed, CompressionOffer, Credentials, HelloAnswer, HelloRequest, Limits, Offer, ServerExtensions};
+pub use liveness::{Liveness, LivenessAction};
+
+/// The route of the hello request (`[EXT-1]`).
+pub const HELLO: &[u8] = b"/sys/hello";
+/// The route of a liveness ping (`[EXT-6]`).
+pub const PING: &[u8] = b"/sys/ping";
+/// The path of a server's going-away frame (`[EXT-16]`).
+pub const GOING_AWAY: &[u8] = b"/sys/going_away";
+/// The protocol revision this crate speaks (`[EXT-2]`).
+pub const REVISION: u32 = 1;

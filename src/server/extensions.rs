@@ -1,0 +1,197 @@
+//! The server's side of the IIP/1 extensions (spec chapter 14): which it
+//! accepts ([`ExtensionsConfig`]), the pluggable [`Authenticator`], and the
+//! answer to a connection's `/sys/hello`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::proto::extensions::hello::AuthAgreed;
+use crate::proto::extensions::{Agreed, AuthPolicy, Codec, Credentials, HelloRequest, Limits, ServerExtensions};
+use crate::wire::answer::{ErrorAnswer, ErrorCode};
+
+use super::transport::Peer;
+use super::ServerConfig;
+
+/// Which extensions the server accepts (the `[extensions]` table of a
+/// configuration file; every key optional). Each is switchable; with
+/// `enabled` false the server is a plain IIP/1 server and answers
+/// `/sys/hello` with 102, as the deployed implementation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtensionsConfig {
+    /// Answer `/sys/hello` at all. Default true.
+    pub enabled: bool,
+    /// Accept `ping` and answer `/sys/ping` (`[EXT-6]`). Default true.
+    pub ping: bool,
+    /// Advertise the server's limits (`[EXT-10]`). Default true.
+    pub limits: bool,
+    /// Accept LZ4 compression (`[EXT-11]`). Default true when built with
+    /// the `compression` feature.
+    pub lz4: bool,
+    /// Accept zstd compression. Default true when built with `compression`.
+    pub zstd: bool,
+    /// The smallest body the server compresses; the agreed threshold is
+    /// the larger of this and the client's. Default 1,024 bytes.
+    pub min_compress: u64,
+    /// Accept `going_away` (`[EXT-16]`): on a graceful shutdown such a
+    /// client is told to stop sending and given half the grace period to
+    /// finish, while the server goes on reading. Default true.
+    pub going_away: bool,
+}
+
+impl Default for ExtensionsConfig {
+    fn default() -> Self {
+        let built_in = !Codec::built_in().is_empty();
+        ExtensionsConfig {
+            enabled: true,
+            ping: true,
+            limits: true,
+            lz4: built_in,
+            zstd: built_in,
+            min_compress: 1024,
+            going_away: true,
+        }
+    }
+}
+
+impl ExtensionsConfig {
+    /// Every extension off: a plain IIP/1 server.
+    pub fn off() -> ExtensionsConfig {
+        ExtensionsConfig { enabled: false, ..ExtensionsConfig::default() }
+    }
+
+    /// What the sans-IO negotiation accepts under `config`, with the
+    /// server's limits and idle timeout filled in.
+    pub(crate) fn negotiation(&self, config: &ServerConfig) -> ServerExtensions {
+        let idle_timeout_ms = config.timeouts.idle.map(|d| d.as_millis() as u64);
+        let core = &config.core;
+        let limits = Limits {
+            max_channels: core.max_channels,
+            max_message: core.max_message.min(core.max_held_bytes) as u64,
+            max_in_flight: config.max_in_flight as u64,
+            max_in_flight_per_channel: config.max_in_flight as u64,
+            max_frame_data: core.frame_limits.max_data,
+            max_path: core.frame_limits.max_path as u32,
+            idle_timeout_ms,
+        };
+        let codecs = [(Codec::Lz4, self.lz4), (Codec::Zstd, self.zstd)];
+        ServerExtensions {
+            enabled: self.enabled,
+            ping: self.ping,
+            limits: self.limits.then_some(limits),
+            codecs: codecs.into_iter().filter(|(c, on)| *on && Codec::built_in().contains(c)).map(|(c, _)| c).collect(),
+            min_compress: self.min_compress,
+            going_away: self.going_away,
+            idle_timeout_ms,
+        }
+    }
+}
+
+/// Why an authenticator refused credentials; the client gets code 112
+/// with the message `unauthenticated` whatever the reason (the reason goes
+/// to the server's log only, so that it tells an attacker nothing).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// Checks the credentials of a hello (`[EXT-8]`). Runs on the connection's
+/// task, before anything else of that connection; it may await (a database,
+/// an identity provider).
+pub trait Authenticator: Send + Sync + 'static {
+    /// The identity the credentials prove, or why they prove none.
+    fn authenticate(&self, peer: &Peer, credentials: &Credentials) -> BoxFuture<'static, Result<String, AuthError>>;
+}
+
+/// An [`Authenticator`] of fixed bearer tokens: scheme `bearer`, each
+/// token mapped to an identity.
+#[derive(Clone, Default)]
+pub struct BearerTokens {
+    tokens: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for BearerTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerTokens").field("tokens", &self.tokens.len()).finish()
+    }
+}
+
+impl BearerTokens {
+    /// No tokens yet: every credential is refused.
+    pub fn new() -> BearerTokens {
+        BearerTokens::default()
+    }
+
+    /// Accepts `token` as `identity`.
+    pub fn with(mut self, token: impl Into<String>, identity: impl Into<String>) -> BearerTokens {
+        self.tokens.insert(token.into(), identity.into());
+        self
+    }
+}
+
+impl Authenticator for BearerTokens {
+    fn authenticate(&self, _peer: &Peer, credentials: &Credentials) -> BoxFuture<'static, Result<String, AuthError>> {
+        let result = match (credentials.scheme.as_str(), self.tokens.get(&credentials.credentials)) {
+            ("bearer", Some(identity)) => Ok(identity.clone()),
+            ("bearer", None) => Err(AuthError("unknown bearer token".into())),
+            (scheme, _) => Err(AuthError(format!("unsupported scheme {scheme:?}"))),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// The authenticator and how it is applied.
+#[derive(Clone)]
+pub(crate) struct Authentication {
+    pub(crate) policy: AuthPolicy,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+}
+
+/// How a hello ends.
+#[derive(Debug)]
+pub(crate) enum HelloOutcome {
+    /// Answered with what was agreed; the client is `identity` if it authenticated.
+    Agreed { agreed: Agreed, identity: Option<Arc<str>> },
+    /// Answered with an error; the connection stays plain, or closes with the reason.
+    Refused { close: Option<&'static str> },
+}
+
+/// The answer to a connection's hello and what follows from it.
+pub(crate) async fn answer_hello(
+    negotiation: &ServerExtensions,
+    auth: Authentication,
+    peer: Peer,
+    body: Bytes,
+) -> (Bytes, HelloOutcome) {
+    let unauthenticated = || {
+        let answer = ErrorAnswer::new(ErrorCode::Unauthenticated, ErrorCode::Unauthenticated.name());
+        (answer.to_body(), HelloOutcome::Refused { close: Some("[EXT-8] unauthenticated") })
+    };
+    let Ok(offer) = serde_json::from_slice::<HelloRequest>(&body) else {
+        // Not an offer: answered as a route without handler, the connection stays plain ([EXT-1]).
+        if auth.policy == AuthPolicy::Required {
+            return unauthenticated();
+        }
+        return (ErrorAnswer::no_handler().to_body(), HelloOutcome::Refused { close: None });
+    };
+    let mut answer = negotiation.agree(&offer);
+    let mut identity = None;
+    match (auth.policy, &auth.authenticator, &offer.extensions.auth) {
+        (AuthPolicy::Off, _, _) | (AuthPolicy::Optional, _, None) | (_, None, _) => {}
+        (AuthPolicy::Required, Some(_), None) => return unauthenticated(),
+        (_, Some(authenticator), Some(credentials)) => match authenticator.authenticate(&peer, credentials).await {
+            Ok(who) => {
+                answer.extensions.auth = Some(AuthAgreed { identity: who.clone() });
+                identity = Some(Arc::from(who));
+            }
+            Err(err) => {
+                tracing::info!(%peer, %err, "hello refused");
+                return unauthenticated();
+            }
+        },
+    }
+    let text = serde_json::to_vec(&answer).unwrap_or_default();
+    (Bytes::from(text), HelloOutcome::Agreed { agreed: answer.extensions, identity })
+}
