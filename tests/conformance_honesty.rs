@@ -99,7 +99,9 @@ async fn relay(defect: Defect, client: TcpStream, upstream: SocketAddr) {
             Defect::NoClose if frame.status == Status::Close => vec![],
             Defect::DroppedChannel if frame.channel != 0 => vec![],
             Defect::StaleStatistics
-                if frame.path.starts_with(b"/sys/") && !frame.path.starts_with(b"/sys/new_channel") =>
+                if frame.path.starts_with(b"/sys/")
+                    && !frame.path.starts_with(b"/sys/new_channel")
+                    && !frame.path.starts_with(b"/sys/hello") =>
             {
                 match serde_json::from_slice::<serde_json::Value>(&frame.data) {
                     Ok(json @ serde_json::Value::Object(_)) if json.get("code").is_none() => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use iip::client::{Client, ClientConfig, ClientError};
+use iip::client::{Client, ClientConfig, ClientError, ClientExtensions};
 use iip::server::{HandlerError, Request, Server, ServerBuilder, ServerHandle};
 use iip::{Frame, FrameCodec, FrameLimits, Status};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +14,11 @@ use tokio::sync::Notify;
 use tokio_util::codec::Framed;
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// A client that says no hello: plain IIP/1, frame for frame the deployed client's.
+fn plain() -> ClientConfig {
+    ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() }
+}
 
 async fn start(builder: ServerBuilder) -> ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -170,7 +175,9 @@ async fn error_answers() {
             .max_message(100),
     )
     .await;
-    let client = Client::connect(server.local_addr()).await.unwrap();
+    // Without a hello: a client that knows the limits refuses locally what
+    // this test wants the server to refuse (tests/extensions.rs, [EXT-10]).
+    let client = Client::connect_with(server.local_addr(), plain()).await.unwrap();
     expect_server_error(client.call("/nowhere", "x").await, 102).await;
     expect_server_error(client.call("/sys/unknown", "x").await, 102).await;
     let raw_fail = client.channel_zero().call_raw("/fail", "x").await.unwrap();
@@ -302,7 +309,7 @@ async fn client_fails_calls_when_the_connection_drops() {
         let mut conn = Framed::new(stream, FrameCodec::default());
         conn.next().await; // read one request, then hang up without answering
     });
-    let client = Client::connect(addr).await.unwrap();
+    let client = Client::connect_with(addr, plain()).await.unwrap();
     let answer = client.call("/echo", "x").await;
     // The server read the request: it may have processed it.
     assert!(matches!(answer, Err(ClientError::Closed { sent: true, .. })), "{answer:?}");
@@ -310,7 +317,7 @@ async fn client_fails_calls_when_the_connection_drops() {
     accept.await.unwrap();
     let timeout_client = Client::connect_with(
         server_that_never_answers().await,
-        ClientConfig { timeout: Duration::from_millis(50), ..ClientConfig::default() },
+        ClientConfig { timeout: Duration::from_millis(50), ..plain() },
     )
     .await
     .unwrap();

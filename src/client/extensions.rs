@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::proto::extensions::{
-    Agreed, Codec, CompressionOffer, Credentials, HelloAnswer, HelloRequest, Liveness, LivenessAction, Offer,
-    HELLO, PING, REVISION,
+    Agreed, Codec, CompressionOffer, Credentials, HelloAnswer, HelloRequest, Liveness, LivenessAction, Offer, HELLO,
+    PING, REVISION,
 };
 use crate::sync::Arc;
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
@@ -56,7 +56,9 @@ pub struct ClientExtensions {
     pub min_compress: u64,
     /// Offer `going_away` (`[EXT-16]`). Default true.
     pub going_away: bool,
-    /// How long the hello may take. Default 10 s.
+    /// How long the hello may take (at most the client's call timeout);
+    /// a server that does not answer in time fails the connect with
+    /// [`ClientError::Timeout`]. Default 10 s.
     pub hello_timeout: Duration,
     /// The largest response a compressed body may inflate to. Default 64 MiB.
     pub max_response: usize,
@@ -110,7 +112,8 @@ pub(crate) async fn say_hello(
     credentials: Option<&Credentials>,
 ) -> Result<Option<Agreed>, ClientError> {
     let body = serde_json::to_vec(&extensions.offer(credentials)).unwrap_or_default();
-    let answer = channel.call_raw_timeout(Bytes::from_static(HELLO), body, extensions.hello_timeout).await?;
+    let timeout = extensions.hello_timeout.min(channel.client().config().timeout);
+    let answer = channel.call_raw_timeout(Bytes::from_static(HELLO), body, timeout).await?;
     if let Some(error) = ErrorAnswer::parse(&answer) {
         if error.code == ErrorCode::Unauthenticated.value() {
             return Err(ClientError::Unauthenticated(error.message));
@@ -148,7 +151,8 @@ pub(crate) async fn keep_alive(
         match liveness.poll(now) {
             None => {}
             // The answer is dropped on arrival: any frame is proof of life.
-            Some(LivenessAction::Ping) => match Mux::call(&mux, 0, Bytes::from_static(PING), Bytes::from_static(b"{}")) {
+            Some(LivenessAction::Ping) => match Mux::call(&mux, 0, Bytes::from_static(PING), Bytes::from_static(b"{}"))
+            {
                 Ok(_inbox) => wake_writer.notify_one(),
                 Err(_) => return,
             },

@@ -18,6 +18,7 @@ use super::client::{Action, CallAction, CallOutcome, ClientCase, ScriptedServer}
 use super::report::{CaseResult, Verdict};
 use super::run::Failure;
 use super::session::{Case, NamedCase};
+use crate::client::ClientExtensions;
 use crate::client::{Channel, Client, ClientConfig, ClientError, Endpoint};
 
 /// The actions file: what the client is asked to do.
@@ -235,7 +236,9 @@ async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {
 /// Performs an actions file with this crate's client against `target`:
 /// what `iip play-actions` does, and the model for a client under test.
 pub async fn play_actions(target: &Endpoint, file: &ActionsFile, timeout: Duration) -> Result<(), String> {
-    let config = ClientConfig { timeout, ..ClientConfig::default() };
+    // The client cases are of plain IIP/1: the scripted server expects
+    // the very frames the deployed client sends, so no hello.
+    let config = ClientConfig { timeout, extensions: ClientExtensions::off(), ..ClientConfig::default() };
     let client: Client = target.connect(config).await.map_err(|e| e.to_string())?;
     let mut channel = client.channel_zero();
     for action in &file.actions {

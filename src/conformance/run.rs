@@ -38,7 +38,14 @@ pub struct Profile {
     /// The implementation it is, if it declares one of [`KNOWN_PEERS`]:
     /// failures of cases its Appendix A entries excuse become deviations.
     pub peer: Option<String>,
+    /// The extensions of chapter 14 it declares (see [`EXTENSION_ITEMS`]).
+    pub extensions: std::collections::BTreeSet<String>,
 }
+
+/// What a profile's `extensions=` item may name, joined by `+`: `hello`
+/// (it answers `/sys/hello`), `ping`, `limits`, and the codecs `lz4` and
+/// `zstd` of `compression`.
+pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd"];
 
 impl Profile {
     /// Reads a profile such as `max-channels=4,max-message=1024,fail-route,peer=go-iip`.
@@ -58,6 +65,15 @@ impl Profile {
                 Some(("peer", name)) => {
                     return Err(format!("unknown peer {name:?}; known: {}", KNOWN_PEERS.join(", ")));
                 }
+                Some(("extensions", names)) => {
+                    for name in names.split('+').map(str::trim).filter(|n| !n.is_empty()) {
+                        if !EXTENSION_ITEMS.contains(&name) {
+                            return Err(format!("unknown extension {name:?}; known: {}", EXTENSION_ITEMS.join(", ")));
+                        }
+                        profile.extensions.insert(name.to_string());
+                    }
+                    profile.extensions.insert("hello".into());
+                }
                 None if item == "fail-route" => profile.fail_route = true,
                 _ => return Err(format!("unknown profile item {item:?}")),
             }
@@ -67,7 +83,13 @@ impl Profile {
 
     /// The profile of the reference server as the suite starts it in-process.
     pub fn reference() -> Profile {
-        Profile { max_channels: Some(8), max_message: Some(32 * 1024 * 1024), fail_route: true, peer: None }
+        Profile {
+            max_channels: Some(8),
+            max_message: Some(32 * 1024 * 1024),
+            fail_route: true,
+            peer: None,
+            extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     /// `Err(reason)` when a case needs more than this profile declares.
@@ -80,6 +102,9 @@ impl Profile {
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
+        }
+        if let Some(missing) = requires.extensions.iter().find(|e| !self.extensions.contains(*e)) {
+            return Err(format!("needs a server declaring extensions={missing} (chapter 14)"));
         }
         Ok(())
     }

@@ -139,6 +139,11 @@ pub struct Requires {
     /// The server offers `/fail` (answers every request by failing).
     #[serde(default)]
     pub fail_route: bool,
+    /// The server declares these extensions of chapter 14 (`hello` for
+    /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
+    /// item `extensions=hello+ping+lz4`.
+    #[serde(default)]
+    pub extensions: Vec<String>,
 }
 
 /// A case whose steps depend on what the server declares: the runner

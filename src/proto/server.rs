@@ -16,8 +16,8 @@ use crate::wire::frame::{split_route, Frame, FrameLimits};
 use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::channels::ChannelIds;
-use super::extensions::{Admission, BodyCodec, BodyError, Handshake, AuthPolicy, GOING_AWAY};
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
+use super::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
 use super::message::{chunk_body, transition, MessageState, Step};
 
 /// The route that opens a channel (`[CHAN-2]`).

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::io::reader::{FrameReader, ReadStep};
-use crate::proto::extensions::{Handshake, HELLO, PING};
 use crate::io::writer::{spawn_writer, FrameSink};
+use crate::proto::extensions::{Handshake, HELLO, PING};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
@@ -129,8 +129,8 @@ pub(crate) async fn serve_connection<R, W>(
     tokio::pin!(timer);
     let mut timer_at = None;
     loop {
-        if *shutdown.borrow() && conn.reading {
-            conn.shutting_down(Instant::now());
+        if *shutdown.borrow() && conn.reading && conn.shutting_down(Instant::now()) && conn.flush().await.is_err() {
+            break;
         }
         if !conn.reading && conn.handlers.is_empty() {
             break;
@@ -242,15 +242,20 @@ impl Connection {
     /// The server began a graceful shutdown. A client that agreed to
     /// `going_away` is told so and given half the grace period, during
     /// which the connection goes on reading and answering (`[EXT-16]`);
-    /// any other connection stops reading at once (`[CLOSE-3]`).
-    fn shutting_down(&mut self, now: Instant) {
+    /// any other connection stops reading at once (`[CLOSE-3]`). True
+    /// when a going-away frame was queued: it must be flushed at once.
+    fn shutting_down(&mut self, now: Instant) -> bool {
         if !self.going_away {
             self.stop("server shutting down");
-        } else if self.going_away_until.is_none() {
-            let grace = self.shared.config.grace / 2;
-            self.core.going_away(grace.as_millis() as u64);
-            self.going_away_until = Some(now + grace);
+            return false;
         }
+        if self.going_away_until.is_some() {
+            return false;
+        }
+        let grace = self.shared.config.grace / 2;
+        self.core.going_away(grace.as_millis() as u64);
+        self.going_away_until = Some(now + grace);
+        true
     }
 
     /// Gives a finished handler's answer to the core; after the hello's

@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(answer.extensions.going_away, None, "not offered");
         assert_eq!(answer.extensions.limits, None, "not offered");
         if cfg!(feature = "compression") {
-            let agreed = answer.extensions.compression.unwrap();
+            let agreed = answer.extensions.compression.clone().unwrap();
             assert_eq!((agreed.codec.as_str(), agreed.min_size), ("zstd", 1024), "first known codec, larger threshold");
         } else {
             assert_eq!(answer.extensions.compression, None);
