@@ -118,6 +118,11 @@ pub(crate) async fn say_hello(
         if error.code == ErrorCode::Unauthenticated.value() {
             return Err(ClientError::Unauthenticated(error.message));
         }
+        // Not an answer to the hello: the server refuses the connection
+        // ([ANSWER-5]) and closes it.
+        if error.code == ErrorCode::ServerConnectionsLimited.value() {
+            return Err(ClientError::Server { code: error.code, message: error.message });
+        }
         tracing::debug!(code = error.code, "no extensions: plain IIP/1");
         return Ok(None);
     }

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::client::{ClientConfig, ClientError, Endpoint};
-use crate::wire::answer::ErrorAnswer;
+use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
 pub use upstream::Upstreams;
 
@@ -242,6 +242,12 @@ fn upstream_error(err: ClientError) -> Response<GatewayBody> {
         ClientError::Server { code, message } => {
             let body = ErrorAnswer { code, message }.to_body();
             error_response(code, body)
+        }
+        // Past the message limit the upstream advertised ([EXT-10]): what
+        // it would have answered, 110, without sending the body.
+        ClientError::Refused(crate::proto::client::RequestError::OverLimit { what: "request body bytes", .. }) => {
+            let answer = ErrorAnswer::new(ErrorCode::RequestTooLarge, ErrorCode::RequestTooLarge.name());
+            error_response(answer.code, answer.to_body())
         }
         other => whole(StatusCode::BAD_GATEWAY, format!("upstream IIP server unavailable: {other}\n")),
     }
