@@ -561,13 +561,26 @@ fn seconds_or_off(secs: f64) -> Option<Duration> {
 /// `/delay?ms=N`: answers the body after N milliseconds (at most 60 s), for
 /// trying timeouts and shutdowns by hand.
 async fn delay(req: Request) -> Result<Bytes, std::convert::Infallible> {
-    let ms = req
-        .query_str()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=").and_then(|v| v.parse::<u64>().ok())))
-        .unwrap_or(0)
-        .min(60_000);
+    let ms = query_number(&req, "ms=").unwrap_or(0).min(60_000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(req.body)
+}
+
+/// `/burn?us=N`: spins on the CPU for N microseconds (default 20, at most
+/// one second), then answers the body: a CPU-heavy handler for `iip bench`.
+async fn burn(req: Request) -> Result<Bytes, std::convert::Infallible> {
+    let us = query_number(&req, "us=").unwrap_or(20).min(1_000_000);
+    let until = std::time::Instant::now() + Duration::from_micros(us);
+    let mut spins = 0u64;
+    while std::time::Instant::now() < until {
+        spins = std::hint::black_box(spins.wrapping_add(1));
+    }
+    Ok(req.body)
+}
+
+/// The number after `key` (e.g. `ms=`) in the request's query.
+fn query_number(req: &Request, key: &str) -> Option<u64> {
+    req.query_str()?.split('&').find_map(|kv| kv.strip_prefix(key).and_then(|v| v.parse::<u64>().ok()))
 }
 
 /// Raises the soft limit on open files to the hard limit, and warns when
@@ -687,7 +700,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
             let inside = if tls.is_some() { " inside TLS" } else { "" };
-            let mut builder = Server::echo().route("/delay", delay).config(config);
+            let mut builder = Server::echo().route("/delay", delay).route("/burn", burn).config(config);
             if let Some(tls) = tls {
                 builder = builder.tls(tls);
             }

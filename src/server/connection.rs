@@ -29,6 +29,7 @@ use crate::wire::frame::Frame;
 use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
+use super::offload::Timed;
 use super::stats::Counts;
 use super::transport::Peer;
 use super::Shared;
@@ -445,34 +446,51 @@ impl Connection {
         let shared = self.shared.clone();
         let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
-        self.handlers.push(Box::pin(
-            async move {
-                let started = Instant::now();
-                let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-                let outcome = match shared.config.handler_timeout {
-                    Some(limit) => tokio::time::timeout(limit, call).await.ok(),
-                    None => Some(call.await),
-                };
-                let result = match outcome {
-                    Some(Ok(result)) => result,
-                    Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
-                    None => Err(HandlerError::timeout()),
-                };
-                let (answer, code) = match result {
-                    Ok(body) => (body, 0),
-                    Err(err) => (err.to_answer().to_body(), err.code()),
-                };
-                let elapsed = started.elapsed();
-                tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-                shared.stats.measure.record(elapsed);
-                route_stats.measure.record(elapsed);
-                route_stats.metrics.answered(code, elapsed);
-                let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
-                route_stats.count.sent(frames, bytes);
+        let meter = route_stats.busy.clone();
+        let work = async move {
+            let started = Instant::now();
+            let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+            let outcome = match shared.config.handler_timeout {
+                Some(limit) => tokio::time::timeout(limit, call).await.ok(),
+                None => Some(call.await),
+            };
+            let result = match outcome {
+                Some(Ok(result)) => result,
+                Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
+                None => Err(HandlerError::timeout()),
+            };
+            let (answer, code) = match result {
+                Ok(body) => (body, 0),
+                Err(err) => (err.to_answer().to_body(), err.code()),
+            };
+            let elapsed = started.elapsed();
+            tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
+            shared.stats.measure.record(elapsed);
+            route_stats.measure.record(elapsed);
+            route_stats.metrics.answered(code, elapsed);
+            let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
+            route_stats.count.sent(frames, bytes);
+            Done::answer(channel, seq, answer)
+        }
+        .instrument(span);
+        // Sampled requests measure the route's busy time, which decides
+        // whether its handlers run here or on another worker.
+        let offload_after = self.shared.config.offload_after;
+        let work: BoxFuture<'static, Done> = match offload_after {
+            Some(after) if meter.sample() => Box::pin(Timed::new(work, meter.clone(), after)),
+            _ => Box::pin(work),
+        };
+        if offload_after.is_none() || !meter.offloaded() {
+            self.handlers.push(work);
+            return;
+        }
+        let task = tokio::spawn(work);
+        self.handlers.push(Box::pin(async move {
+            task.await.unwrap_or_else(|_| {
+                let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
                 Done::answer(channel, seq, answer)
-            }
-            .instrument(span),
-        ));
+            })
+        }));
     }
 
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).

@@ -21,6 +21,7 @@ pub mod extensions;
 pub mod handler;
 pub mod memory;
 pub mod metrics;
+mod offload;
 pub mod stats;
 pub mod transport;
 
@@ -72,6 +73,14 @@ pub struct ServerConfig {
     /// Default: no limit.
     #[serde(with = "crate::seconds::optional")]
     pub handler_timeout: Option<Duration>,
+    /// A route whose handlers spend more than this in `poll` per request
+    /// (their CPU time, measured on one request in eight, as a moving
+    /// average) has its handlers spawned onto the runtime's workers, so that
+    /// one connection can use every core; under half of it they run inline
+    /// again, in the connection's task, which is cheapest for cheap
+    /// handlers. `0`: always inline. Default 10 µs.
+    #[serde(with = "crate::seconds::optional")]
+    pub offload_after: Option<Duration>,
     /// Idle, frame read and write timeouts of every connection
     /// (`[RES-5]`–`[RES-7]`). Defaults 60 s, 30 s, 30 s.
     pub timeouts: Timeouts,
@@ -103,6 +112,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_in_flight: 1024,
             handler_timeout: None,
+            offload_after: Some(Duration::from_micros(10)),
             timeouts: Timeouts::default(),
             max_server_held_bytes: DEFAULT_MAX_SERVER_HELD_BYTES,
             grace: Duration::from_secs(30),

@@ -294,6 +294,8 @@ pub struct RouteStats {
     pub measure: Measure,
     /// The route's handles in the `metrics` facade.
     pub(crate) metrics: super::metrics::RouteMetrics,
+    /// The handlers' busy time, which decides where they run.
+    pub(crate) busy: std::sync::Arc<super::offload::BusyMeter>,
 }
 
 impl RouteStats {
@@ -302,6 +304,7 @@ impl RouteStats {
             count: Count::default(),
             measure: Measure::with_unit(unit),
             metrics: super::metrics::RouteMetrics::new(route),
+            busy: Default::default(),
         }
     }
 }
