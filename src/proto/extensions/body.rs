@@ -76,14 +76,17 @@ impl Codec {
 
     #[cfg(feature = "compression")]
     fn compress(self, body: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-        use std::io::Write;
         match self {
-            Codec::Lz4 => {
-                let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
-                encoder.write_all(body)?;
-                encoder.finish().map(|_| ()).map_err(std::io::Error::other)
-            }
-            Codec::Zstd => zstd::stream::copy_encode(body, out, 3),
+            Codec::Lz4 => lz4_frame::compress(body, out),
+            Codec::Zstd => ZSTD.with(|zstd| {
+                let mut zstd = zstd.borrow_mut();
+                let compressor = match &mut zstd.0 {
+                    Some(c) => c,
+                    slot => slot.insert(zstd::bulk::Compressor::new(3)?),
+                };
+                out.extend_from_slice(&compressor.compress(body)?);
+                Ok(())
+            }),
         }
     }
 
@@ -93,22 +96,115 @@ impl Codec {
     }
 
     /// Inflates `data` into at most `limit + 1` bytes (so a bomb is caught
-    /// without inflating it whole).
+    /// without inflating it whole); more than `limit` bytes means too large.
     #[cfg(feature = "compression")]
     fn decompress(self, data: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
         use std::io::Read;
         let cap = (limit as u64).saturating_add(1);
-        let mut out = Vec::new();
         match self {
-            Codec::Lz4 => lz4_flex::frame::FrameDecoder::new(data).take(cap).read_to_end(&mut out)?,
-            Codec::Zstd => zstd::stream::read::Decoder::with_buffer(data)?.take(cap).read_to_end(&mut out)?,
-        };
-        Ok(out)
+            Codec::Lz4 => {
+                if let Some(inflated) = lz4_frame::decompress(data, limit)? {
+                    return Ok(inflated);
+                }
+                let mut out = Vec::new();
+                lz4_flex::frame::FrameDecoder::new(data).take(cap).read_to_end(&mut out)?;
+                Ok(out)
+            }
+            Codec::Zstd => match zstd::zstd_safe::get_frame_content_size(data) {
+                // A frame that names its size: one call, into exactly that much.
+                Ok(Some(size)) if size > limit as u64 => Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge)),
+                Ok(Some(size)) => ZSTD.with(|zstd| {
+                    let mut zstd = zstd.borrow_mut();
+                    let decompressor = match &mut zstd.1 {
+                        Some(d) => d,
+                        slot => slot.insert(zstd::bulk::Decompressor::new()?),
+                    };
+                    decompressor.decompress(data, size as usize)
+                }),
+                _ => {
+                    let mut out = Vec::new();
+                    zstd::stream::read::Decoder::with_buffer(data)?.take(cap).read_to_end(&mut out)?;
+                    Ok(out)
+                }
+            },
+        }
     }
 
     #[cfg(not(feature = "compression"))]
     fn decompress(self, _data: &[u8], _limit: usize) -> std::io::Result<Vec<u8>> {
         Err(std::io::Error::other("built without the compression feature"))
+    }
+}
+
+#[cfg(feature = "compression")]
+type ZstdContexts = (Option<zstd::bulk::Compressor<'static>>, Option<zstd::bulk::Decompressor<'static>>);
+
+#[cfg(feature = "compression")]
+thread_local! {
+    /// zstd contexts, made once per thread: making one costs more than
+    /// compressing a 14 KB body.
+    static ZSTD: std::cell::RefCell<ZstdContexts> = const { std::cell::RefCell::new((None, None)) };
+}
+
+/// LZ4 frames (the LZ4 frame format) written and read block by block with
+/// no per-message buffers: independent 64 KiB blocks, no checksums, no
+/// content size. Frames of another layout are read by lz4_flex's decoder.
+#[cfg(feature = "compression")]
+mod lz4_frame {
+    /// Magic, FLG (version 1, independent blocks), BD (64 KiB blocks) and
+    /// the header checksum of those two bytes.
+    const HEADER: [u8; 7] = [0x04, 0x22, 0x4D, 0x18, 0x60, 0x40, 0x82];
+    const BLOCK: usize = 64 * 1024;
+    /// A block size with this bit set holds the block's bytes as they are.
+    const STORED: u32 = 1 << 31;
+
+    pub(super) fn compress(body: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.extend_from_slice(&HEADER);
+        let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(BLOCK.min(body.len()))];
+        for block in body.chunks(BLOCK) {
+            let n = lz4_flex::block::compress_into(block, &mut scratch).map_err(std::io::Error::other)?;
+            if n < block.len() {
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+                out.extend_from_slice(&scratch[..n]);
+            } else {
+                out.extend_from_slice(&(block.len() as u32 | STORED).to_le_bytes());
+                out.extend_from_slice(block);
+            }
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        Ok(())
+    }
+
+    /// The body of a frame of [`HEADER`]'s layout; `Ok(None)` for another
+    /// layout. Stops past `limit` (the caller reports it).
+    pub(super) fn decompress(data: &[u8], limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(mut rest) = data.strip_prefix(&HEADER[..]) else { return Ok(None) };
+        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let mut out = Vec::new();
+        loop {
+            let (size, after) = rest.split_first_chunk::<4>().ok_or_else(|| bad("truncated block size"))?;
+            let size = u32::from_le_bytes(*size);
+            if size == 0 {
+                return if after.is_empty() { Ok(Some(out)) } else { Err(bad("bytes after the end mark")) };
+            }
+            let len = (size & !STORED) as usize;
+            if len > BLOCK || len > after.len() {
+                return Err(bad("block larger than 64 KiB or than the frame"));
+            }
+            let (block, next) = after.split_at(len);
+            if size & STORED != 0 {
+                out.extend_from_slice(block);
+            } else {
+                let start = out.len();
+                out.resize(start + BLOCK, 0);
+                let n = lz4_flex::block::decompress_into(block, &mut out[start..]).map_err(std::io::Error::other)?;
+                out.truncate(start + n);
+            }
+            if out.len() > limit {
+                return Ok(Some(out));
+            }
+            rest = next;
+        }
     }
 }
 
@@ -160,10 +256,10 @@ impl BodyCodec {
             None => Err(BodyError::Empty),
             Some(&IDENTITY) => Ok(body.slice(1..)),
             Some(&COMPRESSED) => {
-                let inflated = self
-                    .codec
-                    .decompress(&body[1..], self.max_message)
-                    .map_err(|e| BodyError::Corrupt { codec: self.codec.name(), detail: e.to_string() })?;
+                let inflated = self.codec.decompress(&body[1..], self.max_message).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::FileTooLarge => BodyError::TooLarge { limit: self.max_message },
+                    _ => BodyError::Corrupt { codec: self.codec.name(), detail: e.to_string() },
+                })?;
                 if inflated.len() > self.max_message {
                     return Err(BodyError::TooLarge { limit: self.max_message });
                 }
@@ -199,6 +295,27 @@ mod tests {
     }
 
     #[test]
+    fn lz4_frames_are_standard_both_ways() {
+        use std::io::{Read, Write};
+        let body = json(3000); // more than one 64 KiB block
+        assert!(body.len() > 64 * 1024);
+        let c = BodyCodec::new(Codec::Lz4, 0, 1 << 20);
+        let sealed = c.seal(&body);
+        let mut inflated = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(&sealed[1..]).read_to_end(&mut inflated).unwrap();
+        assert_eq!(inflated, body, "lz4_flex reads our frames");
+        let info =
+            lz4_flex::frame::FrameInfo::new().content_checksum(true).block_size(lz4_flex::frame::BlockSize::Max256KB);
+        let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, vec![COMPRESSED]);
+        encoder.write_all(&body).unwrap();
+        let theirs = Bytes::from(encoder.finish().unwrap());
+        assert_eq!(c.open(&theirs).unwrap(), Bytes::from(body), "we read frames of another layout");
+        let mut truncated = c.seal(&json(300)).to_vec();
+        truncated.truncate(truncated.len() - 6);
+        assert!(matches!(c.open(&Bytes::from(truncated)), Err(BodyError::Corrupt { .. })));
+    }
+
+    #[test]
     fn bad_markers_corrupt_frames_and_bombs_are_typed_errors() {
         let c = BodyCodec::new(Codec::Lz4, 0, 1000);
         assert_eq!(c.open(&Bytes::new()), Err(BodyError::Empty));
@@ -208,5 +325,7 @@ mod tests {
         assert!(bomb.len() < 100);
         let strict = BodyCodec::new(Codec::Zstd, 0, 1000);
         assert_eq!(strict.open(&bomb), Err(BodyError::TooLarge { limit: 1000 }));
+        let lz4_bomb = BodyCodec::new(Codec::Lz4, 0, usize::MAX).seal(&vec![b'a'; 1_000_000]);
+        assert_eq!(BodyCodec::new(Codec::Lz4, 0, 1000).open(&lz4_bomb), Err(BodyError::TooLarge { limit: 1000 }));
     }
 }
