@@ -48,7 +48,10 @@ impl BusyMeter {
     /// Records one measured request, and moves the route out when its
     /// average passes `after`, back in under half of it.
     pub(crate) fn record(&self, busy: Duration, after: Duration) {
-        let busy = busy.as_nanos().min(u128::from(u64::MAX)) as u64;
+        // A poll the thread was descheduled in measures the preemption, not
+        // the handler: one sample counts for at most twice the threshold,
+        // so only requests that are slow again and again move the route.
+        let busy = busy.min(after * 2).as_nanos().min(u128::from(u64::MAX)) as u64;
         let old = self.average_ns.load(Ordering::Relaxed);
         // Weight 1/4: a few samples settle it; races only lose a sample.
         let new = if old == 0 { busy } else { old - old / 4 + busy / 4 };
@@ -101,6 +104,13 @@ mod tests {
         let after = Duration::from_micros(10);
         meter.record(Duration::from_micros(2), after);
         assert!(!meter.offloaded());
+        // Two preempted polls do not move a cheap route.
+        meter.record(Duration::from_millis(5), after);
+        meter.record(Duration::from_millis(5), after);
+        assert!(!meter.offloaded(), "{:?}", meter.average());
+        for _ in 0..12 {
+            meter.record(Duration::from_micros(1), after);
+        }
         for _ in 0..8 {
             meter.record(Duration::from_micros(20), after);
         }
