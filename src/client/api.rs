@@ -88,8 +88,9 @@ impl Client {
         }
         let agreed = super::extensions::say_hello(&self.channel_zero(), &extensions, credentials).await?;
         if let Some(agreed) = &agreed {
-            let max_response = extensions.max_response;
-            self.connection.mux.set_extensions(agreed.body_codec(max_response), agreed.going_away.is_some());
+            let body_codec = agreed.body_codec(extensions.max_response);
+            self.connection.mux.set_extensions(body_codec, agreed.going_away.is_some());
+            let _ = self.connection.body_codec.set(body_codec);
             if let (Some(ping), Some(answer)) = (extensions.ping, &agreed.ping) {
                 let interval = crate::proto::extensions::Liveness::interval_for(ping.interval, answer.idle_timeout_ms);
                 let connection = &self.connection;
@@ -192,7 +193,14 @@ impl Client {
                 return Err(RequestError::OverLimit { what: "request body bytes", size, limit }.into());
             }
         }
-        let inbox = Mux::call(&self.connection.mux, channel, path, body)?;
+        // Compressed here, not under the multiplexer's lock ([EXT-12]).
+        let inbox = match &self.connection.body_codec.get().copied().flatten() {
+            Some(codec) => {
+                let body = crate::proto::client::seal_request(codec, &body);
+                Mux::call_marked(&self.connection.mux, channel, path, body)?
+            }
+            None => Mux::call(&self.connection.mux, channel, path, body)?,
+        };
         self.connection.wake_writer.notify_one();
         Ok(inbox)
     }

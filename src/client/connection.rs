@@ -28,6 +28,8 @@ pub(crate) struct Connection {
     pub(crate) retiring: tokio::sync::watch::Receiver<bool>,
     /// What the hello agreed, once it is answered (`None` inside: plain IIP/1).
     pub(crate) agreed: std::sync::OnceLock<Option<crate::proto::extensions::Agreed>>,
+    /// The body codec the hello agreed, for sealing bodies outside the lock.
+    pub(crate) body_codec: std::sync::OnceLock<Option<crate::proto::extensions::BodyCodec>>,
     reader: JoinHandle<()>,
 }
 
@@ -109,7 +111,15 @@ impl Connection {
             ended_tx.send_replace(true);
             let _ = write_half.shutdown().await;
         });
-        Connection { mux, wake_writer, ended, retiring, agreed: std::sync::OnceLock::new(), reader }
+        Connection {
+            mux,
+            wake_writer,
+            ended,
+            retiring,
+            agreed: std::sync::OnceLock::new(),
+            body_codec: std::sync::OnceLock::new(),
+            reader,
+        }
     }
 }
 

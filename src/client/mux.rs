@@ -160,6 +160,12 @@ impl Mux {
         Self::submit(this, |core| core.request(channel, path, body))
     }
 
+    /// Queues a request whose body already carries the marker of the
+    /// codec in force ([`ClientConnection::request_marked`]).
+    pub fn call_marked(this: &Arc<Self>, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
+        Self::submit(this, |core| core.request_marked(channel, path, body))
+    }
+
     /// Queues a `/sys/new_channel` request on `via`.
     pub fn open_channel(this: &Arc<Self>, via: u32) -> Result<Inbox, ClientError> {
         Self::submit(this, |core| core.open_channel(via))

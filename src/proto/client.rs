@@ -22,6 +22,12 @@ use super::extensions::{BodyCodec, BodyError, GOING_AWAY};
 use super::message::{chunk_body, transition, MessageState, Step};
 use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 
+/// A request body with the marker of `codec` (`[EXT-12]`): an empty body
+/// is `{}` as in plain IIP/1 (`[MSG-9]`), then marked.
+pub fn seal_request(codec: &BodyCodec, body: &[u8]) -> Bytes {
+    codec.seal(if body.is_empty() { b"{}" } else { body })
+}
+
 /// Identifies one request of a client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
@@ -209,14 +215,18 @@ impl ClientConnection {
     }
 
     fn enqueue(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
-        check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
-        self.open_channel_mut(channel)?.waiting.push_back(waiting);
         let body = match &self.body_codec {
-            // An empty body is `{}` as in plain IIP/1 ([MSG-9]), then marked.
-            Some(codec) if body.is_empty() => codec.seal(b"{}"),
-            Some(codec) => codec.seal(&body),
+            Some(codec) => seal_request(codec, &body),
             None => body,
         };
+        self.enqueue_marked(channel, path, body, waiting)
+    }
+
+    /// Queues a request whose body already carries the marker in force (or
+    /// none when no compression is agreed).
+    fn enqueue_marked(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
+        check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
+        self.open_channel_mut(channel)?.waiting.push_back(waiting);
         self.outbox.extend(chunk_body(MessageKind::Request, &path, channel, body, self.limits.max_data));
         Ok(())
     }
@@ -232,6 +242,26 @@ impl ClientConnection {
         let id = self.new_id();
         self.enqueue(channel, path.into(), body, Waiting::Call(id))?;
         Ok(id)
+    }
+
+    /// Like [`ClientConnection::request`] for a body already sealed with
+    /// [`seal_request`] and the codec in force, so that a shell can compress
+    /// outside whatever lock guards the core (`[EXT-12]`). Without
+    /// compression agreed it is `request`.
+    pub fn request_marked(
+        &mut self,
+        channel: u32,
+        path: impl Into<Bytes>,
+        body: Bytes,
+    ) -> Result<RequestId, RequestError> {
+        let id = self.new_id();
+        self.enqueue_marked(channel, path.into(), body, Waiting::Call(id))?;
+        Ok(id)
+    }
+
+    /// The body codec in force, if compression was agreed.
+    pub fn body_codec(&self) -> Option<BodyCodec> {
+        self.body_codec
     }
 
     /// Asks for a new channel, sending `/sys/new_channel` on `via` (`[CHAN-2]`).
