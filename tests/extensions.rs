@@ -337,3 +337,21 @@ fn the_14_kb_json_body_compresses_with_both_codecs() {
         assert!(ratio < 0.5, "{codec:?} {ratio}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_agreed_but_stays_is_closed_when_half_the_grace_is_over() {
+    let server = start(routes().grace(Duration::from_millis(1_000))).await;
+    let mut conn = raw(server.local_addr()).await;
+    let hello = r#"{"revision":1,"extensions":{"going_away":{}}}"#;
+    conn.send(frame(Status::RequestWhole, "/sys/hello", 0, hello)).await.unwrap();
+    conn.next().await.unwrap().unwrap();
+    let started = Instant::now();
+    tokio::spawn(server.shutdown());
+    let frames = until_closed(&mut conn).await;
+    let statuses: Vec<Status> = frames.iter().map(|f| f.status).collect();
+    assert_eq!(statuses, [Status::ResponseWhole, Status::Close], "{frames:?}");
+    assert_eq!(&frames[0].path[..], b"/sys/going_away");
+    assert_eq!(json(&frames[0]), serde_json::json!({"grace_ms": 500}), "[EXT-16]");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(450) && waited < Duration::from_millis(2_000), "{waited:?}");
+}

@@ -144,8 +144,18 @@ pub(crate) async fn serve_connection<R, W>(
                 conn.stop(expiry.reason());
                 continue;
             }
+            // The grace given to a client told to go away is over ([EXT-16]).
+            if conn.going_away_until.is_some_and(|at| now >= at) {
+                conn.stop("server shutting down");
+                continue;
+            }
         }
-        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at).filter(|_| conn.reading);
+        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
+        let deadline = match (deadline, conn.going_away_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .filter(|_| conn.reading);
         if deadline != timer_at {
             if let Some(at) = deadline {
                 timer.as_mut().reset(at.into());
@@ -166,10 +176,6 @@ pub(crate) async fn serve_connection<R, W>(
             }
             _ = shutdown.changed(), if conn.reading => {}
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
-            _ = tokio::time::sleep_until(conn.going_away_until.unwrap_or(now).into()), if conn.going_away_until.is_some() => {
-                conn.going_away_until = None;
-                conn.stop("server shutting down");
-            }
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
             // Paused on the budget: the writer draining makes room.
             _ = conn.sink.written(), if paused => {}
