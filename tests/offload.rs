@@ -30,9 +30,7 @@ async fn most_at_once(offload_after: Option<Duration>) -> usize {
             Ok::<Bytes, HandlerError>(req.body)
         }
     });
-    let mut config = iip::server::ServerConfig::default();
-    config.offload_after = offload_after;
-    builder = builder.config(config);
+    builder = builder.config(iip::server::ServerConfig { offload_after, ..Default::default() });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = builder.build().unwrap().spawn(listener).unwrap();
     let client = Client::connect(server.local_addr()).await.unwrap();
