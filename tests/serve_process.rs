@@ -161,9 +161,14 @@ async fn out_of_descriptors_it_refuses_new_clients_with_107_and_serves_the_other
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..60 {
-        let client = Client::connect(serve.addr.as_str()).await.unwrap();
-        match tokio::time::timeout(Duration::from_secs(3), client.call("/echo", "x")).await {
-            Ok(Ok(_)) => held.push(client),
+        // The refusal answers the client's first request: its hello, or
+        // its first call.
+        let served = tokio::time::timeout(Duration::from_secs(3), async {
+            let client = Client::connect(serve.addr.as_str()).await?;
+            client.call("/echo", "x").await.map(|_| client)
+        });
+        match served.await {
+            Ok(Ok(client)) => held.push(client),
             Ok(Err(iip::client::ClientError::Server { code: 107, .. })) => refused += 1,
             Ok(Err(iip::client::ClientError::Closed { .. })) => refused += 1,
             Ok(Err(other)) => panic!("a new client got {other:?}"),
