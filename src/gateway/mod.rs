@@ -246,7 +246,7 @@ fn upstream_error(err: ClientError) -> Response<GatewayBody> {
         // Past the message limit the upstream advertised ([EXT-10]): what
         // it would have answered, 110, without sending the body.
         ClientError::Refused(crate::proto::client::RequestError::OverLimit { what: "request body bytes", .. }) => {
-            let answer = ErrorAnswer::new(ErrorCode::RequestTooLarge, ErrorCode::RequestTooLarge.name());
+            let answer = ErrorAnswer::named(ErrorCode::RequestTooLarge);
             error_response(answer.code, answer.to_body())
         }
         other => whole(StatusCode::BAD_GATEWAY, format!("upstream IIP server unavailable: {other}\n")),

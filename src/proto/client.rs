@@ -259,11 +259,6 @@ impl ClientConnection {
         Ok(id)
     }
 
-    /// The body codec in force, if compression was agreed.
-    pub fn body_codec(&self) -> Option<BodyCodec> {
-        self.body_codec
-    }
-
     /// Asks for a new channel, sending `/sys/new_channel` on `via` (`[CHAN-2]`).
     pub fn open_channel(&mut self, via: u32) -> Result<RequestId, RequestError> {
         let id = self.new_id();

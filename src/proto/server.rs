@@ -276,11 +276,6 @@ impl ServerConnection {
         self.body_codec = body_codec;
     }
 
-    /// The body codec in force, if compression was agreed.
-    pub fn body_codec(&self) -> Option<BodyCodec> {
-        self.body_codec
-    }
-
     /// Why the connection must close once what is queued is sent, if it
     /// must: a request refused for want of authentication (`[EXT-9]`).
     pub fn close_requested(&self) -> Option<&'static str> {
@@ -376,17 +371,16 @@ impl ServerConnection {
             }
         };
         let (route, query) = split_route(&path);
-        let refuse = |code: ErrorCode| ErrorAnswer::new(code, code.name());
         match self.handshake.admit(channel_id, &route) {
             Admission::Proceed | Admission::Hello => {}
             Admission::LateHello => {
                 let seq = channel.take_seq(route, 0);
-                self.respond_error(channel_id, seq, refuse(ErrorCode::HandleError));
+                self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::HandleError));
                 return Ok(None);
             }
             Admission::Unauthenticated => {
                 let seq = channel.take_seq(route, 0);
-                self.respond_error(channel_id, seq, refuse(ErrorCode::Unauthenticated));
+                self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::Unauthenticated));
                 self.close_requested = Some("[EXT-9] unauthenticated");
                 return Ok(None);
             }
@@ -406,7 +400,7 @@ impl ServerConnection {
         };
         let Some(body) = body else {
             let seq = channel.take_seq(route, 0);
-            self.respond_error(channel_id, seq, refuse(ErrorCode::RequestTooLarge));
+            self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::RequestTooLarge));
             return Ok(None);
         };
         if route == NEW_CHANNEL {
@@ -425,11 +419,7 @@ impl ServerConnection {
         if route == DELETE_CHANNEL {
             let seq = channel.take_seq(route.clone(), 0);
             if channel_id == 0 {
-                self.respond_error(
-                    0,
-                    seq,
-                    ErrorAnswer::new(ErrorCode::ChannelNotDeletable, ErrorCode::ChannelNotDeletable.name()),
-                );
+                self.respond_error(0, seq, ErrorAnswer::named(ErrorCode::ChannelNotDeletable));
             } else {
                 channel.phase = Phase::Deleting;
                 channel.routes.remove(&seq);

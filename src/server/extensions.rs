@@ -166,7 +166,7 @@ pub(crate) async fn answer_hello(
     body: Bytes,
 ) -> (Bytes, HelloOutcome) {
     let unauthenticated = || {
-        let answer = ErrorAnswer::new(ErrorCode::Unauthenticated, ErrorCode::Unauthenticated.name());
+        let answer = ErrorAnswer::named(ErrorCode::Unauthenticated);
         (answer.to_body(), HelloOutcome::Refused { close: Some("[EXT-8] unauthenticated") })
     };
     let Ok(offer) = serde_json::from_slice::<HelloRequest>(&body) else {

@@ -127,6 +127,12 @@ impl ErrorAnswer {
         ErrorAnswer { code: code.value(), message: message.into() }
     }
 
+    /// The answer of `code` with the code's name as its message, as
+    /// `[ANSWER-10]` requires of most codes (e.g. 110 `request too large`).
+    pub fn named(code: ErrorCode) -> ErrorAnswer {
+        ErrorAnswer::new(code, code.name())
+    }
+
     /// The answer to a route without a handler (`[ANSWER-2]`).
     pub fn no_handler() -> ErrorAnswer {
         ErrorAnswer::new(ErrorCode::HandleError, "handle error")

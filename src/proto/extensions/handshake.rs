@@ -96,16 +96,6 @@ impl Handshake {
     pub fn completed(&mut self, authenticated: bool) {
         self.state = State::Done { authenticated };
     }
-
-    /// The policy in force.
-    pub fn policy(&self) -> AuthPolicy {
-        self.policy
-    }
-
-    /// Whether a hello is being answered.
-    pub fn pending(&self) -> bool {
-        self.state == State::Pending
-    }
 }
 
 #[cfg(test)]
