@@ -83,14 +83,13 @@ impl Client {
     /// credentials (the connection is then closed by the server).
     pub async fn hello(&self, credentials: Option<&crate::proto::extensions::Credentials>) -> Result<(), ClientError> {
         let extensions = self.config.extensions;
-        if !extensions.enabled || self.connection.agreed.get().is_some() {
+        if !extensions.enabled || self.connection.negotiated.get().is_some() {
             return Ok(());
         }
         let agreed = super::extensions::say_hello(&self.channel_zero(), &extensions, credentials).await?;
+        let body_codec = agreed.as_ref().and_then(|a| a.body_codec(extensions.max_response));
         if let Some(agreed) = &agreed {
-            let body_codec = agreed.body_codec(extensions.max_response);
             self.connection.mux.set_extensions(body_codec, agreed.going_away.is_some());
-            let _ = self.connection.body_codec.set(body_codec);
             if let (Some(ping), Some(answer)) = (extensions.ping, &agreed.ping) {
                 let interval = crate::proto::extensions::Liveness::interval_for(ping.interval, answer.idle_timeout_ms);
                 let connection = &self.connection;
@@ -103,14 +102,14 @@ impl Client {
                 ));
             }
         }
-        let _ = self.connection.agreed.set(agreed);
+        let _ = self.connection.negotiated.set(super::connection::Negotiated { agreed, body_codec });
         Ok(())
     }
 
     /// What the hello agreed: `None` before it or when the connection is
     /// plain IIP/1 (no hello, or a server without extensions).
     pub fn agreed(&self) -> Option<&crate::proto::extensions::Agreed> {
-        self.connection.agreed.get().and_then(Option::as_ref)
+        self.connection.negotiated.get().and_then(|n| n.agreed.as_ref())
     }
 
     /// Channel 0, which every connection has (`[CHAN-1]`).
@@ -194,7 +193,7 @@ impl Client {
             }
         }
         // Compressed here, not under the multiplexer's lock ([EXT-12]).
-        let inbox = match &self.connection.body_codec.get().copied().flatten() {
+        let inbox = match self.connection.negotiated.get().and_then(|n| n.body_codec.as_ref()) {
             Some(codec) => {
                 let body = crate::proto::client::seal_request(codec, &body);
                 Mux::call_marked(&self.connection.mux, channel, path, body)?

@@ -17,6 +17,14 @@ use crate::wire::frame::FrameLimits;
 
 use super::mux::Mux;
 
+/// What a connection's hello agreed (`agreed: None`: plain IIP/1), with the
+/// body codec read from it once, for sealing bodies outside the lock.
+#[derive(Debug)]
+pub(crate) struct Negotiated {
+    pub(crate) agreed: Option<crate::proto::extensions::Agreed>,
+    pub(crate) body_codec: Option<crate::proto::extensions::BodyCodec>,
+}
+
 /// The running tasks of a connection; dropping it closes the connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -26,10 +34,8 @@ pub(crate) struct Connection {
     pub(crate) ended: tokio::sync::watch::Receiver<bool>,
     /// Becomes true when the server says it is going away (`[EXT-16]`).
     pub(crate) retiring: tokio::sync::watch::Receiver<bool>,
-    /// What the hello agreed, once it is answered (`None` inside: plain IIP/1).
-    pub(crate) agreed: std::sync::OnceLock<Option<crate::proto::extensions::Agreed>>,
-    /// The body codec the hello agreed, for sealing bodies outside the lock.
-    pub(crate) body_codec: std::sync::OnceLock<Option<crate::proto::extensions::BodyCodec>>,
+    /// What the hello agreed, once it is answered.
+    pub(crate) negotiated: std::sync::OnceLock<Negotiated>,
     reader: JoinHandle<()>,
 }
 
@@ -111,15 +117,7 @@ impl Connection {
             ended_tx.send_replace(true);
             let _ = write_half.shutdown().await;
         });
-        Connection {
-            mux,
-            wake_writer,
-            ended,
-            retiring,
-            agreed: std::sync::OnceLock::new(),
-            body_codec: std::sync::OnceLock::new(),
-            reader,
-        }
+        Connection { mux, wake_writer, ended, retiring, negotiated: std::sync::OnceLock::new(), reader }
     }
 }
 
