@@ -2,6 +2,7 @@
 //! `client-conformance`, `attack` and `gateway`. [`main`] parses the
 //! arguments and runs one of them.
 
+pub mod floor;
 pub mod loadgen;
 
 /// Writes a line to stderr, ignoring a closed stderr: a server whose
@@ -339,6 +340,17 @@ enum Command {
         junit: Option<std::path::PathBuf>,
         #[command(flatten)]
         tls: ClientTls,
+    },
+    /// Serve a benchmark floor to measure against: an unchecked IIP echo (no
+    /// validation, no channel state, no ordering; `iip bench` drives it) or,
+    /// with --h2, hyper's HTTP/2 echo (h2load drives it). Never for traffic.
+    Floor {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9800")]
+        listen: std::net::SocketAddr,
+        /// Serve hyper's HTTP/2 echo (cleartext, prior knowledge) instead.
+        #[arg(long)]
+        h2: bool,
     },
     /// Load an IIP server that serves /echo (or --path) and report req/s and latency percentiles.
     Bench {
@@ -820,6 +832,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     .map_err(|e| e.to_string())?;
             println!("held {held} idle connections");
             Ok(())
+        }
+        Command::Floor { listen, h2 } => {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
+            say!("iip: {} floor on {listen}", if h2 { "HTTP/2 echo" } else { "unchecked IIP echo" });
+            let served = if h2 {
+                crate::cli::floor::serve_h2_echo(listener).await
+            } else {
+                crate::cli::floor::serve_unchecked_iip(listener).await
+            };
+            served.map_err(|e| CliError::Failed(e.to_string()))
         }
         Command::Bench {
             addr,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::FutureExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -103,7 +104,12 @@ impl WriteBuffer {
             Some(limit) => {
                 let mut written = 0;
                 while written < self.buf.len() {
-                    match tokio::time::timeout(limit, io.write(&self.buf[written..])).await {
+                    // A write the socket takes at once needs no timer: most do.
+                    let attempt = match io.write(&self.buf[written..]).now_or_never() {
+                        Some(done) => Ok(done),
+                        None => tokio::time::timeout(limit, io.write(&self.buf[written..])).await,
+                    };
+                    match attempt {
                         Ok(Ok(0)) => return Err(CodecError::Io(std::io::ErrorKind::WriteZero.into())),
                         Ok(Ok(n)) => written += n,
                         Ok(Err(err)) => return Err(err.into()),

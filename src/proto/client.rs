@@ -6,7 +6,7 @@
 //! requests by their order on the channel (`[ORDER-5]`) and reports each
 //! response frame as it arrives, so a caller can stream a long response.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
@@ -172,7 +172,7 @@ struct Channel {
 #[derive(Debug)]
 pub struct ClientConnection {
     limits: FrameLimits,
-    channels: HashMap<u32, Channel>,
+    channels: rustc_hash::FxHashMap<u32, Channel>,
     next_id: u64,
     outbox: VecDeque<Frame>,
     closed: bool,
@@ -187,7 +187,7 @@ impl ClientConnection {
     pub fn new(limits: FrameLimits) -> ClientConnection {
         ClientConnection {
             limits,
-            channels: HashMap::from([(0, Channel::default())]),
+            channels: rustc_hash::FxHashMap::from_iter([(0, Channel::default())]),
             next_id: 0,
             outbox: VecDeque::new(),
             closed: false,

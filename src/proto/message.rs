@@ -82,19 +82,33 @@ pub fn transition(state: MessageState, position: Position) -> Option<(MessageSta
 /// `[MSG-9]`, `[MSG-11]`): one frame when it fits in `max_data`, a chunked
 /// message otherwise; an empty body travels as `{}`.
 pub fn chunk_body(kind: MessageKind, path: &Bytes, channel: u32, body: Bytes, max_data: u32) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    chunk_body_into(kind, path, channel, body, max_data, &mut frames);
+    frames
+}
+
+/// [`chunk_body`] appending the frames to `out`, with no allocation of its
+/// own: the common one-frame message costs a push.
+pub fn chunk_body_into(
+    kind: MessageKind,
+    path: &Bytes,
+    channel: u32,
+    body: Bytes,
+    max_data: u32,
+    out: &mut impl Extend<Frame>,
+) {
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
     let max = (max_data as usize).max(1);
     if body.len() <= max {
-        return vec![Frame::new(Status::message(kind, Position::Whole), path.clone(), channel, body)];
+        out.extend([Frame::new(Status::message(kind, Position::Whole), path.clone(), channel, body)]);
+        return;
     }
     let count = body.len().div_ceil(max);
-    (0..count)
-        .map(|i| {
-            let position = Position::from_flags(i == 0, i + 1 == count);
-            let data = body.slice(i * max..((i + 1) * max).min(body.len()));
-            Frame::new(Status::message(kind, position), path.clone(), channel, data)
-        })
-        .collect()
+    out.extend((0..count).map(|i| {
+        let position = Position::from_flags(i == 0, i + 1 == count);
+        let data = body.slice(i * max..((i + 1) * max).min(body.len()));
+        Frame::new(Status::message(kind, position), path.clone(), channel, data)
+    }));
 }
 
 #[cfg(test)]

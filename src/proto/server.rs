@@ -7,7 +7,9 @@
 //! in any order; frames come out of [`ServerConnection::poll_transmit`] in the
 //! order the spec demands (`[ORDER-2]`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,7 +20,7 @@ use crate::wire::status::{MessageKind, Sender, Status};
 use super::channels::ChannelIds;
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
-use super::message::{chunk_body, transition, MessageState, Step};
+use super::message::{chunk_body_into, transition, MessageState, Step};
 
 /// The route that opens a channel (`[CHAN-2]`).
 pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
@@ -125,23 +127,25 @@ enum Inbound {
 struct Channel {
     phase: Phase,
     inbound: Inbound,
-    next_seq: u64,
+    /// The seq of the first slot: the next answer to send.
     next_to_send: u64,
-    /// Routes and body sizes of requests handed out and not yet answered, by seq.
-    routes: HashMap<u64, (Bytes, usize)>,
-    ready: BTreeMap<u64, Ready>,
+    /// One slot per request given a seq and not yet sent, in seq order:
+    /// answers go out from the front as soon as it is ready ([ORDER-1]).
+    slots: VecDeque<Slot>,
+}
+
+/// A request's place in its channel's order.
+#[derive(Debug)]
+enum Slot {
+    /// Handed out; its route and the body bytes it holds until answered.
+    Waiting { route: Bytes, held: usize },
+    /// Answered, waiting for the answers before it.
+    Ready(Ready),
 }
 
 impl Channel {
     fn new() -> Channel {
-        Channel {
-            phase: Phase::Open,
-            inbound: Inbound::Idle,
-            next_seq: 0,
-            next_to_send: 0,
-            routes: HashMap::new(),
-            ready: BTreeMap::new(),
-        }
+        Channel { phase: Phase::Open, inbound: Inbound::Idle, next_to_send: 0, slots: VecDeque::new() }
     }
 
     fn message_state(&self) -> MessageState {
@@ -154,14 +158,35 @@ impl Channel {
     /// Gives the next request its place in the order; `held` is the size
     /// of its body while it waits for an answer.
     fn take_seq(&mut self, route: Bytes, held: usize) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.routes.insert(seq, (route, held));
-        seq
+        self.slots.push_back(Slot::Waiting { route, held });
+        self.next_to_send + self.slots.len() as u64 - 1
     }
 
     fn unanswered(&self) -> usize {
-        (self.next_seq - self.next_to_send) as usize
+        self.slots.len()
+    }
+
+    /// Marks request `seq` answered with `ready`; returns the route and
+    /// held bytes it had, or `None` if it is not waiting.
+    fn answer(&mut self, seq: u64, ready: impl FnOnce(Bytes) -> Ready) -> Option<usize> {
+        let slot = self.slots.get_mut(usize::try_from(seq.checked_sub(self.next_to_send)?).ok()?)?;
+        let Slot::Waiting { route, held } = slot else { return None };
+        let held = *held;
+        *slot = Slot::Ready(ready(std::mem::take(route)));
+        Some(held)
+    }
+
+    /// The answer at the front, if it is ready.
+    fn pop_ready(&mut self) -> Option<Ready> {
+        match self.slots.front() {
+            Some(Slot::Ready(_)) => {}
+            _ => return None,
+        }
+        self.next_to_send += 1;
+        match self.slots.pop_front() {
+            Some(Slot::Ready(ready)) => Some(ready),
+            _ => None,
+        }
     }
 }
 
@@ -196,7 +221,7 @@ impl HeldBytes {
 pub struct ServerConnection {
     config: ServerConfig,
     ids: ChannelIds,
-    channels: HashMap<u32, Channel>,
+    channels: FxHashMap<u32, Channel>,
     outbox: VecDeque<Frame>,
     closed: bool,
     held: HeldBytes,
@@ -249,7 +274,7 @@ impl ServerConnection {
         ServerConnection {
             config,
             ids: ChannelIds::new(config.max_channels),
-            channels: HashMap::from([(0, Channel::new())]),
+            channels: FxHashMap::from_iter([(0, Channel::new())]),
             outbox: VecDeque::new(),
             closed: false,
             held: HeldBytes::default(),
@@ -417,15 +442,14 @@ impl ServerConnection {
             return Ok(None);
         }
         if route == DELETE_CHANNEL {
-            let seq = channel.take_seq(route.clone(), 0);
+            let seq = channel.take_seq(route, 0);
             if channel_id == 0 {
                 self.respond_error(0, seq, ErrorAnswer::named(ErrorCode::ChannelNotDeletable));
             } else {
                 channel.phase = Phase::Deleting;
-                channel.routes.remove(&seq);
                 let body = seal(&self.body_codec, ok_body());
                 self.held.answers += body.len();
-                channel.ready.insert(seq, Ready { route, body, deletes: true });
+                channel.answer(seq, |route| Ready { route, body, deletes: true });
                 self.flush_channel(channel_id);
             }
             return Ok(None);
@@ -440,11 +464,13 @@ impl ServerConnection {
     /// request is waiting (already answered, or the connection is gone).
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
         let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
-        let Some((route, handed_out)) = channel.routes.remove(&seq) else { return false };
         let body = seal(&self.body_codec, body);
+        let answered = body.len();
+        let Some(handed_out) = channel.answer(seq, |route| Ready { route, body, deletes: false }) else {
+            return false;
+        };
         self.held.handed_out -= handed_out;
-        self.held.answers += body.len();
-        channel.ready.insert(seq, Ready { route, body, deletes: false });
+        self.held.answers += answered;
         self.flush_channel(channel_id);
         true
     }
@@ -458,12 +484,11 @@ impl ServerConnection {
         let max_data = self.config.frame_limits.max_data;
         let Some(channel) = self.channels.get_mut(&channel_id) else { return };
         let mut deleted = false;
-        while let Some(ready) = channel.ready.remove(&channel.next_to_send) {
-            channel.next_to_send += 1;
+        while let Some(ready) = channel.pop_ready() {
             self.held.answers -= ready.body.len();
-            let frames = chunk_body(MessageKind::Response, &ready.route, channel_id, ready.body, max_data);
-            self.held.answers += frames.iter().map(Frame::encoded_len).sum::<usize>();
-            self.outbox.extend(frames);
+            let queued = self.outbox.len();
+            chunk_body_into(MessageKind::Response, &ready.route, channel_id, ready.body, max_data, &mut self.outbox);
+            self.held.answers += self.outbox.range(queued..).map(Frame::encoded_len).sum::<usize>();
             if ready.deletes {
                 deleted = true;
                 break;

@@ -3,7 +3,6 @@
 //! answers to the writer task. It enforces the connection's memory budget
 //! by pausing its reads (`[RES-3]`) and its time limits (`[RES-5]`–`[RES-7]`).
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,7 +58,7 @@ struct Connection {
     /// still holds back only its own channel ([ORDER-3]).
     handlers: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Counts per channel and for the connection (`/sys/connection_statis`).
-    channel_counts: HashMap<u32, Counts>,
+    channel_counts: rustc_hash::FxHashMap<u32, Counts>,
     connection_count: Counts,
     /// Counts not yet added to the server's totals: they are added once per
     /// flush, not once per frame.
@@ -115,7 +114,7 @@ pub(crate) async fn serve_connection<R, W>(
         peer,
         sink,
         handlers: FuturesUnordered::new(),
-        channel_counts: HashMap::new(),
+        channel_counts: Default::default(),
         connection_count: Counts::default(),
         unreported: Counts::default(),
         reading: true,
@@ -450,7 +449,11 @@ impl Connection {
         route_stats.count.received(frames, bytes);
         let route_len = route.len();
         let shared = self.shared.clone();
-        let span = tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route));
+        // A span per request only when someone listens at debug level.
+        let span = match tracing::enabled!(tracing::Level::DEBUG) {
+            true => tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route)),
+            false => tracing::Span::none(),
+        };
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
         let meter = route_stats.busy.clone();
         let work = async move {
@@ -469,10 +472,11 @@ impl Connection {
                 Ok(body) => (body, 0),
                 Err(err) => (err.to_answer().to_body(), err.code()),
             };
-            let elapsed = started.elapsed();
+            let ended = Instant::now();
+            let elapsed = ended.saturating_duration_since(started);
             tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-            shared.stats.measure.record(elapsed);
-            route_stats.measure.record(elapsed);
+            shared.stats.measure.record_ended(elapsed, ended);
+            route_stats.measure.record_ended(elapsed, ended);
             route_stats.metrics.answered(code, elapsed);
             let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
             route_stats.count.sent(frames, bytes);
@@ -482,12 +486,18 @@ impl Connection {
         // Sampled requests measure the route's busy time, which decides
         // whether its handlers run here or on another worker.
         let offload_after = self.shared.config.offload_after;
-        let work: BoxFuture<'static, Done> = match offload_after {
+        let mut work: BoxFuture<'static, Done> = match offload_after {
             Some(after) if meter.sample() => Box::pin(Timed::new(work, meter.clone(), after)),
             _ => Box::pin(work),
         };
         if offload_after.is_none() || !meter.offloaded() {
-            self.handlers.push(work);
+            // Most handlers answer on their first poll: such an answer is
+            // taken at once, without a turn through the set of running
+            // handlers; any other joins the set, which polls it again.
+            match work.as_mut().now_or_never() {
+                Some(done) => self.complete(done),
+                None => self.handlers.push(work),
+            }
             return;
         }
         let task = tokio::spawn(work);

@@ -134,7 +134,7 @@ enum TlsAcceptor {}
 /// What every connection task shares.
 pub(crate) struct Shared {
     config: ServerConfig,
-    routes: HashMap<Bytes, Arc<dyn Handler>>,
+    routes: rustc_hash::FxHashMap<Bytes, Arc<dyn Handler>>,
     stats: ServerStats,
     memory: Arc<MemoryStats>,
     /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
@@ -396,7 +396,7 @@ impl ServerBuilder {
                 config: self.config,
                 stats: ServerStats::new(routes.keys().cloned()),
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
-                routes,
+                routes: routes.into_iter().collect(),
                 #[cfg(feature = "tls")]
                 tls: self.tls.map(TlsAcceptor::from),
                 #[cfg(not(feature = "tls"))]

@@ -1,7 +1,6 @@
 //! Statistics behind the `/sys/*_count`, `/sys/*_measure` and `/sys/statis`
 //! paths (spec chapter "System paths", `[SYS-4]`, `[SYS-5]`).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -234,9 +233,16 @@ impl Measure {
         RANGE_BOUNDS.iter().position(|&bound| units <= bound).unwrap_or(7)
     }
 
-    /// Records one request whose handler took `duration`.
+    /// Records one request whose handler took `duration`, ending now.
     pub fn record(&self, duration: Duration) {
-        let epoch = self.now_epoch();
+        self.record_ended(duration, Instant::now())
+    }
+
+    /// Records one request whose handler took `duration` and ended at
+    /// `ended` (which places it in its second): a caller that has the
+    /// clock's reading already saves reading it again.
+    pub fn record_ended(&self, duration: Duration, ended: Instant) {
+        let epoch = ended.saturating_duration_since(self.start).as_secs();
         let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let range = self.range_of(duration);
         let Ok(mut inner) = self.inner.lock() else { return };
@@ -316,7 +322,7 @@ pub struct ServerStats {
     pub measure: Measure,
     /// One entry per route with a handler, fixed when the server is built,
     /// so clients cannot grow it and no lock is taken per request.
-    routes: HashMap<Bytes, Arc<RouteStats>>,
+    routes: rustc_hash::FxHashMap<Bytes, Arc<RouteStats>>,
     /// The server's handles in the `metrics` facade.
     pub(crate) metrics: super::metrics::ServerMetrics,
 }
