@@ -45,6 +45,8 @@ pub struct FrameReader<R> {
     big: bool,
     /// The peer's role, when the reader judges status bytes by it.
     sender: Option<Sender>,
+    /// Bytes the last read brought.
+    last_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -59,6 +61,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             pending_since: None,
             big: false,
             sender: None,
+            last_len: 0,
         }
     }
 
@@ -100,11 +103,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(err) => ReadStep::Frame(Err(err.into())),
             };
         }
-        self.buf.reserve(self.decoder.needed().clamp(1, MAX_RESERVE));
+        // Room for the frame under way, and for twice what the last read
+        // brought: a read that leaves room tells tokio the socket is drained,
+        // which spares the next attempt a system call that would find nothing.
+        let wanted = self.decoder.needed().max(self.last_len.saturating_mul(2).min(KEEP_READ_BUFFER / 2));
+        self.buf.reserve(wanted.clamp(1, MAX_RESERVE));
         self.big |= self.buf.capacity() > KEEP_READ_BUFFER;
         match self.io.read_buf(&mut self.buf).await {
             Ok(0) => self.eof = true,
-            Ok(_) => {
+            Ok(n) => {
+                self.last_len = n;
                 let now = Instant::now();
                 self.last_read = Some(now);
                 self.pending_since.get_or_insert(now);

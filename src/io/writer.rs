@@ -113,12 +113,7 @@ impl WriteBuffer {
                         Ok(Ok(0)) => return Err(CodecError::Io(std::io::ErrorKind::WriteZero.into())),
                         Ok(Ok(n)) => written += n,
                         Ok(Err(err)) => return Err(err.into()),
-                        Err(_) => {
-                            return Err(CodecError::Io(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "[RES-7] the peer read nothing within the write timeout",
-                            )))
-                        }
+                        Err(_) => return Err(super::inline_writer::write_timeout()),
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! One server connection: a tokio task that reads frames into the sans-IO
-//! [`ServerConnection`], runs handlers concurrently, and hands the ordered
-//! answers to the writer task. It enforces the connection's memory budget
+//! [`ServerConnection`], runs handlers concurrently, and writes the ordered
+//! answers itself, in the turn that produced them. It enforces the connection's memory budget
 //! by pausing its reads (`[RES-3]`) and its time limits (`[RES-5]`–`[RES-7]`).
 
 use std::panic::AssertUnwindSafe;
@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
-use crate::io::writer::{spawn_writer, FrameSink};
 use crate::proto::extensions::{Handshake, HELLO, PING};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
@@ -48,11 +48,12 @@ impl Done {
     }
 }
 
-struct Connection {
+struct Connection<W> {
     shared: Arc<Shared>,
     peer: Peer,
     core: ServerConnection,
-    sink: FrameSink,
+    /// The write half: what the socket does not take at once waits here.
+    writer: InlineWriter<W>,
     /// Handlers running for this connection, polled by its task: no task
     /// spawn and no cross-thread wake-up per request, and a slow handler
     /// still holds back only its own channel ([ORDER-3]).
@@ -102,7 +103,7 @@ pub(crate) async fn serve_connection<R, W>(
     let limits = shared.config.core.frame_limits;
     let timeouts = shared.config.timeouts;
     let mut reader = FrameReader::new(read_half, limits).from_peer(crate::wire::status::Sender::Client);
-    let (sink, mut writer) = spawn_writer(write_half, limits, timeouts.write);
+    let writer = InlineWriter::new(write_half, limits, timeouts.write);
     let force = shared.force.clone();
     let mut timers = ConnectionTimers::new(timeouts, Instant::now());
     let mut core = ServerConnection::new(shared.config.core);
@@ -112,7 +113,7 @@ pub(crate) async fn serve_connection<R, W>(
         held: HeldShare::new(shared.memory.clone()),
         shared,
         peer,
-        sink,
+        writer,
         handlers: FuturesUnordered::new(),
         channel_counts: Default::default(),
         connection_count: Counts::default(),
@@ -149,12 +150,14 @@ pub(crate) async fn serve_connection<R, W>(
                 continue;
             }
         }
-        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
-        let deadline = match (deadline, conn.going_away_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // The peer read nothing within the write timeout ([RES-7]).
+        if conn.writer.stalled(now) {
+            writer_done = true;
+            break;
         }
-        .filter(|_| conn.reading);
+        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
+        let deadline = [deadline, conn.going_away_until].into_iter().flatten().min().filter(|_| conn.reading);
+        let deadline = [deadline, conn.writer.stall_deadline()].into_iter().flatten().min();
         if deadline != timer_at {
             if let Some(at) = deadline {
                 timer.as_mut().reset(at.into());
@@ -168,16 +171,18 @@ pub(crate) async fn serve_connection<R, W>(
             biased;
             _ = force.cancelled() => break,
             Some(done) = conn.handlers.next(), if !conn.handlers.is_empty() => conn.complete(done),
-            _ = &mut writer, if !writer_done => {
-                // The peer read nothing within the write timeout, or went away.
-                writer_done = true;
-                break;
+            // What the socket did not take goes out as it drains; reading
+            // paused on the budget resumes once it has.
+            drained = std::future::poll_fn(|cx| conn.writer.poll_drain(cx)), if conn.writer.has_pending() => {
+                if drained.is_err() {
+                    // The peer went away.
+                    writer_done = true;
+                    break;
+                }
             }
             _ = shutdown.changed(), if conn.reading => {}
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
-            // Paused on the budget: the writer draining makes room.
-            _ = conn.sink.written(), if paused => {}
             step = reader.step(), if may_read => match step {
                 ReadStep::Frame(next) => {
                     conn.on_read(Some(next));
@@ -219,25 +224,24 @@ pub(crate) async fn serve_connection<R, W>(
         }
     }
     if force.is_cancelled() || writer_done {
-        writer.abort();
         return;
     }
     // Answers completed during the last turn still go out.
     let _ = conn.flush().await;
     if let Some(reason) = conn.close_reason.take() {
-        let _ = conn.sink.send(vec![ServerConnection::close_frame(&reason)]).await;
+        conn.writer.queue([ServerConnection::close_frame(&reason)]);
     }
-    drop(conn);
+    let writer = conn.writer;
     tokio::select! {
-        _ = &mut writer => {}
-        _ = force.cancelled() => writer.abort(),
+        _ = writer.finish() => {}
+        _ = force.cancelled() => {}
     }
 }
 
 /// Most rounds of ready work gathered before one flush.
 const BATCH_TURNS: usize = 64;
 
-impl Connection {
+impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Stops reading; the connection closes with a close frame naming
     /// `reason` once what it already received is answered.
     fn stop(&mut self, reason: &str) {
@@ -290,13 +294,13 @@ impl Connection {
     /// yet written. Every request body is at least one byte ([FRAME-6]),
     /// so held bytes tell.
     fn busy(&self) -> bool {
-        !self.handlers.is_empty() || self.core.held().outbound() > 0 || self.sink.queued_bytes() > 0
+        !self.handlers.is_empty() || self.core.held().outbound() > 0 || self.writer.queued_bytes() > 0
     }
 
     /// Bytes that leave without the peer sending more: bodies in handlers,
     /// answers in the core and in the writer.
     fn outbound(&self) -> usize {
-        self.core.held().outbound() + self.sink.queued_bytes()
+        self.core.held().outbound() + self.writer.queued_bytes()
     }
 
     /// Whether the next frame may be read ([RES-3]): under the handler
@@ -314,7 +318,7 @@ impl Connection {
     /// Whether the server holds its budget or more, counting this
     /// connection's bytes as they are now rather than as last reported.
     fn server_full(&self) -> bool {
-        let mine = self.core.held().total() + self.sink.queued_bytes();
+        let mine = self.core.held().total() + self.writer.queued_bytes();
         let others = self.shared.memory.held().saturating_sub(self.held.reported());
         others + mine >= self.shared.memory.budget()
     }
@@ -328,14 +332,14 @@ impl Connection {
 
     /// Reports what this connection holds to the server's total.
     fn account(&mut self, unfinished_frame: usize) {
-        self.held.set(self.core.held().total() + self.sink.queued_bytes() + unfinished_frame);
+        self.held.set(self.core.held().total() + self.writer.queued_bytes() + unfinished_frame);
     }
 
     /// Reports what this connection holds when it has grown by more than
     /// [`ACCOUNT_STEP`] since the last report: between flushes, other
     /// connections then see a growth of at most that much (plus a frame).
     fn account_growth(&mut self, unfinished_frame: usize) {
-        let now = self.core.held().total() + self.sink.queued_bytes() + unfinished_frame;
+        let now = self.core.held().total() + self.writer.queued_bytes() + unfinished_frame;
         if now > self.held.reported() + ACCOUNT_STEP {
             self.held.set(now);
         }
@@ -559,14 +563,15 @@ impl Connection {
                 (id.to_string(), ChannelStatis { receive_queue: queue as u64, count })
             })
             .collect();
-        let write_queue = self.sink.queued() + self.core.queued_frames() as u64;
+        let write_queue = self.writer.queued_frames() + self.core.queued_frames() as u64;
         let connection = ConnectionStatis { channels, write_queue, count: self.connection_count };
         serde_json::to_string(&std::collections::BTreeMap::from([(self.peer.to_string(), connection)]))
             .unwrap_or_default()
     }
 
-    /// Sends every frame the core has ready, counting them, and adds what
-    /// was counted since the last flush to the server's totals.
+    /// Writes every frame the core has ready, as far as the socket takes
+    /// them now, counting them, and adds what was counted since the last
+    /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
         let mut batch = Vec::new();
         self.core.drain_transmit(&mut batch);
@@ -576,7 +581,13 @@ impl Connection {
             self.count(frame.channel, |c| c.frame_sent(bytes, whole));
         }
         self.report();
-        self.sink.send(batch).await
+        self.writer.queue(batch);
+        // One attempt; what the socket does not take waits for it to drain.
+        std::future::poll_fn(|cx| match self.writer.poll_drain(cx) {
+            std::task::Poll::Ready(Err(err)) => std::task::Poll::Ready(Err(err)),
+            _ => std::task::Poll::Ready(Ok(())),
+        })
+        .await
     }
 }
 
