@@ -1,120 +1,183 @@
-//! End-to-end echo over loopback, in-process: the IIP server and client
-//! beside a raw length-prefixed tokio echo (no protocol) in the same run, the
-//! physical baseline.
+//! End-to-end 64 B and 14 KB echo over loopback, in-process, at the loads of
+//! issue 18, against three servers driven by the same load code:
 //!
-//! `cargo bench --bench echo`
+//! - `iip`: this crate's server;
+//! - `floor`: the unchecked IIP echo (`iip::cli::floor`: one read, every
+//!   whole frame answered with no checks, one write; no channel state);
+//! - `h2`: hyper's HTTP/2 echo, one stream per call, driven by the h2
+//!   client at the same concurrency.
+//!
+//! Each load is measured twice: `wall` gives requests per second, `cpu`
+//! gives the process's CPU time (server and client together, from
+//! `/proc/self/task/*/schedstat`) per request — criterion prints it as the
+//! time per iteration, so its "thrpt" is requests per CPU-second.
+//!
+//! `cargo bench --bench echo [-- FILTER]`
 
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::future::join_all;
-use iip::client::{Channel, Client};
+use iip::cli::floor::{serve_h2_echo, serve_unchecked_iip};
+use iip::cli::loadgen::cpu_time;
+use iip::client::{Channel, Client, ClientConfig, ClientExtensions};
 use iip::server::Server;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
-/// Requests per measured iteration.
-const BATCH: usize = 100;
+/// Calls each in-flight slot makes per measured iteration.
+const CALLS_PER_SLOT: usize = 10;
+
+/// A load: connections × lanes per connection × calls in flight per lane.
+struct Load {
+    name: &'static str,
+    connections: usize,
+    /// Channels (IIP) or concurrent streams (HTTP/2) per connection.
+    lanes: usize,
+    /// Calls in flight per lane (pipelining).
+    depth: usize,
+}
+
+const LOADS: [Load; 3] = [
+    Load { name: "1conn-100ch", connections: 1, lanes: 100, depth: 1 },
+    Load { name: "1ch-64pipelined", connections: 1, lanes: 1, depth: 64 },
+    Load { name: "10conn-10ch", connections: 10, lanes: 10, depth: 1 },
+];
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-async fn iip_channels(channels: usize) -> (Vec<Channel>, iip::server::ServerHandle) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let handle = Server::echo().build().expect("distinct routes").spawn(listener).expect("serve");
-    let client = Client::connect(handle.local_addr()).await.expect("connect");
-    let mut all = Vec::new();
-    if channels == 1 {
-        all.push(client.channel_zero());
-    } else {
-        for _ in 0..channels {
-            all.push(client.open_channel().await.expect("channel"));
-        }
-    }
-    (all, handle)
+/// What the load calls: IIP channels, or HTTP/2 connections.
+enum Lanes {
+    Iip(Vec<Channel>),
+    H2(Vec<h2::client::SendRequest<Bytes>>),
 }
 
-/// The physical floor: a server that copies every byte straight back, and
-/// length-prefixed messages written in one batch. No parsing, no framing
-/// state, no per-message work at all on the server.
-async fn raw_server() -> std::net::SocketAddr {
+impl Lanes {
+    async fn iip(addr: SocketAddr, load: &Load) -> Lanes {
+        let config = ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() };
+        let mut lanes = Vec::new();
+        for _ in 0..load.connections {
+            let client = Client::connect_with(addr, config.clone()).await.expect("connect");
+            for _ in 0..load.lanes {
+                // One lane of one: the channel every client has, as a
+                // pipelining client uses it.
+                lanes.push(match load.lanes {
+                    1 => client.channel_zero(),
+                    _ => client.open_channel().await.expect("channel"),
+                });
+            }
+        }
+        Lanes::Iip(lanes)
+    }
+
+    async fn h2(addr: SocketAddr, load: &Load) -> Lanes {
+        let mut lanes = Vec::new();
+        for _ in 0..load.connections {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let (send, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
+            tokio::spawn(connection);
+            lanes.push(send);
+        }
+        Lanes::H2(lanes)
+    }
+
+    /// One echo call on slot `slot`; panics on anything but the body back.
+    async fn call(&self, slot: usize, body: &Bytes) {
+        match self {
+            Lanes::Iip(channels) => {
+                let answer = channels[slot % channels.len()].call("/echo", body.clone()).await.expect("echo");
+                assert_eq!(answer.len(), body.len());
+            }
+            Lanes::H2(connections) => {
+                let send = connections[slot % connections.len()].clone();
+                let mut send = send.ready().await.expect("h2 ready");
+                let request = http::Request::post("http://127.0.0.1/echo").body(()).expect("request");
+                let (response, mut stream) = send.send_request(request, false).expect("send");
+                stream.send_data(body.clone(), true).expect("body");
+                let mut answer = response.await.expect("response").into_body();
+                let mut got = 0;
+                while let Some(chunk) = answer.data().await {
+                    let chunk = chunk.expect("data");
+                    got += chunk.len();
+                    let _ = answer.flow_control().release_capacity(chunk.len());
+                }
+                assert_eq!(got, body.len());
+            }
+        }
+    }
+
+    /// Every slot of `load` makes [`CALLS_PER_SLOT`] calls one after
+    /// another, all slots at once.
+    async fn run(&self, load: &Load, body: &Bytes) {
+        let slots = load.connections * load.lanes * load.depth;
+        join_all((0..slots).map(|slot| async move {
+            for _ in 0..CALLS_PER_SLOT {
+                self.call(slot, body).await;
+            }
+        }))
+        .await;
+    }
+}
+
+async fn listen(serve: impl FnOnce(TcpListener) + Send) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
+    serve(listener);
     addr
-}
-
-/// Sends `count` length-prefixed messages pipelined on one raw connection
-/// and reads every byte of the answers back.
-async fn raw_batch(stream: &mut TcpStream, payload: &[u8], count: usize) {
-    let mut batch = Vec::with_capacity((payload.len() + 4) * count);
-    for _ in 0..count {
-        batch.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        batch.extend_from_slice(payload);
-    }
-    let (mut read, mut write) = stream.split();
-    let writer = async { write.write_all(&batch).await.expect("write") };
-    let reader = async {
-        let mut buf = vec![0u8; batch.len()];
-        read.read_exact(&mut buf).await.expect("read");
-    };
-    tokio::join!(writer, reader);
 }
 
 fn echo(c: &mut Criterion) {
     let rt = runtime();
-    for (label, payload) in [("64B", 64usize), ("14KB", 14_000)] {
+    let server = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Server::echo().build().expect("routes").spawn(listener).expect("serve")
+    });
+    let iip = server.local_addr();
+    let floor = rt.block_on(listen(|l| drop(tokio::spawn(serve_unchecked_iip(l)))));
+    let h2 = rt.block_on(listen(|l| drop(tokio::spawn(serve_h2_echo(l)))));
+    for (size, payload) in [("64B", 64usize), ("14KB", 14_000)] {
         let body = Bytes::from(vec![b'e'; payload]);
-        let mut group = c.benchmark_group(format!("echo/{label}"));
-        group.throughput(Throughput::Elements(BATCH as u64));
-
-        let raw_addr = rt.block_on(raw_server());
-        let mut raw = rt.block_on(TcpStream::connect(raw_addr)).expect("connect");
-        let _ = raw.set_nodelay(true);
-        group.bench_function("raw-tcp-pipelined", |b| b.iter(|| rt.block_on(raw_batch(&mut raw, &body, BATCH))));
-
-        let (one, handle) = rt.block_on(iip_channels(1));
-        group.bench_function("iip-1ch-one-at-a-time", |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    for _ in 0..BATCH {
-                        one[0].call("/echo", body.clone()).await.expect("echo");
-                    }
-                })
-            })
-        });
-        group.bench_function("iip-1ch-pipelined", |b| {
-            b.iter(|| rt.block_on(join_all((0..BATCH).map(|_| one[0].call("/echo", body.clone())))))
-        });
-        rt.block_on(handle.shutdown()).expect("shutdown");
-        for channels in [10usize, 100] {
-            let (all, handle) = rt.block_on(iip_channels(channels));
-            group.bench_function(format!("iip-{channels}ch"), |b| {
-                b.iter(|| rt.block_on(join_all((0..BATCH).map(|i| all[i % channels].call("/echo", body.clone())))))
-            });
-            rt.block_on(handle.shutdown()).expect("shutdown");
+        for load in &LOADS {
+            let mut group = c.benchmark_group(format!("echo/{size}/{}", load.name));
+            group
+                .throughput(Throughput::Elements((load.connections * load.lanes * load.depth * CALLS_PER_SLOT) as u64));
+            for (server, addr) in [("iip", iip), ("floor", floor), ("h2", h2)] {
+                let lanes = match server {
+                    "h2" => rt.block_on(Lanes::h2(addr, load)),
+                    _ => rt.block_on(Lanes::iip(addr, load)),
+                };
+                group.bench_function(format!("{server}/wall"), |b| b.iter(|| rt.block_on(lanes.run(load, &body))));
+                group.bench_function(format!("{server}/cpu"), |b| {
+                    b.iter_custom(|iterations| {
+                        let (cpu, wall) = (cpu_time(None), Instant::now());
+                        for _ in 0..iterations {
+                            rt.block_on(lanes.run(load, &body));
+                        }
+                        match (cpu, cpu_time(None)) {
+                            (Some(before), Some(after)) => after.saturating_sub(before),
+                            // No /proc: wall time stands in.
+                            _ => wall.elapsed(),
+                        }
+                    })
+                });
+            }
+            group.finish();
         }
-        group.finish();
     }
+    drop(server);
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
     targets = echo
 }
 criterion_main!(benches);

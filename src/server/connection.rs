@@ -454,10 +454,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         let route_len = route.len();
         let shared = self.shared.clone();
         // A span per request only when someone listens at debug level.
-        let span = match tracing::enabled!(tracing::Level::DEBUG) {
-            true => tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route)),
-            false => tracing::Span::none(),
-        };
+        let span = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route)));
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
         let meter = route_stats.busy.clone();
         let work = async move {
@@ -485,14 +483,17 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
             route_stats.count.sent(frames, bytes);
             Done::answer(channel, seq, answer)
-        }
-        .instrument(span);
+        };
+        let work: BoxFuture<'static, Done> = match span {
+            Some(span) => Box::pin(work.instrument(span)),
+            None => Box::pin(work),
+        };
         // Sampled requests measure the route's busy time, which decides
         // whether its handlers run here or on another worker.
         let offload_after = self.shared.config.offload_after;
         let mut work: BoxFuture<'static, Done> = match offload_after {
             Some(after) if meter.sample() => Box::pin(Timed::new(work, meter.clone(), after)),
-            _ => Box::pin(work),
+            _ => work,
         };
         if offload_after.is_none() || !meter.offloaded() {
             // Most handlers answer on their first poll: such an answer is

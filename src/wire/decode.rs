@@ -140,6 +140,38 @@ pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8
     ))
 }
 
+/// The common case first: a whole frame that breaks no rule at the front
+/// of `buf`, found with the checks of [`parse_frame`] and none of its
+/// bookkeeping. `None` sends the caller to [`parse_frame`], which tells an
+/// incomplete frame from a broken one and says what is missing or wrong;
+/// both accept exactly the same frames (the `fast_path_agrees` property).
+/// Path bytes scanned for the NUL one by one before memchr takes over.
+const SHORT_PATH: usize = 16;
+
+#[inline]
+fn whole_valid_frame(buf: &[u8], limits: &FrameLimits) -> Option<FrameLayout> {
+    let status = Status::from_byte(*buf.first()?)?;
+    // The path and its NUL within the path limit ([FRAME-3], [LIMIT-1]).
+    let window = buf.get(1..buf.len().min(limits.max_path.saturating_add(2)))?;
+    // Paths are short: a plain scan of the first bytes beats memchr's
+    // dispatch; a long path falls through to memchr.
+    let nul = match window.iter().take(SHORT_PATH).position(|&b| b == 0) {
+        Some(at) => at,
+        None => memchr::memchr(0, window)?,
+    };
+    let path_end = 1 + nul;
+    let header = buf.get(path_end + 1..path_end + 9)?;
+    let channel = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    // [LIMIT-2], and data only a close frame may lack ([FRAME-6]).
+    if len > limits.max_data || (len == 0 && status != Status::Close) {
+        return None;
+    }
+    let data_start = path_end + 9;
+    let end = data_start.checked_add(len as usize)?;
+    (buf.len() >= end).then_some(FrameLayout { status, channel, path: (1, path_end), data: (data_start, end) })
+}
+
 /// The result of looking at the front of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peek {
@@ -153,6 +185,9 @@ pub enum Peek {
 /// relative to the start of `buf`.
 #[inline]
 pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError> {
+    if let Some(layout) = whole_valid_frame(buf, limits) {
+        return Ok(Peek::Frame(layout));
+    }
     match parse_frame(buf, limits) {
         Ok((_, layout)) => Ok(Peek::Frame(layout)),
         Err(nom::Err::Incomplete(Needed::Size(n))) => Ok(Peek::Needs(n.get())),
@@ -283,6 +318,34 @@ mod tests {
         let err = peek_frame(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", &limits()).unwrap_err();
         assert_eq!(err.offset, 6);
         assert_eq!(err.kind.requirement(), "FRAME-6");
+    }
+
+    proptest::proptest! {
+        /// The fast path finds a frame exactly where the full parser does,
+        /// with the same layout: on frames built field by field (valid or
+        /// not, cut anywhere) and on small limits.
+        #[test]
+        fn fast_path_agrees(
+            status in 0u8..12,
+            path in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            channel in proptest::prelude::any::<u32>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            declared in proptest::option::of(0u32..40),
+            cut in 0usize..60,
+            max_path in 0usize..12,
+            max_data in 0u32..30,
+        ) {
+            let mut bytes = vec![status];
+            bytes.extend_from_slice(&path);
+            bytes.push(0);
+            bytes.extend_from_slice(&channel.to_be_bytes());
+            bytes.extend_from_slice(&declared.unwrap_or(data.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&data);
+            bytes.truncate(bytes.len().saturating_sub(cut % 4 * cut));
+            let limits = FrameLimits { max_path, max_data };
+            let full = parse_frame(&bytes, &limits).ok().map(|(_, layout)| layout);
+            proptest::prop_assert_eq!(whole_valid_frame(&bytes, &limits), full);
+        }
     }
 
     #[test]
