@@ -64,7 +64,7 @@ impl Lanes {
         let config = ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() };
         let mut lanes = Vec::new();
         for _ in 0..load.connections {
-            let client = Client::connect_with(addr, config.clone()).await.expect("connect");
+            let client = Client::connect_with(addr, config).await.expect("connect");
             for _ in 0..load.lanes {
                 // One lane of one: the channel every client has, as a
                 // pipelining client uses it.
