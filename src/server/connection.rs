@@ -28,8 +28,9 @@ use crate::wire::frame::Frame;
 use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
+use super::offload::BusyMeter;
 use super::offload::Timed;
-use super::stats::Counts;
+use super::stats::{Counts, RouteStats};
 use super::transport::Peer;
 use super::Shared;
 
@@ -451,58 +452,63 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         };
         let (handler, route_stats) = (handler.clone(), route_stats.clone());
         route_stats.count.received(frames, bytes);
-        let route_len = route.len();
-        let shared = self.shared.clone();
         // A span per request only when someone listens at debug level.
         let span = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route)));
+        let answering = Answering {
+            shared: self.shared.clone(),
+            meter: route_stats.busy.clone(),
+            route_len: route.len(),
+            route_stats,
+            channel,
+            seq,
+            frame_limit,
+            started: Instant::now(),
+        };
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
-        let meter = route_stats.busy.clone();
+        let mut call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+        // Sampled requests measure the route's busy time, which decides
+        // whether its handlers run here or on another worker.
+        let offload_after = self.shared.config.offload_after;
+        let sampled = offload_after.filter(|_| answering.meter.sample());
+        let offloaded = offload_after.is_some() && answering.meter.offloaded();
+        let mut busy = Duration::ZERO;
+        if !offloaded {
+            // Most handlers answer on their first poll: such an answer is
+            // taken at once, with no future kept and no turn through the set
+            // of running handlers; any other joins the set, which polls it again.
+            let entered = span.as_ref().map(tracing::Span::enter);
+            let first = (&mut call).now_or_never();
+            busy = answering.started.elapsed();
+            if let Some(outcome) = first {
+                if let Some(after) = sampled {
+                    answering.meter.record(busy, after);
+                }
+                let done = answering.done(Some(outcome));
+                drop(entered);
+                self.complete(done);
+                return;
+            }
+            drop(entered);
+        }
+        let timed = sampled.map(|after| (answering.meter.clone(), after));
         let work = async move {
-            let started = Instant::now();
-            let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-            let outcome = match shared.config.handler_timeout {
-                Some(limit) => tokio::time::timeout(limit, call).await.ok(),
+            let outcome = match answering.shared.config.handler_timeout {
+                Some(limit) => tokio::time::timeout(limit.saturating_sub(answering.started.elapsed()), call).await.ok(),
                 None => Some(call.await),
             };
-            let result = match outcome {
-                Some(Ok(result)) => result,
-                Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
-                None => Err(HandlerError::timeout()),
-            };
-            let (answer, code) = match result {
-                Ok(body) => (body, 0),
-                Err(err) => (err.to_answer().to_body(), err.code()),
-            };
-            let ended = Instant::now();
-            let elapsed = ended.saturating_duration_since(started);
-            tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-            shared.stats.measure.record_ended(elapsed, ended);
-            route_stats.measure.record_ended(elapsed, ended);
-            route_stats.metrics.answered(code, elapsed);
-            let (frames, bytes) = answer_size(frame_limit, route_len, &answer);
-            route_stats.count.sent(frames, bytes);
-            Done::answer(channel, seq, answer)
+            answering.done(outcome)
         };
         let work: BoxFuture<'static, Done> = match span {
             Some(span) => Box::pin(work.instrument(span)),
             None => Box::pin(work),
         };
-        // Sampled requests measure the route's busy time, which decides
-        // whether its handlers run here or on another worker.
-        let offload_after = self.shared.config.offload_after;
-        let mut work: BoxFuture<'static, Done> = match offload_after {
-            Some(after) if meter.sample() => Box::pin(Timed::new(work, meter.clone(), after)),
-            _ => work,
+        let work: BoxFuture<'static, Done> = match timed {
+            Some((meter, after)) => Box::pin(Timed::new(work, meter, after).already_busy(busy)),
+            None => work,
         };
-        if offload_after.is_none() || !meter.offloaded() {
-            // Most handlers answer on their first poll: such an answer is
-            // taken at once, without a turn through the set of running
-            // handlers; any other joins the set, which polls it again.
-            match work.as_mut().now_or_never() {
-                Some(done) => self.complete(done),
-                None => self.handlers.push(work),
-            }
+        if !offloaded {
+            self.handlers.push(work);
             return;
         }
         let task = tokio::spawn(work);
@@ -589,6 +595,44 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             _ => std::task::Poll::Ready(Ok(())),
         })
         .await
+    }
+}
+
+/// What finishing one handler's answer needs: where it goes, what it is
+/// counted and measured in, and when the handler began.
+struct Answering {
+    shared: Arc<Shared>,
+    route_stats: Arc<RouteStats>,
+    meter: Arc<BusyMeter>,
+    route_len: usize,
+    channel: u32,
+    seq: u64,
+    frame_limit: u32,
+    started: Instant,
+}
+
+impl Answering {
+    /// The answer of a handler that returned, panicked (`Some(Err)`) or ran
+    /// out of time (`None`), measured and counted on its route.
+    fn done(self, outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>) -> Done {
+        let result = match outcome {
+            Some(Ok(result)) => result,
+            Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
+            None => Err(HandlerError::timeout()),
+        };
+        let (answer, code) = match result {
+            Ok(body) => (body, 0),
+            Err(err) => (err.to_answer().to_body(), err.code()),
+        };
+        let ended = Instant::now();
+        let elapsed = ended.saturating_duration_since(self.started);
+        tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
+        self.shared.stats.measure.record_ended(elapsed, ended);
+        self.route_stats.measure.record_ended(elapsed, ended);
+        self.route_stats.metrics.answered(code, elapsed);
+        let (frames, bytes) = answer_size(self.frame_limit, self.route_len, &answer);
+        self.route_stats.count.sent(frames, bytes);
+        Done::answer(self.channel, self.seq, answer)
     }
 }
 

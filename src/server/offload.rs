@@ -78,6 +78,12 @@ impl<F: Future> Timed<F> {
     pub(crate) fn new(inner: F, meter: Arc<BusyMeter>, after: Duration) -> Timed<F> {
         Timed { inner: Box::pin(inner), busy: Duration::ZERO, meter, after }
     }
+
+    /// Counts `busy` as spent already: a first poll made before wrapping.
+    pub(crate) fn already_busy(mut self, busy: Duration) -> Timed<F> {
+        self.busy += busy;
+        self
+    }
 }
 
 impl<F: Future> Future for Timed<F> {
