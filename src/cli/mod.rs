@@ -1,5 +1,5 @@
-//! The `iip` command (feature `cli`): `serve`, `call`, `bench`, `conformance`,
-//! `client-conformance`, `attack` and `gateway`. [`main`] parses the
+//! The `iip` command (feature `cli`): `serve`, `call`, `bench`, `floor`,
+//! `conformance`, `client-conformance`, `attack` and `gateway`. [`main`] parses the
 //! arguments and runs one of them.
 
 pub mod floor;
