@@ -209,15 +209,18 @@ pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError>
 /// its path or data.
 #[inline]
 pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
+    let (status, channel) = (layout.status, layout.channel);
+    let (path_start, path_end) = layout.path;
+    if path_end == path_start && layout.data.1 == layout.data.0 {
+        // An empty close frame shares nothing with the buffer.
+        buf.advance(layout.encoded_len());
+        return Frame { status, path: Bytes::new(), channel, data: Bytes::new() };
+    }
     let mut frame = buf.split_to(layout.encoded_len());
-    frame.advance(layout.path.0);
-    let path = if layout.path.1 > layout.path.0 {
-        frame.split_to(layout.path.1 - layout.path.0).freeze()
-    } else {
-        Bytes::new()
-    };
-    frame.advance(layout.data.0 - layout.path.1);
-    Frame { status: layout.status, path, channel: layout.channel, data: frame.freeze() }
+    frame.advance(path_start);
+    let path = if path_end > path_start { frame.split_to(path_end - path_start).freeze() } else { Bytes::new() };
+    frame.advance(layout.data.0 - path_end);
+    Frame { status, path, channel, data: frame.freeze() }
 }
 
 /// A stateful decoder over a byte stream: keeps the stream offset so errors
