@@ -159,11 +159,13 @@ pub(crate) async fn serve_connection<R, W>(
         let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
         let deadline = [deadline, conn.going_away_until].into_iter().flatten().min().filter(|_| conn.reading);
         let deadline = [deadline, conn.writer.stall_deadline()].into_iter().flatten().min();
-        if deadline != timer_at {
-            if let Some(at) = deadline {
-                timer.as_mut().reset(at.into());
-            }
-            timer_at = deadline;
+        // The timer is moved only to an earlier instant: deadlines move later
+        // with nearly every frame, and a timer that fires early costs one
+        // more look at the clock, where moving it costs a trip to tokio's
+        // timer wheel every turn.
+        if let Some(at) = deadline.filter(|at| timer_at.is_none_or(|armed| armed > *at)) {
+            timer.as_mut().reset(at.into());
+            timer_at = Some(at);
         }
         let may_read = conn.may_read();
         let paused = conn.reading && !may_read;
