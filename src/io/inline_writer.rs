@@ -198,3 +198,47 @@ pub fn write_timeout() -> CodecError {
         "[RES-7] the peer read nothing within the write timeout",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::decode::FrameDecoder;
+    use crate::wire::status::Status;
+    use tokio::io::AsyncReadExt;
+
+    fn frame(channel: u32, size: usize) -> Frame {
+        Frame::new(Status::ResponseWhole, &b"/echo"[..], channel, vec![b'a'; size])
+    }
+
+    #[tokio::test]
+    async fn writes_what_is_queued_in_order_and_finishes_with_the_write_side_shut() {
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        let mut writer = InlineWriter::new(near, FrameLimits::default(), Some(Duration::from_secs(5)));
+        let frames: Vec<Frame> = (0..50).map(|i| frame(i, 100 + i as usize)).collect();
+        writer.queue(frames.clone());
+        assert_eq!(writer.queued_frames(), 50);
+        assert_eq!(writer.queued_bytes(), frames.iter().map(Frame::encoded_len).sum::<usize>());
+        writer.finish().await.expect("finish");
+        let mut bytes = Vec::new();
+        far.read_to_end(&mut bytes).await.expect("read to the end");
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut decoder = FrameDecoder::new(FrameLimits::default());
+        let got: Vec<Frame> = std::iter::from_fn(|| decoder.decode(&mut buf).expect("valid")).collect();
+        assert_eq!(got, frames);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_nothing_stalls_the_writer() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let stall = Duration::from_millis(50);
+        let mut writer = InlineWriter::new(near, FrameLimits::default(), Some(stall));
+        writer.queue([frame(1, 10_000)]);
+        let polled = poll_fn(|cx| Poll::Ready(writer.poll_drain(cx))).await;
+        assert!(polled.is_pending(), "the pipe holds 1 KiB, not 10");
+        assert!(writer.has_pending() && writer.queued_bytes() < 10_000);
+        let deadline = writer.stall_deadline().expect("refusing");
+        assert!(!writer.stalled(deadline - Duration::from_millis(1)) && writer.stalled(deadline));
+        let err = writer.finish().await.expect_err("nothing reads");
+        assert!(matches!(err, CodecError::Io(ref e) if e.kind() == std::io::ErrorKind::TimedOut), "{err:?}");
+    }
+}

@@ -1,7 +1,8 @@
 //! One server connection: a tokio task that reads frames into the sans-IO
 //! [`ServerConnection`], runs handlers concurrently, and writes the ordered
-//! answers itself, in the turn that produced them. It enforces the connection's memory budget
-//! by pausing its reads (`[RES-3]`) and its time limits (`[RES-5]`–`[RES-7]`).
+//! answers itself, in the turn that produced them. It enforces the
+//! connection's memory budget by pausing its reads (`[RES-3]`) and its time
+//! limits (`[RES-5]`–`[RES-7]`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -474,6 +475,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         let offload_after = self.shared.config.offload_after;
         let sampled = offload_after.filter(|_| answering.meter.sample());
         let offloaded = offload_after.is_some() && answering.meter.offloaded();
+        // A sampled request's time inside `poll` so far.
         let mut busy = Duration::ZERO;
         if !offloaded {
             // Most handlers answer on their first poll: such an answer is
@@ -481,7 +483,9 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             // of running handlers; any other joins the set, which polls it again.
             let entered = span.as_ref().map(tracing::Span::enter);
             let first = (&mut call).now_or_never();
-            busy = answering.started.elapsed();
+            if sampled.is_some() {
+                busy = answering.started.elapsed();
+            }
             if let Some(outcome) = first {
                 if let Some(after) = sampled {
                     answering.meter.record(busy, after);
