@@ -166,8 +166,8 @@ impl Channel {
         self.slots.len()
     }
 
-    /// Marks request `seq` answered with `ready`; returns the route and
-    /// held bytes it had, or `None` if it is not waiting.
+    /// Marks request `seq` answered with `ready` (given the request's
+    /// route); returns the body bytes it held, or `None` if it is not waiting.
     fn answer(&mut self, seq: u64, ready: impl FnOnce(Bytes) -> Ready) -> Option<usize> {
         let slot = self.slots.get_mut(usize::try_from(seq.checked_sub(self.next_to_send)?).ok()?)?;
         let Slot::Waiting { route, held } = slot else { return None };
