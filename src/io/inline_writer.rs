@@ -19,10 +19,10 @@ use crate::wire::frame::{Frame, FrameLimits};
 
 /// Bytes encoded ahead of the socket at most: frames past this stay frames
 /// (sharing their bodies) until the socket takes what is encoded.
-const ENCODE_AHEAD: usize = 1 << 20;
+pub(crate) const ENCODE_AHEAD: usize = 1 << 20;
 
 /// An encode buffer larger than this is given back once written.
-const KEEP_BUFFER: usize = 4 << 20;
+pub(crate) const KEEP_BUFFER: usize = 4 << 20;
 
 /// A connection's write side, polled by the task that owns it.
 #[derive(Debug)]

@@ -12,6 +12,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::inline_writer::{ENCODE_AHEAD, KEEP_BUFFER};
 use crate::wire::codec::CodecError;
 use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
@@ -32,8 +33,6 @@ pub struct FrameSink {
 struct Queued {
     frames: AtomicU64,
     bytes: AtomicUsize,
-    /// Signalled after every write, for a producer waiting for room.
-    written: tokio::sync::Notify,
 }
 
 impl FrameSink {
@@ -55,13 +54,6 @@ impl FrameSink {
     /// Encoded bytes of the frames queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.queued.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Completes after the writer has written something (at once if it
-    /// has since the last call): a producer paused on its byte budget waits
-    /// on this, not on a timer.
-    pub async fn written(&self) {
-        self.queued.written.notified().await
     }
 }
 
@@ -119,7 +111,7 @@ impl WriteBuffer {
             }
         }
         self.buf.clear();
-        if self.buf.capacity() > 4 << 20 {
+        if self.buf.capacity() > KEEP_BUFFER {
             self.buf = BytesMut::new();
         }
         Ok(())
@@ -149,7 +141,7 @@ where
             while let Some(batch) = pending.take() {
                 out.encode(&batch, &limits)?;
                 frames += batch.len() as u64;
-                if out.len() < 1 << 20 {
+                if out.len() < ENCODE_AHEAD {
                     pending = rx.try_recv().ok();
                 }
             }
@@ -157,7 +149,6 @@ where
             out.write_to(&mut io, stall).await?;
             task_queued.frames.fetch_sub(frames, Ordering::Relaxed);
             task_queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
-            task_queued.written.notify_one();
         }
         match stall {
             Some(limit) => {

@@ -19,7 +19,7 @@ use crate::wire::status::{MessageKind, Sender, Status};
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::extensions::body::{COMPRESSED, IDENTITY};
 use super::extensions::{BodyCodec, BodyError, GOING_AWAY};
-use super::message::{chunk_body, transition, MessageState, Step};
+use super::message::{chunk_body_into, transition, MessageState, Step};
 use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 
 /// A request body with the marker of `codec` (`[EXT-12]`): an empty body
@@ -227,7 +227,7 @@ impl ClientConnection {
     fn enqueue_marked(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
         check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
         self.open_channel_mut(channel)?.waiting.push_back(waiting);
-        self.outbox.extend(chunk_body(MessageKind::Request, &path, channel, body, self.limits.max_data));
+        chunk_body_into(MessageKind::Request, &path, channel, body, self.limits.max_data, &mut self.outbox);
         Ok(())
     }
 

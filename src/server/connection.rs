@@ -56,6 +56,8 @@ struct Connection<W> {
     core: ServerConnection,
     /// The write half: what the socket does not take at once waits here.
     writer: InlineWriter<W>,
+    /// Frames on their way from the core to the writer, kept between flushes.
+    transmit: Vec<Frame>,
     /// Handlers running for this connection, polled by its task: no task
     /// spawn and no cross-thread wake-up per request, and a slow handler
     /// still holds back only its own channel ([ORDER-3]).
@@ -116,6 +118,7 @@ pub(crate) async fn serve_connection<R, W>(
         shared,
         peer,
         writer,
+        transmit: Vec::new(),
         handlers: FuturesUnordered::new(),
         channel_counts: Default::default(),
         connection_count: Counts::default(),
@@ -586,7 +589,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// them now, counting them, and adds what was counted since the last
     /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.transmit);
         self.core.drain_transmit(&mut batch);
         for frame in &batch {
             let bytes = frame.encoded_len() as u64;
@@ -594,7 +597,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.count(frame.channel, |c| c.frame_sent(bytes, whole));
         }
         self.report();
-        self.writer.queue(batch);
+        self.writer.queue(batch.drain(..));
+        self.transmit = batch;
         // One attempt; what the socket does not take waits for it to drain.
         std::future::poll_fn(|cx| match self.writer.poll_drain(cx) {
             std::task::Poll::Ready(Err(err)) => std::task::Poll::Ready(Err(err)),
