@@ -140,25 +140,42 @@ pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8
     ))
 }
 
+/// Path bytes looked at a word at a time before memchr takes over.
+const SHORT_PATH: usize = 16;
+
+/// The first NUL in `window`. Paths are short: the first [`SHORT_PATH`]
+/// bytes are looked at a word at a time, which beats memchr's dispatch; a
+/// longer path falls through to memchr.
+#[inline(always)]
+fn find_nul(window: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut at = 0;
+    while at < SHORT_PATH {
+        let Some(word) = window.get(at..at + 8) else { break };
+        let word = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        // The lowest high bit set here marks the word's first zero byte;
+        // bits above it may be false, which the lowest one never is.
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr::memchr(0, window.get(at..)?).map(|found| at + found)
+}
+
 /// The common case first: a whole frame that breaks no rule at the front
 /// of `buf`, found with the checks of [`parse_frame`] and none of its
 /// bookkeeping. `None` sends the caller to [`parse_frame`], which tells an
 /// incomplete frame from a broken one and says what is missing or wrong;
 /// both accept exactly the same frames (the `fast_path_agrees` property).
-/// Path bytes scanned for the NUL one by one before memchr takes over.
-const SHORT_PATH: usize = 16;
-
 #[inline]
 fn whole_valid_frame(buf: &[u8], limits: &FrameLimits) -> Option<FrameLayout> {
     let status = Status::from_byte(*buf.first()?)?;
     // The path and its NUL within the path limit ([FRAME-3], [LIMIT-1]).
     let window = buf.get(1..buf.len().min(limits.max_path.saturating_add(2)))?;
-    // Paths are short: a plain scan of the first bytes beats memchr's
-    // dispatch; a long path falls through to memchr.
-    let nul = match window.iter().take(SHORT_PATH).position(|&b| b == 0) {
-        Some(at) => at,
-        None => memchr::memchr(0, window)?,
-    };
+    let nul = find_nul(window)?;
     let path_end = 1 + nul;
     let header = buf.get(path_end + 1..path_end + 9)?;
     let channel = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
@@ -207,7 +224,7 @@ pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError>
 
 /// Cuts a frame described by `layout` off the front of `buf`, without copying
 /// its path or data.
-#[inline]
+#[inline(always)]
 pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
     let (status, channel) = (layout.status, layout.channel);
     let (path_start, path_end) = layout.path;
@@ -258,7 +275,24 @@ impl FrameDecoder {
 
     /// Takes the next frame from the front of `buf`, `Ok(None)` if it is not
     /// all there yet. After an error every later call returns the same error.
+    #[inline(always)]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        // The common case inline: a whole valid frame at the front.
+        if self.failed.is_none() {
+            if let Some(layout) = whole_valid_frame(buf, &self.limits) {
+                self.offset += layout.encoded_len() as u64;
+                self.needed = MIN_FRAME_LEN;
+                return Ok(Some(split_frame(buf, &layout)));
+            }
+        }
+        self.decode_rest(buf)
+    }
+
+    /// Everything but a whole valid frame at the front: an earlier error, a
+    /// frame not all there yet, a broken frame. Out of line, so that the
+    /// common case stays small enough to inline where it is called.
+    #[inline(never)]
+    fn decode_rest(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         if let Some(err) = self.failed {
             return Err(err);
         }
@@ -348,6 +382,14 @@ mod tests {
             let limits = FrameLimits { max_path, max_data };
             let full = parse_frame(&bytes, &limits).ok().map(|(_, layout)| layout);
             proptest::prop_assert_eq!(whole_valid_frame(&bytes, &limits), full);
+        }
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time search finds the first NUL, as a plain scan does.
+        #[test]
+        fn find_nul_finds_the_first(bytes in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 0x80, 0xff, b'/']), 0..40)) {
+            proptest::prop_assert_eq!(find_nul(&bytes), bytes.iter().position(|&b| b == 0));
         }
     }
 
