@@ -29,7 +29,6 @@ use crate::wire::frame::Frame;
 use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
-use super::offload::BusyMeter;
 use super::offload::Timed;
 use super::stats::{Counts, RouteStats};
 use super::transport::Peer;
@@ -386,11 +385,15 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
         let channel = frame.channel;
         let bytes = frame.encoded_len() as u64;
-        self.count(channel, |c| c.frame_received(bytes));
-        match self.core.receive(frame) {
+        let received = self.core.receive(frame);
+        let whole = matches!(received, Ok(Some(ServerEvent::Request(_))));
+        self.count(channel, |c| {
+            c.frame_received(bytes);
+            c.whole_received += u64::from(whole);
+        });
+        match received {
             Ok(None) => Ok(()),
             Ok(Some(ServerEvent::Request(request))) => {
-                self.count(channel, |c| c.whole_received += 1);
                 self.dispatch(request);
                 Ok(())
             }
@@ -451,82 +454,38 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond(channel, seq, answer);
             return;
         }
-        let (Some(handler), Some(route_stats)) = (self.shared.routes.get(&route), self.shared.stats.route(&route))
-        else {
-            self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
-            return;
-        };
-        let (handler, route_stats) = (handler.clone(), route_stats.clone());
-        route_stats.count.received(frames, bytes);
-        // A span per request only when someone listens at debug level.
-        let span = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| tracing::debug_span!("request", channel, route = %String::from_utf8_lossy(&route)));
-        let answering = Answering {
-            shared: self.shared.clone(),
-            meter: route_stats.busy.clone(),
-            route_len: route.len(),
-            route_stats,
-            channel,
-            seq,
-            frame_limit,
-            started: Instant::now(),
-        };
-        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
-        let mut call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-        // Sampled requests measure the route's busy time, which decides
-        // whether its handlers run here or on another worker.
-        let offload_after = self.shared.config.offload_after;
-        let sampled = offload_after.filter(|_| answering.meter.sample());
-        let offloaded = offload_after.is_some() && answering.meter.offloaded();
-        // A sampled request's time inside `poll` so far.
-        let mut busy = Duration::ZERO;
-        if !offloaded {
-            // Most handlers answer on their first poll: such an answer is
-            // taken at once, with no future kept and no turn through the set
-            // of running handlers; any other joins the set, which polls it again.
-            let entered = span.as_ref().map(tracing::Span::enter);
-            let first = (&mut call).now_or_never();
-            if sampled.is_some() {
-                busy = answering.started.elapsed();
+        let started = start_handler(
+            &self.shared,
+            StartedRequest {
+                request: Request {
+                    channel,
+                    route,
+                    query,
+                    body,
+                    peer: self.peer.clone(),
+                    identity: self.identity.clone(),
+                },
+                seq,
+                frames,
+                bytes,
+            },
+        );
+        match started {
+            Started::Answered(done) => self.complete(done),
+            Started::NoHandler => {
+                self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             }
-            if let Some(outcome) = first {
-                if let Some(after) = sampled {
-                    answering.meter.record(busy, after);
-                }
-                let done = answering.done(Some(outcome));
-                drop(entered);
-                self.complete(done);
-                return;
+            Started::Waiting(work) => self.handlers.push(work),
+            Started::Offloaded(work) => {
+                let task = tokio::spawn(work);
+                self.handlers.push(Box::pin(async move {
+                    task.await.unwrap_or_else(|_| {
+                        let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
+                        Done::answer(channel, seq, answer)
+                    })
+                }));
             }
-            drop(entered);
         }
-        let timed = sampled.map(|after| (answering.meter.clone(), after));
-        let work = async move {
-            let outcome = match answering.shared.config.handler_timeout {
-                Some(limit) => tokio::time::timeout(limit.saturating_sub(answering.started.elapsed()), call).await.ok(),
-                None => Some(call.await),
-            };
-            answering.done(outcome)
-        };
-        let work: BoxFuture<'static, Done> = match span {
-            Some(span) => Box::pin(work.instrument(span)),
-            None => Box::pin(work),
-        };
-        let work: BoxFuture<'static, Done> = match timed {
-            Some((meter, after)) => Box::pin(Timed::new(work, meter, after).already_busy(busy)),
-            None => work,
-        };
-        if !offloaded {
-            self.handlers.push(work);
-            return;
-        }
-        let task = tokio::spawn(work);
-        self.handlers.push(Box::pin(async move {
-            task.await.unwrap_or_else(|_| {
-                let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
-                Done::answer(channel, seq, answer)
-            })
-        }));
     }
 
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).
@@ -608,12 +567,110 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     }
 }
 
-/// What finishing one handler's answer needs: where it goes, what it is
-/// counted and measured in, and when the handler began.
+/// A request on its way to its route's handler.
+struct StartedRequest {
+    request: Request,
+    seq: u64,
+    frames: u64,
+    bytes: u64,
+}
+
+/// What became of a request handed to its handler.
+enum Started {
+    /// The handler answered on its first poll.
+    Answered(Done),
+    /// No handler serves the route.
+    NoHandler,
+    /// The handler waits; the connection polls it with its others.
+    Waiting(BoxFuture<'static, Done>),
+    /// The route is slow: the handler runs on a task of its own, so that
+    /// another worker may take it.
+    Offloaded(BoxFuture<'static, Done>),
+}
+
+/// Hands a request to its route's handler and polls it once. Most handlers
+/// answer on their first poll: such an answer is taken at once, borrowing
+/// what it is counted in, with no future kept and no turn through the set
+/// of running handlers; any other comes back as a future that owns what it
+/// needs.
+fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
+    let StartedRequest { request, seq, frames, bytes } = started;
+    let (Some(handler), Some(route_stats)) = (shared.routes.get(&request.route), shared.stats.route(&request.route))
+    else {
+        return Started::NoHandler;
+    };
+    route_stats.count.received(frames, bytes);
+    let finish = Finish {
+        route_len: request.route.len(),
+        channel: request.channel,
+        seq,
+        frame_limit: shared.config.core.frame_limits.max_data,
+        started: Instant::now(),
+    };
+    // A span per request only when someone listens at debug level.
+    let span = tracing::enabled!(tracing::Level::DEBUG).then(
+        || tracing::debug_span!("request", channel = request.channel, route = %String::from_utf8_lossy(&request.route)),
+    );
+    let mut call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+    // Sampled requests measure the route's busy time, which decides
+    // whether its handlers run here or on another worker.
+    let meter = &route_stats.busy;
+    let offload_after = shared.config.offload_after;
+    let sampled = offload_after.filter(|_| meter.sample());
+    let offloaded = offload_after.is_some() && meter.offloaded();
+    // A sampled request's time inside `poll` so far.
+    let mut busy = Duration::ZERO;
+    if !offloaded {
+        let entered = span.as_ref().map(tracing::Span::enter);
+        let first = (&mut call).now_or_never();
+        if sampled.is_some() {
+            busy = finish.started.elapsed();
+        }
+        if let Some(outcome) = first {
+            if let Some(after) = sampled {
+                meter.record(busy, after);
+            }
+            return Started::Answered(finish.done(shared, route_stats, Some(outcome)));
+        }
+        drop(entered);
+    }
+    let answering = Answering { shared: shared.clone(), route_stats: route_stats.clone(), finish };
+    let timed = sampled.map(|after| (meter.clone(), after));
+    let work = async move {
+        let outcome = match answering.shared.config.handler_timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit.saturating_sub(answering.finish.started.elapsed()), call).await.ok()
+            }
+            None => Some(call.await),
+        };
+        answering.finish.done(&answering.shared, &answering.route_stats, outcome)
+    };
+    let work: BoxFuture<'static, Done> = match span {
+        Some(span) => Box::pin(work.instrument(span)),
+        None => Box::pin(work),
+    };
+    let work: BoxFuture<'static, Done> = match timed {
+        Some((meter, after)) => Box::pin(Timed::new(work, meter, after).already_busy(busy)),
+        None => work,
+    };
+    if offloaded {
+        Started::Offloaded(work)
+    } else {
+        Started::Waiting(work)
+    }
+}
+
+/// What a handler that waits owns until it answers: the server and its
+/// route's statistics, besides where the answer goes.
 struct Answering {
     shared: Arc<Shared>,
     route_stats: Arc<RouteStats>,
-    meter: Arc<BusyMeter>,
+    finish: Finish,
+}
+
+/// Where one handler's answer goes, how it is counted, and when the
+/// handler began.
+struct Finish {
     route_len: usize,
     channel: u32,
     seq: u64,
@@ -621,10 +678,15 @@ struct Answering {
     started: Instant,
 }
 
-impl Answering {
+impl Finish {
     /// The answer of a handler that returned, panicked (`Some(Err)`) or ran
     /// out of time (`None`), measured and counted on its route.
-    fn done(self, outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>) -> Done {
+    fn done(
+        self,
+        shared: &Shared,
+        route_stats: &RouteStats,
+        outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>,
+    ) -> Done {
         let result = match outcome {
             Some(Ok(result)) => result,
             Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
@@ -637,11 +699,11 @@ impl Answering {
         let ended = Instant::now();
         let elapsed = ended.saturating_duration_since(self.started);
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-        self.shared.stats.measure.record_ended(elapsed, ended);
-        self.route_stats.measure.record_ended(elapsed, ended);
-        self.route_stats.metrics.answered(code, elapsed);
+        shared.stats.measure.record_ended(elapsed, ended);
+        route_stats.measure.record_ended(elapsed, ended);
+        route_stats.metrics.answered(code, elapsed);
         let (frames, bytes) = answer_size(self.frame_limit, self.route_len, &answer);
-        self.route_stats.count.sent(frames, bytes);
+        route_stats.count.sent(frames, bytes);
         Done::answer(self.channel, self.seq, answer)
     }
 }

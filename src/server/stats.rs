@@ -176,6 +176,9 @@ struct Second {
 pub struct Measure {
     start: Instant,
     unit: Duration,
+    /// Each range's exclusive upper bound in nanoseconds: a duration is in
+    /// range i when its whole units are at most `RANGE_BOUNDS[i]`.
+    range_ends_ns: [u64; 7],
     inner: Mutex<MeasureInner>,
 }
 
@@ -210,9 +213,11 @@ impl Measure {
     /// (milliseconds for application routes, microseconds for the
     /// statistics paths).
     pub fn with_unit(unit: Duration) -> Measure {
+        let unit_ns = u64::try_from(unit.as_nanos()).unwrap_or(u64::MAX).max(1);
         Measure {
             start: Instant::now(),
             unit,
+            range_ends_ns: RANGE_BOUNDS.map(|bound| bound.saturating_add(1).saturating_mul(unit_ns)),
             inner: Mutex::new(MeasureInner {
                 window: vec![Second::default(); WINDOW_SECONDS],
                 all_requests: 0,
@@ -228,9 +233,10 @@ impl Measure {
         self.start.elapsed().as_secs()
     }
 
-    fn range_of(&self, duration: Duration) -> usize {
-        let units = (duration.as_nanos() / self.unit.as_nanos().max(1)) as u64;
-        RANGE_BOUNDS.iter().position(|&bound| units <= bound).unwrap_or(7)
+    /// The range of a duration of `ns` nanoseconds: the first whose bound
+    /// its whole units do not pass, else the eighth.
+    fn range_of(&self, ns: u64) -> usize {
+        self.range_ends_ns.iter().position(|&end| ns < end).unwrap_or(7)
     }
 
     /// Records one request whose handler took `duration`, ending now.
@@ -244,7 +250,7 @@ impl Measure {
     pub fn record_ended(&self, duration: Duration, ended: Instant) {
         let epoch = ended.saturating_duration_since(self.start).as_secs();
         let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        let range = self.range_of(duration);
+        let range = self.range_of(ns);
         let Ok(mut inner) = self.inner.lock() else { return };
         let slot = &mut inner.window[(epoch % WINDOW_SECONDS as u64) as usize];
         if slot.epoch != epoch || slot.requests == 0 {
@@ -460,6 +466,21 @@ mod tests {
     }
 
     /// [SYS-12]: an unknown or missing time unit reads as microseconds.
+    #[test]
+    fn ranges_follow_whole_units() {
+        for unit in [Duration::from_micros(1), Duration::from_millis(1), Duration::from_nanos(7)] {
+            let m = Measure::with_unit(unit);
+            let unit_ns = unit.as_nanos() as u64;
+            for bound in RANGE_BOUNDS {
+                for ns in [bound * unit_ns - 1, bound * unit_ns, (bound + 1) * unit_ns - 1, (bound + 1) * unit_ns] {
+                    let by_units = RANGE_BOUNDS.iter().position(|&b| ns / unit_ns <= b).unwrap_or(7);
+                    assert_eq!(m.range_of(ns), by_units, "{ns} ns in units of {unit:?}");
+                }
+            }
+            assert_eq!(m.range_of(u64::MAX), 7);
+        }
+    }
+
     #[test]
     fn statistics_paths_measure_in_microseconds() {
         let stats = ServerStats::new([Bytes::from_static(b"/echo")]);
