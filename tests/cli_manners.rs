@@ -113,3 +113,36 @@ async fn bench_reports_cpu_per_request() {
     }
     handle.shutdown().await.unwrap();
 }
+
+/// `iip bench --raw` drives bare frames: it makes exactly the requests asked
+/// for over every channel and depth, checks each answer against what it
+/// sent (an error answer is a failed request, and the run fails), and
+/// takes channel 0 alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_bench_counts_and_checks_every_answer() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = Server::echo().build().unwrap().spawn(listener).unwrap();
+    let a = handle.local_addr().to_string();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let common = ["--raw", "--duration", "20", "--json"];
+        let run = |extra: &[&str]| iip(&[&["bench", &a][..], &common[..], extra].concat(), None);
+        vec![
+            run(&["--requests", "5000", "--connections", "2", "--channels", "7", "--depth", "3"]),
+            run(&["--requests", "300", "--channels", "0", "--depth", "4", "--payload", "20000"]),
+            run(&["--requests", "200", "--path", "/nowhere"]),
+        ]
+    })
+    .await
+    .unwrap();
+    let report = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)))
+    };
+    let (many, zero, wrong) = (report(&outputs[0]), report(&outputs[1]), report(&outputs[2]));
+    assert_eq!((many["requests"].as_u64(), many["errors"].as_u64()), (Some(5000), Some(0)), "{many}");
+    assert_eq!((zero["requests"].as_u64(), zero["errors"].as_u64()), (Some(300), Some(0)), "{zero}");
+    assert_eq!(outputs[0].status.code(), Some(0));
+    assert_eq!((wrong["requests"].as_u64(), wrong["errors"].as_u64()), (Some(0), Some(200)), "{wrong}");
+    assert!(wrong["first_error"].as_str().is_some_and(|e| e.contains("wrong body")), "{wrong}");
+    assert_eq!(outputs[2].status.code(), Some(1), "a bench whose requests fail fails");
+    handle.shutdown().await.unwrap();
+}
