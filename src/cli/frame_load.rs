@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use hdrhistogram::Histogram;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::cli::loadgen::{LoadPlan, LoadReport, Tally};
+use crate::cli::loadgen::{LoadPlan, LoadReport, Tally, WorkerOutcome};
 use crate::conformance::attack::new_histogram;
 use crate::proto::client::{ClientConnection, ClientEvent};
 use crate::wire::decode::FrameDecoder;
@@ -87,27 +86,7 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
         let (done, issued) = (done.clone(), issued.clone());
         workers.push(tokio::spawn(async move { driver.drive(stream, &done, &issued).await }));
     }
-    let ticker = {
-        let done = done.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                progress(done.load(Ordering::Relaxed));
-            }
-        })
-    };
-    let mut histogram = new_histogram();
-    let (mut errors, mut first_error) = (0u64, None);
-    for worker in workers {
-        if let Ok(outcome) = worker.await {
-            let _ = histogram.add(&outcome.histogram);
-            errors += outcome.errors;
-            if first_error.is_none() {
-                first_error = outcome.first_error;
-            }
-        }
-    }
-    ticker.abort();
+    let (histogram, errors, first_error) = crate::cli::loadgen::gather(workers, &done, progress).await;
     Ok(tally.report(done.load(Ordering::Relaxed), errors, first_error, &histogram, payload.len()))
 }
 
@@ -152,13 +131,6 @@ async fn open_channels(
         }
     }
     Ok(channels)
-}
-
-/// What one connection's driver found.
-struct Outcome {
-    histogram: Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
 }
 
 /// One channel's requests in flight, oldest first (answers come in order).
@@ -222,8 +194,8 @@ impl Driver {
     /// Runs until the deadline (or the request limit) and every answer is
     /// in; a broken or silent connection ends it with its requests in
     /// flight counted as errors.
-    async fn drive(mut self, stream: TcpStream, done: &AtomicU64, issued: &AtomicU64) -> Outcome {
-        let mut outcome = Outcome { histogram: new_histogram(), errors: 0, first_error: None };
+    async fn drive(mut self, stream: TcpStream, done: &AtomicU64, issued: &AtomicU64) -> WorkerOutcome {
+        let mut outcome = WorkerOutcome { histogram: new_histogram(), errors: 0, first_error: None };
         let (mut input, mut output) = (BytesMut::with_capacity(READ_SIZE), BytesMut::new());
         let mut decoder = FrameDecoder::new(self.limits);
         let now = Instant::now();
@@ -317,7 +289,7 @@ impl Driver {
     }
 
     /// Ends the run of this connection: what is in flight failed.
-    fn fail(&self, mut outcome: Outcome, message: String, outstanding: usize) -> Outcome {
+    fn fail(&self, mut outcome: WorkerOutcome, message: String, outstanding: usize) -> WorkerOutcome {
         outcome.errors += outstanding.max(1) as u64;
         outcome.first_error.get_or_insert(message);
         outcome
@@ -341,12 +313,5 @@ impl InFlight {
             }
             other => Some(Err(format!("status {} where an answer was due", other.byte()))),
         }
-    }
-}
-
-impl Outcome {
-    fn error(&mut self, message: String) {
-        self.errors += 1;
-        self.first_error.get_or_insert(message);
     }
 }

@@ -76,6 +76,56 @@ impl LoadPlan {
     }
 }
 
+/// What one worker of a run found.
+pub(crate) struct WorkerOutcome {
+    /// Latencies of its good answers, µs.
+    pub(crate) histogram: Histogram<u64>,
+    /// Its failed requests.
+    pub(crate) errors: u64,
+    /// The first failure it saw.
+    pub(crate) first_error: Option<String>,
+}
+
+impl WorkerOutcome {
+    /// Counts one failed request.
+    pub(crate) fn error(&mut self, message: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(message);
+    }
+}
+
+/// Waits for every worker, telling `progress` the requests done about ten
+/// times a second meanwhile; their latencies merged, their errors summed,
+/// the first failure seen.
+pub(crate) async fn gather(
+    workers: Vec<tokio::task::JoinHandle<WorkerOutcome>>,
+    done: &Arc<AtomicU64>,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> (Histogram<u64>, u64, Option<String>) {
+    let ticker = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                progress(done.load(Ordering::Relaxed));
+            }
+        })
+    };
+    let mut histogram = new_histogram();
+    let (mut errors, mut first_error) = (0u64, None);
+    for worker in workers {
+        if let Ok(outcome) = worker.await {
+            let _ = histogram.add(&outcome.histogram);
+            errors += outcome.errors;
+            if first_error.is_none() {
+                first_error = outcome.first_error;
+            }
+        }
+    }
+    ticker.abort();
+    (histogram, errors, first_error)
+}
+
 /// The clock and the CPU times at the start of a run, and the report made
 /// from them at its end.
 pub(crate) struct Tally {
@@ -260,31 +310,11 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
                         }
                     }
                 }
-                (histogram, errors, first_error)
+                WorkerOutcome { histogram, errors, first_error }
             }));
         }
     }
-    let ticker = {
-        let done = done.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                progress(done.load(Ordering::Relaxed));
-            }
-        })
-    };
-    let mut histogram = new_histogram();
-    let (mut errors, mut first_error) = (0u64, None);
-    for worker in workers {
-        if let Ok((h, e, f)) = worker.await {
-            let _ = histogram.add(&h);
-            errors += e;
-            if first_error.is_none() {
-                first_error = f;
-            }
-        }
-    }
-    ticker.abort();
+    let (histogram, errors, first_error) = gather(workers, &done, progress).await;
     Ok(tally.report(done.load(Ordering::Relaxed), errors, first_error, &histogram, payload.len()))
 }
 
