@@ -8,6 +8,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::stats::Instant as LatencyInstant;
+
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -605,7 +607,7 @@ fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
         channel: request.channel,
         seq,
         frame_limit: shared.config.core.frame_limits.max_data,
-        started: Instant::now(),
+        started: LatencyInstant::now(),
     };
     // A span per request only when someone listens at debug level.
     let span = tracing::enabled!(tracing::Level::DEBUG).then(
@@ -675,7 +677,7 @@ struct Finish {
     channel: u32,
     seq: u64,
     frame_limit: u32,
-    started: Instant,
+    started: LatencyInstant,
 }
 
 impl Finish {
@@ -696,7 +698,7 @@ impl Finish {
             Ok(body) => (body, 0),
             Err(err) => (err.to_answer().to_body(), err.code()),
         };
-        let ended = Instant::now();
+        let ended = LatencyInstant::now();
         let elapsed = ended.saturating_duration_since(self.started);
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
         shared.stats.measure.record_ended(elapsed, ended);
