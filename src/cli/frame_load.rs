@@ -7,8 +7,8 @@
 //! keeps `channels × depth` requests in flight by hand: it reads what the
 //! socket has, checks every answer against the body sent, and answers the
 //! answers of one read with one write of as many new requests. The clock is
-//! read once per read and once per write; a request's latency runs from the
-//! write that carried it to the read that brought its answer.
+//! read once per read: a request's latency runs from the read whose answers
+//! made room for it (or the start) to the read that brought its answer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,8 +8,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::stats::Instant as LatencyInstant;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -32,7 +30,7 @@ use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Request};
 use super::memory::HeldShare;
 use super::offload::Timed;
-use super::stats::{Counts, RouteStats};
+use super::stats::{Counts, Instant as LatencyInstant, RouteStats};
 use super::transport::Peer;
 use super::Shared;
 
