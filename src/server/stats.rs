@@ -470,7 +470,7 @@ mod tests {
         assert_eq!(v["five_minute_requests"][1], 0);
     }
 
-    /// [SYS-12]: an unknown or missing time unit reads as microseconds.
+    /// A duration falls in the range its whole units give, at every bound.
     #[test]
     fn ranges_follow_whole_units() {
         for unit in [Duration::from_micros(1), Duration::from_millis(1), Duration::from_nanos(7)] {
@@ -486,6 +486,7 @@ mod tests {
         }
     }
 
+    /// [SYS-12]: an unknown or missing time unit reads as microseconds.
     #[test]
     fn statistics_paths_measure_in_microseconds() {
         let stats = ServerStats::new([Bytes::from_static(b"/echo")]);
