@@ -19,8 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::cli::loadgen::{LoadPlan, LoadReport, Tally, WorkerOutcome};
-use crate::conformance::attack::new_histogram;
+use crate::cli::loadgen::{wrong_body, LoadPlan, LoadReport, Tally, WorkerOutcome};
 use crate::proto::client::{ClientConnection, ClientEvent};
 use crate::wire::decode::FrameDecoder;
 use crate::wire::encode::encode_frame;
@@ -195,7 +194,7 @@ impl Driver {
     /// in; a broken or silent connection ends it with its requests in
     /// flight counted as errors.
     async fn drive(mut self, stream: TcpStream, done: &AtomicU64, issued: &AtomicU64) -> WorkerOutcome {
-        let mut outcome = WorkerOutcome { histogram: new_histogram(), errors: 0, first_error: None };
+        let mut outcome = WorkerOutcome::new();
         let (mut input, mut output) = (BytesMut::with_capacity(READ_SIZE), BytesMut::new());
         let mut decoder = FrameDecoder::new(self.limits);
         let now = Instant::now();
@@ -218,11 +217,9 @@ impl Driver {
                 Ok(Err(err)) => break Some(err.to_string()),
                 Err(_) => break Some(format!("no answer within {:?}", self.timeout)),
             };
-            if ready.is_writable() && !output.is_empty() {
-                match stream.try_write(&output) {
-                    Ok(written) => output.advance(written),
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(err) => break Some(err.to_string()),
+            if ready.is_writable() {
+                if let Err(err) = write_some(&stream, &mut output) {
+                    break Some(err.to_string());
                 }
             }
             if !ready.is_readable() {
@@ -241,29 +238,28 @@ impl Driver {
                 let frame = match decoder.decode(&mut input) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
-                    Err(err) => return self.fail(outcome, err.to_string(), outstanding),
+                    Err(err) => return outcome.fail(err.to_string(), outstanding),
                 };
                 if frame.status == Status::Close {
                     let reason = String::from_utf8_lossy(&frame.data).into_owned();
-                    return self.fail(outcome, format!("the server closed the connection: {reason}"), outstanding);
+                    return outcome.fail(format!("the server closed the connection: {reason}"), outstanding);
                 }
                 let Some(&index) = self.index.get(&frame.channel) else {
-                    return self.fail(outcome, format!("a frame on channel {} never used", frame.channel), outstanding);
+                    return outcome.fail(format!("a frame on channel {} never used", frame.channel), outstanding);
                 };
                 let Some(body) = self.in_flight[index].take_answer(frame) else { continue };
                 let Some(sent) = self.in_flight[index].sent.pop_front() else {
-                    return self.fail(outcome, "an answer to no request".into(), outstanding);
+                    return outcome.fail("an answer to no request".into(), outstanding);
                 };
                 outstanding -= 1;
                 match body {
                     Ok(body) if body == self.payload => {
-                        let micros = u64::try_from(now.saturating_duration_since(sent).as_micros()).unwrap_or(u64::MAX);
-                        let _ = outcome.histogram.record(micros.clamp(1, 60_000_000));
+                        outcome.answered(
+                            u64::try_from(now.saturating_duration_since(sent).as_micros()).unwrap_or(u64::MAX),
+                        );
                         answered += 1;
                     }
-                    Ok(body) => {
-                        outcome.error(format!("wrong body: {} bytes instead of {}", body.len(), self.payload.len()))
-                    }
+                    Ok(body) => outcome.error(wrong_body(body.len(), self.payload.len())),
                     Err(message) => outcome.error(message),
                 }
                 if self.may_issue(now, issued) {
@@ -274,26 +270,28 @@ impl Driver {
             }
             done.fetch_add(answered, Ordering::Relaxed);
             // The answers of this read, answered in one write.
-            if !output.is_empty() {
-                match stream.try_write(&output) {
-                    Ok(written) => output.advance(written),
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(err) => break Some(err.to_string()),
-                }
+            if let Err(err) = write_some(&stream, &mut output) {
+                break Some(err.to_string());
             }
         };
         match failure {
-            Some(message) => self.fail(outcome, message, outstanding),
+            Some(message) => outcome.fail(message, outstanding),
             None => outcome,
         }
     }
+}
 
-    /// Ends the run of this connection: what is in flight failed.
-    fn fail(&self, mut outcome: WorkerOutcome, message: String, outstanding: usize) -> WorkerOutcome {
-        outcome.errors += outstanding.max(1) as u64;
-        outcome.first_error.get_or_insert(message);
-        outcome
+/// Writes what of `output` the socket takes now, if there is anything.
+fn write_some(stream: &TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
     }
+    match stream.try_write(output) {
+        Ok(written) => output.advance(written),
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(err) => return Err(err),
+    }
+    Ok(())
 }
 
 impl InFlight {

@@ -87,11 +87,34 @@ pub(crate) struct WorkerOutcome {
 }
 
 impl WorkerOutcome {
+    /// Nothing answered, nothing failed yet.
+    pub(crate) fn new() -> WorkerOutcome {
+        WorkerOutcome { histogram: new_histogram(), errors: 0, first_error: None }
+    }
+
+    /// Counts one good answer that took `micros`.
+    pub(crate) fn answered(&mut self, micros: u64) {
+        let _ = self.histogram.record(micros.clamp(1, 60_000_000));
+    }
+
     /// Counts one failed request.
     pub(crate) fn error(&mut self, message: String) {
         self.errors += 1;
         self.first_error.get_or_insert(message);
     }
+
+    /// Ends a worker whose connection broke: its `outstanding` requests
+    /// (at least one) failed.
+    pub(crate) fn fail(mut self, message: String, outstanding: usize) -> WorkerOutcome {
+        self.errors += outstanding.max(1) as u64;
+        self.first_error.get_or_insert(message);
+        self
+    }
+}
+
+/// What a run says of an answer whose body is not the one sent.
+pub(crate) fn wrong_body(got: usize, sent: usize) -> String {
+    format!("wrong body: {got} bytes instead of {sent}")
 }
 
 /// Waits for every worker, telling `progress` the requests done about ten
@@ -281,28 +304,19 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
             let (channel, payload, path) = (caller.clone(), payload.clone(), Bytes::from(plan.path.clone()));
             let (done, issued, limit) = (done.clone(), issued.clone(), plan.requests);
             workers.push(tokio::spawn(async move {
-                let mut histogram = new_histogram();
-                let (mut errors, mut first_error) = (0u64, None);
+                let mut outcome = WorkerOutcome::new();
                 while Instant::now() < deadline && limit.is_none_or(|n| issued.fetch_add(1, Ordering::Relaxed) < n) {
                     let sent = Instant::now();
                     let result = channel.call(path.clone(), payload.clone()).await;
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                     match result {
                         Ok(body) if body == payload => {
-                            let _ = histogram.record(micros.min(60_000_000));
+                            outcome.answered(micros);
                             done.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(body) => {
-                            errors += 1;
-                            first_error.get_or_insert(format!(
-                                "wrong body: {} bytes instead of {}",
-                                body.len(),
-                                payload.len()
-                            ));
-                        }
+                        Ok(body) => outcome.error(wrong_body(body.len(), payload.len())),
                         Err(err) => {
-                            errors += 1;
-                            first_error.get_or_insert(err.to_string());
+                            outcome.error(err.to_string());
                             // A dead connection ends its worker; a balancer goes on.
                             if matches!(err, ClientError::Closed { .. }) && matches!(channel, Caller::Channel(_)) {
                                 break;
@@ -310,7 +324,7 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
                         }
                     }
                 }
-                WorkerOutcome { histogram, errors, first_error }
+                outcome
             }));
         }
     }

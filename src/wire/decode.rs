@@ -202,9 +202,15 @@ pub enum Peek {
 /// relative to the start of `buf`.
 #[inline]
 pub fn peek_frame(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError> {
-    if let Some(layout) = whole_valid_frame(buf, limits) {
-        return Ok(Peek::Frame(layout));
+    match whole_valid_frame(buf, limits) {
+        Some(layout) => Ok(Peek::Frame(layout)),
+        None => peek_with_parser(buf, limits),
     }
+}
+
+/// [`peek_frame`] once the fast path found no whole valid frame: the full
+/// parser tells what is missing or wrong.
+fn peek_with_parser(buf: &[u8], limits: &FrameLimits) -> Result<Peek, DecodeError> {
     match parse_frame(buf, limits) {
         Ok((_, layout)) => Ok(Peek::Frame(layout)),
         Err(nom::Err::Incomplete(Needed::Size(n))) => Ok(Peek::Needs(n.get())),
@@ -280,28 +286,31 @@ impl FrameDecoder {
         // The common case inline: a whole valid frame at the front.
         if self.failed.is_none() {
             if let Some(layout) = whole_valid_frame(buf, &self.limits) {
-                self.offset += layout.encoded_len() as u64;
-                self.needed = MIN_FRAME_LEN;
-                return Ok(Some(split_frame(buf, &layout)));
+                return Ok(Some(self.take(buf, &layout)));
             }
         }
         self.decode_rest(buf)
     }
 
-    /// Everything but a whole valid frame at the front: an earlier error, a
-    /// frame not all there yet, a broken frame. Out of line, so that the
-    /// common case stays small enough to inline where it is called.
+    /// Cuts the frame `layout` describes off `buf` and moves past it.
+    #[inline(always)]
+    fn take(&mut self, buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
+        self.offset += layout.encoded_len() as u64;
+        self.needed = MIN_FRAME_LEN;
+        split_frame(buf, layout)
+    }
+
+    /// Everything but a whole valid frame at the front (the fast path has
+    /// looked already): an earlier error, a frame not all there yet, a
+    /// broken frame. Out of line, so that the common case stays small
+    /// enough to inline where it is called.
     #[inline(never)]
     fn decode_rest(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         if let Some(err) = self.failed {
             return Err(err);
         }
-        match peek_frame(buf, &self.limits) {
-            Ok(Peek::Frame(layout)) => {
-                self.offset += layout.encoded_len() as u64;
-                self.needed = MIN_FRAME_LEN;
-                Ok(Some(split_frame(buf, &layout)))
-            }
+        match peek_with_parser(buf, &self.limits) {
+            Ok(Peek::Frame(layout)) => Ok(Some(self.take(buf, &layout))),
             Ok(Peek::Needs(n)) => {
                 self.needed = n;
                 Ok(None)
