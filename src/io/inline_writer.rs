@@ -66,10 +66,23 @@ impl<W: AsyncWrite + Unpin> InlineWriter<W> {
     }
 
     /// Queues `frames` behind what waits; nothing is written until the next
-    /// [`InlineWriter::poll_drain`].
+    /// [`InlineWriter::poll_drain`]. Frames are encoded at once while the
+    /// encoded bytes stay under [`ENCODE_AHEAD`] and no frame waits
+    /// unencoded; past that they wait as frames, sharing their bodies.
     pub fn queue(&mut self, frames: impl IntoIterator<Item = Frame>) {
         for frame in frames {
             self.pending_bytes += frame.encoded_len();
+            if self.queue.is_empty() && self.out.len() < ENCODE_AHEAD {
+                if self.written == self.out.len() {
+                    self.restart_buffer();
+                }
+                // A frame that does not encode waits in the queue, where
+                // `poll_drain` reports its error in its turn.
+                if encode_frame(&frame, &self.limits, &mut self.out).is_ok() {
+                    self.frames_in_out += 1;
+                    continue;
+                }
+            }
             self.queue.push_back(frame);
         }
     }
@@ -141,15 +154,21 @@ impl<W: AsyncWrite + Unpin> InlineWriter<W> {
         Poll::Pending
     }
 
-    /// Encodes queued frames into the (written) buffer, up to
-    /// [`ENCODE_AHEAD`] bytes.
-    fn refill(&mut self) -> Result<(), CodecError> {
+    /// Empties the encode buffer, all of it written, giving back a large
+    /// allocation.
+    fn restart_buffer(&mut self) {
         self.out.clear();
         self.written = 0;
         self.frames_in_out = 0;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = BytesMut::new();
         }
+    }
+
+    /// Encodes queued frames into the (written) buffer, up to
+    /// [`ENCODE_AHEAD`] bytes.
+    fn refill(&mut self) -> Result<(), CodecError> {
+        self.restart_buffer();
         while self.out.len() < ENCODE_AHEAD {
             let Some(frame) = self.queue.pop_front() else { break };
             encode_frame(&frame, &self.limits, &mut self.out)?;

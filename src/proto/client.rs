@@ -227,7 +227,7 @@ impl ClientConnection {
     fn enqueue_marked(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
         check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
         self.open_channel_mut(channel)?.waiting.push_back(waiting);
-        chunk_body_into(MessageKind::Request, &path, channel, body, self.limits.max_data, &mut self.outbox);
+        chunk_body_into(MessageKind::Request, path, channel, body, self.limits.max_data, &mut self.outbox);
         Ok(())
     }
 

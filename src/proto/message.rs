@@ -83,15 +83,15 @@ pub fn transition(state: MessageState, position: Position) -> Option<(MessageSta
 /// message otherwise; an empty body travels as `{}`.
 pub fn chunk_body(kind: MessageKind, path: &Bytes, channel: u32, body: Bytes, max_data: u32) -> Vec<Frame> {
     let mut frames = Vec::new();
-    chunk_body_into(kind, path, channel, body, max_data, &mut frames);
+    chunk_body_into(kind, path.clone(), channel, body, max_data, &mut frames);
     frames
 }
 
 /// [`chunk_body`] appending the frames to `out`, with no allocation of its
-/// own: the common one-frame message costs a push.
+/// own: the common one-frame message costs a push, and takes `path` over.
 pub fn chunk_body_into(
     kind: MessageKind,
-    path: &Bytes,
+    path: Bytes,
     channel: u32,
     body: Bytes,
     max_data: u32,
@@ -100,7 +100,7 @@ pub fn chunk_body_into(
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
     let max = (max_data as usize).max(1);
     if body.len() <= max {
-        out.extend([Frame::new(Status::message(kind, Position::Whole), path.clone(), channel, body)]);
+        out.extend([Frame::new(Status::message(kind, Position::Whole), path, channel, body)]);
         return;
     }
     let count = body.len().div_ceil(max);

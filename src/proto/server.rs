@@ -487,7 +487,7 @@ impl ServerConnection {
         while let Some(ready) = channel.pop_ready() {
             self.held.answers -= ready.body.len();
             let queued = self.outbox.len();
-            chunk_body_into(MessageKind::Response, &ready.route, channel_id, ready.body, max_data, &mut self.outbox);
+            chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, &mut self.outbox);
             self.held.answers += self.outbox.range(queued..).map(Frame::encoded_len).sum::<usize>();
             if ready.deletes {
                 deleted = true;
@@ -509,9 +509,15 @@ impl ServerConnection {
 
     /// Moves every frame waiting to be sent into `out`.
     pub fn drain_transmit(&mut self, out: &mut Vec<Frame>) {
-        let start = out.len();
-        out.extend(self.outbox.drain(..));
-        self.held.answers -= out[start..].iter().map(Frame::encoded_len).sum::<usize>();
+        out.extend(self.transmit());
+    }
+
+    /// Takes every frame waiting to be sent, in order; the core no longer
+    /// counts them as held, whether or not the iterator is run to its end
+    /// (frames it leaves are dropped with it).
+    pub fn transmit(&mut self) -> std::collections::vec_deque::Drain<'_, Frame> {
+        self.held.answers -= self.outbox.iter().map(Frame::encoded_len).sum::<usize>();
+        self.outbox.drain(..)
     }
 
     /// Number of frames waiting to be sent.

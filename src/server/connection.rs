@@ -55,8 +55,6 @@ struct Connection<W> {
     core: ServerConnection,
     /// The write half: what the socket does not take at once waits here.
     writer: InlineWriter<W>,
-    /// Frames on their way from the core to the writer, kept between flushes.
-    transmit: Vec<Frame>,
     /// Handlers running for this connection, polled by its task: no task
     /// spawn and no cross-thread wake-up per request, and a slow handler
     /// still holds back only its own channel ([ORDER-3]).
@@ -117,7 +115,6 @@ pub(crate) async fn serve_connection<R, W>(
         shared,
         peer,
         writer,
-        transmit: Vec::new(),
         handlers: FuturesUnordered::new(),
         channel_counts: Default::default(),
         connection_count: Counts::default(),
@@ -199,26 +196,22 @@ pub(crate) async fn serve_connection<R, W>(
                 ReadStep::Partial => {}
             },
         }
-        // Take whatever else is ready without waiting — answers of handlers
-        // that finished, frames already read — so that one write carries many.
+        // Take whatever else is ready without waiting: answers of handlers
+        // that finished and frames already in the read buffer. The answers
+        // to everything one read brought then leave in one write, and the
+        // socket is read again only after it.
         for _ in 0..BATCH_TURNS {
             let mut progressed = false;
-            while let Some(Some(done)) = conn.handlers.next().now_or_never() {
+            while let Some(done) = ready_answer(&mut conn.handlers) {
                 conn.complete(done);
                 progressed = true;
             }
             if conn.may_read() {
-                // A frame already buffered, or one read that does not wait.
-                match reader.step().now_or_never() {
-                    Some(ReadStep::Frame(next)) => {
-                        conn.on_read(Some(next));
-                        conn.account_growth(reader.buffered());
-                    }
-                    Some(ReadStep::End) => conn.on_read(None),
-                    Some(ReadStep::Partial) => {}
-                    None => break,
+                if let Some(next) = reader.try_next() {
+                    conn.on_read(Some(next));
+                    conn.account_growth(reader.buffered());
+                    progressed = true;
                 }
-                progressed = true;
             }
             if !progressed {
                 break;
@@ -244,8 +237,18 @@ pub(crate) async fn serve_connection<R, W>(
     }
 }
 
+/// A handler's answer that is ready now, if any. An empty set is not
+/// polled: polling it registers the task's waker, a few atomic operations
+/// per frame for nothing.
+fn ready_answer(handlers: &mut FuturesUnordered<BoxFuture<'static, Done>>) -> Option<Done> {
+    if handlers.is_empty() {
+        return None;
+    }
+    handlers.next().now_or_never().flatten()
+}
+
 /// Most rounds of ready work gathered before one flush.
-const BATCH_TURNS: usize = 64;
+const BATCH_TURNS: usize = 256;
 
 impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Stops reading; the connection closes with a close frame naming
@@ -408,9 +411,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Applies `update` to the counts of `channel`, of the connection and of
     /// what the server totals have not seen yet.
     fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
-        update(self.channel_counts.entry(channel).or_default());
-        update(&mut self.connection_count);
-        update(&mut self.unreported);
+        count_in(&mut self.channel_counts, &mut self.connection_count, &mut self.unreported, channel, update);
     }
 
     /// Adds what this connection counted to the server's totals.
@@ -447,7 +448,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             if let Some(stats) = stats {
                 let elapsed = started.elapsed();
                 stats.measure.record(elapsed);
-                self.shared.stats.measure.record(elapsed);
+                self.shared.stats.record_system(elapsed);
                 let (frames, bytes) = answer_size(frame_limit, route.len(), &answer);
                 stats.count.sent(frames, bytes);
             }
@@ -499,7 +500,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         };
         let text = match route {
             b"/sys/server_count" => stats.count().to_json(),
-            b"/sys/server_measure" => stats.measure.to_json(),
+            b"/sys/server_measure" => stats.measure().to_json(),
             b"/sys/path_count" => match stats.route(body) {
                 Some(r) => r.count.to_json(),
                 None => return unknown_route(),
@@ -548,16 +549,14 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// them now, counting them, and adds what was counted since the last
     /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
-        let mut batch = std::mem::take(&mut self.transmit);
-        self.core.drain_transmit(&mut batch);
-        for frame in &batch {
+        let Connection { core, writer, channel_counts, connection_count, unreported, .. } = self;
+        writer.queue(core.transmit().inspect(|frame| {
             let bytes = frame.encoded_len() as u64;
             let whole = frame.status.position().is_some_and(|p| p.completes_message());
-            self.count(frame.channel, |c| c.frame_sent(bytes, whole));
-        }
+            let sent = |c: &mut Counts| c.frame_sent(bytes, whole);
+            count_in(channel_counts, connection_count, unreported, frame.channel, sent);
+        }));
         self.report();
-        self.writer.queue(batch.drain(..));
-        self.transmit = batch;
         // One attempt; what the socket does not take waits for it to drain.
         std::future::poll_fn(|cx| match self.writer.poll_drain(cx) {
             std::task::Poll::Ready(Err(err)) => std::task::Poll::Ready(Err(err)),
@@ -565,6 +564,20 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         })
         .await
     }
+}
+
+/// Applies `update` to the counts of `channel`, of the connection and of
+/// what the server totals have not seen yet.
+fn count_in(
+    channels: &mut rustc_hash::FxHashMap<u32, Counts>,
+    connection: &mut Counts,
+    unreported: &mut Counts,
+    channel: u32,
+    update: impl Fn(&mut Counts),
+) {
+    update(channels.entry(channel).or_default());
+    update(connection);
+    update(unreported);
 }
 
 /// A request on its way to its route's handler.
@@ -595,8 +608,7 @@ enum Started {
 /// needs.
 fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
     let StartedRequest { request, seq, frames, bytes } = started;
-    let (Some(handler), Some(route_stats)) = (shared.routes.get(&request.route), shared.stats.route(&request.route))
-    else {
+    let Some(super::Route { handler, stats: route_stats }) = shared.routes.get(&request.route) else {
         return Started::NoHandler;
     };
     route_stats.count.received(frames, bytes);
@@ -630,7 +642,7 @@ fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
             if let Some(after) = sampled {
                 meter.record(busy, after);
             }
-            return Started::Answered(finish.done(shared, route_stats, Some(outcome)));
+            return Started::Answered(finish.done(route_stats, Some(outcome)));
         }
         drop(entered);
     }
@@ -643,7 +655,7 @@ fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
             }
             None => Some(call.await),
         };
-        answering.finish.done(&answering.shared, &answering.route_stats, outcome)
+        answering.finish.done(&answering.route_stats, outcome)
     };
     let work: BoxFuture<'static, Done> = match span {
         Some(span) => Box::pin(work.instrument(span)),
@@ -681,12 +693,7 @@ struct Finish {
 impl Finish {
     /// The answer of a handler that returned, panicked (`Some(Err)`) or ran
     /// out of time (`None`), measured and counted on its route.
-    fn done(
-        self,
-        shared: &Shared,
-        route_stats: &RouteStats,
-        outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>,
-    ) -> Done {
+    fn done(self, route_stats: &RouteStats, outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>) -> Done {
         let result = match outcome {
             Some(Ok(result)) => result,
             Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
@@ -699,7 +706,6 @@ impl Finish {
         let ended = LatencyInstant::now();
         let elapsed = ended.saturating_duration_since(self.started);
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-        shared.stats.measure.record_ended(elapsed, ended);
         route_stats.measure.record_ended(elapsed, ended);
         route_stats.metrics.answered(code, elapsed);
         let (frames, bytes) = answer_size(self.frame_limit, self.route_len, &answer);

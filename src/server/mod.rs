@@ -134,7 +134,8 @@ enum TlsAcceptor {}
 /// What every connection task shares.
 pub(crate) struct Shared {
     config: ServerConfig,
-    routes: rustc_hash::FxHashMap<Bytes, Arc<dyn Handler>>,
+    /// Each application route's handler and statistics, found with one lookup.
+    routes: rustc_hash::FxHashMap<Bytes, Route>,
     stats: ServerStats,
     memory: Arc<MemoryStats>,
     /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
@@ -147,6 +148,13 @@ pub(crate) struct Shared {
     negotiation: crate::proto::extensions::ServerExtensions,
     /// The authenticator of hellos, and whether it is required.
     auth: extensions::Authentication,
+}
+
+/// An application route as connections find it: its handler (layers
+/// applied) and its statistics.
+pub(crate) struct Route {
+    handler: Arc<dyn Handler>,
+    stats: Arc<stats::RouteStats>,
 }
 
 /// Wraps one route's handler in a layer.
@@ -391,12 +399,21 @@ impl ServerBuilder {
                 *handler = apply(handler.clone());
             }
         }
+        let stats = ServerStats::new(routes.keys().cloned());
+        // Every application route has its statistics: `ServerStats::new` made them.
+        let routes = routes
+            .into_iter()
+            .filter_map(|(route, handler)| {
+                let stats = stats.route(&route)?.clone();
+                Some((route, Route { handler, stats }))
+            })
+            .collect();
         Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
-                stats: ServerStats::new(routes.keys().cloned()),
+                stats,
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
-                routes: routes.into_iter().collect(),
+                routes,
                 #[cfg(feature = "tls")]
                 tls: self.tls.map(TlsAcceptor::from),
                 #[cfg(not(feature = "tls"))]

@@ -2,7 +2,7 @@
 //! paths (spec chapter "System paths", `[SYS-4]`, `[SYS-5]`).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -165,6 +165,13 @@ impl TimeCount {
         slot.duration_ns = slot.duration_ns.saturating_add(ns);
         slot.count += 1;
     }
+
+    fn plus(&mut self, other: &TimeCount) {
+        for (mine, theirs) in self.range_count.iter_mut().zip(&other.range_count) {
+            mine.duration_ns = mine.duration_ns.saturating_add(theirs.duration_ns);
+            mine.count += theirs.count;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,6 +180,19 @@ struct Second {
     requests: u64,
     duration_ns: u64,
     ranges: TimeCount,
+}
+
+/// Parts of a measure: a request is recorded in the part of the thread
+/// that handled it, so that worker threads seldom wait on one another's
+/// lock; a reader adds the parts up.
+const MEASURE_PARTS: usize = 8;
+
+std::thread_local! {
+    /// This thread's part of every measure, given out in turn.
+    static PART: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % MEASURE_PARTS
+    };
 }
 
 /// Request counts and handler latencies: totals and a five-minute window
@@ -184,11 +204,27 @@ pub struct Measure {
     /// Each range's exclusive upper bound in nanoseconds: a duration is in
     /// range i when its whole units are at most `RANGE_BOUNDS[i]`.
     range_ends_ns: [u64; 7],
-    inner: Mutex<MeasureInner>,
+    /// The parts, one per group of threads; a part's window is allocated
+    /// when it records its first request.
+    parts: [Mutex<MeasureInner>; MEASURE_PARTS],
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct MeasureInner {
+    /// Empty until the first request, then [`WINDOW_SECONDS`] long.
+    window: Vec<Second>,
+    all_requests: u64,
+    all_duration_ns: u64,
+    all_ranges: TimeCount,
+}
+
+/// A measure as read at one moment: the seconds of the window still in it
+/// (older ones read as empty) and the totals. Snapshots of measures begun
+/// at the same instant add up (the server's measure is its routes').
+#[derive(Debug, Clone)]
+pub struct MeasureSnapshot {
+    /// The seconds since the measure began when it was read.
+    now: u64,
     window: Vec<Second>,
     all_requests: u64,
     all_duration_ns: u64,
@@ -206,6 +242,72 @@ struct MeasureJson {
     all_timecount: TimeCount,
 }
 
+impl MeasureSnapshot {
+    /// Nothing recorded, read `now` seconds after the start.
+    fn empty(now: u64) -> MeasureSnapshot {
+        MeasureSnapshot {
+            now,
+            window: vec![Second::default(); WINDOW_SECONDS],
+            all_requests: 0,
+            all_duration_ns: 0,
+            all_ranges: TimeCount::default(),
+        }
+    }
+
+    /// Adds one part's totals and the seconds of its window still in the
+    /// window: buckets older than 299 seconds read 0, so the bucket after
+    /// the cursor, the next to be reused, is always 0.
+    fn add(&mut self, part: &MeasureInner) {
+        let now = self.now;
+        let live =
+            |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
+        for (sum, slot) in self.window.iter_mut().zip(&part.window).filter(|(_, slot)| live(slot)) {
+            sum.epoch = slot.epoch;
+            sum.requests += slot.requests;
+            sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
+            sum.ranges.plus(&slot.ranges);
+        }
+        self.all_requests += part.all_requests;
+        self.all_duration_ns = self.all_duration_ns.saturating_add(part.all_duration_ns);
+        self.all_ranges.plus(&part.all_ranges);
+    }
+
+    /// Adds another snapshot of a measure begun at the same instant.
+    pub fn plus(mut self, other: &MeasureSnapshot) -> MeasureSnapshot {
+        for (sum, slot) in self.window.iter_mut().zip(&other.window).filter(|(_, slot)| slot.requests > 0) {
+            sum.epoch = slot.epoch;
+            sum.requests += slot.requests;
+            sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
+            sum.ranges.plus(&slot.ranges);
+        }
+        self.all_requests += other.all_requests;
+        self.all_duration_ns = self.all_duration_ns.saturating_add(other.all_duration_ns);
+        self.all_ranges.plus(&other.all_ranges);
+        self
+    }
+
+    /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
+    /// the ring itself, the current second at index (seconds since start)
+    /// mod 301.
+    pub fn to_json(&self) -> String {
+        let window = &self.window;
+        let json = MeasureJson {
+            five_minute_requests: window.iter().map(|s| s.requests).collect(),
+            five_minute_duration: window.iter().map(|s| s.duration_ns).collect(),
+            all_requests: self.all_requests,
+            all_duration: self.all_duration_ns,
+            five_minute_timecount: window.iter().map(|s| s.ranges).collect(),
+            all_timecount: self.all_ranges,
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// Totals: requests, handler nanoseconds, and the ranges.
+    pub fn totals(&self) -> (u64, u64, TimeCount) {
+        (self.all_requests, self.all_duration_ns, self.all_ranges)
+    }
+}
+
 impl Default for Measure {
     /// Latency ranges in milliseconds, as for application routes.
     fn default() -> Self {
@@ -218,24 +320,19 @@ impl Measure {
     /// (milliseconds for application routes, microseconds for the
     /// statistics paths).
     pub fn with_unit(unit: Duration) -> Measure {
-        let unit_ns = u64::try_from(unit.as_nanos()).unwrap_or(u64::MAX).max(1);
-        Measure {
-            start: Instant::now(),
-            unit,
-            range_ends_ns: RANGE_BOUNDS.map(|bound| bound.saturating_add(1).saturating_mul(unit_ns)),
-            inner: Mutex::new(MeasureInner {
-                window: vec![Second::default(); WINDOW_SECONDS],
-                all_requests: 0,
-                all_duration_ns: 0,
-                all_ranges: TimeCount::default(),
-            }),
-        }
+        Measure::since(unit, Instant::now())
     }
 
-    /// The seconds since the measure began: the ring's cursor is this
-    /// modulo 301.
-    fn now_epoch(&self) -> u64 {
-        self.start.elapsed().as_secs()
+    /// A measure whose window began at `start`: measures that share it
+    /// add up second by second.
+    fn since(unit: Duration, start: Instant) -> Measure {
+        let unit_ns = u64::try_from(unit.as_nanos()).unwrap_or(u64::MAX).max(1);
+        Measure {
+            start,
+            unit,
+            range_ends_ns: RANGE_BOUNDS.map(|bound| bound.saturating_add(1).saturating_mul(unit_ns)),
+            parts: Default::default(),
+        }
     }
 
     /// The range of a duration of `ns` nanoseconds: the first whose bound
@@ -256,8 +353,12 @@ impl Measure {
         let epoch = ended.saturating_duration_since(self.start).as_secs();
         let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let range = self.range_of(ns);
-        let Ok(mut inner) = self.inner.lock() else { return };
-        let slot = &mut inner.window[(epoch % WINDOW_SECONDS as u64) as usize];
+        let part = PART.with(|part| *part);
+        let Some(Ok(mut inner)) = self.parts.get(part).map(Mutex::lock) else { return };
+        if inner.window.is_empty() {
+            inner.window = vec![Second::default(); WINDOW_SECONDS];
+        }
+        let Some(slot) = inner.window.get_mut((epoch % WINDOW_SECONDS as u64) as usize) else { return };
         if slot.epoch != epoch || slot.requests == 0 {
             *slot = Second { epoch, ..Second::default() };
         }
@@ -269,31 +370,25 @@ impl Measure {
         inner.all_ranges.add(range, ns);
     }
 
-    /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
-    /// the ring itself, the current second at index (seconds since start)
-    /// mod 301; buckets older than 299 seconds read 0, so the bucket after
-    /// the cursor, the next to be reused, is always 0.
+    /// What the measure holds now, all parts added up.
+    pub fn snapshot(&self) -> MeasureSnapshot {
+        let mut snapshot = MeasureSnapshot::empty(self.start.elapsed().as_secs());
+        for part in &self.parts {
+            if let Ok(inner) = part.lock() {
+                snapshot.add(&inner);
+            }
+        }
+        snapshot
+    }
+
+    /// The Measure object, compact (`[SYS-7]`); see [`MeasureSnapshot::to_json`].
     pub fn to_json(&self) -> String {
-        let now = self.now_epoch();
-        let Ok(inner) = self.inner.lock() else { return String::new() };
-        let live =
-            |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
-        let slot_or_empty = |slot: &Second| if live(slot) { *slot } else { Second::default() };
-        let window: Vec<Second> = inner.window.iter().map(slot_or_empty).collect();
-        let json = MeasureJson {
-            five_minute_requests: window.iter().map(|s| s.requests).collect(),
-            five_minute_duration: window.iter().map(|s| s.duration_ns).collect(),
-            all_requests: inner.all_requests,
-            all_duration: inner.all_duration_ns,
-            five_minute_timecount: window.iter().map(|s| s.ranges).collect(),
-            all_timecount: inner.all_ranges,
-        };
-        serde_json::to_string(&json).unwrap_or_default()
+        self.snapshot().to_json()
     }
 
     /// Totals: requests, handler nanoseconds, and the ranges.
     pub fn totals(&self) -> (u64, u64, TimeCount) {
-        self.inner.lock().map(|i| (i.all_requests, i.all_duration_ns, i.all_ranges)).unwrap_or_default()
+        self.snapshot().totals()
     }
 
     /// The unit of the latency ranges.
@@ -316,10 +411,10 @@ pub struct RouteStats {
 }
 
 impl RouteStats {
-    fn new(route: &[u8], unit: Duration) -> RouteStats {
+    fn new(route: &[u8], unit: Duration, start: Instant) -> RouteStats {
         RouteStats {
             count: Count::default(),
-            measure: Measure::with_unit(unit),
+            measure: Measure::since(unit, start),
             metrics: super::metrics::RouteMetrics::new(route),
             busy: Default::default(),
         }
@@ -327,10 +422,12 @@ impl RouteStats {
 }
 
 /// All statistics of one server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerStats {
-    /// Handler latencies of the whole server.
-    pub measure: Measure,
+    /// Handler latencies of the statistics paths, in the server's
+    /// milliseconds; the server's Measure is this and its application
+    /// routes' added up. Every measure of the server began at one instant.
+    system: Measure,
     /// One entry per route with a handler, fixed when the server is built,
     /// so clients cannot grow it and no lock is taken per request.
     routes: rustc_hash::FxHashMap<Bytes, Arc<RouteStats>>,
@@ -338,23 +435,46 @@ pub struct ServerStats {
     pub(crate) metrics: super::metrics::ServerMetrics,
 }
 
+impl Default for ServerStats {
+    /// Statistics for a server with no application route.
+    fn default() -> Self {
+        ServerStats::new([])
+    }
+}
+
 impl ServerStats {
     /// Statistics for a server with these application routes, and the
     /// statistics paths (`[SYS-9]`).
     pub fn new(routes: impl IntoIterator<Item = Bytes>) -> ServerStats {
+        let start = Instant::now();
         let application = routes.into_iter().map(|route| (route, Duration::from_millis(1)));
         let statistics = STATISTICS_PATHS.iter().map(|p| (Bytes::from_static(p.as_bytes()), Duration::from_micros(1)));
         ServerStats {
-            measure: Measure::default(),
+            system: Measure::since(Duration::from_millis(1), start),
             routes: application
                 .chain(statistics)
                 .map(|(route, unit)| {
-                    let stats = Arc::new(RouteStats::new(&route, unit));
+                    let stats = Arc::new(RouteStats::new(&route, unit, start));
                     (route, stats)
                 })
                 .collect(),
             metrics: super::metrics::ServerMetrics::default(),
         }
+    }
+
+    /// The server's Measure (`[SYS-5]`): every request answered by a
+    /// handler or a statistics path, in milliseconds.
+    pub fn measure(&self) -> MeasureSnapshot {
+        self.routes
+            .iter()
+            .filter(|(route, _)| !route.starts_with(b"/sys/"))
+            .fold(self.system.snapshot(), |sum, (_, stats)| sum.plus(&stats.measure.snapshot()))
+    }
+
+    /// Records a statistics path's answer in the server's Measure (the
+    /// path's own measure is recorded apart, in microseconds).
+    pub(crate) fn record_system(&self, elapsed: Duration) {
+        self.system.record(elapsed);
     }
 
     /// The server's Count: the sum of its routes' (`[SYS-9]`), so that a
@@ -379,37 +499,39 @@ impl ServerStats {
             _ => ("microsecond", 1e3),
         };
         let mut out = String::new();
-        let describe = |out: &mut String, name: &str, count: Counts, measure: &Measure| {
-            let (requests, total_ns, ranges) = measure.totals();
-            let avg = if requests == 0 { 0.0 } else { total_ns as f64 / requests as f64 / divisor };
-            let _ = writeln!(out, "{name} count: {}", count.to_json());
-            let _ = writeln!(out, "{name} measure: {requests} requests, average {avg:.3} {unit}");
-            let range_unit = measure.unit().as_nanos() as f64 / divisor;
-            let mut lower = 0.0;
-            for (i, range) in ranges.range_count.iter().enumerate() {
-                let average =
-                    if range.count == 0 { 0.0 } else { range.duration_ns as f64 / range.count as f64 / divisor };
-                let _ = match RANGE_BOUNDS.get(i) {
-                    Some(&bound) => {
-                        let upper = bound as f64 * range_unit;
-                        let line = writeln!(
-                            out,
-                            "  ({lower:.3}, {upper:.3}] {unit}: {} requests, average {average:.3}",
-                            range.count
-                        );
-                        lower = upper;
-                        line
-                    }
-                    None => writeln!(out, "  > {lower:.3} {unit}: {} requests, average {average:.3}", range.count),
-                };
-            }
-        };
-        describe(&mut out, "total", self.count(), &self.measure);
+        let describe =
+            |out: &mut String, name: &str, count: Counts, measure: MeasureSnapshot, measure_unit: Duration| {
+                let (requests, total_ns, ranges) = measure.totals();
+                let avg = if requests == 0 { 0.0 } else { total_ns as f64 / requests as f64 / divisor };
+                let _ = writeln!(out, "{name} count: {}", count.to_json());
+                let _ = writeln!(out, "{name} measure: {requests} requests, average {avg:.3} {unit}");
+                let range_unit = measure_unit.as_nanos() as f64 / divisor;
+                let mut lower = 0.0;
+                for (i, range) in ranges.range_count.iter().enumerate() {
+                    let average =
+                        if range.count == 0 { 0.0 } else { range.duration_ns as f64 / range.count as f64 / divisor };
+                    let _ = match RANGE_BOUNDS.get(i) {
+                        Some(&bound) => {
+                            let upper = bound as f64 * range_unit;
+                            let line = writeln!(
+                                out,
+                                "  ({lower:.3}, {upper:.3}] {unit}: {} requests, average {average:.3}",
+                                range.count
+                            );
+                            lower = upper;
+                            line
+                        }
+                        None => writeln!(out, "  > {lower:.3} {unit}: {} requests, average {average:.3}", range.count),
+                    };
+                }
+            };
+        describe(&mut out, "total", self.count(), self.measure(), self.system.unit());
         let mut names: Vec<&Bytes> = self.routes.keys().collect();
         names.sort();
         for name in names {
             let stats = &self.routes[name];
-            describe(&mut out, &String::from_utf8_lossy(name), stats.count.snapshot(), &stats.measure);
+            let measure = stats.measure.snapshot();
+            describe(&mut out, &String::from_utf8_lossy(name), stats.count.snapshot(), measure, stats.measure.unit());
         }
         out
     }
@@ -484,6 +606,37 @@ mod tests {
             }
             assert_eq!(m.range_of(u64::MAX), 7);
         }
+    }
+
+    /// [SYS-5]: the server's Measure is the requests of its application
+    /// routes and of the statistics paths added up, in milliseconds,
+    /// whichever threads recorded them.
+    #[test]
+    fn server_measure_adds_up_routes_and_threads() {
+        let stats = ServerStats::new([Bytes::from_static(b"/a"), Bytes::from_static(b"/b")]);
+        let a = stats.route(b"/a").unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..(2 * MEASURE_PARTS) {
+                scope.spawn(|| a.measure.record(Duration::from_millis(150)));
+            }
+        });
+        stats.route(b"/b").unwrap().measure.record(Duration::from_micros(10));
+        // A statistics path: in its own measure in microseconds, in the
+        // server's in milliseconds.
+        stats.route(b"/sys/server_count").unwrap().measure.record(Duration::from_micros(150));
+        stats.record_system(Duration::from_micros(150));
+        assert_eq!(a.measure.totals().0, 2 * MEASURE_PARTS as u64);
+        let server = stats.measure();
+        let (requests, total_ns, ranges) = server.totals();
+        assert_eq!(requests, 2 * MEASURE_PARTS as u64 + 2);
+        assert_eq!(total_ns, 2 * MEASURE_PARTS as u64 * 150_000_000 + 10_000 + 150_000);
+        assert_eq!((ranges.range_count[0].count, ranges.range_count[1].count), (2, 2 * MEASURE_PARTS as u64));
+        let v: serde_json::Value = serde_json::from_str(&server.to_json()).unwrap();
+        assert_eq!(
+            v["five_minute_requests"].as_array().unwrap().iter().filter_map(|n| n.as_u64()).sum::<u64>(),
+            requests
+        );
+        assert!(stats.summary("").starts_with(&format!("total count: {}", stats.count().to_json())));
     }
 
     /// [SYS-12]: an unknown or missing time unit reads as microseconds.

@@ -14,6 +14,7 @@ use nom::{IResult, Needed};
 
 use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::frame_error::{DecodeError, FrameErrorKind};
+use crate::wire::scan::find_byte;
 use crate::wire::status::Status;
 
 /// The smallest possible frame: a close frame with empty path and no data.
@@ -140,31 +141,6 @@ pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8
     ))
 }
 
-/// Path bytes looked at a word at a time before memchr takes over.
-const SHORT_PATH: usize = 16;
-
-/// The first NUL in `window`. Paths are short: the first [`SHORT_PATH`]
-/// bytes are looked at a word at a time, which beats memchr's dispatch; a
-/// longer path falls through to memchr.
-#[inline(always)]
-fn find_nul(window: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let mut at = 0;
-    while at < SHORT_PATH {
-        let Some(word) = window.get(at..at + 8) else { break };
-        let word = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
-        // The lowest high bit set here marks the word's first zero byte;
-        // bits above it may be false, which the lowest one never is.
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
-        if zeros != 0 {
-            return Some(at + zeros.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    memchr::memchr(0, window.get(at..)?).map(|found| at + found)
-}
-
 /// The common case first: a whole frame that breaks no rule at the front
 /// of `buf`, found with the checks of [`parse_frame`] and none of its
 /// bookkeeping. `None` sends the caller to [`parse_frame`], which tells an
@@ -175,7 +151,7 @@ fn whole_valid_frame(buf: &[u8], limits: &FrameLimits) -> Option<FrameLayout> {
     let status = Status::from_byte(*buf.first()?)?;
     // The path and its NUL within the path limit ([FRAME-3], [LIMIT-1]).
     let window = buf.get(1..buf.len().min(limits.max_path.saturating_add(2)))?;
-    let nul = find_nul(window)?;
+    let nul = find_byte(0, window)?;
     let path_end = 1 + nul;
     let header = buf.get(path_end + 1..path_end + 9)?;
     let channel = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
@@ -391,14 +367,6 @@ mod tests {
             let limits = FrameLimits { max_path, max_data };
             let full = parse_frame(&bytes, &limits).ok().map(|(_, layout)| layout);
             proptest::prop_assert_eq!(whole_valid_frame(&bytes, &limits), full);
-        }
-    }
-
-    proptest::proptest! {
-        /// The word-at-a-time search finds the first NUL, as a plain scan does.
-        #[test]
-        fn find_nul_finds_the_first(bytes in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 0x80, 0xff, b'/']), 0..40)) {
-            proptest::prop_assert_eq!(find_nul(&bytes), bytes.iter().position(|&b| b == 0));
         }
     }
 

@@ -13,7 +13,7 @@ pub fn check_frame(frame: &Frame, limits: &FrameLimits) -> Result<(), EncodeErro
     if frame.path.len() > limits.max_path {
         return refuse(FrameErrorKind::PathTooLong { limit: limits.max_path });
     }
-    if memchr::memchr(0, &frame.path).is_some() {
+    if crate::wire::scan::find_byte(0, &frame.path).is_some() {
         return refuse(FrameErrorKind::NulInPath);
     }
     let declared = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);

@@ -86,7 +86,7 @@ pub fn split_route(path: &Bytes) -> (Bytes, Option<Bytes>) {
 
 /// Splits a raw path at its first `?` into the route and the query (`[FRAME-7]`).
 pub fn split_path(path: &[u8]) -> (&[u8], Option<&[u8]>) {
-    match memchr::memchr(b'?', path) {
+    match crate::wire::scan::find_byte(b'?', path) {
         Some(at) => (&path[..at], Some(&path[at + 1..])),
         None => (path, None),
     }

@@ -10,4 +10,5 @@ pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod frame_error;
+pub(crate) mod scan;
 pub mod status;

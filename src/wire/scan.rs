@@ -1,0 +1,49 @@
+//! Finding one byte in a path. Paths are short, and for a few bytes
+//! memchr's dispatch costs more than the search: the first
+//! [`SHORT_PATH`] bytes are looked at a word at a time (a shorter tail
+//! byte by byte), and only a longer path falls through to memchr.
+
+/// Path bytes looked at a word at a time before memchr takes over.
+pub(crate) const SHORT_PATH: usize = 16;
+
+/// The index of the first `needle` in `haystack`, if any.
+#[inline(always)]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let pattern = u64::from_le_bytes([needle; 8]);
+    let mut at = 0;
+    while at < SHORT_PATH {
+        let Some(word) = haystack.get(at..at + 8) else {
+            let tail = haystack.get(at..)?;
+            return tail.iter().position(|&b| b == needle).map(|found| at + found);
+        };
+        // A byte equal to the needle becomes zero; the lowest high bit set
+        // marks the word's first zero byte (bits above it may be false,
+        // which the lowest one never is).
+        let word =
+            u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]) ^ pattern;
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr::memchr(needle, haystack.get(at..)?).map(|found| at + found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The word-at-a-time search finds the first needle, as a plain scan does.
+        #[test]
+        fn find_byte_finds_the_first(
+            needle in proptest::sample::select(vec![0u8, b'?', 0xff]),
+            bytes in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, b'?', b'>', 0x80, 0xff, b'/']), 0..40),
+        ) {
+            proptest::prop_assert_eq!(find_byte(needle, &bytes), bytes.iter().position(|&b| b == needle));
+        }
+    }
+}
