@@ -259,31 +259,31 @@ impl MeasureSnapshot {
     /// the cursor, the next to be reused, is always 0.
     fn add(&mut self, part: &MeasureInner) {
         let now = self.now;
-        let live =
-            |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
-        for (sum, slot) in self.window.iter_mut().zip(&part.window).filter(|(_, slot)| live(slot)) {
-            sum.epoch = slot.epoch;
-            sum.requests += slot.requests;
-            sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
-            sum.ranges.plus(&slot.ranges);
-        }
-        self.all_requests += part.all_requests;
-        self.all_duration_ns = self.all_duration_ns.saturating_add(part.all_duration_ns);
-        self.all_ranges.plus(&part.all_ranges);
+        let live = |slot: &Second| slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
+        let totals = (part.all_requests, part.all_duration_ns, &part.all_ranges);
+        self.sum(&part.window, live, totals);
     }
 
     /// Adds another snapshot of a measure begun at the same instant.
     pub fn plus(mut self, other: &MeasureSnapshot) -> MeasureSnapshot {
-        for (sum, slot) in self.window.iter_mut().zip(&other.window).filter(|(_, slot)| slot.requests > 0) {
+        let totals = (other.all_requests, other.all_duration_ns, &other.all_ranges);
+        self.sum(&other.window, |_| true, totals);
+        self
+    }
+
+    /// Adds the seconds of `window` that `keep` and have requests, and
+    /// the totals (requests, nanoseconds, ranges).
+    fn sum(&mut self, window: &[Second], keep: impl Fn(&Second) -> bool, totals: (u64, u64, &TimeCount)) {
+        for (sum, slot) in self.window.iter_mut().zip(window).filter(|(_, slot)| slot.requests > 0 && keep(slot)) {
             sum.epoch = slot.epoch;
             sum.requests += slot.requests;
             sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
             sum.ranges.plus(&slot.ranges);
         }
-        self.all_requests += other.all_requests;
-        self.all_duration_ns = self.all_duration_ns.saturating_add(other.all_duration_ns);
-        self.all_ranges.plus(&other.all_ranges);
-        self
+        let (requests, duration_ns, ranges) = totals;
+        self.all_requests += requests;
+        self.all_duration_ns = self.all_duration_ns.saturating_add(duration_ns);
+        self.all_ranges.plus(ranges);
     }
 
     /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
