@@ -67,7 +67,7 @@ impl<W: AsyncWrite + Unpin> InlineWriter<W> {
 
     /// Queues `frames` behind what waits; nothing is written until the next
     /// [`InlineWriter::poll_drain`]. Frames are encoded at once while the
-    /// encoded bytes stay under [`ENCODE_AHEAD`] and no frame waits
+    /// encoded bytes stay under 1 MiB and no frame waits
     /// unencoded; past that they wait as frames, sharing their bodies.
     pub fn queue(&mut self, frames: impl IntoIterator<Item = Frame>) {
         for frame in frames {
