@@ -219,8 +219,8 @@ struct MeasureInner {
 }
 
 /// A measure as read at one moment: the seconds of the window still in it
-/// (older ones read as empty) and the totals. Snapshots of measures begun
-/// at the same instant add up (the server's measure is its routes').
+/// (older ones read as empty) and the totals; the server's adds up its
+/// routes' at one moment.
 #[derive(Debug, Clone)]
 pub struct MeasureSnapshot {
     /// The seconds since the measure began when it was read.
@@ -259,31 +259,17 @@ impl MeasureSnapshot {
     /// the cursor, the next to be reused, is always 0.
     fn add(&mut self, part: &MeasureInner) {
         let now = self.now;
-        let live = |slot: &Second| slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
-        let totals = (part.all_requests, part.all_duration_ns, &part.all_ranges);
-        self.sum(&part.window, live, totals);
-    }
-
-    /// Adds another snapshot of a measure begun at the same instant.
-    pub fn plus(mut self, other: &MeasureSnapshot) -> MeasureSnapshot {
-        let totals = (other.all_requests, other.all_duration_ns, &other.all_ranges);
-        self.sum(&other.window, |_| true, totals);
-        self
-    }
-
-    /// Adds the seconds of `window` that `keep` and have requests, and
-    /// the totals (requests, nanoseconds, ranges).
-    fn sum(&mut self, window: &[Second], keep: impl Fn(&Second) -> bool, totals: (u64, u64, &TimeCount)) {
-        for (sum, slot) in self.window.iter_mut().zip(window).filter(|(_, slot)| slot.requests > 0 && keep(slot)) {
+        let live =
+            |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
+        for (sum, slot) in self.window.iter_mut().zip(&part.window).filter(|(_, slot)| live(slot)) {
             sum.epoch = slot.epoch;
             sum.requests += slot.requests;
             sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
             sum.ranges.plus(&slot.ranges);
         }
-        let (requests, duration_ns, ranges) = totals;
-        self.all_requests += requests;
-        self.all_duration_ns = self.all_duration_ns.saturating_add(duration_ns);
-        self.all_ranges.plus(ranges);
+        self.all_requests += part.all_requests;
+        self.all_duration_ns = self.all_duration_ns.saturating_add(part.all_duration_ns);
+        self.all_ranges.plus(&part.all_ranges);
     }
 
     /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
@@ -373,12 +359,18 @@ impl Measure {
     /// What the measure holds now, all parts added up.
     pub fn snapshot(&self) -> MeasureSnapshot {
         let mut snapshot = MeasureSnapshot::empty(self.start.elapsed().as_secs());
+        self.add_to(&mut snapshot);
+        snapshot
+    }
+
+    /// Adds every part to `snapshot`, read from a measure that began at
+    /// the same instant (one of the same server).
+    fn add_to(&self, snapshot: &mut MeasureSnapshot) {
         for part in &self.parts {
             if let Ok(inner) = part.lock() {
                 snapshot.add(&inner);
             }
         }
-        snapshot
     }
 
     /// The Measure object, compact (`[SYS-7]`); see [`MeasureSnapshot::to_json`].
@@ -465,10 +457,11 @@ impl ServerStats {
     /// The server's Measure (`[SYS-5]`): every request answered by a
     /// handler or a statistics path, in milliseconds.
     pub fn measure(&self) -> MeasureSnapshot {
-        self.routes
-            .iter()
-            .filter(|(route, _)| !route.starts_with(b"/sys/"))
-            .fold(self.system.snapshot(), |sum, (_, stats)| sum.plus(&stats.measure.snapshot()))
+        let mut sum = self.system.snapshot();
+        for (_, stats) in self.routes.iter().filter(|(route, _)| !route.starts_with(b"/sys/")) {
+            stats.measure.add_to(&mut sum);
+        }
+        sum
     }
 
     /// Records a statistics path's answer in the server's Measure (the
