@@ -260,6 +260,29 @@ fn append_within(
     Some(body)
 }
 
+/// Moves the answers at the front of `channel` that are ready into
+/// `outbox` as frames, in order (`[ORDER-1]`), keeping `held` in step;
+/// true when one of them answered the channel's deletion (nothing after
+/// it is sent).
+fn send_ready(
+    channel: &mut Channel,
+    channel_id: u32,
+    max_data: u32,
+    held: &mut HeldBytes,
+    outbox: &mut VecDeque<Frame>,
+) -> bool {
+    while let Some(ready) = channel.pop_ready() {
+        held.answers -= ready.body.len();
+        let queued = outbox.len();
+        chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, outbox);
+        held.answers += outbox.range(queued..).map(Frame::encoded_len).sum::<usize>();
+        if ready.deletes {
+            return true;
+        }
+    }
+    false
+}
+
 /// `body` with the marker in force, if any (`[EXT-12]`).
 fn seal(codec: &Option<BodyCodec>, body: Bytes) -> Bytes {
     match codec {
@@ -471,7 +494,11 @@ impl ServerConnection {
         };
         self.held.handed_out -= handed_out;
         self.held.answers += answered;
-        self.flush_channel(channel_id);
+        // The channel's lookup serves the sending too; a deletion waiting
+        // behind this answer may end the channel.
+        if send_ready(channel, channel_id, self.config.frame_limits.max_data, &mut self.held, &mut self.outbox) {
+            self.end_channel(channel_id);
+        }
         true
     }
 
@@ -480,24 +507,20 @@ impl ServerConnection {
         self.respond(channel, seq, answer.to_body())
     }
 
+    /// Sends the answers of `channel_id` that are ready, in order, and
+    /// ends the channel once its deletion is answered.
     fn flush_channel(&mut self, channel_id: u32) {
-        let max_data = self.config.frame_limits.max_data;
         let Some(channel) = self.channels.get_mut(&channel_id) else { return };
-        let mut deleted = false;
-        while let Some(ready) = channel.pop_ready() {
-            self.held.answers -= ready.body.len();
-            let queued = self.outbox.len();
-            chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, &mut self.outbox);
-            self.held.answers += self.outbox.range(queued..).map(Frame::encoded_len).sum::<usize>();
-            if ready.deletes {
-                deleted = true;
-                break;
-            }
+        let max_data = self.config.frame_limits.max_data;
+        if send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
+            self.end_channel(channel_id);
         }
-        if deleted {
-            self.channels.remove(&channel_id);
-            self.ids.release(channel_id);
-        }
+    }
+
+    /// Forgets a channel whose deletion was answered; its id may be given again.
+    fn end_channel(&mut self, channel_id: u32) {
+        self.channels.remove(&channel_id);
+        self.ids.release(channel_id);
     }
 
     /// The next frame to send, if any.
