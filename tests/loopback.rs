@@ -160,6 +160,9 @@ async fn error_answers() {
     let server = start(
         Server::echo()
             .route("/fail", |_req: Request| async { Err::<Bytes, _>(HandlerError::new("nope")) })
+            // Handlers that answer without waiting fail and crash as async ones do.
+            .route_sync("/sync_fail", |_req: Request| Err::<Bytes, _>(HandlerError::application(1001, "sync nope")))
+            .route_sync("/sync_panic", |_req: Request| -> Result<Bytes, HandlerError> { panic!("on purpose") })
             .route("/panic", |_req: Request| async move {
                 if true {
                     panic!("on purpose");
@@ -186,6 +189,10 @@ async fn error_answers() {
     // connection goes on ([ANSWER-11], [ANSWER-10]).
     let panicked = client.channel_zero().call_raw("/panic", "x").await.unwrap();
     assert_eq!(&panicked[..], br#"{"code":104,"message":"unknown: handler panicked"}"#);
+    let sync_fail = client.channel_zero().call_raw("/sync_fail", "x").await.unwrap();
+    assert_eq!(&sync_fail[..], br#"{"code":1001,"message":"sync nope"}"#);
+    let sync_panicked = client.channel_zero().call_raw("/sync_panic", "x").await.unwrap();
+    assert_eq!(&sync_panicked[..], br#"{"code":104,"message":"unknown: handler panicked"}"#);
     expect_server_error(client.call("/slow", "x").await, 103).await;
     expect_server_error(client.call("/echo", vec![b'x'; 101]).await, 110).await;
     // Delete of channel 0 is refused by the server (sent raw: the client refuses it).

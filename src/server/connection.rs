@@ -27,10 +27,11 @@ use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
 
 use super::extensions::{answer_hello, HelloOutcome};
-use super::handler::{HandlerError, Request};
+use super::handler::{HandlerError, Reply, Request};
 use super::memory::HeldShare;
 use super::offload::Timed;
 use super::stats::{Counts, Instant as LatencyInstant, RouteStats};
+use super::tally::{Answered, RouteTallies};
 use super::transport::Peer;
 use super::Shared;
 
@@ -65,6 +66,8 @@ struct Connection<W> {
     /// Counts not yet added to the server's totals: they are added once per
     /// flush, not once per frame.
     unreported: Counts,
+    /// Counts and latencies of routes, not yet added to their statistics.
+    tallies: RouteTallies,
     /// This connection's bytes in the server's memory total.
     held: HeldShare,
     /// Whether the reader may be polled; false after the end of the stream,
@@ -119,6 +122,7 @@ pub(crate) async fn serve_connection<R, W>(
         channel_counts: Default::default(),
         connection_count: Counts::default(),
         unreported: Counts::default(),
+        tallies: RouteTallies::default(),
         reading: true,
         frame_arrived: false,
         close_reason: None,
@@ -414,8 +418,10 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         count_in(&mut self.channel_counts, &mut self.connection_count, &mut self.unreported, channel, update);
     }
 
-    /// Adds what this connection counted to the server's totals.
+    /// Adds what this connection counted to the server's totals and to its
+    /// routes' statistics.
     fn report(&mut self) {
+        self.tallies.report();
         if self.unreported != Counts::default() {
             let counts = std::mem::take(&mut self.unreported);
             self.shared.stats.metrics.add(&counts, self.shared.memory.held());
@@ -437,6 +443,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             return;
         }
         if route.starts_with(b"/sys/") {
+            // What this connection answered before is in the figures.
+            self.tallies.report();
             // A statistics path is a route of the server's own: counted,
             // itself included as received, and measured (`[SYS-9]`).
             let stats = self.shared.stats.route(&route).cloned();
@@ -457,6 +465,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         }
         let started = start_handler(
             &self.shared,
+            &mut self.tallies,
             StartedRequest {
                 request: Request {
                     channel,
@@ -606,12 +615,13 @@ enum Started {
 /// what it is counted in, with no future kept and no turn through the set
 /// of running handlers; any other comes back as a future that owns what it
 /// needs.
-fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
+fn start_handler(shared: &Arc<Shared>, tallies: &mut RouteTallies, started: StartedRequest) -> Started {
     let StartedRequest { request, seq, frames, bytes } = started;
     let Some(super::Route { handler, stats: route_stats }) = shared.routes.get(&request.route) else {
         return Started::NoHandler;
     };
-    route_stats.count.received(frames, bytes);
+    let tally = tallies.of(route_stats);
+    tally.received(frames, bytes);
     let finish = Finish {
         route_len: request.route.len(),
         channel: request.channel,
@@ -623,30 +633,47 @@ fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
     let span = tracing::enabled!(tracing::Level::DEBUG).then(
         || tracing::debug_span!("request", channel = request.channel, route = %String::from_utf8_lossy(&request.route)),
     );
-    let mut call = AssertUnwindSafe(handler.call(request)).catch_unwind();
     // Sampled requests measure the route's busy time, which decides
     // whether its handlers run here or on another worker.
     let meter = &route_stats.busy;
     let offload_after = shared.config.offload_after;
-    let sampled = offload_after.filter(|_| meter.sample());
+    let sampled = offload_after.filter(|_| tally.sample());
     let offloaded = offload_after.is_some() && meter.offloaded();
-    // A sampled request's time inside `poll` so far.
+    // A sampled request's time inside the handler so far.
     let mut busy = Duration::ZERO;
-    if !offloaded {
+    let call = if offloaded {
+        // The handler is called inside the task that another worker takes.
+        let handler = handler.clone();
+        let future: super::handler::HandlerFuture = Box::pin(async move { handler.call(request).await });
+        AssertUnwindSafe(future).catch_unwind()
+    } else {
         let entered = span.as_ref().map(tracing::Span::enter);
-        let first = (&mut call).now_or_never();
+        let (first, waiting) = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.reply(request))) {
+            Ok(Reply::Ready(result)) => (Some(Ok(result)), None),
+            Err(panic) => (Some(Err(panic)), None),
+            Ok(Reply::Pending(future)) => {
+                let mut call = AssertUnwindSafe(future).catch_unwind();
+                match (&mut call).now_or_never() {
+                    Some(outcome) => (Some(outcome), None),
+                    None => (None, Some(call)),
+                }
+            }
+        };
         if sampled.is_some() {
             busy = finish.started.elapsed();
         }
-        if let Some(outcome) = first {
+        let Some(call) = waiting else {
             if let Some(after) = sampled {
                 meter.record(busy, after);
             }
-            return Started::Answered(finish.done(route_stats, Some(outcome)));
-        }
+            let (done, answered) = finish.done(route_stats, first);
+            tally.answered(&answered);
+            return Started::Answered(done);
+        };
         drop(entered);
-    }
-    let answering = Answering { shared: shared.clone(), route_stats: route_stats.clone(), finish };
+        call
+    };
+    let answering = Answering { shared: shared.clone(), route_stats: tally.stats().clone(), finish };
     let timed = sampled.map(|after| (meter.clone(), after));
     let work = async move {
         let outcome = match answering.shared.config.handler_timeout {
@@ -655,7 +682,9 @@ fn start_handler(shared: &Arc<Shared>, started: StartedRequest) -> Started {
             }
             None => Some(call.await),
         };
-        answering.finish.done(&answering.route_stats, outcome)
+        let (done, answered) = answering.finish.done(&answering.route_stats, outcome);
+        answered.record_on(&answering.route_stats);
+        done
     };
     let work: BoxFuture<'static, Done> = match span {
         Some(span) => Box::pin(work.instrument(span)),
@@ -692,8 +721,13 @@ struct Finish {
 
 impl Finish {
     /// The answer of a handler that returned, panicked (`Some(Err)`) or ran
-    /// out of time (`None`), measured and counted on its route.
-    fn done(self, route_stats: &RouteStats, outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>) -> Done {
+    /// out of time (`None`), and what its route's statistics record of it
+    /// (given to the route's `metrics` handles at once).
+    fn done(
+        self,
+        route_stats: &RouteStats,
+        outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>,
+    ) -> (Done, Answered) {
         let result = match outcome {
             Some(Ok(result)) => result,
             Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
@@ -706,11 +740,9 @@ impl Finish {
         let ended = LatencyInstant::now();
         let elapsed = ended.saturating_duration_since(self.started);
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
-        route_stats.measure.record_ended(elapsed, ended);
         route_stats.metrics.answered(code, elapsed);
         let (frames, bytes) = answer_size(self.frame_limit, self.route_len, &answer);
-        route_stats.count.sent(frames, bytes);
-        Done::answer(self.channel, self.seq, answer)
+        (Done::answer(self.channel, self.seq, answer), Answered { elapsed, ended, frames, bytes })
     }
 }
 

@@ -149,10 +149,40 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, HandlerError>> + Send>>;
 
+/// What a handler gives back for one request: the answer itself, or a
+/// future of it.
+pub enum Reply {
+    /// The answer, computed without waiting: the connection takes it in
+    /// the same turn, with no future allocated and none polled.
+    Ready(Result<Bytes, HandlerError>),
+    /// An answer still to come: the connection polls it with its others.
+    Pending(HandlerFuture),
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Reply::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
 /// Anything that answers requests.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one request.
+    /// Handles one request: a future of its answer.
     fn call(&self, request: Request) -> HandlerFuture;
+
+    /// Handles one request, answering at once when it can. The server
+    /// calls this one, except on a route that runs on other workers (see
+    /// [`ServerConfig::offload_after`](super::ServerConfig::offload_after)),
+    /// whose task awaits [`Handler::call`]. Default:
+    /// `Reply::Pending(self.call(request))`. A handler that never waits
+    /// overrides it to return [`Reply::Ready`], which saves the boxed
+    /// future of every request (as [`SyncFnHandler`] does).
+    fn reply(&self, request: Request) -> Reply {
+        Reply::Pending(self.call(request))
+    }
 }
 
 /// Any [`Handler`] as a tower service, so that tower layers can wrap it
@@ -188,6 +218,41 @@ where
     fn call(&self, request: Request) -> HandlerFuture {
         let fut = (self.0)(request);
         Box::pin(async move { fut.await.map(Into::into).map_err(|e| HandlerError::from_boxed(e.into())) })
+    }
+}
+
+/// A handler made of a plain function that answers without waiting: it
+/// runs inside its connection's task, in the turn its request arrived, and
+/// answers with no future allocated ([`Reply::Ready`]). It must not block:
+/// a function that waits on I/O or a lock belongs in an async handler
+/// ([`FnHandler`]). One that spends much CPU is moved to other workers like
+/// any slow route (see
+/// [`ServerConfig::offload_after`](super::ServerConfig::offload_after)).
+pub struct SyncFnHandler<F>(pub F);
+
+impl<F, B, E> SyncFnHandler<F>
+where
+    F: Fn(Request) -> Result<B, E>,
+    B: Into<Bytes>,
+    E: Into<BoxError>,
+{
+    fn answer(&self, request: Request) -> Result<Bytes, HandlerError> {
+        (self.0)(request).map(Into::into).map_err(|e| HandlerError::from_boxed(e.into()))
+    }
+}
+
+impl<F, B, E> Handler for SyncFnHandler<F>
+where
+    F: Fn(Request) -> Result<B, E> + Send + Sync + 'static,
+    B: Into<Bytes>,
+    E: Into<BoxError>,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        Box::pin(std::future::ready(self.answer(request)))
+    }
+
+    fn reply(&self, request: Request) -> Reply {
+        Reply::Ready(self.answer(request))
     }
 }
 

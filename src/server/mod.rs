@@ -23,6 +23,7 @@ pub mod memory;
 pub mod metrics;
 mod offload;
 pub mod stats;
+mod tally;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -42,7 +43,9 @@ use tracing::Instrument;
 #[cfg(feature = "config")]
 pub use config::ConfigError;
 pub use extensions::{AuthError, Authenticator, BearerTokens, ExtensionsConfig};
-pub use handler::{BoxError, FnHandler, Handler, HandlerError, HandlerService, Request, ServiceHandler};
+pub use handler::{
+    BoxError, FnHandler, Handler, HandlerError, HandlerService, Reply, Request, ServiceHandler, SyncFnHandler,
+};
 pub use memory::MemoryStats;
 pub use stats::ServerStats;
 pub use transport::{AnyStream, IntoHalves, Listen, Peer};
@@ -205,6 +208,20 @@ impl ServerBuilder {
         E: Into<BoxError>,
     {
         self.handler(route, FnHandler(handler))
+    }
+
+    /// Routes `route` to a function that answers without waiting
+    /// ([`SyncFnHandler`]): it runs in its connection's task with no future
+    /// allocated per request, the cheapest way to answer. It must not
+    /// block. Its `Err` is answered as [`ServerBuilder::route`]'s is; the
+    /// same routes are refused.
+    pub fn route_sync<F, B, E>(self, route: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Result<B, E> + Send + Sync + 'static,
+        B: Into<Bytes>,
+        E: Into<BoxError>,
+    {
+        self.handler(route, SyncFnHandler(handler))
     }
 
     /// Routes `route` to a tower service, cloned for every request; its
@@ -447,8 +464,8 @@ impl Server {
     /// The embedded server of `iip serve`: `/echo` and `/echo_benchmark`
     /// answer the request body.
     pub fn echo() -> ServerBuilder {
-        let echo = |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) };
-        Server::builder().route("/echo", echo).route("/echo_benchmark", echo)
+        let echo = |req: Request| Ok::<_, std::convert::Infallible>(req.body);
+        Server::builder().route_sync("/echo", echo).route_sync("/echo_benchmark", echo)
     }
 
     /// The server's statistics.

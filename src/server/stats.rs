@@ -50,6 +50,21 @@ impl Count {
         self.bytes_received.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Adds counts gathered elsewhere (a connection's, once per write).
+    pub(crate) fn add(&self, counts: &Counts) {
+        let add = |counter: &AtomicU64, n: u64| {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.packets_sent, counts.packets_sent);
+        add(&self.packets_received, counts.packets_received);
+        add(&self.whole_sent, counts.whole_sent);
+        add(&self.whole_received, counts.whole_received);
+        add(&self.bytes_sent, counts.bytes_sent);
+        add(&self.bytes_received, counts.bytes_received);
+    }
+
     /// Counts one message sent in `frames` frames of `bytes` bytes.
     pub fn sent(&self, frames: u64, bytes: u64) {
         self.packets_sent.fetch_add(frames, Ordering::Relaxed);
@@ -180,6 +195,14 @@ struct Second {
     requests: u64,
     duration_ns: u64,
     ranges: TimeCount,
+}
+
+/// Requests recorded by one connection and not yet added to their
+/// measure, all of one second: a connection adds them once per write
+/// rather than taking the measure's lock per request.
+#[derive(Debug, Default)]
+pub(crate) struct MeasureBatch {
+    second: Second,
 }
 
 /// Parts of a measure: a request is recorded in the part of the thread
@@ -336,24 +359,48 @@ impl Measure {
     /// `ended` (which places it in its second): a caller that has the
     /// clock's reading already saves reading it again.
     pub(crate) fn record_ended(&self, duration: Duration, ended: Instant) {
+        let mut batch = MeasureBatch::default();
+        self.record_into(&mut batch, duration, ended);
+        self.add_batch(&mut batch);
+    }
+
+    /// Records one request in `batch` rather than in the measure itself;
+    /// a batch holding requests of an earlier second is added to the
+    /// measure first, so that every request stays in its second.
+    pub(crate) fn record_into(&self, batch: &mut MeasureBatch, duration: Duration, ended: Instant) {
         let epoch = ended.saturating_duration_since(self.start).as_secs();
         let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        let range = self.range_of(ns);
+        if batch.second.requests > 0 && batch.second.epoch != epoch {
+            self.add_batch(batch);
+        }
+        let second = &mut batch.second;
+        second.epoch = epoch;
+        second.requests += 1;
+        second.duration_ns = second.duration_ns.saturating_add(ns);
+        second.ranges.add(self.range_of(ns), ns);
+    }
+
+    /// Adds what `batch` holds to the measure, under one lock, and empties it.
+    pub(crate) fn add_batch(&self, batch: &mut MeasureBatch) {
+        let batch = std::mem::take(&mut batch.second);
+        if batch.requests == 0 {
+            return;
+        }
         let part = PART.with(|part| *part);
         let Some(Ok(mut inner)) = self.parts.get(part).map(Mutex::lock) else { return };
         if inner.window.is_empty() {
             inner.window = vec![Second::default(); WINDOW_SECONDS];
         }
-        let Some(slot) = inner.window.get_mut((epoch % WINDOW_SECONDS as u64) as usize) else { return };
-        if slot.epoch != epoch || slot.requests == 0 {
-            *slot = Second { epoch, ..Second::default() };
+        let Some(slot) = inner.window.get_mut((batch.epoch % WINDOW_SECONDS as u64) as usize) else { return };
+        if slot.epoch != batch.epoch || slot.requests == 0 {
+            *slot = Second { epoch: batch.epoch, ..Second::default() };
         }
-        slot.requests += 1;
-        slot.duration_ns = slot.duration_ns.saturating_add(ns);
-        slot.ranges.add(range, ns);
-        inner.all_requests += 1;
-        inner.all_duration_ns = inner.all_duration_ns.saturating_add(ns);
-        inner.all_ranges.add(range, ns);
+        slot.requests += batch.requests;
+        slot.duration_ns = slot.duration_ns.saturating_add(batch.duration_ns);
+        slot.ranges.plus(&batch.ranges);
+        inner.all_requests += batch.requests;
+        inner.all_duration_ns = inner.all_duration_ns.saturating_add(batch.duration_ns);
+        inner.all_ranges.plus(&batch.ranges);
     }
 
     /// What the measure holds now, all parts added up.
