@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::wire::frame::Frame;
+use crate::wire::frame::{Frame, FIXED_OVERHEAD};
 use crate::wire::status::{MessageKind, Position, Status};
 
 /// Whether a message is open on a channel in one direction.
@@ -89,6 +89,7 @@ pub fn chunk_body(kind: MessageKind, path: &Bytes, channel: u32, body: Bytes, ma
 
 /// [`chunk_body`] appending the frames to `out`, with no allocation of its
 /// own: the common one-frame message costs a push, and takes `path` over.
+/// Returns the bytes the frames take on the wire.
 pub fn chunk_body_into(
     kind: MessageKind,
     path: Bytes,
@@ -96,24 +97,39 @@ pub fn chunk_body_into(
     body: Bytes,
     max_data: u32,
     out: &mut impl Extend<Frame>,
-) {
+) -> usize {
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
     let max = (max_data as usize).max(1);
     if body.len() <= max {
-        out.extend([Frame::new(Status::message(kind, Position::Whole), path, channel, body)]);
-        return;
+        let frame = Frame::new(Status::message(kind, Position::Whole), path, channel, body);
+        let encoded = frame.encoded_len();
+        out.extend(std::iter::once(frame));
+        return encoded;
     }
     let count = body.len().div_ceil(max);
+    let encoded = body.len() + count * (FIXED_OVERHEAD + path.len());
     out.extend((0..count).map(|i| {
         let position = Position::from_flags(i == 0, i + 1 == count);
         let data = body.slice(i * max..((i + 1) * max).min(body.len()));
         Frame::new(Status::message(kind, position), path.clone(), channel, data)
     }));
+    encoded
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wire_size_given_is_the_frames_encoded_size() {
+        let path = Bytes::from_static(b"/path");
+        for (len, max) in [(0, 4), (1, 4), (4, 4), (5, 4), (10, 4), (12, 4), (1000, 7)] {
+            let mut frames = Vec::new();
+            let size =
+                chunk_body_into(MessageKind::Response, path.clone(), 3, Bytes::from(vec![7u8; len]), max, &mut frames);
+            assert_eq!(size, frames.iter().map(Frame::encoded_len).sum::<usize>(), "{len} bytes, frames of {max}");
+        }
+    }
 
     #[test]
     fn bodies_are_chunked_at_the_frame_limit() {

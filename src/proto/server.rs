@@ -273,9 +273,7 @@ fn send_ready(
 ) -> bool {
     while let Some(ready) = channel.pop_ready() {
         held.answers -= ready.body.len();
-        let queued = outbox.len();
-        chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, outbox);
-        held.answers += outbox.range(queued..).map(Frame::encoded_len).sum::<usize>();
+        held.answers += chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, outbox);
         if ready.deletes {
             return true;
         }
@@ -389,7 +387,9 @@ impl ServerConnection {
         let (config, full, held) = (&self.config, self.server_full, &mut self.held);
         let frame_bytes = frame.encoded_len() as u64;
         // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).
-        let (path, body, frames, bytes) = match (step, std::mem::replace(&mut channel.inbound, Inbound::Idle)) {
+        let whole = step == Step::Complete && matches!(channel.inbound, Inbound::Idle);
+        let inbound = if whole { Inbound::Idle } else { std::mem::replace(&mut channel.inbound, Inbound::Idle) };
+        let (path, body, frames, bytes) = match (step, inbound) {
             (Step::Complete, Inbound::Idle) => {
                 (frame.path, Some(frame.data).filter(|d| d.len() <= config.max_message), 1, frame_bytes)
             }
@@ -418,7 +418,7 @@ impl ServerConnection {
                 return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
             }
         };
-        let (route, query) = split_route(&path);
+        let (route, query) = split_route(path);
         match self.handshake.admit(channel_id, &route) {
             Admission::Proceed | Admission::Hello => {}
             Admission::LateHello => {
@@ -488,6 +488,25 @@ impl ServerConnection {
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
         let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
         let body = seal(&self.body_codec, body);
+        let max_data = self.config.frame_limits.max_data;
+        // The answer to the oldest request waiting goes out at once, with
+        // no turn through its slot (a deletion is never waiting: it is
+        // answered as it arrives).
+        if seq == channel.next_to_send && matches!(channel.slots.front(), Some(Slot::Waiting { .. })) {
+            if let Some(Slot::Waiting { route, held: handed_out }) = channel.slots.pop_front() {
+                channel.next_to_send += 1;
+                self.held.handed_out -= handed_out;
+                self.held.answers +=
+                    chunk_body_into(MessageKind::Response, route, channel_id, body, max_data, &mut self.outbox);
+                // Answers given earlier to the requests behind it follow.
+                if !channel.slots.is_empty()
+                    && send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox)
+                {
+                    self.end_channel(channel_id);
+                }
+                return true;
+            }
+        }
         let answered = body.len();
         let Some(handed_out) = channel.answer(seq, |route| Ready { route, body, deletes: false }) else {
             return false;
@@ -496,7 +515,7 @@ impl ServerConnection {
         self.held.answers += answered;
         // The channel's lookup serves the sending too; a deletion waiting
         // behind this answer may end the channel.
-        if send_ready(channel, channel_id, self.config.frame_limits.max_data, &mut self.held, &mut self.outbox) {
+        if send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
             self.end_channel(channel_id);
         }
         true

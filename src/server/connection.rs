@@ -750,8 +750,11 @@ impl Finish {
 /// frames carry the path `route` (`[SYS-8]`): each frame has a 10-byte
 /// header (status, NUL, channel, length) besides its path and data.
 fn answer_size(frame_limit: u32, route_len: usize, answer: &Bytes) -> (u64, u64) {
-    let frames = answer.len().div_ceil(frame_limit.max(1) as usize).max(1) as u64;
-    (frames, answer.len() as u64 + frames * (route_len + crate::wire::frame::FIXED_OVERHEAD) as u64)
+    // An empty answer travels as `{}` ([MSG-9]).
+    let len = if answer.is_empty() { 2 } else { answer.len() };
+    // Most answers fit one frame: no division for them.
+    let frames = if len <= frame_limit as usize { 1 } else { len.div_ceil(frame_limit.max(1) as usize) as u64 };
+    (frames, len as u64 + frames * (route_len + crate::wire::frame::FIXED_OVERHEAD) as u64)
 }
 
 /// One channel in `/sys/connection_statis`, members in the deployed order.

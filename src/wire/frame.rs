@@ -67,20 +67,26 @@ impl Frame {
 
     /// The route part of the path: everything before the first `?` (`[FRAME-7]`).
     pub fn route(&self) -> Bytes {
-        split_route(&self.path).0
+        split_route(self.path.clone()).0
     }
 
     /// The query part of the path: everything after the first `?`, if there is one.
     pub fn query(&self) -> Option<Bytes> {
-        split_route(&self.path).1
+        split_route(self.path.clone()).1
     }
 }
 
-/// Splits a path at its first `?` into route and query, sharing its bytes.
-pub fn split_route(path: &Bytes) -> (Bytes, Option<Bytes>) {
-    match split_path(path) {
-        (route, Some(_)) => (path.slice(..route.len()), Some(path.slice(route.len() + 1..))),
-        (_, None) => (path.clone(), None),
+/// Splits a path at its first `?` into route and query, sharing its bytes
+/// (a path without `?` is the route itself, moved).
+pub fn split_route(path: Bytes) -> (Bytes, Option<Bytes>) {
+    match crate::wire::scan::find_byte(b'?', &path) {
+        Some(at) => {
+            let mut route = path;
+            let query = route.split_off(at + 1);
+            route.truncate(at);
+            (route, Some(query))
+        }
+        None => (path, None),
     }
 }
 
