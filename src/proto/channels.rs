@@ -7,13 +7,15 @@ use std::collections::BTreeSet;
 pub struct ChannelIds {
     used: BTreeSet<u32>,
     limit: u32,
+    /// The highest id ever given out.
+    highest: u32,
 }
 
 impl ChannelIds {
     /// A set holding only channel 0, allowing `limit` channels in all
     /// (channel 0 included, `[CHAN-9]`).
     pub fn new(limit: u32) -> ChannelIds {
-        ChannelIds { used: BTreeSet::from([0]), limit: limit.max(1) }
+        ChannelIds { used: BTreeSet::from([0]), limit: limit.max(1), highest: 0 }
     }
 
     /// Takes the lowest free id, or `None` when the limit is reached.
@@ -30,6 +32,7 @@ impl ChannelIds {
             candidate = candidate.checked_add(1)?;
         }
         self.used.insert(candidate);
+        self.highest = self.highest.max(candidate);
         Some(candidate)
     }
 
@@ -38,6 +41,13 @@ impl ChannelIds {
         if id != 0 {
             self.used.remove(&id);
         }
+    }
+
+    /// The highest id ever given out (0 before any). Ids go lowest first,
+    /// so every id up to it was in use at once: it is under the most
+    /// channels the connection held open together.
+    pub fn highest(&self) -> u32 {
+        self.highest
     }
 
     /// Whether `id` is in use.

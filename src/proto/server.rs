@@ -577,6 +577,12 @@ impl ServerConnection {
         self.channels.get(&channel).map(Channel::unanswered)
     }
 
+    /// The highest channel id this connection ever gave out (see
+    /// [`ChannelIds::highest`]): every channel a frame may use is at most it.
+    pub fn highest_channel_id(&self) -> u32 {
+        self.ids.highest()
+    }
+
     /// The channels that exist, sorted.
     pub fn channel_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self.channels.keys().copied().collect();

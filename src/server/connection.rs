@@ -61,7 +61,7 @@ struct Connection<W> {
     /// still holds back only its own channel ([ORDER-3]).
     handlers: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Counts per channel and for the connection (`/sys/connection_statis`).
-    channel_counts: rustc_hash::FxHashMap<u32, Counts>,
+    channel_counts: ChannelCounts,
     connection_count: Counts,
     /// Counts not yet added to the server's totals: they are added once per
     /// flush, not once per frame.
@@ -119,7 +119,7 @@ pub(crate) async fn serve_connection<R, W>(
         peer,
         writer,
         handlers: FuturesUnordered::new(),
-        channel_counts: Default::default(),
+        channel_counts: ChannelCounts::default(),
         connection_count: Counts::default(),
         unreported: Counts::default(),
         tallies: RouteTallies::default(),
@@ -415,6 +415,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Applies `update` to the counts of `channel`, of the connection and of
     /// what the server totals have not seen yet.
     fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
+        self.channel_counts.highest = self.core.highest_channel_id();
         count_in(&mut self.channel_counts, &mut self.connection_count, &mut self.unreported, channel, update);
     }
 
@@ -544,7 +545,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             .into_iter()
             .map(|id| {
                 let queue = self.core.unanswered_on(id).unwrap_or(0);
-                let count = self.channel_counts.get(&id).copied().unwrap_or_default();
+                let count = self.channel_counts.get(id);
                 (id.to_string(), ChannelStatis { receive_queue: queue as u64, count })
             })
             .collect();
@@ -559,6 +560,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
         let Connection { core, writer, channel_counts, connection_count, unreported, .. } = self;
+        channel_counts.highest = core.highest_channel_id();
         writer.queue(core.transmit().inspect(|frame| {
             let bytes = frame.encoded_len() as u64;
             let whole = frame.status.position().is_some_and(|p| p.completes_message());
@@ -578,15 +580,48 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
 /// Applies `update` to the counts of `channel`, of the connection and of
 /// what the server totals have not seen yet.
 fn count_in(
-    channels: &mut rustc_hash::FxHashMap<u32, Counts>,
+    channels: &mut ChannelCounts,
     connection: &mut Counts,
     unreported: &mut Counts,
     channel: u32,
     update: impl Fn(&mut Counts),
 ) {
-    update(channels.entry(channel).or_default());
+    if let Some(counts) = channels.get_mut(channel) {
+        update(counts);
+    }
     update(connection);
     update(unreported);
+}
+
+/// The counts of each channel of a connection (`/sys/connection_statis`),
+/// indexed by channel id. The server gives out the lowest free id first
+/// (`[CHAN-4]`), so the table grows only as far as the most channels the
+/// client held open at once; a frame on a channel never given out, which
+/// closes the connection, is counted for the connection alone.
+#[derive(Debug, Default)]
+struct ChannelCounts {
+    counts: Vec<Counts>,
+    /// The highest channel id given out so far.
+    highest: u32,
+}
+
+impl ChannelCounts {
+    /// The counts of `channel`, zero for a channel not seen yet.
+    fn get(&self, channel: u32) -> Counts {
+        self.counts.get(channel as usize).copied().unwrap_or_default()
+    }
+
+    /// The counts of `channel` to update, if it was ever given out.
+    fn get_mut(&mut self, channel: u32) -> Option<&mut Counts> {
+        if channel > self.highest {
+            return None;
+        }
+        let at = channel as usize;
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, Counts::default());
+        }
+        self.counts.get_mut(at)
+    }
 }
 
 /// A request on its way to its route's handler.
@@ -775,4 +810,27 @@ struct ConnectionStatis {
     write_queue: u64,
     #[serde(rename = "Count")]
     count: Counts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_counts_grow_only_to_channels_given_out() {
+        let mut channels = ChannelCounts::default();
+        let (mut connection, mut unreported) = (Counts::default(), Counts::default());
+        let received = |c: &mut Counts| c.frame_received(10);
+        // Channel 0 exists from the start; channel 5 was never given out.
+        count_in(&mut channels, &mut connection, &mut unreported, 0, received);
+        count_in(&mut channels, &mut connection, &mut unreported, 5, received);
+        count_in(&mut channels, &mut connection, &mut unreported, u32::MAX, received);
+        assert_eq!(channels.counts.len(), 1, "no room is made for a channel never given out");
+        assert_eq!((connection.packets_received, unreported.packets_received), (3, 3), "the connection counts all");
+        assert_eq!(channels.get(0).packets_received, 1);
+        assert_eq!(channels.get(5), Counts::default());
+        channels.highest = 5;
+        count_in(&mut channels, &mut connection, &mut unreported, 5, received);
+        assert_eq!((channels.counts.len(), channels.get(5).bytes_received), (6, 10));
+    }
 }
