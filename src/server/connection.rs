@@ -40,8 +40,9 @@ struct Done {
     channel: u32,
     seq: u64,
     body: Bytes,
-    /// Set for the answer to the connection's hello.
-    hello: Option<HelloOutcome>,
+    /// Set for the answer to the connection's hello (boxed: every other
+    /// answer moves this struct, and it stays small).
+    hello: Option<Box<HelloOutcome>>,
 }
 
 impl Done {
@@ -285,7 +286,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// answer, puts what was agreed in force.
     fn complete(&mut self, done: Done) {
         self.core.respond(done.channel, done.seq, done.body);
-        match done.hello {
+        match done.hello.map(|outcome| *outcome) {
             None => {}
             Some(HelloOutcome::Agreed { agreed, identity }) => {
                 let max_message = self.shared.config.core.max_message.min(self.shared.config.core.max_held_bytes);
@@ -439,7 +440,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             let peer = self.peer.clone();
             self.handlers.push(Box::pin(async move {
                 let (body, outcome) = answer_hello(&shared.negotiation, shared.auth.clone(), peer, body).await;
-                Done { channel, seq, body, hello: Some(outcome) }
+                Done { channel, seq, body, hello: Some(Box::new(outcome)) }
             }));
             return;
         }
@@ -467,19 +468,9 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         let started = start_handler(
             &self.shared,
             &mut self.tallies,
-            StartedRequest {
-                request: Request {
-                    channel,
-                    route,
-                    query,
-                    body,
-                    peer: self.peer.clone(),
-                    identity: self.identity.clone(),
-                },
-                seq,
-                frames,
-                bytes,
-            },
+            Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() },
+            seq,
+            (frames, bytes),
         );
         match started {
             Started::Answered(done) => self.complete(done),
@@ -624,14 +615,6 @@ impl ChannelCounts {
     }
 }
 
-/// A request on its way to its route's handler.
-struct StartedRequest {
-    request: Request,
-    seq: u64,
-    frames: u64,
-    bytes: u64,
-}
-
 /// What became of a request handed to its handler.
 enum Started {
     /// The handler answered on its first poll.
@@ -649,9 +632,14 @@ enum Started {
 /// answer on their first poll: such an answer is taken at once, borrowing
 /// what it is counted in, with no future kept and no turn through the set
 /// of running handlers; any other comes back as a future that owns what it
-/// needs.
-fn start_handler(shared: &Arc<Shared>, tallies: &mut RouteTallies, started: StartedRequest) -> Started {
-    let StartedRequest { request, seq, frames, bytes } = started;
+/// needs. The last argument is the request's frames and their bytes.
+fn start_handler(
+    shared: &Arc<Shared>,
+    tallies: &mut RouteTallies,
+    request: Request,
+    seq: u64,
+    (frames, bytes): (u64, u64),
+) -> Started {
     let Some(super::Route { handler, stats: route_stats }) = shared.routes.get(&request.route) else {
         return Started::NoHandler;
     };
