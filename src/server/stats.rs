@@ -197,6 +197,16 @@ struct Second {
     ranges: TimeCount,
 }
 
+impl Second {
+    /// Adds `other`'s requests to this second, which becomes `other`'s.
+    fn absorb(&mut self, other: &Second) {
+        self.epoch = other.epoch;
+        self.requests += other.requests;
+        self.duration_ns = self.duration_ns.saturating_add(other.duration_ns);
+        self.ranges.plus(&other.ranges);
+    }
+}
+
 /// Requests recorded by one connection and not yet added to their
 /// measure, all of one second: a connection adds them once per write
 /// rather than taking the measure's lock per request.
@@ -285,10 +295,7 @@ impl MeasureSnapshot {
         let live =
             |slot: &Second| slot.requests > 0 && slot.epoch <= now && now - slot.epoch < WINDOW_SECONDS as u64 - 1;
         for (sum, slot) in self.window.iter_mut().zip(&part.window).filter(|(_, slot)| live(slot)) {
-            sum.epoch = slot.epoch;
-            sum.requests += slot.requests;
-            sum.duration_ns = sum.duration_ns.saturating_add(slot.duration_ns);
-            sum.ranges.plus(&slot.ranges);
+            sum.absorb(slot);
         }
         self.all_requests += part.all_requests;
         self.all_duration_ns = self.all_duration_ns.saturating_add(part.all_duration_ns);
@@ -395,9 +402,7 @@ impl Measure {
         if slot.epoch != batch.epoch || slot.requests == 0 {
             *slot = Second { epoch: batch.epoch, ..Second::default() };
         }
-        slot.requests += batch.requests;
-        slot.duration_ns = slot.duration_ns.saturating_add(batch.duration_ns);
-        slot.ranges.plus(&batch.ranges);
+        slot.absorb(&batch);
         inner.all_requests += batch.requests;
         inner.all_duration_ns = inner.all_duration_ns.saturating_add(batch.duration_ns);
         inner.all_ranges.plus(&batch.ranges);
