@@ -12,7 +12,9 @@ use iip::server::{Request, Server};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9090".into());
     let server = Server::builder()
-        .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
+        // The echo never waits: a plain function, answered in the
+        // connection's turn with no future per request.
+        .route_sync("/echo", |req: Request| Ok::<_, std::convert::Infallible>(req.body))
         .build()?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("echo server on {} (Ctrl-C stops)", listener.local_addr()?);
