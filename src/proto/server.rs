@@ -176,6 +176,19 @@ impl Channel {
         Some(held)
     }
 
+    /// Takes request `seq` out of the order if it is the oldest one and
+    /// waiting, so that its answer goes out at once with no turn through
+    /// its slot: its route and the body bytes it held. A deletion is never
+    /// waiting (it is answered as it arrives).
+    fn take_oldest(&mut self, seq: u64) -> Option<(Bytes, usize)> {
+        if seq != self.next_to_send || !matches!(self.slots.front(), Some(Slot::Waiting { .. })) {
+            return None;
+        }
+        let Some(Slot::Waiting { route, held }) = self.slots.pop_front() else { return None };
+        self.next_to_send += 1;
+        Some((route, held))
+    }
+
     /// The answer at the front, if it is ready.
     fn pop_ready(&mut self) -> Option<Ready> {
         match self.slots.front() {
@@ -489,31 +502,21 @@ impl ServerConnection {
         let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
         let body = seal(&self.body_codec, body);
         let max_data = self.config.frame_limits.max_data;
-        // The answer to the oldest request waiting goes out at once, with
-        // no turn through its slot (a deletion is never waiting: it is
-        // answered as it arrives).
-        if seq == channel.next_to_send && matches!(channel.slots.front(), Some(Slot::Waiting { .. })) {
-            if let Some(Slot::Waiting { route, held: handed_out }) = channel.slots.pop_front() {
-                channel.next_to_send += 1;
-                self.held.handed_out -= handed_out;
-                self.held.answers +=
-                    chunk_body_into(MessageKind::Response, route, channel_id, body, max_data, &mut self.outbox);
-                // Answers given earlier to the requests behind it follow.
-                if !channel.slots.is_empty()
-                    && send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox)
-                {
-                    self.end_channel(channel_id);
-                }
-                return true;
-            }
+        if let Some((route, handed_out)) = channel.take_oldest(seq) {
+            // The oldest request's answer goes out at once.
+            self.held.handed_out -= handed_out;
+            self.held.answers +=
+                chunk_body_into(MessageKind::Response, route, channel_id, body, max_data, &mut self.outbox);
+        } else {
+            let answered = body.len();
+            let Some(handed_out) = channel.answer(seq, |route| Ready { route, body, deletes: false }) else {
+                return false;
+            };
+            self.held.handed_out -= handed_out;
+            self.held.answers += answered;
         }
-        let answered = body.len();
-        let Some(handed_out) = channel.answer(seq, |route| Ready { route, body, deletes: false }) else {
-            return false;
-        };
-        self.held.handed_out -= handed_out;
-        self.held.answers += answered;
-        // The channel's lookup serves the sending too; a deletion waiting
+        // Answers given earlier to the requests behind it follow; the
+        // channel's lookup serves the sending too, and a deletion waiting
         // behind this answer may end the channel.
         if send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
             self.end_channel(channel_id);
