@@ -416,8 +416,14 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Applies `update` to the counts of `channel`, of the connection and of
     /// what the server totals have not seen yet.
     fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
-        self.channel_counts.highest = self.core.highest_channel_id();
-        count_in(&mut self.channel_counts, &mut self.connection_count, &mut self.unreported, channel, update);
+        let highest = self.core.highest_channel_id();
+        count_in(
+            &mut self.channel_counts,
+            &mut self.connection_count,
+            &mut self.unreported,
+            (channel, highest),
+            update,
+        );
     }
 
     /// Adds what this connection counted to the server's totals and to its
@@ -551,12 +557,12 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
         let Connection { core, writer, channel_counts, connection_count, unreported, .. } = self;
-        channel_counts.highest = core.highest_channel_id();
+        let highest = core.highest_channel_id();
         writer.queue(core.transmit().inspect(|frame| {
             let bytes = frame.encoded_len() as u64;
             let whole = frame.status.position().is_some_and(|p| p.completes_message());
             let sent = |c: &mut Counts| c.frame_sent(bytes, whole);
-            count_in(channel_counts, connection_count, unreported, frame.channel, sent);
+            count_in(channel_counts, connection_count, unreported, (frame.channel, highest), sent);
         }));
         self.report();
         // One attempt; what the socket does not take waits for it to drain.
@@ -569,15 +575,16 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
 }
 
 /// Applies `update` to the counts of `channel`, of the connection and of
-/// what the server totals have not seen yet.
+/// what the server totals have not seen yet; `highest` is the highest
+/// channel id given out so far.
 fn count_in(
     channels: &mut ChannelCounts,
     connection: &mut Counts,
     unreported: &mut Counts,
-    channel: u32,
+    (channel, highest): (u32, u32),
     update: impl Fn(&mut Counts),
 ) {
-    if let Some(counts) = channels.get_mut(channel) {
+    if let Some(counts) = channels.get_mut(channel, highest) {
         update(counts);
     }
     update(connection);
@@ -592,8 +599,6 @@ fn count_in(
 #[derive(Debug, Default)]
 struct ChannelCounts {
     counts: Vec<Counts>,
-    /// The highest channel id given out so far.
-    highest: u32,
 }
 
 impl ChannelCounts {
@@ -602,9 +607,10 @@ impl ChannelCounts {
         self.counts.get(channel as usize).copied().unwrap_or_default()
     }
 
-    /// The counts of `channel` to update, if it was ever given out.
-    fn get_mut(&mut self, channel: u32) -> Option<&mut Counts> {
-        if channel > self.highest {
+    /// The counts of `channel` to update, if it was ever given out (it is
+    /// at most `highest`, the highest id given out so far).
+    fn get_mut(&mut self, channel: u32, highest: u32) -> Option<&mut Counts> {
+        if channel > highest {
             return None;
         }
         let at = channel as usize;
@@ -696,7 +702,7 @@ fn start_handler(
         drop(entered);
         call
     };
-    let answering = Answering { shared: shared.clone(), route_stats: tally.stats().clone(), finish };
+    let answering = Answering { shared: shared.clone(), route_stats: route_stats.clone(), finish };
     let timed = sampled.map(|after| (meter.clone(), after));
     let work = async move {
         let outcome = match answering.shared.config.handler_timeout {
@@ -810,15 +816,15 @@ mod tests {
         let (mut connection, mut unreported) = (Counts::default(), Counts::default());
         let received = |c: &mut Counts| c.frame_received(10);
         // Channel 0 exists from the start; channel 5 was never given out.
-        count_in(&mut channels, &mut connection, &mut unreported, 0, received);
-        count_in(&mut channels, &mut connection, &mut unreported, 5, received);
-        count_in(&mut channels, &mut connection, &mut unreported, u32::MAX, received);
+        count_in(&mut channels, &mut connection, &mut unreported, (0, 0), received);
+        count_in(&mut channels, &mut connection, &mut unreported, (5, 0), received);
+        count_in(&mut channels, &mut connection, &mut unreported, (u32::MAX, 0), received);
         assert_eq!(channels.counts.len(), 1, "no room is made for a channel never given out");
         assert_eq!((connection.packets_received, unreported.packets_received), (3, 3), "the connection counts all");
         assert_eq!(channels.get(0).packets_received, 1);
         assert_eq!(channels.get(5), Counts::default());
-        channels.highest = 5;
-        count_in(&mut channels, &mut connection, &mut unreported, 5, received);
+        // Channel 5 given out.
+        count_in(&mut channels, &mut connection, &mut unreported, (5, 5), received);
         assert_eq!((channels.counts.len(), channels.get(5).bytes_received), (6, 10));
     }
 }

@@ -109,11 +109,6 @@ impl RouteTally {
         self.requests = self.requests.wrapping_add(1);
         sampled
     }
-
-    /// The route's shared statistics.
-    pub(crate) fn stats(&self) -> &Arc<RouteStats> {
-        &self.stats
-    }
 }
 
 #[cfg(test)]
