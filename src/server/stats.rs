@@ -246,9 +246,8 @@ pub struct Measure {
 struct MeasureInner {
     /// Empty until the first request, then [`WINDOW_SECONDS`] long.
     window: Vec<Second>,
-    all_requests: u64,
-    all_duration_ns: u64,
-    all_ranges: TimeCount,
+    /// Every request since the start (its epoch unused).
+    all: Second,
 }
 
 /// A measure as read at one moment: the seconds of the window still in it
@@ -259,9 +258,8 @@ pub struct MeasureSnapshot {
     /// The seconds since the measure began when it was read.
     now: u64,
     window: Vec<Second>,
-    all_requests: u64,
-    all_duration_ns: u64,
-    all_ranges: TimeCount,
+    /// Every request since the start (its epoch unused).
+    all: Second,
 }
 
 /// The Measure object as it is serialised: members in the deployed order.
@@ -278,13 +276,7 @@ struct MeasureJson {
 impl MeasureSnapshot {
     /// Nothing recorded, read `now` seconds after the start.
     fn empty(now: u64) -> MeasureSnapshot {
-        MeasureSnapshot {
-            now,
-            window: vec![Second::default(); WINDOW_SECONDS],
-            all_requests: 0,
-            all_duration_ns: 0,
-            all_ranges: TimeCount::default(),
-        }
+        MeasureSnapshot { now, window: vec![Second::default(); WINDOW_SECONDS], all: Second::default() }
     }
 
     /// Adds one part's totals and the seconds of its window still in the
@@ -297,9 +289,7 @@ impl MeasureSnapshot {
         for (sum, slot) in self.window.iter_mut().zip(&part.window).filter(|(_, slot)| live(slot)) {
             sum.absorb(slot);
         }
-        self.all_requests += part.all_requests;
-        self.all_duration_ns = self.all_duration_ns.saturating_add(part.all_duration_ns);
-        self.all_ranges.plus(&part.all_ranges);
+        self.all.absorb(&part.all);
     }
 
     /// The Measure object, compact (`[SYS-7]`): the per-second arrays are
@@ -310,17 +300,17 @@ impl MeasureSnapshot {
         let json = MeasureJson {
             five_minute_requests: window.iter().map(|s| s.requests).collect(),
             five_minute_duration: window.iter().map(|s| s.duration_ns).collect(),
-            all_requests: self.all_requests,
-            all_duration: self.all_duration_ns,
+            all_requests: self.all.requests,
+            all_duration: self.all.duration_ns,
             five_minute_timecount: window.iter().map(|s| s.ranges).collect(),
-            all_timecount: self.all_ranges,
+            all_timecount: self.all.ranges,
         };
         serde_json::to_string(&json).unwrap_or_default()
     }
 
     /// Totals: requests, handler nanoseconds, and the ranges.
     pub fn totals(&self) -> (u64, u64, TimeCount) {
-        (self.all_requests, self.all_duration_ns, self.all_ranges)
+        (self.all.requests, self.all.duration_ns, self.all.ranges)
     }
 }
 
@@ -403,9 +393,7 @@ impl Measure {
             *slot = Second { epoch: batch.epoch, ..Second::default() };
         }
         slot.absorb(&batch);
-        inner.all_requests += batch.requests;
-        inner.all_duration_ns = inner.all_duration_ns.saturating_add(batch.duration_ns);
-        inner.all_ranges.plus(&batch.ranges);
+        inner.all.absorb(&batch);
     }
 
     /// What the measure holds now, all parts added up.
