@@ -515,10 +515,11 @@ impl ServerConnection {
             self.held.handed_out -= handed_out;
             self.held.answers += answered;
         }
-        // Answers given earlier to the requests behind it follow; the
-        // channel's lookup serves the sending too, and a deletion waiting
-        // behind this answer may end the channel.
-        if send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
+        // Answers given earlier to the requests behind it follow (none
+        // when nothing waits behind it); the channel's lookup serves the
+        // sending too, and a deletion waiting behind this answer may end
+        // the channel.
+        if !channel.slots.is_empty() && send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
             self.end_channel(channel_id);
         }
         true
