@@ -72,19 +72,39 @@ impl<W: AsyncWrite + Unpin> InlineWriter<W> {
     pub fn queue(&mut self, frames: impl IntoIterator<Item = Frame>) {
         for frame in frames {
             self.pending_bytes += frame.encoded_len();
-            if self.queue.is_empty() && self.out.len() < ENCODE_AHEAD {
-                if self.written == self.out.len() {
-                    self.restart_buffer();
-                }
-                // A frame that does not encode waits in the queue, where
-                // `poll_drain` reports its error in its turn.
-                if encode_frame(&frame, &self.limits, &mut self.out).is_ok() {
+            let limits = self.limits;
+            // A frame that does not encode waits in the queue, where
+            // `poll_drain` reports its error in its turn.
+            if let Some(out) = self.direct_buffer() {
+                if encode_frame(&frame, &limits, out).is_ok() {
                     self.frames_in_out += 1;
                     continue;
                 }
             }
             self.queue.push_back(frame);
         }
+    }
+
+    /// The buffer of encoded bytes, when frames may be encoded straight
+    /// into it now: no frame waits unencoded (it would be overtaken) and
+    /// less than 1 MiB waits encoded. Say what was appended with
+    /// [`InlineWriter::appended`]; nothing is written until the next
+    /// [`InlineWriter::poll_drain`].
+    pub fn direct_buffer(&mut self) -> Option<&mut BytesMut> {
+        if !self.queue.is_empty() || self.out.len() >= ENCODE_AHEAD {
+            return None;
+        }
+        if self.written == self.out.len() {
+            self.restart_buffer();
+        }
+        Some(&mut self.out)
+    }
+
+    /// Counts `frames` whole frames of `bytes` bytes appended to the
+    /// buffer of [`InlineWriter::direct_buffer`].
+    pub fn appended(&mut self, frames: u64, bytes: usize) {
+        self.frames_in_out += frames;
+        self.pending_bytes += bytes;
     }
 
     /// Encoded bytes queued and not yet written.

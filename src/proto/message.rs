@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use crate::wire::encode::encode_parts;
 use crate::wire::frame::{Frame, FIXED_OVERHEAD};
 use crate::wire::status::{MessageKind, Position, Status};
 
@@ -106,14 +107,41 @@ pub fn chunk_body_into(
         out.extend(std::iter::once(frame));
         return encoded;
     }
-    let count = body.len().div_ceil(max);
-    let encoded = body.len() + count * (FIXED_OVERHEAD + path.len());
-    out.extend((0..count).map(|i| {
-        let position = Position::from_flags(i == 0, i + 1 == count);
-        let data = body.slice(i * max..((i + 1) * max).min(body.len()));
-        Frame::new(Status::message(kind, position), path.clone(), channel, data)
+    let encoded = body.len() + body.len().div_ceil(max) * (FIXED_OVERHEAD + path.len());
+    out.extend(chunks(body.len(), max).map(|(position, range)| {
+        Frame::new(Status::message(kind, position), path.clone(), channel, body.slice(range))
     }));
     encoded
+}
+
+/// Where each frame's data lies in a body of `len` bytes cut into frames
+/// of at most `max` bytes (`max` at least 1), with its place in the message.
+fn chunks(len: usize, max: usize) -> impl Iterator<Item = (Position, std::ops::Range<usize>)> {
+    let count = len.div_ceil(max);
+    (0..count).map(move |i| (Position::from_flags(i == 0, i + 1 == count), i * max..((i + 1) * max).min(len)))
+}
+
+/// The frames of [`chunk_body`], encoded straight into `dst` instead of
+/// made into [`Frame`]s. `path` must be a valid path within the limits the
+/// frames are written under (as the path of a decoded frame is): it is not
+/// checked again. Returns how many frames were written and their bytes.
+pub fn encode_body_into(
+    kind: MessageKind,
+    path: &[u8],
+    channel: u32,
+    body: &[u8],
+    max_data: u32,
+    dst: &mut BytesMut,
+) -> (u64, usize) {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    let max = (max_data as usize).max(1);
+    let start = dst.len();
+    let mut frames = 0;
+    for (position, range) in chunks(body.len(), max) {
+        encode_parts(Status::message(kind, position), path, channel, &body[range], dst);
+        frames += 1;
+    }
+    (frames, dst.len() - start)
 }
 
 #[cfg(test)]
@@ -128,6 +156,27 @@ mod tests {
             let size =
                 chunk_body_into(MessageKind::Response, path.clone(), 3, Bytes::from(vec![7u8; len]), max, &mut frames);
             assert_eq!(size, frames.iter().map(Frame::encoded_len).sum::<usize>(), "{len} bytes, frames of {max}");
+        }
+    }
+
+    #[test]
+    fn frames_encoded_straight_are_the_frames_of_chunk_body() {
+        let path = Bytes::from_static(b"/path");
+        let limits = crate::wire::frame::FrameLimits::default();
+        for (len, max) in [(0, 4), (1, 4), (4, 4), (5, 4), (10, 4), (12, 4), (1000, 7)] {
+            let body = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
+            let mut expected = BytesMut::new();
+            for frame in chunk_body(MessageKind::Response, &path, 9, body.clone(), max) {
+                crate::wire::encode::encode_frame(&frame, &limits, &mut expected).unwrap();
+            }
+            let mut direct = BytesMut::from(&b"before"[..]);
+            let (frames, bytes) = encode_body_into(MessageKind::Response, &path, 9, &body, max, &mut direct);
+            assert_eq!(&direct[..6], b"before", "appended, not overwritten");
+            assert_eq!(&direct[6..], &expected[..], "{len} bytes, frames of {max}");
+            assert_eq!(
+                (frames as usize, bytes),
+                (chunk_body(MessageKind::Response, &path, 9, body, max).len(), expected.len())
+            );
         }
     }
 

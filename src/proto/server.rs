@@ -20,7 +20,7 @@ use crate::wire::status::{MessageKind, Sender, Status};
 use super::channels::ChannelIds;
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
-use super::message::{chunk_body_into, transition, MessageState, Step};
+use super::message::{chunk_body_into, encode_body_into, transition, MessageState, Step};
 
 /// The route that opens a channel (`[CHAN-2]`).
 pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
@@ -93,6 +93,49 @@ pub enum ServerEvent {
         /// The close frame's data, as a reason.
         reason: Bytes,
     },
+}
+
+/// A whole request that may be answered in the turn it arrived in, with
+/// no place kept for it in its channel's order: see
+/// [`ServerConnection::receive_direct`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct DirectRequest {
+    /// What the core needs back with its answer.
+    pub ticket: DirectTicket,
+    /// The route: the path up to the first `?`.
+    pub route: Bytes,
+    /// The query: what follows the first `?`, if any.
+    pub query: Option<Bytes>,
+    /// The whole body (one frame carried it).
+    pub body: Bytes,
+    /// The bytes of its frame, header included (`[SYS-8]`).
+    pub bytes: u64,
+}
+
+/// A direct request's claim on its channel's next place in order. Give it
+/// back, before the core is given anything else, to
+/// [`ServerConnection::answer_direct`] or [`ServerConnection::defer`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a direct request must be answered or deferred"]
+pub struct DirectTicket {
+    /// The channel it came on.
+    pub channel: u32,
+    /// Its place in the channel's order, as [`IncomingRequest::seq`].
+    pub seq: u64,
+}
+
+/// Where a direct answer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectAnswer {
+    /// Encoded into the buffer given: this many frames of this many bytes.
+    Written {
+        /// Frames written.
+        frames: u64,
+        /// Their bytes on the wire.
+        bytes: usize,
+    },
+    /// Queued for [`ServerConnection::transmit`] like any other answer.
+    Queued,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +419,88 @@ impl ServerConnection {
         receive_unless_broken(self, frame, Self::receive_inner)
     }
 
+    /// Takes one frame from the client if it is a request that may be
+    /// answered at once, with nothing kept in the core while its handler
+    /// runs; gives the frame back untouched otherwise, to go to
+    /// [`ServerConnection::receive`].
+    ///
+    /// A request is direct when it is whole (status 1), on an open channel
+    /// with no request of its own in progress or unanswered, within the
+    /// message limit, on a route outside `/sys/`, on a connection past its
+    /// hello with no body marker in force (or with extensions off), and
+    /// nothing is queued to be sent: then its answer is the next thing its
+    /// channel sends (`[ORDER-1]`) and may be written straight after what
+    /// was sent before. Every decision `receive` would make about it is the
+    /// same: it would be handed out as the channel's next request.
+    pub fn receive_direct(&mut self, frame: Frame) -> Result<DirectRequest, Frame> {
+        let possible = !self.closed
+            && frame.status == Status::RequestWhole
+            && self.outbox.is_empty()
+            && self.body_codec.is_none()
+            && frame.data.len() <= self.config.max_message
+            && !frame.path.starts_with(b"/sys/")
+            && self.handshake.proceeds();
+        if !possible {
+            return Err(frame);
+        }
+        let Some(channel) = self.channels.get(&frame.channel) else { return Err(frame) };
+        if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
+            return Err(frame);
+        }
+        let ticket = DirectTicket { channel: frame.channel, seq: channel.next_to_send };
+        let bytes = frame.encoded_len() as u64;
+        let (route, query) = split_route(frame.path);
+        Ok(DirectRequest { ticket, route, query, body: frame.data, bytes })
+    }
+
+    /// The answer to a direct request: its frames are encoded into `dst`
+    /// when there is one and the answer fits one frame, and queued like any
+    /// other answer otherwise (then [`DirectAnswer::Queued`]). `route` is
+    /// the request's route, which the answer's frames carry; one that is
+    /// not a valid path within the frame limits is queued, and refused
+    /// where frames are encoded.
+    pub fn answer_direct(
+        &mut self,
+        ticket: DirectTicket,
+        route: &Bytes,
+        body: Bytes,
+        dst: Option<&mut bytes::BytesMut>,
+    ) -> DirectAnswer {
+        let max_data = self.config.frame_limits.max_data;
+        let (channel_id, seq) = (ticket.channel, ticket.seq);
+        let in_turn = self.outbox.is_empty()
+            && body.len() <= max_data as usize
+            && self.channels.get(&channel_id).is_some_and(|c| c.slots.is_empty() && c.next_to_send == seq);
+        let valid_path =
+            route.len() <= self.config.frame_limits.max_path && crate::wire::scan::find_byte(0, route).is_none();
+        match dst.filter(|_| in_turn && valid_path) {
+            Some(dst) => {
+                if let Some(channel) = self.channels.get_mut(&channel_id) {
+                    channel.next_to_send += 1;
+                }
+                let body = seal(&self.body_codec, body);
+                let (frames, bytes) = encode_body_into(MessageKind::Response, route, channel_id, &body, max_data, dst);
+                DirectAnswer::Written { frames, bytes }
+            }
+            None => {
+                let seq = self.defer(ticket, route.clone(), 0);
+                self.respond(channel_id, seq, body);
+                DirectAnswer::Queued
+            }
+        }
+    }
+
+    /// Gives a direct request its place in its channel's order, to be
+    /// answered later with [`ServerConnection::respond`] like a request
+    /// that [`ServerConnection::receive`] handed out; `held` is its body's
+    /// size while it waits. Returns its seq: the ticket's, when the ticket
+    /// comes back before the core is given anything else.
+    pub fn defer(&mut self, ticket: DirectTicket, route: Bytes, held: usize) -> u64 {
+        let Some(channel) = self.channels.get_mut(&ticket.channel) else { return ticket.seq };
+        self.held.handed_out += held;
+        channel.take_seq(route, held)
+    }
+
     fn receive_inner(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
         if frame.status == Status::Close {
             self.closed = true;
@@ -652,6 +777,118 @@ mod tests {
         assert!(core.respond(0, seqs[0], Bytes::from_static(b"A")));
         assert_eq!(sent(&mut core), vec![(0, b"A".to_vec()), (0, b"B".to_vec()), (0, b"C".to_vec())]);
         assert!(!core.respond(0, seqs[0], Bytes::from_static(b"again")));
+    }
+
+    /// A core with no hello to wait for: requests may be direct from the first.
+    fn plain(config: ServerConfig) -> ServerConnection {
+        let mut core = ServerConnection::new(config);
+        core.set_handshake(Handshake::new(false, AuthPolicy::Off));
+        core
+    }
+
+    fn direct(core: &mut ServerConnection, frame: Frame) -> DirectRequest {
+        core.receive_direct(frame).unwrap_or_else(|frame| panic!("not direct: {frame:?}"))
+    }
+
+    #[test]
+    fn a_direct_answer_is_the_frame_the_core_would_have_sent() {
+        let limits = FrameLimits::default();
+        let mut core = plain(ServerConfig::default());
+        let mut out = BytesMut::new();
+        for (seq, body) in [(0, &b"a"[..]), (1, b"")] {
+            let request = direct(&mut core, req(1, b"/echo?x=1", 0, b"q"));
+            assert_eq!(
+                (request.ticket.seq, &request.route[..], request.query.as_deref()),
+                (seq, &b"/echo"[..], Some(&b"x=1"[..]))
+            );
+            assert_eq!((&request.body[..], request.bytes), (&b"q"[..], 20));
+            let answer =
+                core.answer_direct(request.ticket, &request.route, Bytes::copy_from_slice(body), Some(&mut out));
+            let expected =
+                Frame::new(Status::ResponseWhole, &b"/echo"[..], 0, if body.is_empty() { &b"{}"[..] } else { body });
+            assert_eq!(answer, DirectAnswer::Written { frames: 1, bytes: expected.encoded_len() });
+            let mut wire = BytesMut::new();
+            crate::wire::encode::encode_frame(&expected, &limits, &mut wire).unwrap();
+            assert!(out.ends_with(&wire), "appended: {out:?}");
+        }
+        assert_eq!((core.queued_frames(), core.held(), core.unanswered()), (0, HeldBytes::default(), 0));
+        // The channel's order goes on from the seqs the direct requests took.
+        let Some(ServerEvent::Request(r)) = core.receive(req(1, b"/sys/x", 0, b"q")).unwrap() else { panic!() };
+        assert_eq!(r.seq, 2);
+    }
+
+    #[test]
+    fn requests_that_are_not_direct_come_back_untouched() {
+        let codec_core = || {
+            let mut core = plain(ServerConfig::default());
+            core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 1 << 20)));
+            core
+        };
+        let fresh_handshake = || {
+            let mut core = ServerConnection::new(ServerConfig::default());
+            core.set_handshake(Handshake::new(true, AuthPolicy::Off));
+            core
+        };
+        let small = ServerConfig { max_message: 1, ..ServerConfig::default() };
+        let cases: Vec<(&str, ServerConnection, Frame)> = vec![
+            ("a chunk", plain(ServerConfig::default()), req(0, b"/echo", 0, b"q")),
+            ("a /sys/ path", plain(ServerConfig::default()), req(1, b"/sys/new_channel", 0, b"{}")),
+            ("an unknown channel", plain(ServerConfig::default()), req(1, b"/echo", 7, b"q")),
+            ("a response status", plain(ServerConfig::default()), req(5, b"/echo", 0, b"q")),
+            ("over the message limit", plain(small), req(1, b"/echo", 0, b"qq")),
+            ("a body marker in force", codec_core(), req(1, b"/echo", 0, b"q")),
+            ("before the first request decides the hello", fresh_handshake(), req(1, b"/echo", 0, b"q")),
+        ];
+        for (case, mut core, frame) in cases {
+            assert_eq!(core.receive_direct(frame.clone()), Err(frame), "{case}");
+        }
+        // A channel with a request unanswered, and a connection with an answer unsent.
+        let mut core = plain(ServerConfig::default());
+        let Some(ServerEvent::Request(first)) = core.receive(req(1, b"/echo", 0, b"q")).unwrap() else { panic!() };
+        assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_err(), "behind a request waiting");
+        core.respond(0, first.seq, Bytes::from_static(b"a"));
+        assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_err(), "behind an answer unsent");
+        let _ = sent(&mut core);
+        assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_ok());
+    }
+
+    #[test]
+    fn a_deferred_direct_request_keeps_its_place() {
+        let mut core = plain(ServerConfig::default());
+        let first = direct(&mut core, req(1, b"/slow", 0, b"abc"));
+        let seq = core.defer(first.ticket, first.route, 3);
+        assert_eq!((seq, core.held().handed_out, core.unanswered()), (0, 3, 1));
+        // The next request on the channel waits behind it.
+        let Some(ServerEvent::Request(second)) = core.receive(req(1, b"/fast", 0, b"q")).unwrap() else { panic!() };
+        assert_eq!(second.seq, 1);
+        assert!(core.respond(0, second.seq, Bytes::from_static(b"B")));
+        assert!(sent(&mut core).is_empty());
+        assert!(core.respond(0, seq, Bytes::from_static(b"A")));
+        assert_eq!(sent(&mut core), vec![(0, b"A".to_vec()), (0, b"B".to_vec())]);
+        assert_eq!(core.held(), HeldBytes::default());
+    }
+
+    #[test]
+    fn a_direct_answer_with_no_buffer_or_too_large_is_queued() {
+        let config = ServerConfig {
+            frame_limits: FrameLimits { max_data: 4, ..FrameLimits::default() },
+            ..ServerConfig::default()
+        };
+        let mut core = plain(config);
+        let request = direct(&mut core, req(1, b"/echo", 0, b"q"));
+        assert_eq!(
+            core.answer_direct(request.ticket, &request.route, Bytes::from_static(b"A"), None),
+            DirectAnswer::Queued
+        );
+        assert_eq!(sent(&mut core), vec![(0, b"A".to_vec())]);
+        let request = direct(&mut core, req(1, b"/echo", 0, b"q"));
+        let mut out = BytesMut::new();
+        let answer = core.answer_direct(request.ticket, &request.route, Bytes::from_static(b"ABCDEF"), Some(&mut out));
+        assert_eq!((answer, out.len()), (DirectAnswer::Queued, 0));
+        let frames: Vec<Frame> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        let statuses: Vec<Status> = frames.iter().map(|f| f.status).collect();
+        assert_eq!(statuses, vec![Status::ResponseFirst, Status::ResponseLast]);
+        assert_eq!(core.unanswered(), 0);
     }
 
     #[test]

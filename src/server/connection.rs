@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
 use crate::proto::extensions::{Handshake, HELLO, PING};
-use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::server::{DirectAnswer, DirectRequest, IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
@@ -393,6 +393,19 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
         let channel = frame.channel;
         let bytes = frame.encoded_len() as u64;
+        // Most requests are answered in this turn, with no place kept for
+        // them in their channel's order.
+        let frame = match self.core.receive_direct(frame) {
+            Ok(request) => {
+                self.count(channel, |c| {
+                    c.frame_received(bytes);
+                    c.whole_received += 1;
+                });
+                self.dispatch_direct(request);
+                return Ok(());
+            }
+            Err(frame) => frame,
+        };
         let received = self.core.receive(frame);
         let whole = matches!(received, Ok(Some(ServerEvent::Request(_))));
         self.count(channel, |c| {
@@ -471,29 +484,56 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond(channel, seq, answer);
             return;
         }
-        let started = start_handler(
-            &self.shared,
-            &mut self.tallies,
-            Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() },
-            seq,
-            (frames, bytes),
-        );
-        match started {
+        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
+        match start_handler(&self.shared, &mut self.tallies, request, seq, (frames, bytes)) {
             Started::Answered(done) => self.complete(done),
             Started::NoHandler => {
                 self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             }
             Started::Waiting(work) => self.handlers.push(work),
-            Started::Offloaded(work) => {
-                let task = tokio::spawn(work);
-                self.handlers.push(Box::pin(async move {
-                    task.await.unwrap_or_else(|_| {
-                        let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
-                        Done::answer(channel, seq, answer)
-                    })
-                }));
-            }
+            Started::Offloaded(work) => self.offload(work, channel, seq),
         }
+    }
+
+    /// Runs the handler of a request the core let through directly: an
+    /// answer ready at once is written straight out; a handler that waits
+    /// first gives the request its place in its channel's order.
+    fn dispatch_direct(&mut self, request: DirectRequest) {
+        let DirectRequest { ticket, route, query, body, bytes } = request;
+        let (channel, seq, held) = (ticket.channel, ticket.seq, body.len());
+        let answer_route = route.clone();
+        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
+        let answer = match start_handler(&self.shared, &mut self.tallies, request, seq, (1, bytes)) {
+            Started::Answered(done) => done.body,
+            Started::NoHandler => ErrorAnswer::no_handler().to_body(),
+            Started::Waiting(work) => {
+                self.core.defer(ticket, answer_route, held);
+                self.handlers.push(work);
+                return;
+            }
+            Started::Offloaded(work) => {
+                self.core.defer(ticket, answer_route, held);
+                self.offload(work, channel, seq);
+                return;
+            }
+        };
+        let dst = self.writer.direct_buffer();
+        if let DirectAnswer::Written { frames, bytes } = self.core.answer_direct(ticket, &answer_route, answer, dst) {
+            self.writer.appended(frames, bytes);
+            self.count(channel, |c| c.message_sent(frames, bytes as u64));
+        }
+    }
+
+    /// Runs a slow route's handler on a task of its own, which another
+    /// worker may take; its answer comes back with the others.
+    fn offload(&mut self, work: BoxFuture<'static, Done>, channel: u32, seq: u64) {
+        let task = tokio::spawn(work);
+        self.handlers.push(Box::pin(async move {
+            task.await.unwrap_or_else(|_| {
+                let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
+                Done::answer(channel, seq, answer)
+            })
+        }));
     }
 
     /// The answer to a `/sys/` route other than new/delete channel (`[SYS-1]`, `[SYS-4]`).

@@ -124,6 +124,14 @@ impl Counts {
         self.bytes_received += bytes;
     }
 
+    /// Counts one message of `frames` frames and `bytes` bytes in all
+    /// sent: as many calls of [`Counts::frame_sent`], the last whole.
+    pub fn message_sent(&mut self, frames: u64, bytes: u64) {
+        self.packets_sent += frames;
+        self.bytes_sent += bytes;
+        self.whole_sent += 1;
+    }
+
     /// Counts one frame of `bytes` bytes sent; `whole` when it completes a message.
     pub fn frame_sent(&mut self, bytes: u64, whole: bool) {
         self.packets_sent += 1;

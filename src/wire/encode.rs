@@ -29,15 +29,22 @@ pub fn check_frame(frame: &Frame, limits: &FrameLimits) -> Result<(), EncodeErro
 /// Appends the wire form of `frame` to `dst` (`[FRAME-1]`).
 pub fn encode_frame(frame: &Frame, limits: &FrameLimits, dst: &mut BytesMut) -> Result<(), EncodeError> {
     check_frame(frame, limits)?;
-    dst.reserve(frame.encoded_len());
-    dst.put_u8(frame.status.byte());
-    dst.put_slice(&frame.path);
-    dst.put_u8(0);
-    dst.put_u32(frame.channel);
-    // check_frame bounded the length by max_data, a u32.
-    dst.put_u32(frame.data.len() as u32);
-    dst.put_slice(&frame.data);
+    encode_parts(frame.status, &frame.path, frame.channel, &frame.data, dst);
     Ok(())
+}
+
+/// Appends the wire form of the frame made of these parts to `dst`
+/// (`[FRAME-1]`) without the checks of [`check_frame`]: the caller knows
+/// that `path` holds no NUL and is within the limit and that `data` is
+/// within the limit (a `u32`) and, unless it is a close frame, not empty.
+pub(crate) fn encode_parts(status: Status, path: &[u8], channel: u32, data: &[u8], dst: &mut BytesMut) {
+    dst.reserve(crate::wire::frame::FIXED_OVERHEAD + path.len() + data.len());
+    dst.put_u8(status.byte());
+    dst.put_slice(path);
+    dst.put_u8(0);
+    dst.put_u32(channel);
+    dst.put_u32(data.len() as u32);
+    dst.put_slice(data);
 }
 
 /// The wire form of `frame` as a fresh buffer.

@@ -84,6 +84,14 @@ impl Handshake {
         }
     }
 
+    /// Whether [`Handshake::admit`] would say [`Admission::Proceed`] to
+    /// any route other than `/sys/hello`, as things stand and without
+    /// changing them: false while the first request has not come yet
+    /// (which decides the state) and while the hello is pending.
+    pub fn proceeds(&self) -> bool {
+        !self.enabled || (matches!(self.state, State::Done { .. }) && self.gate() == Admission::Proceed)
+    }
+
     fn gate(&self) -> Admission {
         match (self.policy, self.state) {
             (AuthPolicy::Required, State::Done { authenticated: false }) => Admission::Unauthenticated,
@@ -101,6 +109,30 @@ impl Handshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proceeds_agrees_with_admit_and_changes_nothing() {
+        for (enabled, policy) in [(false, AuthPolicy::Required), (true, AuthPolicy::Off), (true, AuthPolicy::Required)]
+        {
+            let mut h = Handshake::new(enabled, policy);
+            // Fresh: the first request decides, so never "proceeds" unless disabled.
+            assert_eq!(h.proceeds(), !enabled);
+            assert_eq!(
+                h.admit(0, b"/a"),
+                if !enabled || policy == AuthPolicy::Off { Admission::Proceed } else { Admission::Unauthenticated }
+            );
+            let state = h.state;
+            let proceeds = h.proceeds();
+            assert_eq!(proceeds, h.admit(1, b"/b") == Admission::Proceed);
+            assert_eq!(h.state, state, "asking changes nothing");
+        }
+        let mut h = Handshake::new(true, AuthPolicy::Required);
+        assert_eq!(h.admit(0, HELLO), Admission::Hello);
+        assert!(!h.proceeds(), "the hello is pending");
+        h.completed(true);
+        assert!(h.proceeds());
+        assert_eq!(h.admit(0, b"/a"), Admission::Proceed);
+    }
 
     #[test]
     fn the_first_hello_is_answered_and_later_ones_are_not() {
