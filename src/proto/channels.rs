@@ -61,6 +61,56 @@ impl ChannelIds {
     }
 }
 
+/// What a connection keeps per channel, indexed by channel id. Ids are
+/// given lowest first (`[CHAN-4]`) and bounded by the channel limit, so a
+/// table as long as the highest id in use is as small as a map and a
+/// lookup is an index: no hashing on every frame.
+#[derive(Debug, Clone)]
+pub struct ChannelTable<T> {
+    slots: Vec<Option<T>>,
+}
+
+impl<T> ChannelTable<T> {
+    /// A table holding `first` as channel 0.
+    pub fn with_channel_zero(first: T) -> ChannelTable<T> {
+        ChannelTable { slots: vec![Some(first)] }
+    }
+
+    /// The state of channel `id`, if it exists.
+    pub fn get(&self, id: u32) -> Option<&T> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
+    /// The state of channel `id` to change, if it exists.
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut T> {
+        self.slots.get_mut(id as usize)?.as_mut()
+    }
+
+    /// Adds channel `id` (an id given out by [`ChannelIds`]), replacing
+    /// whatever it held.
+    pub fn insert(&mut self, id: u32, value: T) {
+        let at = id as usize;
+        if at >= self.slots.len() {
+            self.slots.resize_with(at + 1, || None);
+        }
+        self.slots[at] = Some(value);
+    }
+
+    /// Forgets channel `id`; the table shrinks past the highest id left.
+    pub fn remove(&mut self, id: u32) -> Option<T> {
+        let removed = self.slots.get_mut(id as usize)?.take();
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+        removed
+    }
+
+    /// The channels that exist, lowest id first.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots.iter().enumerate().filter_map(|(id, slot)| Some((id as u32, slot.as_ref()?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +124,19 @@ mod tests {
         assert_eq!(ids.allocate(), Some(2));
         ids.release(0);
         assert!(ids.contains(0));
+    }
+
+    #[test]
+    fn a_channel_table_holds_what_exists_and_shrinks() {
+        let mut table = ChannelTable::with_channel_zero("zero");
+        table.insert(3, "three");
+        table.insert(1, "one");
+        assert_eq!(table.iter().collect::<Vec<_>>(), vec![(0, &"zero"), (1, &"one"), (3, &"three")]);
+        assert_eq!((table.get(2), table.get(3), table.get(u32::MAX)), (None, Some(&"three"), None));
+        assert_eq!(table.remove(3), Some("three"));
+        assert_eq!(table.slots.len(), 2, "trailing free ids are given back");
+        assert_eq!(table.remove(7), None);
+        *table.get_mut(1).unwrap() = "uno";
+        assert_eq!(table.get(1), Some(&"uno"));
     }
 }

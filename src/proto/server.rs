@@ -9,15 +9,13 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::wire::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
 use crate::wire::frame::{split_route, Frame, FrameLimits};
 use crate::wire::status::{MessageKind, Sender, Status};
 
-use super::channels::ChannelIds;
+use super::channels::{ChannelIds, ChannelTable};
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
 use super::message::{chunk_body_into, encode_body_into, transition, MessageState, Step};
@@ -277,7 +275,7 @@ impl HeldBytes {
 pub struct ServerConnection {
     config: ServerConfig,
     ids: ChannelIds,
-    channels: FxHashMap<u32, Channel>,
+    channels: ChannelTable<Channel>,
     outbox: VecDeque<Frame>,
     closed: bool,
     held: HeldBytes,
@@ -351,7 +349,7 @@ impl ServerConnection {
         ServerConnection {
             config,
             ids: ChannelIds::new(config.max_channels),
-            channels: FxHashMap::from_iter([(0, Channel::new())]),
+            channels: ChannelTable::with_channel_zero(Channel::new()),
             outbox: VecDeque::new(),
             closed: false,
             held: HeldBytes::default(),
@@ -443,7 +441,7 @@ impl ServerConnection {
         if !possible {
             return Err(frame);
         }
-        let Some(channel) = self.channels.get(&frame.channel) else { return Err(frame) };
+        let Some(channel) = self.channels.get(frame.channel) else { return Err(frame) };
         if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
             return Err(frame);
         }
@@ -466,23 +464,23 @@ impl ServerConnection {
         body: Bytes,
         dst: Option<&mut bytes::BytesMut>,
     ) -> DirectAnswer {
-        let max_data = self.config.frame_limits.max_data;
+        let limits = self.config.frame_limits;
         let (channel_id, seq) = (ticket.channel, ticket.seq);
-        let in_turn = self.outbox.is_empty()
-            && body.len() <= max_data as usize
-            && self.channels.get(&channel_id).is_some_and(|c| c.slots.is_empty() && c.next_to_send == seq);
-        let valid_path =
-            route.len() <= self.config.frame_limits.max_path && crate::wire::scan::find_byte(0, route).is_none();
-        match dst.filter(|_| in_turn && valid_path) {
-            Some(dst) => {
-                if let Some(channel) = self.channels.get_mut(&channel_id) {
-                    channel.next_to_send += 1;
-                }
+        let fits = self.outbox.is_empty()
+            && body.len() <= limits.max_data as usize
+            && route.len() <= limits.max_path
+            && crate::wire::scan::find_byte(0, route).is_none();
+        // Its turn, when nothing of its channel waits before it.
+        let in_turn = self.channels.get_mut(channel_id).filter(|c| fits && c.slots.is_empty() && c.next_to_send == seq);
+        match (in_turn, dst) {
+            (Some(channel), Some(dst)) => {
+                channel.next_to_send += 1;
                 let body = seal(&self.body_codec, body);
-                let (frames, bytes) = encode_body_into(MessageKind::Response, route, channel_id, &body, max_data, dst);
+                let (frames, bytes) =
+                    encode_body_into(MessageKind::Response, route, channel_id, &body, limits.max_data, dst);
                 DirectAnswer::Written { frames, bytes }
             }
-            None => {
+            _ => {
                 let seq = self.defer(ticket, route.clone(), 0);
                 self.respond(channel_id, seq, body);
                 DirectAnswer::Queued
@@ -496,7 +494,7 @@ impl ServerConnection {
     /// size while it waits. Returns its seq: the ticket's, when the ticket
     /// comes back before the core is given anything else.
     pub fn defer(&mut self, ticket: DirectTicket, route: Bytes, held: usize) -> u64 {
-        let Some(channel) = self.channels.get_mut(&ticket.channel) else { return ticket.seq };
+        let Some(channel) = self.channels.get_mut(ticket.channel) else { return ticket.seq };
         self.held.handed_out += held;
         channel.take_seq(route, held)
     }
@@ -510,8 +508,7 @@ impl ServerConnection {
             return Err(ProtocolError::WrongRole { status: frame.status, sender: "client" });
         }
         let channel_id = frame.channel;
-        let channel =
-            self.channels.get_mut(&channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
+        let channel = self.channels.get_mut(channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
         if channel.phase == Phase::Deleting {
             return Err(ProtocolError::DeletedChannel { channel: channel_id });
         }
@@ -597,7 +594,7 @@ impl ServerConnection {
                 }
                 None => ErrorAnswer::new(ErrorCode::ChannelCreateLimited, "channel create limited").to_body(),
             };
-            let Some(channel) = self.channels.get_mut(&channel_id) else { return Ok(None) };
+            let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
             let seq = channel.take_seq(route, 0);
             self.respond(channel_id, seq, answer);
             return Ok(None);
@@ -624,7 +621,7 @@ impl ServerConnection {
     /// in any order; they are sent in request order. Returns false if no such
     /// request is waiting (already answered, or the connection is gone).
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
-        let Some(channel) = self.channels.get_mut(&channel_id) else { return false };
+        let Some(channel) = self.channels.get_mut(channel_id) else { return false };
         let body = seal(&self.body_codec, body);
         let max_data = self.config.frame_limits.max_data;
         if let Some((route, handed_out)) = channel.take_oldest(seq) {
@@ -658,7 +655,7 @@ impl ServerConnection {
     /// Sends the answers of `channel_id` that are ready, in order, and
     /// ends the channel once its deletion is answered.
     fn flush_channel(&mut self, channel_id: u32) {
-        let Some(channel) = self.channels.get_mut(&channel_id) else { return };
+        let Some(channel) = self.channels.get_mut(channel_id) else { return };
         let max_data = self.config.frame_limits.max_data;
         if send_ready(channel, channel_id, max_data, &mut self.held, &mut self.outbox) {
             self.end_channel(channel_id);
@@ -667,7 +664,7 @@ impl ServerConnection {
 
     /// Forgets a channel whose deletion was answered; its id may be given again.
     fn end_channel(&mut self, channel_id: u32) {
-        self.channels.remove(&channel_id);
+        self.channels.remove(channel_id);
         self.ids.release(channel_id);
     }
 
@@ -698,12 +695,12 @@ impl ServerConnection {
 
     /// Requests handed out and not yet answered, over all channels.
     pub fn unanswered(&self) -> usize {
-        self.channels.values().map(Channel::unanswered).sum()
+        self.channels.iter().map(|(_, channel)| channel.unanswered()).sum()
     }
 
     /// Requests of `channel` received and not yet answered.
     pub fn unanswered_on(&self, channel: u32) -> Option<usize> {
-        self.channels.get(&channel).map(Channel::unanswered)
+        self.channels.get(channel).map(Channel::unanswered)
     }
 
     /// The highest channel id this connection ever gave out (see
@@ -714,19 +711,17 @@ impl ServerConnection {
 
     /// The channels that exist, sorted.
     pub fn channel_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self.channels.keys().copied().collect();
-        ids.sort_unstable();
-        ids
+        self.channels.iter().map(|(id, _)| id).collect()
     }
 
     /// Whether `channel` exists and is not being deleted.
     pub fn is_open(&self, channel: u32) -> bool {
-        self.channels.get(&channel).is_some_and(|c| c.phase == Phase::Open)
+        self.channels.get(channel).is_some_and(|c| c.phase == Phase::Open)
     }
 
     /// Whether `channel` has a chunked request in progress.
     pub fn message_state(&self, channel: u32) -> Option<MessageState> {
-        self.channels.get(&channel).map(Channel::message_state)
+        self.channels.get(channel).map(Channel::message_state)
     }
 
     /// Whether the core accepts no more frames (peer closed or protocol error).
