@@ -686,10 +686,9 @@ fn start_handler(
     seq: u64,
     (frames, bytes): (u64, u64),
 ) -> Started {
-    let Some(super::Route { handler, stats: route_stats }) = shared.routes.get(&request.route) else {
+    let Some((super::Route { handler, stats: route_stats }, tally)) = tallies.find(&shared.routes, &request.route) else {
         return Started::NoHandler;
     };
-    let tally = tallies.of(route_stats);
     tally.received(frames, bytes);
     let finish = Finish {
         route_len: request.route.len(),
@@ -736,7 +735,7 @@ fn start_handler(
                 meter.record(busy, after);
             }
             let (done, answered) = finish.done(route_stats, first);
-            tally.answered(&answered);
+            tally.answered(route_stats, &answered);
             return Started::Answered(done);
         };
         drop(entered);

@@ -155,6 +155,7 @@ pub(crate) struct Shared {
 
 /// An application route as connections find it: its handler (layers
 /// applied) and its statistics.
+#[derive(Clone)]
 pub(crate) struct Route {
     handler: Arc<dyn Handler>,
     stats: Arc<stats::RouteStats>,

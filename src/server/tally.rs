@@ -8,8 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
 use super::offload::SAMPLE_EVERY;
 use super::stats::{Counts, Instant, MeasureBatch, RouteStats};
+use super::Route;
 
 /// One answered request, as its route's statistics record it.
 #[derive(Debug, Clone, Copy)]
@@ -35,16 +39,25 @@ impl Answered {
 /// The tallies of every route a connection has served, added to the
 /// routes' statistics by [`RouteTallies::report`] and on drop. A server's
 /// routes are fixed when it is built, so there are at most as many
-/// tallies as routes.
-#[derive(Debug, Default)]
+/// tallies as routes. It also looks routes up for its connection.
+#[derive(Default)]
 pub(crate) struct RouteTallies {
     tallies: Vec<RouteTally>,
+    /// The route looked up last and where its tally is: a connection
+    /// mostly asks for the same route again, which then costs one
+    /// comparison instead of a hash lookup and a search of the tallies.
+    last: Option<(Bytes, usize)>,
+}
+
+/// A route and its tally.
+struct RouteTally {
+    route: Route,
+    tally: Tally,
 }
 
 /// One route's counts and latencies not yet in its statistics.
-#[derive(Debug)]
-pub(crate) struct RouteTally {
-    stats: Arc<RouteStats>,
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
     counts: Counts,
     measure: MeasureBatch,
     /// Requests seen, for sampling the handlers' busy time.
@@ -52,30 +65,40 @@ pub(crate) struct RouteTally {
 }
 
 impl RouteTallies {
-    /// The tally of the route whose statistics are `stats`.
-    pub(crate) fn of(&mut self, stats: &Arc<RouteStats>) -> &mut RouteTally {
-        let at = match self.tallies.iter().position(|tally| Arc::ptr_eq(&tally.stats, stats)) {
-            Some(at) => at,
-            None => {
-                self.tallies.push(RouteTally {
-                    stats: stats.clone(),
-                    counts: Counts::default(),
-                    measure: MeasureBatch::default(),
-                    requests: 0,
-                });
-                self.tallies.len() - 1
+    /// The route named `name` in `routes` and its tally, if there is such
+    /// a route.
+    pub(crate) fn find(&mut self, routes: &FxHashMap<Bytes, Route>, name: &[u8]) -> Option<(&Route, &mut Tally)> {
+        let at = match &self.last {
+            Some((last, at)) if last[..] == *name => *at,
+            _ => {
+                let (key, route) = routes.get_key_value(name)?;
+                let at = self.position(route);
+                self.last = Some((key.clone(), at));
+                at
             }
         };
-        &mut self.tallies[at]
+        let RouteTally { route, tally } = self.tallies.get_mut(at)?;
+        Some((route, tally))
+    }
+
+    /// Where the tally of `route` is, made if there is none yet.
+    fn position(&mut self, route: &Route) -> usize {
+        match self.tallies.iter().position(|known| Arc::ptr_eq(&known.route.stats, &route.stats)) {
+            Some(at) => at,
+            None => {
+                self.tallies.push(RouteTally { route: route.clone(), tally: Tally::default() });
+                self.tallies.len() - 1
+            }
+        }
     }
 
     /// Adds every tally to its route's statistics and empties it.
     pub(crate) fn report(&mut self) {
-        for tally in &mut self.tallies {
+        for RouteTally { route, tally } in &mut self.tallies {
             if tally.counts != Counts::default() {
-                tally.stats.count.add(&std::mem::take(&mut tally.counts));
+                route.stats.count.add(&std::mem::take(&mut tally.counts));
             }
-            tally.stats.measure.add_batch(&mut tally.measure);
+            route.stats.measure.add_batch(&mut tally.measure);
         }
     }
 }
@@ -86,7 +109,7 @@ impl Drop for RouteTallies {
     }
 }
 
-impl RouteTally {
+impl Tally {
     /// Counts one request received in `frames` frames of `bytes` bytes.
     pub(crate) fn received(&mut self, frames: u64, bytes: u64) {
         self.counts.packets_received += frames;
@@ -94,9 +117,9 @@ impl RouteTally {
         self.counts.bytes_received += bytes;
     }
 
-    /// Counts and measures one answer.
-    pub(crate) fn answered(&mut self, answered: &Answered) {
-        self.stats.measure.record_into(&mut self.measure, answered.elapsed, answered.ended);
+    /// Counts and measures one answer of the route whose statistics are `stats`.
+    pub(crate) fn answered(&mut self, stats: &RouteStats, answered: &Answered) {
+        stats.measure.record_into(&mut self.measure, answered.elapsed, answered.ended);
         self.counts.packets_sent += answered.frames;
         self.counts.whole_sent += 1;
         self.counts.bytes_sent += answered.bytes;
@@ -114,21 +137,34 @@ impl RouteTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::handler::{Handler, HandlerError, SyncFnHandler};
     use crate::server::stats::ServerStats;
+
+    /// Routes `/a` and `/b` with their statistics, as a server holds them.
+    fn routes() -> (FxHashMap<Bytes, Route>, Arc<RouteStats>, Arc<RouteStats>) {
+        let stats = ServerStats::new([Bytes::from_static(b"/a"), Bytes::from_static(b"/b")]);
+        let (a, b) = (stats.route(b"/a").unwrap().clone(), stats.route(b"/b").unwrap().clone());
+        let handler: Arc<dyn Handler> = Arc::new(SyncFnHandler(|_| Ok::<_, HandlerError>(Bytes::new())));
+        let route = |stats: &Arc<RouteStats>| Route { handler: handler.clone(), stats: stats.clone() };
+        let routes = FxHashMap::from_iter([(Bytes::from_static(b"/a"), route(&a)), (Bytes::from_static(b"/b"), route(&b))]);
+        (routes, a, b)
+    }
 
     #[test]
     fn tallies_reach_the_routes_statistics_when_reported_and_on_drop() {
-        let stats = ServerStats::new([bytes::Bytes::from_static(b"/a"), bytes::Bytes::from_static(b"/b")]);
-        let (a, b) = (stats.route(b"/a").unwrap().clone(), stats.route(b"/b").unwrap().clone());
+        let (routes, a, b) = routes();
         let mut tallies = RouteTallies::default();
         let answered = Answered { elapsed: Duration::from_micros(1500), ended: Instant::now(), frames: 1, bytes: 20 };
         for _ in 0..3 {
-            let tally = tallies.of(&a);
+            let (route, tally) = tallies.find(&routes, b"/a").unwrap();
+            assert!(Arc::ptr_eq(&route.stats, &a));
             tally.received(1, 17);
-            tally.answered(&answered);
+            tally.answered(&a, &answered);
         }
-        tallies.of(&b).received(2, 40);
-        assert_eq!(tallies.tallies.len(), 2, "one tally per route");
+        tallies.find(&routes, b"/b").unwrap().1.received(2, 40);
+        assert!(tallies.find(&routes, b"/c").is_none(), "no such route");
+        tallies.find(&routes, b"/a").unwrap();
+        assert_eq!(tallies.tallies.len(), 2, "one tally per route, whatever the order of lookups");
         assert_eq!(a.count.snapshot(), Counts::default(), "nothing reaches the route before a report");
         assert_eq!(a.measure.totals().0, 0);
         tallies.report();
@@ -140,7 +176,7 @@ mod tests {
         assert_eq!(ranges.range_count[0].count, 3, "1.5 ms is in the first range of a millisecond route");
         tallies.report();
         assert_eq!(a.count.snapshot().whole_received, 3, "a report empties the tallies");
-        tallies.of(&a).received(1, 17);
+        tallies.find(&routes, b"/a").unwrap().1.received(1, 17);
         drop(tallies);
         assert_eq!(a.count.snapshot().whole_received, 4, "dropping reports");
         assert_eq!(b.count.snapshot().packets_received, 2);
@@ -148,10 +184,9 @@ mod tests {
 
     #[test]
     fn one_request_in_eight_is_sampled_per_connection() {
-        let stats = ServerStats::new([bytes::Bytes::from_static(b"/a")]);
-        let route = stats.route(b"/a").unwrap().clone();
+        let (routes, _, _) = routes();
         let mut tallies = RouteTallies::default();
-        let tally = tallies.of(&route);
+        let (_, tally) = tallies.find(&routes, b"/a").unwrap();
         assert_eq!((0..64).filter(|_| tally.sample()).count(), 8);
     }
 }
