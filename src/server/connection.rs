@@ -486,7 +486,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         }
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
         match start_handler(&self.shared, &mut self.tallies, request, seq, (frames, bytes)) {
-            Started::Answered(done) => self.complete(done),
+            Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::NoHandler => {
                 self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             }
@@ -504,7 +504,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         let answer_route = route.clone();
         let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
         let answer = match start_handler(&self.shared, &mut self.tallies, request, seq, (1, bytes)) {
-            Started::Answered(done) => done.body,
+            Started::Answered(body) => body,
             Started::NoHandler => ErrorAnswer::no_handler().to_body(),
             Started::Waiting(work) => {
                 self.core.defer(ticket, answer_route, held);
@@ -663,8 +663,8 @@ impl ChannelCounts {
 
 /// What became of a request handed to its handler.
 enum Started {
-    /// The handler answered on its first poll.
-    Answered(Done),
+    /// The handler answered on its first poll: the answer's body.
+    Answered(Bytes),
     /// No handler serves the route.
     NoHandler,
     /// The handler waits; the connection polls it with its others.
@@ -734,9 +734,9 @@ fn start_handler(
             if let Some(after) = sampled {
                 meter.record(busy, after);
             }
-            let (done, answered) = finish.done(route_stats, first);
+            let (body, answered) = finish.done(route_stats, first);
             tally.answered(route_stats, &answered);
-            return Started::Answered(done);
+            return Started::Answered(body);
         };
         drop(entered);
         call
@@ -750,9 +750,10 @@ fn start_handler(
             }
             None => Some(call.await),
         };
-        let (done, answered) = answering.finish.done(&answering.route_stats, outcome);
+        let (channel, seq) = (answering.finish.channel, answering.finish.seq);
+        let (body, answered) = answering.finish.done(&answering.route_stats, outcome);
         answered.record_on(&answering.route_stats);
-        done
+        Done::answer(channel, seq, body)
     };
     let work: BoxFuture<'static, Done> = match span {
         Some(span) => Box::pin(work.instrument(span)),
@@ -788,14 +789,14 @@ struct Finish {
 }
 
 impl Finish {
-    /// The answer of a handler that returned, panicked (`Some(Err)`) or ran
-    /// out of time (`None`), and what its route's statistics record of it
+    /// The answer's body for a handler that returned, panicked (`Some(Err)`)
+    /// or ran out of time (`None`), and what its route's statistics record of it
     /// (given to the route's `metrics` handles at once).
     fn done(
         self,
         route_stats: &RouteStats,
         outcome: Option<std::thread::Result<Result<Bytes, HandlerError>>>,
-    ) -> (Done, Answered) {
+    ) -> (Bytes, Answered) {
         let result = match outcome {
             Some(Ok(result)) => result,
             Some(Err(_panic)) => Err(HandlerError::crashed("handler panicked")),
@@ -810,7 +811,7 @@ impl Finish {
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
         route_stats.metrics.answered(code, elapsed);
         let (frames, bytes) = answer_size(self.frame_limit, self.route_len, &answer);
-        (Done::answer(self.channel, self.seq, answer), Answered { elapsed, ended, frames, bytes })
+        (answer, Answered { elapsed, ended, frames, bytes })
     }
 }
 
