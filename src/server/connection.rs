@@ -30,7 +30,7 @@ use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Reply, Request};
 use super::memory::HeldShare;
 use super::offload::Timed;
-use super::stats::{Counts, Instant as LatencyInstant, RouteStats};
+use super::stats::{latency_now, Counts, Instant as LatencyInstant, RouteStats};
 use super::tally::{Answered, RouteTallies};
 use super::transport::Peer;
 use super::Shared;
@@ -695,7 +695,7 @@ fn start_handler(
         channel: request.channel,
         seq,
         frame_limit: shared.config.core.frame_limits.max_data,
-        started: LatencyInstant::now(),
+        started: latency_now(),
     };
     // A span per request only when someone listens at debug level.
     let span = tracing::enabled!(tracing::Level::DEBUG).then(
@@ -806,7 +806,7 @@ impl Finish {
             Ok(body) => (body, 0),
             Err(err) => (err.to_answer().to_body(), err.code()),
         };
-        let ended = LatencyInstant::now();
+        let ended = latency_now();
         let elapsed = ended.saturating_duration_since(self.started);
         tracing::debug!(code, latency_us = elapsed.as_micros() as u64, "answered");
         route_stats.metrics.answered(code, elapsed);
