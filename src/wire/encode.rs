@@ -41,9 +41,10 @@ pub(crate) fn encode_parts(status: Status, path: &[u8], channel: u32, data: &[u8
     dst.reserve(crate::wire::frame::FIXED_OVERHEAD + path.len() + data.len());
     dst.put_u8(status.byte());
     dst.put_slice(path);
-    dst.put_u8(0);
-    dst.put_u32(channel);
-    dst.put_u32(data.len() as u32);
+    // The NUL, the channel and the length go in with one copy.
+    let [c0, c1, c2, c3] = channel.to_be_bytes();
+    let [l0, l1, l2, l3] = (data.len() as u32).to_be_bytes();
+    dst.put_slice(&[0, c0, c1, c2, c3, l0, l1, l2, l3]);
     dst.put_slice(data);
 }
 
