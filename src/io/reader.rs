@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::wire::codec::{CodecError, MAX_RESERVE};
 use crate::wire::decode::FrameDecoder;
 use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::frame_error::DecodeError;
 use crate::wire::status::{Sender, Status};
 
 /// The read buffer's size when a connection starts and after a large
@@ -33,6 +34,12 @@ pub const COPY_SMALL_DATA: usize = 4096;
 #[derive(Debug)]
 pub struct FrameReader<R> {
     io: R,
+    /// Bytes read and frozen once for all the whole frames they begin
+    /// with: each frame's path and data are slices of it. Only its tail
+    /// may be an unfinished frame, which goes back in front of `buf`
+    /// before anything more is read.
+    frozen: Bytes,
+    /// Bytes read after `frozen` (all of them when `frozen` is empty).
     buf: BytesMut,
     decoder: FrameDecoder,
     eof: bool,
@@ -54,6 +61,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(io: R, limits: FrameLimits) -> FrameReader<R> {
         FrameReader {
             io,
+            frozen: Bytes::new(),
             buf: BytesMut::with_capacity(INITIAL_READ_BUFFER),
             decoder: FrameDecoder::new(limits),
             eof: false,
@@ -128,19 +136,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A frame already in the buffer, without reading; `None` if there is
     /// no whole frame buffered.
     pub fn try_next(&mut self) -> Option<Result<Frame, CodecError>> {
-        // The buffer always begins with the first byte of the next frame.
-        if let (Some(sender), Some(status)) = (self.sender, self.buf.first().copied().and_then(Status::from_byte)) {
+        // The bytes always begin with the first byte of the next frame.
+        let front = if self.frozen.is_empty() { self.buf.first() } else { self.frozen.first() };
+        if let (Some(sender), Some(status)) = (self.sender, front.copied().and_then(Status::from_byte)) {
             if !status.may_be_sent_by(sender) {
                 return Some(Err(CodecError::Forbidden { status, sender }));
             }
         }
-        let big_buffer = self.big;
-        let frame = match self.decoder.decode(&mut self.buf) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return None,
-            Err(err) => return Some(Err(err.into())),
+        let frame = match self.decoder.decode_frozen(&mut self.frozen) {
+            Some(frame) => frame,
+            None => match self.thaw_and_decode() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return None,
+                Err(err) => return Some(Err(err.into())),
+            },
         };
-        if self.buf.is_empty() {
+        let big_buffer = self.big;
+        if self.frozen.is_empty() && self.buf.is_empty() {
             self.pending_since = None;
             if big_buffer {
                 // Let the large allocation go with the frames cut from it.
@@ -154,9 +166,31 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Some(Ok(if big_buffer && frame.data.len() <= COPY_SMALL_DATA { unpin(frame) } else { frame }))
     }
 
+    /// The next frame when the frozen bytes do not begin with one: what is
+    /// left of them (an unfinished frame) goes back in front of the bytes
+    /// read since; then, if the buffer begins with a whole frame, all of
+    /// it is frozen and the frame taken from it, and otherwise the decoder
+    /// says what is missing or wrong.
+    fn thaw_and_decode(&mut self) -> Result<Option<Frame>, DecodeError> {
+        if !self.frozen.is_empty() {
+            let mut joined = BytesMut::with_capacity((self.frozen.len() + self.buf.len()).max(INITIAL_READ_BUFFER));
+            joined.extend_from_slice(&self.frozen);
+            joined.extend_from_slice(&self.buf);
+            self.frozen = Bytes::new();
+            self.buf = joined;
+        }
+        if self.decoder.starts_whole(&self.buf) {
+            self.frozen = self.buf.split().freeze();
+            if let Some(frame) = self.decoder.decode_frozen(&mut self.frozen) {
+                return Ok(Some(frame));
+            }
+        }
+        self.decoder.decode(&mut self.buf)
+    }
+
     /// Whether some bytes of a frame have arrived and the rest has not.
     pub fn in_frame(&self) -> bool {
-        !self.buf.is_empty()
+        !self.frozen.is_empty() || !self.buf.is_empty()
     }
 
     /// Since when the first byte of an unfinished frame has been waiting
@@ -167,7 +201,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Bytes read and not yet handed out as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.frozen.len() + self.buf.len()
     }
 }
 
@@ -245,5 +279,93 @@ mod tests {
         assert_ne!(got_small.data.as_ptr() as usize, sliced_at);
         assert_eq!((got_big, &got_small), (big, &small));
         assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
+    }
+
+    /// Hands out at most the next cut's worth of bytes per read.
+    struct Chunked {
+        data: Vec<u8>,
+        cuts: Vec<usize>,
+        at: usize,
+    }
+
+    impl AsyncRead for Chunked {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let cut = self.cuts.get(self.at % self.cuts.len().max(1)).copied().unwrap_or(1).max(1);
+            self.at += 1;
+            let n = cut.min(out.remaining()).min(self.data.len());
+            let rest = self.data.split_off(n);
+            out.put_slice(&self.data);
+            self.data = rest;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What a decoder given the whole stream at once makes of it.
+    fn decoded_at_once(bytes: &[u8], limits: FrameLimits) -> Vec<Result<Frame, String>> {
+        let (mut decoder, mut buf, mut out) = (FrameDecoder::new(limits), BytesMut::from(bytes), Vec::new());
+        loop {
+            match decoder.decode_eof(&mut buf) {
+                Ok(Some(frame)) => out.push(Ok(frame)),
+                Ok(None) => return out,
+                Err(err) => {
+                    out.push(Err(err.to_string()));
+                    return out;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// However the reads cut the stream, the reader hands out the frames
+        /// (or the error) that decoding the whole stream at once gives,
+        /// with the same error offsets.
+        #[test]
+        fn frames_are_the_same_however_reads_cut_them(
+            frames in proptest::collection::vec(
+                (proptest::sample::select(vec![0u8, 1, 2, 3]),
+                 proptest::collection::vec(b'a'..=b'z', 0..6),
+                 0u32..4,
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300)),
+                0..12),
+            cuts in proptest::collection::vec(1usize..400, 1..8),
+            damage in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>())),
+            truncate in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let frames: Vec<Frame> = frames
+                .into_iter()
+                .map(|(status, path, channel, data)| Frame::new(Status::from_byte(status).unwrap(), path, channel, data))
+                .collect();
+            let mut bytes = stream(&frames);
+            if let (Some((at, byte)), false) = (damage, bytes.is_empty()) {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            if let (Some(at), false) = (truncate, bytes.is_empty()) {
+                bytes.truncate(at.index(bytes.len()));
+            }
+            let limits = FrameLimits { max_path: 8, max_data: 1000 };
+            let expected = decoded_at_once(&bytes, limits);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = runtime.block_on(async {
+                let mut reader = FrameReader::new(Chunked { data: bytes.clone(), cuts, at: 0 }, limits);
+                let mut got = Vec::new();
+                while let Some(item) = reader.next().await {
+                    match item {
+                        Ok(frame) => got.push(Ok(frame)),
+                        Err(CodecError::Decode(err)) => {
+                            got.push(Err(err.to_string()));
+                            break;
+                        }
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+                got
+            });
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 }

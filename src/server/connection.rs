@@ -686,7 +686,8 @@ fn start_handler(
     seq: u64,
     (frames, bytes): (u64, u64),
 ) -> Started {
-    let Some((super::Route { handler, stats: route_stats }, tally)) = tallies.find(&shared.routes, &request.route) else {
+    let Some((super::Route { handler, stats: route_stats }, tally)) = tallies.find(&shared.routes, &request.route)
+    else {
         return Started::NoHandler;
     };
     tally.received(frames, bytes);

@@ -146,7 +146,8 @@ mod tests {
         let (a, b) = (stats.route(b"/a").unwrap().clone(), stats.route(b"/b").unwrap().clone());
         let handler: Arc<dyn Handler> = Arc::new(SyncFnHandler(|_| Ok::<_, HandlerError>(Bytes::new())));
         let route = |stats: &Arc<RouteStats>| Route { handler: handler.clone(), stats: stats.clone() };
-        let routes = FxHashMap::from_iter([(Bytes::from_static(b"/a"), route(&a)), (Bytes::from_static(b"/b"), route(&b))]);
+        let routes =
+            FxHashMap::from_iter([(Bytes::from_static(b"/a"), route(&a)), (Bytes::from_static(b"/b"), route(&b))]);
         (routes, a, b)
     }
 

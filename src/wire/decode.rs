@@ -222,6 +222,19 @@ pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
     Frame { status, path, channel, data: frame.freeze() }
 }
 
+/// Cuts the frame `layout` describes off the front of a frozen buffer:
+/// its path and data are slices of the buffer, with no copy and no
+/// change of the buffer's owner.
+#[inline(always)]
+pub fn split_frozen(buf: &mut Bytes, layout: &FrameLayout) -> Frame {
+    let (path_start, path_end) = layout.path;
+    let (data_start, end) = layout.data;
+    let path = if path_end > path_start { buf.slice(path_start..path_end) } else { Bytes::new() };
+    let data = if end > data_start { buf.slice(data_start..end) } else { Bytes::new() };
+    buf.advance(end);
+    Frame { status: layout.status, path, channel: layout.channel, data }
+}
+
 /// A stateful decoder over a byte stream: keeps the stream offset so errors
 /// name where in the stream they are, and stops for good after an error
 /// (`[FERR-1]`: no resynchronisation).
@@ -269,6 +282,30 @@ impl FrameDecoder {
     }
 
     /// Cuts the frame `layout` describes off `buf` and moves past it.
+    /// A frame from the front of `frozen`, bytes already read and frozen,
+    /// when they begin with a whole frame that breaks no requirement;
+    /// otherwise `None`, with `frozen` untouched: what it holds then goes
+    /// through [`FrameDecoder::decode`], which tells an unfinished frame
+    /// from a broken one.
+    #[inline(always)]
+    pub fn decode_frozen(&mut self, frozen: &mut Bytes) -> Option<Frame> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let layout = whole_valid_frame(frozen, &self.limits)?;
+        self.offset += layout.encoded_len() as u64;
+        self.needed = MIN_FRAME_LEN;
+        Some(split_frozen(frozen, &layout))
+    }
+
+    /// Whether `buf` begins with a whole frame that breaks no requirement:
+    /// then it may be frozen and its frames taken with
+    /// [`FrameDecoder::decode_frozen`].
+    #[inline(always)]
+    pub fn starts_whole(&self, buf: &[u8]) -> bool {
+        self.failed.is_none() && whole_valid_frame(buf, &self.limits).is_some()
+    }
+
     #[inline(always)]
     fn take(&mut self, buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
         self.offset += layout.encoded_len() as u64;
