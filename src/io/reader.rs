@@ -14,7 +14,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::wire::codec::{CodecError, MAX_RESERVE};
 use crate::wire::decode::FrameDecoder;
 use crate::wire::frame::{Frame, FrameLimits};
-use crate::wire::frame_error::DecodeError;
 use crate::wire::status::{Sender, Status};
 
 /// The read buffer's size when a connection starts and after a large
@@ -54,6 +53,8 @@ pub struct FrameReader<R> {
     sender: Option<Sender>,
     /// Bytes the last read brought.
     last_len: usize,
+    /// A status the peer may not send arrived: every later call says so again.
+    refused: Option<Status>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -70,6 +71,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             big: false,
             sender: None,
             last_len: 0,
+            refused: None,
         }
     }
 
@@ -136,21 +138,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A frame already in the buffer, without reading; `None` if there is
     /// no whole frame buffered.
     pub fn try_next(&mut self) -> Option<Result<Frame, CodecError>> {
-        // The bytes always begin with the first byte of the next frame.
-        let front = if self.frozen.is_empty() { self.buf.first() } else { self.frozen.first() };
-        if let (Some(sender), Some(status)) = (self.sender, front.copied().and_then(Status::from_byte)) {
-            if !status.may_be_sent_by(sender) {
-                return Some(Err(CodecError::Forbidden { status, sender }));
-            }
+        if let Some(err) = self.refusal() {
+            return Some(Err(err));
         }
         let frame = match self.decoder.decode_frozen(&mut self.frozen) {
             Some(frame) => frame,
             None => match self.thaw_and_decode() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return None,
-                Err(err) => return Some(Err(err.into())),
+                Err(err) => return Some(Err(err)),
             },
         };
+        if self.sender.is_some_and(|sender| !frame.status.may_be_sent_by(sender)) {
+            self.refused = Some(frame.status);
+            return self.refusal().map(Err);
+        }
         let big_buffer = self.big;
         if self.frozen.is_empty() && self.buf.is_empty() {
             self.pending_since = None;
@@ -171,7 +173,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// read since; then, if the buffer begins with a whole frame, all of
     /// it is frozen and the frame taken from it, and otherwise the decoder
     /// says what is missing or wrong.
-    fn thaw_and_decode(&mut self) -> Result<Option<Frame>, DecodeError> {
+    fn thaw_and_decode(&mut self) -> Result<Option<Frame>, CodecError> {
         if !self.frozen.is_empty() {
             let mut joined = BytesMut::with_capacity((self.frozen.len() + self.buf.len()).max(INITIAL_READ_BUFFER));
             joined.extend_from_slice(&self.frozen);
@@ -185,7 +187,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(frame));
             }
         }
-        self.decoder.decode(&mut self.buf)
+        // The bytes begin with the first byte of the next frame: a status
+        // the peer may not send is refused before the rest of its frame,
+        // which may be 16 MiB long, has come.
+        if let (Some(sender), Some(status)) = (self.sender, self.buf.first().copied().and_then(Status::from_byte)) {
+            if !status.may_be_sent_by(sender) {
+                self.refused = Some(status);
+                return Err(CodecError::Forbidden { status, sender });
+            }
+        }
+        Ok(self.decoder.decode(&mut self.buf)?)
+    }
+
+    /// The error of a status the peer may not send, once one arrived.
+    fn refusal(&self) -> Option<CodecError> {
+        Some(CodecError::Forbidden { status: self.refused?, sender: self.sender? })
     }
 
     /// Whether some bytes of a frame have arrived and the rest has not.
@@ -279,6 +295,26 @@ mod tests {
         assert_ne!(got_small.data.as_ptr() as usize, sliced_at);
         assert_eq!((got_big, &got_small), (big, &small));
         assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn a_status_the_peer_may_not_send_is_refused_for_good() {
+        let request = Frame::new(Status::RequestWhole, &b"/a"[..], 0, &b"x"[..]);
+        let answer = Frame::new(Status::ResponseWhole, &b"/a"[..], 0, &b"y"[..]);
+        // Whole frames read at once, and an answer's first byte alone.
+        let whole = stream(&[request.clone(), answer, request.clone()]);
+        let first_byte = [stream(std::slice::from_ref(&request)), vec![Status::ResponseWhole.byte()]].concat();
+        for bytes in [whole, first_byte] {
+            let mut reader = FrameReader::new(&bytes[..], FrameLimits::default()).from_peer(Sender::Client);
+            assert_eq!(reader.next().await.unwrap().unwrap(), request);
+            for _ in 0..2 {
+                let refused = reader.next().await;
+                assert!(
+                    matches!(refused, Some(Err(CodecError::Forbidden { status: Status::ResponseWhole, .. }))),
+                    "{refused:?}"
+                );
+            }
+        }
     }
 
     /// Hands out at most the next cut's worth of bytes per read.

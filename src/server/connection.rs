@@ -64,9 +64,9 @@ struct Connection<W> {
     /// Counts per channel and for the connection (`/sys/connection_statis`).
     channel_counts: ChannelCounts,
     connection_count: Counts,
-    /// Counts not yet added to the server's totals: they are added once per
-    /// flush, not once per frame.
-    unreported: Counts,
+    /// What of `connection_count` the server's totals already have: the
+    /// rest is added once per flush, not once per frame.
+    reported: Counts,
     /// Counts and latencies of routes, not yet added to their statistics.
     tallies: RouteTallies,
     /// This connection's bytes in the server's memory total.
@@ -122,7 +122,7 @@ pub(crate) async fn serve_connection<R, W>(
         handlers: FuturesUnordered::new(),
         channel_counts: ChannelCounts::default(),
         connection_count: Counts::default(),
-        unreported: Counts::default(),
+        reported: Counts::default(),
         tallies: RouteTallies::default(),
         reading: true,
         frame_arrived: false,
@@ -426,25 +426,19 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         }
     }
 
-    /// Applies `update` to the counts of `channel`, of the connection and of
-    /// what the server totals have not seen yet.
+    /// Applies `update` to the counts of `channel` and of the connection.
     fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
         let highest = self.core.highest_channel_id();
-        count_in(
-            &mut self.channel_counts,
-            &mut self.connection_count,
-            &mut self.unreported,
-            (channel, highest),
-            update,
-        );
+        count_in(&mut self.channel_counts, &mut self.connection_count, (channel, highest), update);
     }
 
     /// Adds what this connection counted to the server's totals and to its
     /// routes' statistics.
     fn report(&mut self) {
         self.tallies.report();
-        if self.unreported != Counts::default() {
-            let counts = std::mem::take(&mut self.unreported);
+        if self.connection_count != self.reported {
+            let counts = self.connection_count.minus(self.reported);
+            self.reported = self.connection_count;
             self.shared.stats.metrics.add(&counts, self.shared.memory.held());
         }
     }
@@ -596,13 +590,13 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// them now, counting them, and adds what was counted since the last
     /// flush to the server's totals.
     async fn flush(&mut self) -> Result<(), CodecError> {
-        let Connection { core, writer, channel_counts, connection_count, unreported, .. } = self;
+        let Connection { core, writer, channel_counts, connection_count, .. } = self;
         let highest = core.highest_channel_id();
         writer.queue(core.transmit().inspect(|frame| {
             let bytes = frame.encoded_len() as u64;
             let whole = frame.status.position().is_some_and(|p| p.completes_message());
             let sent = |c: &mut Counts| c.frame_sent(bytes, whole);
-            count_in(channel_counts, connection_count, unreported, (frame.channel, highest), sent);
+            count_in(channel_counts, connection_count, (frame.channel, highest), sent);
         }));
         self.report();
         // One attempt; what the socket does not take waits for it to drain.
@@ -614,13 +608,11 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     }
 }
 
-/// Applies `update` to the counts of `channel`, of the connection and of
-/// what the server totals have not seen yet; `highest` is the highest
-/// channel id given out so far.
+/// Applies `update` to the counts of `channel` and of the connection;
+/// `highest` is the highest channel id given out so far.
 fn count_in(
     channels: &mut ChannelCounts,
     connection: &mut Counts,
-    unreported: &mut Counts,
     (channel, highest): (u32, u32),
     update: impl Fn(&mut Counts),
 ) {
@@ -628,7 +620,6 @@ fn count_in(
         update(counts);
     }
     update(connection);
-    update(unreported);
 }
 
 /// The counts of each channel of a connection (`/sys/connection_statis`),
@@ -854,18 +845,18 @@ mod tests {
     #[test]
     fn channel_counts_grow_only_to_channels_given_out() {
         let mut channels = ChannelCounts::default();
-        let (mut connection, mut unreported) = (Counts::default(), Counts::default());
+        let mut connection = Counts::default();
         let received = |c: &mut Counts| c.frame_received(10);
         // Channel 0 exists from the start; channel 5 was never given out.
-        count_in(&mut channels, &mut connection, &mut unreported, (0, 0), received);
-        count_in(&mut channels, &mut connection, &mut unreported, (5, 0), received);
-        count_in(&mut channels, &mut connection, &mut unreported, (u32::MAX, 0), received);
+        count_in(&mut channels, &mut connection, (0, 0), received);
+        count_in(&mut channels, &mut connection, (5, 0), received);
+        count_in(&mut channels, &mut connection, (u32::MAX, 0), received);
         assert_eq!(channels.counts.len(), 1, "no room is made for a channel never given out");
-        assert_eq!((connection.packets_received, unreported.packets_received), (3, 3), "the connection counts all");
+        assert_eq!(connection.packets_received, 3, "the connection counts all");
         assert_eq!(channels.get(0).packets_received, 1);
         assert_eq!(channels.get(5), Counts::default());
         // Channel 5 given out.
-        count_in(&mut channels, &mut connection, &mut unreported, (5, 5), received);
+        count_in(&mut channels, &mut connection, (5, 5), received);
         assert_eq!((channels.counts.len(), channels.get(5).bytes_received), (6, 10));
     }
 }

@@ -152,15 +152,25 @@ impl Counts {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// These counts less `other`'s, member by member (none below zero):
+    /// what was counted since the counts were `other`.
+    pub fn minus(self, other: Counts) -> Counts {
+        self.combine(other, u64::saturating_sub)
+    }
+
     /// These counts and `other`'s, member by member.
     pub fn plus(self, other: Counts) -> Counts {
+        self.combine(other, |a, b| a + b)
+    }
+
+    fn combine(self, other: Counts, op: impl Fn(u64, u64) -> u64) -> Counts {
         Counts {
-            packets_sent: self.packets_sent + other.packets_sent,
-            packets_received: self.packets_received + other.packets_received,
-            whole_sent: self.whole_sent + other.whole_sent,
-            whole_received: self.whole_received + other.whole_received,
-            bytes_sent: self.bytes_sent + other.bytes_sent,
-            bytes_received: self.bytes_received + other.bytes_received,
+            packets_sent: op(self.packets_sent, other.packets_sent),
+            packets_received: op(self.packets_received, other.packets_received),
+            whole_sent: op(self.whole_sent, other.whole_sent),
+            whole_received: op(self.whole_received, other.whole_received),
+            bytes_sent: op(self.bytes_sent, other.bytes_sent),
+            bytes_received: op(self.bytes_received, other.bytes_received),
         }
     }
 }

@@ -69,7 +69,7 @@ impl RouteTallies {
     /// a route.
     pub(crate) fn find(&mut self, routes: &FxHashMap<Bytes, Route>, name: &[u8]) -> Option<(&Route, &mut Tally)> {
         let at = match &self.last {
-            Some((last, at)) if last[..] == *name => *at,
+            Some((last, at)) if crate::wire::scan::same_bytes(last, name) => *at,
             _ => {
                 let (key, route) = routes.get_key_value(name)?;
                 let at = self.position(route);

@@ -32,6 +32,38 @@ pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
     memchr::memchr(needle, haystack.get(at..)?).map(|found| at + found)
 }
 
+/// Whether `a` and `b` hold the same bytes. Routes are short: up to 16
+/// bytes are compared as two overlapping words, with no call to memcmp.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word(a) == word(b) && word(&a[n - 8..]) == word(&b[n - 8..]),
+        4..=7 => half(a) == half(b) && half(&a[n - 4..]) == half(&b[n - 4..]),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
+/// The first eight bytes of `bytes` (at least eight) as a word.
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_ne_bytes(word)
+}
+
+/// The first four bytes of `bytes` (at least four) as a word.
+#[inline(always)]
+fn half(bytes: &[u8]) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(&bytes[..4]);
+    u32::from_ne_bytes(half)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +76,26 @@ mod tests {
             bytes in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, b'?', b'>', 0x80, 0xff, b'/']), 0..40),
         ) {
             proptest::prop_assert_eq!(find_byte(needle, &bytes), bytes.iter().position(|&b| b == needle));
+        }
+
+        /// The word-at-a-time comparison says what `==` says, for lengths
+        /// on both sides of every boundary and bytes that differ anywhere.
+        #[test]
+        fn same_bytes_agrees_with_eq(
+            a in proptest::collection::vec(proptest::sample::select(vec![0u8, b'/', b'e', 0xff]), 0..24),
+            change in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>())),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let mut b = a.clone();
+            if let (Some((at, byte)), false) = (change, b.is_empty()) {
+                let at = at.index(b.len());
+                b[at] = byte;
+            }
+            if let (Some(at), false) = (cut, b.is_empty()) {
+                b.truncate(at.index(b.len()));
+            }
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+            proptest::prop_assert!(same_bytes(&a, &a));
         }
     }
 }
