@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use iip::conformance::spec::table;
-use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
-use iip::{Frame, MessageKind, Position, Status};
+use iip::proto::server::{DirectAnswer, ServerConfig, ServerConnection, ServerEvent};
+use iip::{Frame, FrameDecoder, FrameLimits, MessageKind, Position, Status};
 use proptest::prelude::*;
 
 const MAX_CHANNELS: u32 = 4;
@@ -213,6 +213,14 @@ impl Model {
     }
 }
 
+/// The frames written into `out`, as `drain` gives them.
+fn decode_all(out: &mut BytesMut) -> BTreeSet<Sent> {
+    let mut decoder = FrameDecoder::new(FrameLimits::default());
+    std::iter::from_fn(|| decoder.decode(out).ok().flatten())
+        .map(|f| (f.channel, f.path.to_vec(), f.data.to_vec()))
+        .collect()
+}
+
 fn drain(core: &mut ServerConnection) -> BTreeSet<Sent> {
     std::iter::from_fn(|| core.poll_transmit()).map(|f| (f.channel, f.path.to_vec(), f.data.to_vec())).collect()
 }
@@ -242,7 +250,12 @@ proptest! {
                     let status = Status::message(MessageKind::Request, position);
                     let frame = Frame::new(status, Bytes::from_static(route.path()), channel, Bytes::from(body.clone()));
                     let expected = model.send(channel, position, route, &body);
-                    let actual = core.receive(frame);
+                    // Every frame is offered for a direct answer first; a
+                    // frame given back goes the usual way.
+                    let (actual, direct) = match core.receive_direct(frame) {
+                        Ok(direct) => (Ok(None), Some(direct)),
+                        Err(frame) => (core.receive(frame), None),
+                    };
                     match (&expected, &actual) {
                         (Err(()), Err(_)) => {
                             model.closed = true;
@@ -255,8 +268,26 @@ proptest! {
                         next_app += 1;
                         handed_out.insert(next_app, (r.channel, r.seq, r.body.to_vec()));
                     }
-                    let expected: BTreeSet<_> = expected.unwrap_or_default().into_iter().collect();
-                    prop_assert_eq!(drain(&mut core), expected);
+                    let mut expected: BTreeSet<_> = expected.unwrap_or_default().into_iter().collect();
+                    let mut sent = drain(&mut core);
+                    if let Some(direct) = direct {
+                        next_app += 1;
+                        prop_assert_eq!((direct.ticket.channel, &direct.body[..]), (channel, &body[..]));
+                        if body[0] % 2 == 0 {
+                            // Answered at once: written out, or queued when it may not be.
+                            let mut out = BytesMut::new();
+                            let answer = Bytes::from(body.clone());
+                            if let DirectAnswer::Written { .. } = core.answer_direct(direct.ticket, &direct.route, answer, Some(&mut out)) {
+                                sent.extend(decode_all(&mut out));
+                            }
+                            sent.extend(drain(&mut core));
+                            expected.extend(model.answer(next_app, body));
+                        } else {
+                            let seq = core.defer(direct.ticket, direct.route, body.len());
+                            handed_out.insert(next_app, (channel, seq, body));
+                        }
+                    }
+                    prop_assert_eq!(sent, expected);
                 }
                 Op::Answer { pick } => {
                     if handed_out.is_empty() {

@@ -6,6 +6,15 @@
 //! sequence number. Give each answer back with [`ServerConnection::respond`],
 //! in any order; frames come out of [`ServerConnection::poll_transmit`] in the
 //! order the spec demands (`[ORDER-2]`).
+//!
+//! A shell that can answer at once may offer every frame to
+//! [`ServerConnection::receive_direct`] first. A whole request on a channel
+//! with nothing before it in line comes back as a [`DirectRequest`] whose
+//! answer [`ServerConnection::answer_direct`] encodes straight into the
+//! shell's write buffer: no place in the channel's order, no frame in the
+//! outbox. A handler that must wait instead takes the request's place with
+//! [`ServerConnection::defer`] and answers through `respond` as usual. Any
+//! other frame is given back untouched, for `receive`.
 
 use std::collections::VecDeque;
 
