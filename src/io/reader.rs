@@ -154,6 +154,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return self.refusal().map(Err);
         }
         let big_buffer = self.big;
+        if self.frozen.is_empty() {
+            // Empty, it would still hold the allocation it was cut from:
+            // the frames cut from it keep what they need.
+            self.frozen = Bytes::new();
+        }
         if self.frozen.is_empty() && self.buf.is_empty() {
             self.pending_since = None;
             if big_buffer {
@@ -295,6 +300,17 @@ mod tests {
         assert_ne!(got_small.data.as_ptr() as usize, sliced_at);
         assert_eq!((got_big, &got_small), (big, &small));
         assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn a_frame_read_alone_is_the_only_holder_of_its_bytes() {
+        let big = Frame::new(Status::RequestWhole, &b"/big"[..], 0, vec![1u8; 1 << 20]);
+        let bytes = stream(std::slice::from_ref(&big));
+        let mut reader = FrameReader::new(&bytes[..], FrameLimits::default());
+        let Frame { path, data, .. } = reader.next().await.unwrap().unwrap();
+        drop(path);
+        assert!(data.is_unique(), "the reader keeps no hold on a frame's allocation once it is handed out");
+        assert!(reader.next().await.is_none());
     }
 
     #[tokio::test]
