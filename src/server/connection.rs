@@ -365,7 +365,6 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         match next {
             Some(Ok(frame)) => {
                 self.frame_arrived = true;
-                self.core.set_server_full(self.server_full());
                 if let Err(reason) = self.on_frame(frame) {
                     // Requests complete before the error are still answered ([FERR-1]).
                     self.reading = false;
@@ -406,6 +405,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             }
             Err(frame) => frame,
         };
+        // Only a chunked message grows by assembly, which a full server refuses.
+        self.core.set_server_full(self.server_full());
         let received = self.core.receive(frame);
         let whole = matches!(received, Ok(Some(ServerEvent::Request(_))));
         self.count(channel, |c| {

@@ -78,7 +78,7 @@ impl Frame {
 
 /// Splits a path at its first `?` into route and query, sharing its bytes
 /// (a path without `?` is the route itself, moved).
-#[inline]
+#[inline(always)]
 pub fn split_route(path: Bytes) -> (Bytes, Option<Bytes>) {
     match crate::wire::scan::find_byte(b'?', &path) {
         Some(at) => {
