@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::wire::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
 use crate::wire::frame::{split_route, Frame, FrameLimits};
+use crate::wire::scan::same_bytes;
 use crate::wire::status::{MessageKind, Sender, Status};
 
 use super::channels::{ChannelIds, ChannelTable};
@@ -595,7 +596,7 @@ impl ServerConnection {
             self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::RequestTooLarge));
             return Ok(None);
         };
-        if route == NEW_CHANNEL {
+        if same_bytes(&route, NEW_CHANNEL) {
             let answer = match self.ids.allocate() {
                 Some(id) => {
                     self.channels.insert(id, Channel::new());
@@ -608,7 +609,7 @@ impl ServerConnection {
             self.respond(channel_id, seq, answer);
             return Ok(None);
         }
-        if route == DELETE_CHANNEL {
+        if same_bytes(&route, DELETE_CHANNEL) {
             let seq = channel.take_seq(route, 0);
             if channel_id == 0 {
                 self.respond_error(0, seq, ErrorAnswer::named(ErrorCode::ChannelNotDeletable));
