@@ -176,8 +176,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next frame when the frozen bytes do not begin with one: what is
     /// left of them (an unfinished frame) goes back in front of the bytes
     /// read since; then, if the buffer begins with a whole frame, all of
-    /// it is frozen and the frame taken from it, and otherwise the decoder
-    /// says what is missing or wrong.
+    /// it is frozen and the frame taken from it (its head read once), and
+    /// otherwise the decoder says what is missing or wrong.
     fn thaw_and_decode(&mut self) -> Result<Option<Frame>, CodecError> {
         if !self.frozen.is_empty() {
             let mut joined = BytesMut::with_capacity((self.frozen.len() + self.buf.len()).max(INITIAL_READ_BUFFER));
@@ -186,11 +186,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.frozen = Bytes::new();
             self.buf = joined;
         }
-        if self.decoder.starts_whole(&self.buf) {
-            self.frozen = self.buf.split().freeze();
-            if let Some(frame) = self.decoder.decode_frozen(&mut self.frozen) {
-                return Ok(Some(frame));
-            }
+        if let Some((frozen, frame)) = self.decoder.freeze_whole(&mut self.buf) {
+            self.frozen = frozen;
+            return Ok(Some(frame));
         }
         // The bytes begin with the first byte of the next frame: a status
         // the peer may not send is refused before the rest of its frame,

@@ -396,10 +396,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         // them in their channel's order.
         let frame = match self.core.receive_direct(frame) {
             Ok(request) => {
-                self.count(channel, |c| {
-                    c.frame_received(bytes);
-                    c.whole_received += 1;
-                });
+                self.count_received(channel, bytes, true);
                 self.dispatch_direct(request);
                 return Ok(());
             }
@@ -409,10 +406,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         self.core.set_server_full(self.server_full());
         let received = self.core.receive(frame);
         let whole = matches!(received, Ok(Some(ServerEvent::Request(_))));
-        self.count(channel, |c| {
-            c.frame_received(bytes);
-            c.whole_received += u64::from(whole);
-        });
+        self.count_received(channel, bytes, whole);
         match received {
             Ok(None) => Ok(()),
             Ok(Some(ServerEvent::Request(request))) => {
@@ -425,6 +419,22 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 Err(Some(err.to_string()))
             }
         }
+    }
+
+    /// Counts a frame of `bytes` bytes received on `channel`; `whole` when
+    /// it completed a request.
+    #[inline(always)]
+    fn count_received(&mut self, channel: u32, bytes: u64, whole: bool) {
+        self.count(channel, |c| {
+            c.frame_received(bytes);
+            c.whole_received += u64::from(whole);
+        });
+    }
+
+    /// The request a handler is given, from this connection.
+    #[inline(always)]
+    fn request(&self, channel: u32, route: Bytes, query: Option<Bytes>, body: Bytes) -> Request {
+        Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() }
     }
 
     /// Applies `update` to the counts of `channel` and of the connection.
@@ -479,7 +489,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond(channel, seq, answer);
             return;
         }
-        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
+        let request = self.request(channel, route, query, body);
         match start_handler(&self.shared, &mut self.tallies, request, seq, (frames, bytes)) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::NoHandler => {
@@ -497,7 +507,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         let DirectRequest { ticket, route, query, body, bytes } = request;
         let (channel, seq, held) = (ticket.channel, ticket.seq, body.len());
         let answer_route = route.clone();
-        let request = Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() };
+        let request = self.request(channel, route, query, body);
         let answer = match start_handler(&self.shared, &mut self.tallies, request, seq, (1, bytes)) {
             Started::Answered(body) => body,
             Started::NoHandler => ErrorAnswer::no_handler().to_body(),

@@ -352,7 +352,7 @@ impl Measure {
     /// (milliseconds for application routes, microseconds for the
     /// statistics paths).
     pub fn with_unit(unit: Duration) -> Measure {
-        Measure::since(unit, Instant::now())
+        Measure::since(unit, latency_now())
     }
 
     /// A measure whose window began at `start`: measures that share it
@@ -375,7 +375,7 @@ impl Measure {
 
     /// Records one request whose handler took `duration`, ending now.
     pub fn record(&self, duration: Duration) {
-        self.record_ended(duration, Instant::now())
+        self.record_ended(duration, latency_now())
     }
 
     /// Records one request whose handler took `duration` and ended at
@@ -504,7 +504,7 @@ impl ServerStats {
     /// Statistics for a server with these application routes, and the
     /// statistics paths (`[SYS-9]`).
     pub fn new(routes: impl IntoIterator<Item = Bytes>) -> ServerStats {
-        let start = Instant::now();
+        let start = latency_now();
         let application = routes.into_iter().map(|route| (route, Duration::from_millis(1)));
         let statistics = STATISTICS_PATHS.iter().map(|p| (Bytes::from_static(p.as_bytes()), Duration::from_micros(1)));
         ServerStats {

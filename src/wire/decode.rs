@@ -289,27 +289,48 @@ impl FrameDecoder {
     /// from a broken one.
     #[inline(always)]
     pub fn decode_frozen(&mut self, frozen: &mut Bytes) -> Option<Frame> {
+        let layout = self.whole_frame(frozen)?;
+        Some(self.take_frozen(frozen, &layout))
+    }
+
+    /// When `buf` begins with a whole frame that breaks no requirement:
+    /// all of `buf`, frozen, with that frame taken off its front (take the
+    /// rest with [`FrameDecoder::decode_frozen`]). Otherwise `None`, with
+    /// `buf` untouched.
+    #[inline(always)]
+    pub fn freeze_whole(&mut self, buf: &mut BytesMut) -> Option<(Bytes, Frame)> {
+        let layout = self.whole_frame(buf)?;
+        let mut frozen = buf.split().freeze();
+        let frame = self.take_frozen(&mut frozen, &layout);
+        Some((frozen, frame))
+    }
+
+    /// The layout of a whole valid frame at the front of `buf`, unless the
+    /// stream already failed.
+    #[inline(always)]
+    fn whole_frame(&self, buf: &[u8]) -> Option<FrameLayout> {
         if self.failed.is_some() {
             return None;
         }
-        let layout = whole_valid_frame(frozen, &self.limits)?;
-        self.offset += layout.encoded_len() as u64;
-        self.needed = MIN_FRAME_LEN;
-        Some(split_frozen(frozen, &layout))
+        whole_valid_frame(buf, &self.limits)
     }
 
-    /// Whether `buf` begins with a whole frame that breaks no requirement:
-    /// then it may be frozen and its frames taken with
-    /// [`FrameDecoder::decode_frozen`].
     #[inline(always)]
-    pub fn starts_whole(&self, buf: &[u8]) -> bool {
-        self.failed.is_none() && whole_valid_frame(buf, &self.limits).is_some()
+    fn take_frozen(&mut self, frozen: &mut Bytes, layout: &FrameLayout) -> Frame {
+        self.passed(layout);
+        split_frozen(frozen, layout)
+    }
+
+    /// The stream moved past the frame `layout` describes.
+    #[inline(always)]
+    fn passed(&mut self, layout: &FrameLayout) {
+        self.offset += layout.encoded_len() as u64;
+        self.needed = MIN_FRAME_LEN;
     }
 
     #[inline(always)]
     fn take(&mut self, buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
-        self.offset += layout.encoded_len() as u64;
-        self.needed = MIN_FRAME_LEN;
+        self.passed(layout);
         split_frame(buf, layout)
     }
 
