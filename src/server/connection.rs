@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
 use crate::proto::extensions::{Handshake, HELLO, PING};
-use crate::proto::server::{DirectAnswer, DirectRequest, IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::server::{DirectAnswer, DirectRequest, DirectTicket, IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
@@ -31,7 +31,7 @@ use super::handler::{HandlerError, Reply, Request};
 use super::memory::HeldShare;
 use super::offload::Timed;
 use super::stats::{latency_now, Counts, Instant as LatencyInstant, RouteStats};
-use super::tally::{Answered, RouteTallies};
+use super::tally::{Answered, Found, RouteTallies, Tally};
 use super::transport::Peer;
 use super::Shared;
 
@@ -431,12 +431,6 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         });
     }
 
-    /// The request a handler is given, from this connection.
-    #[inline(always)]
-    fn request(&self, channel: u32, route: Bytes, query: Option<Bytes>, body: Bytes) -> Request {
-        Request { channel, route, query, body, peer: self.peer.clone(), identity: self.identity.clone() }
-    }
-
     /// Applies `update` to the counts of `channel` and of the connection.
     fn count(&mut self, channel: u32, update: impl Fn(&mut Counts)) {
         let highest = self.core.highest_channel_id();
@@ -489,12 +483,13 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond(channel, seq, answer);
             return;
         }
-        let request = self.request(channel, route, query, body);
-        match start_handler(&self.shared, &mut self.tallies, request, seq, (frames, bytes)) {
+        let Some(Found { route: found, tally, .. }) = self.tallies.find(&self.shared.routes, &route) else {
+            self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
+            return;
+        };
+        let request = request_from(&self.peer, &self.identity, channel, route, query, body);
+        match start_handler(&self.shared, found, tally, request, seq, (frames, bytes)) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
-            Started::NoHandler => {
-                self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
-            }
             Started::Waiting(work) => self.handlers.push(work),
             Started::Offloaded(work) => self.offload(work, channel, seq),
         }
@@ -506,24 +501,41 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     fn dispatch_direct(&mut self, request: DirectRequest) {
         let DirectRequest { ticket, route, query, body, bytes } = request;
         let (channel, seq, held) = (ticket.channel, ticket.seq, body.len());
-        let answer_route = route.clone();
-        let request = self.request(channel, route, query, body);
-        let answer = match start_handler(&self.shared, &mut self.tallies, request, seq, (1, bytes)) {
-            Started::Answered(body) => body,
-            Started::NoHandler => ErrorAnswer::no_handler().to_body(),
+        let Some(Found { name, route: found, tally }) = self.tallies.find(&self.shared.routes, &route) else {
+            return self.answer_direct(ticket, &route, ErrorAnswer::no_handler().to_body());
+        };
+        let request = request_from(&self.peer, &self.identity, channel, route, query, body);
+        match start_handler(&self.shared, found, tally, request, seq, (1, bytes)) {
+            // The answer's frames carry the route's name as the server
+            // holds it: the request's own went to the handler.
+            Started::Answered(answer) => {
+                let dst = self.writer.direct_buffer();
+                let answered = self.core.answer_direct(ticket, name, answer, dst);
+                self.direct_answered(channel, answered);
+            }
             Started::Waiting(work) => {
-                self.core.defer(ticket, answer_route, held);
+                self.core.defer(ticket, name.clone(), held);
                 self.handlers.push(work);
-                return;
             }
             Started::Offloaded(work) => {
-                self.core.defer(ticket, answer_route, held);
+                self.core.defer(ticket, name.clone(), held);
                 self.offload(work, channel, seq);
-                return;
             }
-        };
+        }
+    }
+
+    /// Answers a direct request with `answer`, on `route`.
+    fn answer_direct(&mut self, ticket: DirectTicket, route: &Bytes, answer: Bytes) {
+        let channel = ticket.channel;
         let dst = self.writer.direct_buffer();
-        if let DirectAnswer::Written { frames, bytes } = self.core.answer_direct(ticket, &answer_route, answer, dst) {
+        let answered = self.core.answer_direct(ticket, route, answer, dst);
+        self.direct_answered(channel, answered);
+    }
+
+    /// Counts a direct answer written straight into the writer's buffer.
+    #[inline(always)]
+    fn direct_answered(&mut self, channel: u32, answered: DirectAnswer) {
+        if let DirectAnswer::Written { frames, bytes } = answered {
             self.writer.appended(frames, bytes);
             self.count(channel, |c| c.message_sent(frames, bytes as u64));
         }
@@ -667,13 +679,25 @@ impl ChannelCounts {
 enum Started {
     /// The handler answered on its first poll: the answer's body.
     Answered(Bytes),
-    /// No handler serves the route.
-    NoHandler,
     /// The handler waits; the connection polls it with its others.
     Waiting(BoxFuture<'static, Done>),
     /// The route is slow: the handler runs on a task of its own, so that
     /// another worker may take it.
     Offloaded(BoxFuture<'static, Done>),
+}
+
+/// The request a handler is given, from a connection with `peer` and
+/// `identity`.
+#[inline(always)]
+fn request_from(
+    peer: &Peer,
+    identity: &Option<Arc<str>>,
+    channel: u32,
+    route: Bytes,
+    query: Option<Bytes>,
+    body: Bytes,
+) -> Request {
+    Request { channel, route, query, body, peer: peer.clone(), identity: identity.clone() }
 }
 
 /// Hands a request to its route's handler and polls it once. Most handlers
@@ -683,15 +707,12 @@ enum Started {
 /// needs. The last argument is the request's frames and their bytes.
 fn start_handler(
     shared: &Arc<Shared>,
-    tallies: &mut RouteTallies,
+    super::Route { handler, stats: route_stats }: &super::Route,
+    tally: &mut Tally,
     request: Request,
     seq: u64,
     (frames, bytes): (u64, u64),
 ) -> Started {
-    let Some((super::Route { handler, stats: route_stats }, tally)) = tallies.find(&shared.routes, &request.route)
-    else {
-        return Started::NoHandler;
-    };
     tally.received(frames, bytes);
     let finish = Finish {
         route_len: request.route.len(),

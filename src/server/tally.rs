@@ -67,29 +67,25 @@ pub(crate) struct Tally {
 impl RouteTallies {
     /// The route named `name` in `routes` and its tally, if there is such
     /// a route.
-    pub(crate) fn find(&mut self, routes: &FxHashMap<Bytes, Route>, name: &[u8]) -> Option<(&Route, &mut Tally)> {
-        let at = match &self.last {
-            Some((last, at)) if crate::wire::scan::same_bytes(last, name) => *at,
-            _ => {
-                let (key, route) = routes.get_key_value(name)?;
-                let at = self.position(route);
-                self.last = Some((key.clone(), at));
-                at
-            }
-        };
-        let RouteTally { route, tally } = self.tallies.get_mut(at)?;
-        Some((route, tally))
+    #[inline(always)]
+    pub(crate) fn find(&mut self, routes: &FxHashMap<Bytes, Route>, name: &[u8]) -> Option<Found<'_>> {
+        let known = matches!(&self.last, Some((last, _)) if crate::wire::scan::same_bytes(last, name));
+        if !known {
+            self.look_up(routes, name)?;
+        }
+        let (key, at) = self.last.as_ref()?;
+        let RouteTally { route, tally } = self.tallies.get_mut(*at)?;
+        Some(Found { name: key, route, tally })
     }
 
-    /// Where the tally of `route` is, made if there is none yet.
-    fn position(&mut self, route: &Route) -> usize {
-        match self.tallies.iter().position(|known| Arc::ptr_eq(&known.route.stats, &route.stats)) {
-            Some(at) => at,
-            None => {
-                self.tallies.push(RouteTally { route: route.clone(), tally: Tally::default() });
-                self.tallies.len() - 1
-            }
-        }
+    /// Looks `name` up in `routes` and remembers it as the last route;
+    /// `None` if there is no such route.
+    #[inline(never)]
+    fn look_up(&mut self, routes: &FxHashMap<Bytes, Route>, name: &[u8]) -> Option<()> {
+        let (key, route) = routes.get_key_value(name)?;
+        let at = position(&mut self.tallies, route);
+        self.last = Some((key.clone(), at));
+        Some(())
     }
 
     /// Adds every tally to its route's statistics and empties it.
@@ -101,6 +97,26 @@ impl RouteTallies {
             route.stats.measure.add_batch(&mut tally.measure);
         }
     }
+}
+
+/// Where the tally of `route` is in `tallies`, made if there is none yet.
+fn position(tallies: &mut Vec<RouteTally>, route: &Route) -> usize {
+    match tallies.iter().position(|known| Arc::ptr_eq(&known.route.stats, &route.stats)) {
+        Some(at) => at,
+        None => {
+            tallies.push(RouteTally { route: route.clone(), tally: Tally::default() });
+            tallies.len() - 1
+        }
+    }
+}
+
+/// A route a connection looked up.
+pub(crate) struct Found<'a> {
+    /// Its name, as the server holds it: the same bytes as the name looked
+    /// up, which an answer's frames may carry without a copy of their own.
+    pub(crate) name: &'a Bytes,
+    pub(crate) route: &'a Route,
+    pub(crate) tally: &'a mut Tally,
 }
 
 impl Drop for RouteTallies {
@@ -157,12 +173,13 @@ mod tests {
         let mut tallies = RouteTallies::default();
         let answered = Answered { elapsed: Duration::from_micros(1500), ended: Instant::now(), frames: 1, bytes: 20 };
         for _ in 0..3 {
-            let (route, tally) = tallies.find(&routes, b"/a").unwrap();
+            let Found { name, route, tally } = tallies.find(&routes, b"/a").unwrap();
+            assert_eq!(&name[..], b"/a");
             assert!(Arc::ptr_eq(&route.stats, &a));
             tally.received(1, 17);
             tally.answered(&a, &answered);
         }
-        tallies.find(&routes, b"/b").unwrap().1.received(2, 40);
+        tallies.find(&routes, b"/b").unwrap().tally.received(2, 40);
         assert!(tallies.find(&routes, b"/c").is_none(), "no such route");
         tallies.find(&routes, b"/a").unwrap();
         assert_eq!(tallies.tallies.len(), 2, "one tally per route, whatever the order of lookups");
@@ -177,7 +194,7 @@ mod tests {
         assert_eq!(ranges.range_count[0].count, 3, "1.5 ms is in the first range of a millisecond route");
         tallies.report();
         assert_eq!(a.count.snapshot().whole_received, 3, "a report empties the tallies");
-        tallies.find(&routes, b"/a").unwrap().1.received(1, 17);
+        tallies.find(&routes, b"/a").unwrap().tally.received(1, 17);
         drop(tallies);
         assert_eq!(a.count.snapshot().whole_received, 4, "dropping reports");
         assert_eq!(b.count.snapshot().packets_received, 2);
@@ -187,7 +204,7 @@ mod tests {
     fn one_request_in_eight_is_sampled_per_connection() {
         let (routes, _, _) = routes();
         let mut tallies = RouteTallies::default();
-        let (_, tally) = tallies.find(&routes, b"/a").unwrap();
+        let tally = tallies.find(&routes, b"/a").unwrap().tally;
         assert_eq!((0..64).filter(|_| tally.sample()).count(), 8);
     }
 }
