@@ -816,6 +816,7 @@ impl Finish {
     /// The answer's body for a handler that returned, panicked (`Some(Err)`)
     /// or ran out of time (`None`), and what its route's statistics record of it
     /// (given to the route's `metrics` handles at once).
+    #[inline(always)]
     fn done(
         self,
         route_stats: &RouteStats,
