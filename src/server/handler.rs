@@ -236,6 +236,7 @@ where
     B: Into<Bytes>,
     E: Into<BoxError>,
 {
+    #[inline(always)]
     fn answer(&self, request: Request) -> Result<Bytes, HandlerError> {
         (self.0)(request).map(Into::into).map_err(|e| HandlerError::from_boxed(e.into()))
     }
