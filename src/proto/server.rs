@@ -467,6 +467,7 @@ impl ServerConnection {
     /// the request's route, which the answer's frames carry; one that is
     /// not a valid path within the frame limits is queued, and refused
     /// where frames are encoded.
+    #[inline(always)]
     pub fn answer_direct(
         &mut self,
         ticket: DirectTicket,
