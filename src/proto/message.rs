@@ -136,6 +136,11 @@ pub fn encode_body_into(
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };
     let max = (max_data as usize).max(1);
     let start = dst.len();
+    if body.len() <= max {
+        // Most messages fit one frame: no arithmetic for the chunks.
+        encode_parts(Status::message(kind, Position::Whole), path, channel, body, dst);
+        return (1, dst.len() - start);
+    }
     let mut frames = 0;
     for (position, range) in chunks(body.len(), max) {
         encode_parts(Status::message(kind, position), path, channel, &body[range], dst);
