@@ -129,14 +129,23 @@ mod enabled {
 
         /// Records one handled request: its latency and, for an error
         /// answer, its code (`0` for a good answer).
+        #[inline(always)]
         pub(crate) fn answered(&self, code: i64, latency: Duration) {
             self.requests.increment(1);
-            self.duration.record(latency.as_secs_f64());
+            // In seconds, converted only when a recorder is installed.
+            self.duration.record(latency);
             if code != 0 {
-                // Error answers are rare: their handle is looked up each time.
-                counter!("iip_server_request_errors_total", "route" => self.route.clone(), "code" => code.to_string())
-                    .increment(1);
+                self.failed(code);
             }
+        }
+
+        /// Counts an error answer. Error answers are rare: their handle is
+        /// looked up each time.
+        #[cold]
+        #[inline(never)]
+        fn failed(&self, code: i64) {
+            counter!("iip_server_request_errors_total", "route" => self.route.clone(), "code" => code.to_string())
+                .increment(1);
         }
     }
 }
