@@ -146,7 +146,7 @@ pub fn parse_frame<'a>(input: &'a [u8], limits: &FrameLimits) -> IResult<&'a [u8
 /// bookkeeping. `None` sends the caller to [`parse_frame`], which tells an
 /// incomplete frame from a broken one and says what is missing or wrong;
 /// both accept exactly the same frames (the `fast_path_agrees` property).
-#[inline]
+#[inline(always)]
 fn whole_valid_frame(buf: &[u8], limits: &FrameLimits) -> Option<FrameLayout> {
     let status = Status::from_byte(*buf.first()?)?;
     // The path and its NUL within the path limit ([FRAME-3], [LIMIT-1]).
