@@ -390,18 +390,17 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Handles one frame; `Err(reason)` means close the connection, with a
     /// close frame carrying the reason when there is one.
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
-        let channel = frame.channel;
-        let bytes = frame.encoded_len() as u64;
         // Most requests are answered in this turn, with no place kept for
         // them in their channel's order.
         let frame = match self.core.receive_direct(frame) {
             Ok(request) => {
-                self.count_received(channel, bytes, true);
+                self.count_received(request.ticket.channel, request.bytes, true);
                 self.dispatch_direct(request);
                 return Ok(());
             }
             Err(frame) => frame,
         };
+        let (channel, bytes) = (frame.channel, frame.encoded_len() as u64);
         // Only a chunked message grows by assembly, which a full server refuses.
         self.core.set_server_full(self.server_full());
         let received = self.core.receive(frame);
