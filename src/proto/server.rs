@@ -441,6 +441,19 @@ impl ServerConnection {
     /// was sent before. Every decision `receive` would make about it is the
     /// same: it would be handed out as the channel's next request.
     pub fn receive_direct(&mut self, frame: Frame) -> Result<DirectRequest, Frame> {
+        let Some(ticket) = self.direct_ticket(&frame) else { return Err(frame) };
+        let bytes = frame.encoded_len() as u64;
+        let (route, query) = split_route(frame.path);
+        Ok(DirectRequest { ticket, route, query, body: frame.data, bytes })
+    }
+
+    /// [`ServerConnection::receive_direct`] for a shell that keeps the
+    /// frame: the request's ticket when `frame` is direct (by the same
+    /// rules), `None` when it must go to [`ServerConnection::receive`].
+    /// Nothing moves in or out but the ticket; the shell takes the route,
+    /// query and body from the frame itself.
+    #[inline(always)]
+    pub fn direct_ticket(&mut self, frame: &Frame) -> Option<DirectTicket> {
         let possible = !self.closed
             && frame.status == Status::RequestWhole
             && self.outbox.is_empty()
@@ -449,16 +462,13 @@ impl ServerConnection {
             && !frame.path.starts_with(b"/sys/")
             && self.handshake.proceeds();
         if !possible {
-            return Err(frame);
+            return None;
         }
-        let Some(channel) = self.channels.get(frame.channel) else { return Err(frame) };
+        let channel = self.channels.get(frame.channel)?;
         if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
-            return Err(frame);
+            return None;
         }
-        let ticket = DirectTicket { channel: frame.channel, seq: channel.next_to_send };
-        let bytes = frame.encoded_len() as u64;
-        let (route, query) = split_route(frame.path);
-        Ok(DirectRequest { ticket, route, query, body: frame.data, bytes })
+        Some(DirectTicket { channel: frame.channel, seq: channel.next_to_send })
     }
 
     /// The answer to a direct request: its frames are encoded into `dst`

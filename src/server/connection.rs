@@ -20,11 +20,11 @@ use tracing::Instrument;
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
 use crate::proto::extensions::{Handshake, HELLO, PING};
-use crate::proto::server::{DirectAnswer, DirectRequest, DirectTicket, IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::server::{DirectAnswer, DirectTicket, IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
-use crate::wire::frame::Frame;
+use crate::wire::frame::{split_route, Frame};
 
 use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Reply, Request};
@@ -392,15 +392,13 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
         // Most requests are answered in this turn, with no place kept for
         // them in their channel's order.
-        let frame = match self.core.receive_direct(frame) {
-            Ok(request) => {
-                self.count_received(request.ticket.channel, request.bytes, true);
-                self.dispatch_direct(request);
-                return Ok(());
-            }
-            Err(frame) => frame,
-        };
-        let (channel, bytes) = (frame.channel, frame.encoded_len() as u64);
+        let bytes = frame.encoded_len() as u64;
+        if let Some(ticket) = self.core.direct_ticket(&frame) {
+            self.count_received(ticket.channel, bytes, true);
+            self.dispatch_direct(ticket, frame, bytes);
+            return Ok(());
+        }
+        let channel = frame.channel;
         // Only a chunked message grows by assembly, which a full server refuses.
         self.core.set_server_full(self.server_full());
         let received = self.core.receive(frame);
@@ -496,9 +494,11 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
 
     /// Runs the handler of a request the core let through directly: an
     /// answer ready at once is written straight out; a handler that waits
-    /// first gives the request its place in its channel's order.
-    fn dispatch_direct(&mut self, request: DirectRequest) {
-        let DirectRequest { ticket, route, query, body, bytes } = request;
+    /// first gives the request its place in its channel's order. `frame` is
+    /// the request's one frame, of `bytes` bytes on the wire.
+    fn dispatch_direct(&mut self, ticket: DirectTicket, frame: Frame, bytes: u64) {
+        let (route, query) = split_route(frame.path);
+        let body = frame.data;
         let (channel, seq, held) = (ticket.channel, ticket.seq, body.len());
         let Some(Found { name, route: found, tally }) = self.tallies.find(&self.shared.routes, &route) else {
             return self.answer_direct(ticket, &route, ErrorAnswer::no_handler().to_body());
