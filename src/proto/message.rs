@@ -125,6 +125,7 @@ fn chunks(len: usize, max: usize) -> impl Iterator<Item = (Position, std::ops::R
 /// made into [`Frame`]s. `path` must be a valid path within the limits the
 /// frames are written under (as the path of a decoded frame is): it is not
 /// checked again. Returns how many frames were written and their bytes.
+#[inline(always)]
 pub fn encode_body_into(
     kind: MessageKind,
     path: &[u8],
@@ -134,13 +135,26 @@ pub fn encode_body_into(
     dst: &mut BytesMut,
 ) -> (u64, usize) {
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    let max = (max_data as usize).max(1);
-    let start = dst.len();
-    if body.len() <= max {
+    if body.len() <= (max_data as usize).max(1) {
         // Most messages fit one frame: no arithmetic for the chunks.
         encode_parts(Status::message(kind, Position::Whole), path, channel, body, dst);
-        return (1, dst.len() - start);
+        return (1, crate::wire::frame::FIXED_OVERHEAD + path.len() + body.len());
     }
+    encode_chunks_into(kind, path, channel, body, max_data, dst)
+}
+
+/// [`encode_body_into`] for a body of more than one frame.
+#[inline(never)]
+fn encode_chunks_into(
+    kind: MessageKind,
+    path: &[u8],
+    channel: u32,
+    body: &[u8],
+    max_data: u32,
+    dst: &mut BytesMut,
+) -> (u64, usize) {
+    let max = (max_data as usize).max(1);
+    let start = dst.len();
     let mut frames = 0;
     for (position, range) in chunks(body.len(), max) {
         encode_parts(Status::message(kind, position), path, channel, &body[range], dst);

@@ -37,6 +37,7 @@ pub fn encode_frame(frame: &Frame, limits: &FrameLimits, dst: &mut BytesMut) -> 
 /// (`[FRAME-1]`) without the checks of [`check_frame`]: the caller knows
 /// that `path` holds no NUL and is within the limit and that `data` is
 /// within the limit (a `u32`) and, unless it is a close frame, not empty.
+#[inline(always)]
 pub(crate) fn encode_parts(status: Status, path: &[u8], channel: u32, data: &[u8], dst: &mut BytesMut) {
     dst.reserve(crate::wire::frame::FIXED_OVERHEAD + path.len() + data.len());
     dst.put_u8(status.byte());
