@@ -8,7 +8,8 @@
 //! order the spec demands (`[ORDER-2]`).
 //!
 //! A shell that can answer at once may offer every frame to
-//! [`ServerConnection::receive_direct`] first. A whole request on a channel
+//! [`ServerConnection::receive_direct`] first (or, keeping the frame, ask
+//! [`ServerConnection::direct_ticket`] about it). A whole request on a channel
 //! with nothing before it in line comes back as a [`DirectRequest`] whose
 //! answer [`ServerConnection::answer_direct`] encodes straight into the
 //! shell's write buffer: no place in the channel's order, no frame in the
@@ -812,6 +813,10 @@ mod tests {
         let mut core = plain(ServerConfig::default());
         let mut out = BytesMut::new();
         for (seq, body) in [(0, &b"a"[..]), (1, b"")] {
+            // Asking for the ticket alone takes no place: the request that
+            // follows gets the same one.
+            let ticket = core.direct_ticket(&req(1, b"/echo?x=1", 0, b"q"));
+            assert_eq!(ticket, Some(DirectTicket { channel: 0, seq }));
             let request = direct(&mut core, req(1, b"/echo?x=1", 0, b"q"));
             assert_eq!(
                 (request.ticket.seq, &request.route[..], request.query.as_deref()),
@@ -856,6 +861,7 @@ mod tests {
             ("before the first request decides the hello", fresh_handshake(), req(1, b"/echo", 0, b"q")),
         ];
         for (case, mut core, frame) in cases {
+            assert_eq!(core.direct_ticket(&frame), None, "{case}");
             assert_eq!(core.receive_direct(frame.clone()), Err(frame), "{case}");
         }
         // A channel with a request unanswered, and a connection with an answer unsent.
