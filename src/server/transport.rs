@@ -7,19 +7,23 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Who is at the other end of a connection.
+/// Who is at the other end of a connection. Every request's
+/// [`Request::peer`](super::Request::peer) is a clone of its connection's,
+/// so no variant allocates when cloned: a path or a name is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Peer {
     /// A TCP peer (also under TLS).
     Tcp(SocketAddr),
     /// A Unix domain socket peer, with its path when it has one.
-    Unix(Option<PathBuf>),
-    /// A stream handed to [`super::Server::serve_connection`], named by its caller.
-    Named(String),
+    Unix(Option<Arc<Path>>),
+    /// A stream handed to [`super::Server::serve_connection`], named by its
+    /// caller (`Peer::Named("pipe-3".into())`).
+    Named(Arc<str>),
 }
 
 impl Peer {
@@ -154,6 +158,28 @@ impl Listen for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
     async fn accept(&self) -> io::Result<(Self::Io, Peer)> {
         let (stream, addr) = tokio::net::UnixListener::accept(self).await?;
-        Ok((stream, Peer::Unix(addr.as_pathname().map(PathBuf::from))))
+        Ok((stream, Peer::Unix(addr.as_pathname().map(Arc::from))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_clone_shares_its_path_or_name() {
+        let named = Peer::Named("pipe-3".into());
+        let unix = Peer::Unix(Some(Arc::from(Path::new("/run/iip.sock"))));
+        for peer in [named, unix] {
+            let copy = peer.clone();
+            let shared = match (&peer, &copy) {
+                (Peer::Named(a), Peer::Named(b)) => Arc::ptr_eq(a, b),
+                (Peer::Unix(Some(a)), Peer::Unix(Some(b))) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            assert!(shared, "{peer} was copied, not shared");
+        }
+        assert_eq!(Peer::Unix(Some(Arc::from(Path::new("/run/iip.sock")))).to_string(), "unix:/run/iip.sock");
+        assert_eq!(Peer::Named("pipe-3".into()).to_string(), "pipe-3");
     }
 }
