@@ -135,25 +135,25 @@ pub fn encode_body_into(
     dst: &mut BytesMut,
 ) -> (u64, usize) {
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    if body.len() <= (max_data as usize).max(1) {
+    let max = (max_data as usize).max(1);
+    if body.len() <= max {
         // Most messages fit one frame: no arithmetic for the chunks.
         encode_parts(Status::message(kind, Position::Whole), path, channel, body, dst);
         return (1, crate::wire::frame::FIXED_OVERHEAD + path.len() + body.len());
     }
-    encode_chunks_into(kind, path, channel, body, max_data, dst)
+    encode_chunks_into(kind, (path, channel), body, max, dst)
 }
 
-/// [`encode_body_into`] for a body of more than one frame.
+/// [`encode_body_into`] for a body of more than one frame of at most `max`
+/// bytes each, on `path` and `channel`.
 #[inline(never)]
 fn encode_chunks_into(
     kind: MessageKind,
-    path: &[u8],
-    channel: u32,
+    (path, channel): (&[u8], u32),
     body: &[u8],
-    max_data: u32,
+    max: usize,
     dst: &mut BytesMut,
 ) -> (u64, usize) {
-    let max = (max_data as usize).max(1);
     let start = dst.len();
     let mut frames = 0;
     for (position, range) in chunks(body.len(), max) {
