@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::wire::codec::{CodecError, MAX_RESERVE};
 use crate::wire::decode::FrameDecoder;
 use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::known_paths::KnownPaths;
 use crate::wire::status::{Sender, Status};
 
 /// The read buffer's size when a connection starts and after a large
@@ -81,6 +82,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// 16 MiB long.
     pub fn from_peer(mut self, sender: Sender) -> FrameReader<R> {
         self.sender = Some(sender);
+        self
+    }
+
+    /// The same reader giving a frame whose path is one of `known` (a
+    /// server's routes) that path's static copy rather than a slice of the
+    /// read buffer: no reference count is taken or dropped for it.
+    /// Default: no path is known.
+    pub fn with_known_paths(mut self, known: KnownPaths) -> FrameReader<R> {
+        self.decoder = std::mem::take(&mut self.decoder).with_known_paths(known);
         self
     }
 

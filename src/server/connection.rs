@@ -107,7 +107,9 @@ pub(crate) async fn serve_connection<R, W>(
     let _open = shared.stats.metrics.connection_opened();
     let limits = shared.config.core.frame_limits;
     let timeouts = shared.config.timeouts;
-    let mut reader = FrameReader::new(read_half, limits).from_peer(crate::wire::status::Sender::Client);
+    let mut reader = FrameReader::new(read_half, limits)
+        .from_peer(crate::wire::status::Sender::Client)
+        .with_known_paths(shared.known_paths.clone());
     let writer = InlineWriter::new(write_half, limits, timeouts.write);
     let force = shared.force.clone();
     let mut timers = ConnectionTimers::new(timeouts, Instant::now());

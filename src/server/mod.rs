@@ -56,6 +56,7 @@ pub use crate::proto::timers::Timeouts;
 use crate::proto::server::{ServerConfig as CoreConfig, ServerConnection};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::known_paths::{interned, KnownPaths};
 use crate::wire::status::Status;
 
 /// Settings of a server. With the `config` feature it loads from TOML with
@@ -138,7 +139,12 @@ enum TlsAcceptor {}
 pub(crate) struct Shared {
     config: ServerConfig,
     /// Each application route's handler and statistics, found with one lookup.
+    /// Keys are interned ([`interned`]): a route's name given to a handler
+    /// or written in an answer's frames is shared with no reference count.
     routes: rustc_hash::FxHashMap<Bytes, Route>,
+    /// The routes' names, which each connection's reader gives as frame
+    /// paths without slicing its buffer.
+    known_paths: KnownPaths,
     stats: ServerStats,
     memory: Arc<MemoryStats>,
     /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
@@ -419,19 +425,21 @@ impl ServerBuilder {
         }
         let stats = ServerStats::new(routes.keys().cloned());
         // Every application route has its statistics: `ServerStats::new` made them.
-        let routes = routes
+        let routes: rustc_hash::FxHashMap<Bytes, Route> = routes
             .into_iter()
             .filter_map(|(route, handler)| {
                 let stats = stats.route(&route)?.clone();
-                Some((route, Route { handler, stats }))
+                Some((interned(&route), Route { handler, stats }))
             })
             .collect();
+        let known_paths = KnownPaths::new(routes.keys().map(|route| &route[..]));
         Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
                 stats,
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
                 routes,
+                known_paths,
                 #[cfg(feature = "tls")]
                 tls: self.tls.map(TlsAcceptor::from),
                 #[cfg(not(feature = "tls"))]

@@ -14,6 +14,7 @@ use nom::{IResult, Needed};
 
 use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::frame_error::{DecodeError, FrameErrorKind};
+use crate::wire::known_paths::KnownPaths;
 use crate::wire::scan::find_byte;
 use crate::wire::status::Status;
 
@@ -222,14 +223,30 @@ pub fn split_frame(buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
     Frame { status, path, channel, data: frame.freeze() }
 }
 
+/// [`split_frame`] for a frame whose path is already at hand (a known
+/// path): only its data is cut from `buf`.
+#[inline(always)]
+fn split_frame_with_path(buf: &mut BytesMut, layout: &FrameLayout, path: Bytes) -> Frame {
+    let mut frame = buf.split_to(layout.encoded_len());
+    frame.advance(layout.data.0);
+    Frame { status: layout.status, path, channel: layout.channel, data: frame.freeze() }
+}
+
 /// Cuts the frame `layout` describes off the front of a frozen buffer:
 /// its path and data are slices of the buffer, with no copy and no
 /// change of the buffer's owner.
 #[inline(always)]
 pub fn split_frozen(buf: &mut Bytes, layout: &FrameLayout) -> Frame {
     let (path_start, path_end) = layout.path;
-    let (data_start, end) = layout.data;
     let path = if path_end > path_start { buf.slice(path_start..path_end) } else { Bytes::new() };
+    split_frozen_with_path(buf, layout, path)
+}
+
+/// [`split_frozen`] for a frame whose path is already at hand (a known
+/// path): only its data is a slice of `buf`.
+#[inline(always)]
+fn split_frozen_with_path(buf: &mut Bytes, layout: &FrameLayout, path: Bytes) -> Frame {
+    let (data_start, end) = layout.data;
     let data = if end > data_start { buf.slice(data_start..end) } else { Bytes::new() };
     buf.advance(end);
     Frame { status: layout.status, path, channel: layout.channel, data }
@@ -244,12 +261,23 @@ pub struct FrameDecoder {
     offset: u64,
     needed: usize,
     failed: Option<DecodeError>,
+    /// Paths handed out as static copies rather than slices of the buffer.
+    known: KnownPaths,
 }
 
 impl FrameDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: FrameLimits) -> FrameDecoder {
-        FrameDecoder { limits, offset: 0, needed: MIN_FRAME_LEN, failed: None }
+        FrameDecoder { limits, offset: 0, needed: MIN_FRAME_LEN, failed: None, known: KnownPaths::default() }
+    }
+
+    /// The same decoder giving a frame whose path is one of `known` that
+    /// path's static copy, not a slice of the buffer it arrived in: the
+    /// frame's bytes are the same, and taking the path costs no reference
+    /// count. Default: no path is known.
+    pub fn with_known_paths(mut self, known: KnownPaths) -> FrameDecoder {
+        self.known = known;
+        self
     }
 
     /// The limits in force.
@@ -318,7 +346,18 @@ impl FrameDecoder {
     #[inline(always)]
     fn take_frozen(&mut self, frozen: &mut Bytes, layout: &FrameLayout) -> Frame {
         self.passed(layout);
-        split_frozen(frozen, layout)
+        match self.known_path(frozen, layout) {
+            Some(path) => split_frozen_with_path(frozen, layout, path),
+            None => split_frozen(frozen, layout),
+        }
+    }
+
+    /// The static copy of the path of the frame `layout` describes at the
+    /// front of `buf`, when it is a known path.
+    #[inline(always)]
+    fn known_path(&mut self, buf: &[u8], layout: &FrameLayout) -> Option<Bytes> {
+        let (start, end) = layout.path;
+        self.known.get(buf.get(start..end).filter(|path| !path.is_empty())?)
     }
 
     /// The stream moved past the frame `layout` describes.
@@ -331,7 +370,10 @@ impl FrameDecoder {
     #[inline(always)]
     fn take(&mut self, buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
         self.passed(layout);
-        split_frame(buf, layout)
+        match self.known_path(buf, layout) {
+            Some(path) => split_frame_with_path(buf, layout, path),
+            None => split_frame(buf, layout),
+        }
     }
 
     /// Everything but a whole valid frame at the front (the fast path has

@@ -10,5 +10,6 @@ pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod frame_error;
+pub mod known_paths;
 pub(crate) mod scan;
 pub mod status;
