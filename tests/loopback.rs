@@ -371,6 +371,46 @@ async fn system_paths_answer_json() {
     server.shutdown().await.unwrap();
 }
 
+/// The summed handler time of `route`, in nanoseconds, and its requests.
+async fn handler_time(client: &Client, route: &str) -> (u64, u64) {
+    let measure: serde_json::Value =
+        serde_json::from_slice(&client.call("/sys/path_measure", route.to_string()).await.unwrap()).unwrap();
+    (measure["all_duration"].as_u64().unwrap(), measure["all_requests"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_time_covers_the_handler_and_not_what_came_before_it() {
+    // [SYS-15]: a handler that answers at once may begin its time where the
+    // one before it in the same pass ended, never earlier.
+    const SPIN: Duration = Duration::from_millis(100);
+    let server = start(Server::echo().route_sync("/spin", |req: Request| {
+        std::thread::sleep(SPIN);
+        Ok::<_, std::convert::Infallible>(req.body)
+    }))
+    .await;
+    let mut conn = raw(server.local_addr()).await;
+    // One write: the echoes are served in the pass that served the spin.
+    for path in ["/spin", "/echo", "/echo"] {
+        conn.feed(frame(1, path, 0, "x")).await.unwrap();
+    }
+    SinkExt::<Frame>::flush(&mut conn).await.unwrap();
+    for _ in 0..3 {
+        tokio::time::timeout(WAIT, conn.next()).await.unwrap().unwrap().unwrap();
+    }
+    // An idle wait, then one more echo: the wait is no handler's time.
+    tokio::time::sleep(2 * SPIN).await;
+    conn.send(frame(1, "/echo", 0, "x")).await.unwrap();
+    tokio::time::timeout(WAIT, conn.next()).await.unwrap().unwrap().unwrap();
+    let client = Client::connect_with(server.local_addr(), plain()).await.unwrap();
+    let (spin, spins) = handler_time(&client, "/spin").await;
+    assert_eq!(spins, 1);
+    assert!(spin >= SPIN.as_nanos() as u64, "the spin's time covers its handler: {spin} ns");
+    let (echo, echoes) = handler_time(&client, "/echo").await;
+    assert_eq!(echoes, 3);
+    assert!(echo < SPIN.as_nanos() as u64 / 2, "the echoes' time covers neither the spin nor the wait: {echo} ns");
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn serve_with_shutdown_answers_what_it_received_and_returns() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -33,6 +33,7 @@ use super::offload::Timed;
 use super::stats::{latency_now, Counts, Instant as LatencyInstant, RouteStats};
 use super::tally::{Answered, Found, RouteTallies, Tally};
 use super::transport::Peer;
+use super::turn_clock::TurnClock;
 use super::Shared;
 
 /// An answer computed by a handler task.
@@ -71,6 +72,8 @@ struct Connection<W> {
     tallies: RouteTallies,
     /// This connection's bytes in the server's memory total.
     held: HeldShare,
+    /// Where the next handler's time begins (`[SYS-15]`).
+    clock: TurnClock,
     /// Whether the reader may be polled; false after the end of the stream,
     /// an error, a close frame or the start of a shutdown.
     reading: bool,
@@ -126,6 +129,7 @@ pub(crate) async fn serve_connection<R, W>(
         connection_count: Counts::default(),
         reported: Counts::default(),
         tallies: RouteTallies::default(),
+        clock: TurnClock::default(),
         reading: true,
         frame_arrived: false,
         close_reason: None,
@@ -174,6 +178,8 @@ pub(crate) async fn serve_connection<R, W>(
             timer.as_mut().reset(at.into());
             timer_at = Some(at);
         }
+        // The task waits below: the next handler reads the clock anew.
+        conn.clock.lapse();
         let may_read = conn.may_read();
         let paused = conn.reading && !may_read;
         let paused_by_server = paused && conn.paused_by_server_only();
@@ -209,6 +215,10 @@ pub(crate) async fn serve_connection<R, W>(
         // socket is read again only after it.
         for _ in 0..BATCH_TURNS {
             let mut progressed = false;
+            if !conn.handlers.is_empty() {
+                // Polling runs other handlers: the next reads the clock anew.
+                conn.clock.lapse();
+            }
             while let Some(done) = ready_answer(&mut conn.handlers) {
                 conn.complete(done);
                 progressed = true;
@@ -462,6 +472,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             return;
         }
         if route.starts_with(b"/sys/") {
+            // Its answer is not a handler's time, nor the next one's.
+            self.clock.lapse();
             // What this connection answered before is in the figures.
             self.tallies.report();
             // A statistics path is a route of the server's own: counted,
@@ -487,7 +499,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             return;
         };
         let request = request_from(&self.peer, &self.identity, channel, route, query, body);
-        match start_handler(&self.shared, found, tally, request, seq, (frames, bytes)) {
+        match start_handler(&self.shared, found, tally, request, seq, (frames, bytes), &mut self.clock) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::Waiting(work) => self.handlers.push(work),
             Started::Offloaded(work) => self.offload(work, channel, seq),
@@ -506,7 +518,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             return self.answer_direct(ticket, &route, ErrorAnswer::no_handler().to_body());
         };
         let request = request_from(&self.peer, &self.identity, channel, route, query, body);
-        match start_handler(&self.shared, found, tally, request, seq, (1, bytes)) {
+        match start_handler(&self.shared, found, tally, request, seq, (1, bytes), &mut self.clock) {
             // The answer's frames carry the route's name as the server
             // holds it: the request's own went to the handler.
             Started::Answered(answer) => {
@@ -705,7 +717,9 @@ fn request_from(
 /// answer on their first poll: such an answer is taken at once, borrowing
 /// what it is counted in, with no future kept and no turn through the set
 /// of running handlers; any other comes back as a future that owns what it
-/// needs. The last argument is the request's frames and their bytes.
+/// needs. `(frames, bytes)` are the request's frames and their bytes; the
+/// handler's time begins where `clock` says, and a handler that answers at
+/// once ends it there.
 fn start_handler(
     shared: &Arc<Shared>,
     super::Route { handler, stats: route_stats }: &super::Route,
@@ -713,24 +727,26 @@ fn start_handler(
     request: Request,
     seq: u64,
     (frames, bytes): (u64, u64),
+    clock: &mut TurnClock,
 ) -> Started {
     tally.received(frames, bytes);
+    // Sampled requests measure the route's busy time, which decides
+    // whether its handlers run here or on another worker: theirs begins
+    // with a reading of its own, so that it is the handler's alone.
+    let meter = &route_stats.busy;
+    let offload_after = shared.config.offload_after;
+    let sampled = offload_after.filter(|_| tally.sample());
     let finish = Finish {
         route_len: request.route.len(),
         channel: request.channel,
         seq,
         frame_limit: shared.config.core.frame_limits.max_data,
-        started: latency_now(),
+        started: if sampled.is_some() { latency_now() } else { clock.start() },
     };
     // A span per request only when someone listens at debug level.
     let span = tracing::enabled!(tracing::Level::DEBUG).then(
         || tracing::debug_span!("request", channel = request.channel, route = %String::from_utf8_lossy(&request.route)),
     );
-    // Sampled requests measure the route's busy time, which decides
-    // whether its handlers run here or on another worker.
-    let meter = &route_stats.busy;
-    let offload_after = shared.config.offload_after;
-    let sampled = offload_after.filter(|_| tally.sample());
     let offloaded = offload_after.is_some() && meter.offloaded();
     // A sampled request's time inside the handler so far.
     let mut busy = Duration::ZERO;
@@ -761,11 +777,14 @@ fn start_handler(
             }
             let (body, answered) = finish.done(route_stats, first);
             tally.answered(route_stats, &answered);
+            clock.ended(answered.ended);
             return Started::Answered(body);
         };
         drop(entered);
         call
     };
+    // The handler runs on past this turn: its time is its own.
+    clock.lapse();
     let answering = Answering { shared: shared.clone(), route_stats: route_stats.clone(), finish };
     let timed = sampled.map(|after| (meter.clone(), after));
     let work = async move {

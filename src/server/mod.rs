@@ -25,6 +25,7 @@ mod offload;
 pub mod stats;
 mod tally;
 pub mod transport;
+mod turn_clock;
 
 use std::collections::HashMap;
 use std::future::Future;
