@@ -423,6 +423,37 @@ mod tests {
     }
 
     #[test]
+    fn a_known_path_is_the_same_frame_with_a_static_path() {
+        use crate::wire::encode::encode_frame;
+        use crate::wire::known_paths::interned;
+        let frames = [
+            Frame::new(Status::RequestWhole, Bytes::from_static(b"/echo"), 0, Bytes::from_static(b"one")),
+            Frame::new(Status::RequestWhole, Bytes::from_static(b"/echo?x=1"), 1, Bytes::from_static(b"two")),
+            Frame::new(Status::RequestWhole, Bytes::from_static(b"/other"), 2, Bytes::from_static(b"three")),
+            Frame::new(Status::Close, Bytes::new(), 0, Bytes::new()),
+        ];
+        let mut wire = BytesMut::new();
+        for frame in &frames {
+            encode_frame(frame, &limits(), &mut wire).expect("encodes");
+        }
+        let known = KnownPaths::new([b"/echo".as_slice()]);
+        // From a growing buffer and from frozen bytes alike.
+        let mut decoder = FrameDecoder::new(limits()).with_known_paths(known.clone());
+        let mut buf = wire.clone();
+        let from_buf: Vec<Frame> = std::iter::from_fn(|| decoder.decode(&mut buf).expect("valid")).collect();
+        let mut decoder = FrameDecoder::new(limits()).with_known_paths(known);
+        let mut frozen = wire.freeze();
+        let from_frozen: Vec<Frame> = std::iter::from_fn(|| decoder.decode_frozen(&mut frozen)).collect();
+        for decoded in [&from_buf, &from_frozen] {
+            assert_eq!(decoded[..], frames[..]);
+            // Only the known path is the interned copy.
+            let interned = interned(b"/echo");
+            assert_eq!(decoded[0].path.as_ptr(), interned.as_ptr());
+            assert_ne!(decoded[1].path.as_ptr(), interned.as_ptr());
+        }
+    }
+
+    #[test]
     fn needs_reports_the_least_bytes_left() {
         assert_eq!(peek_frame(b"", &limits()), Ok(Peek::Needs(MIN_FRAME_LEN)));
         // status 1, path "/a" unterminated: NUL + 8 header + 1 data.
