@@ -214,15 +214,7 @@ pub(crate) async fn serve_connection<R, W>(
         // to everything one read brought then leave in one write, and the
         // socket is read again only after it.
         for _ in 0..BATCH_TURNS {
-            let mut progressed = false;
-            if !conn.handlers.is_empty() {
-                // Polling runs other handlers: the next reads the clock anew.
-                conn.clock.lapse();
-            }
-            while let Some(done) = ready_answer(&mut conn.handlers) {
-                conn.complete(done);
-                progressed = true;
-            }
+            let mut progressed = conn.complete_ready();
             if conn.may_read() {
                 if let Some(next) = reader.try_next() {
                     conn.on_read(Some(next));
@@ -254,16 +246,6 @@ pub(crate) async fn serve_connection<R, W>(
     }
 }
 
-/// A handler's answer that is ready now, if any. An empty set is not
-/// polled: polling it registers the task's waker, a few atomic operations
-/// per frame for nothing.
-fn ready_answer(handlers: &mut FuturesUnordered<BoxFuture<'static, Done>>) -> Option<Done> {
-    if handlers.is_empty() {
-        return None;
-    }
-    handlers.next().now_or_never().flatten()
-}
-
 /// Most rounds of ready work gathered before one flush.
 const BATCH_TURNS: usize = 256;
 
@@ -292,6 +274,25 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         self.core.going_away(grace.as_millis() as u64);
         self.going_away_until = Some(now + grace);
         true
+    }
+
+    /// Gives the core the answers of every handler that has finished,
+    /// without waiting; true if there was one. An empty set is not polled:
+    /// polling it registers the task's waker, a few atomic operations per
+    /// frame for nothing.
+    fn complete_ready(&mut self) -> bool {
+        if self.handlers.is_empty() {
+            return false;
+        }
+        // Polling runs other handlers: the next reads the clock anew.
+        self.clock.lapse();
+        let mut completed = false;
+        while !self.handlers.is_empty() {
+            let Some(done) = self.handlers.next().now_or_never().flatten() else { break };
+            self.complete(done);
+            completed = true;
+        }
+        completed
     }
 
     /// Gives a finished handler's answer to the core; after the hello's
