@@ -2,10 +2,13 @@
 //! hand-written parser of the same stream (the floor: no validation, no
 //! limits, no streaming state).
 //!
-//! `cargo bench --bench codec`
+//! `cargo bench --bench codec` (the decode-to-hand-parser ratios, measured
+//! in alternating pairs, print after criterion's figures)
 
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
+
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -94,9 +97,79 @@ fn codec(c: &mut Criterion) {
     }
 }
 
+/// Alternating passes per size in [`paired_ratios`].
+const PAIRS: usize = 101;
+
+/// Most bytes of fresh streams prepared for one timed pass (decoding takes
+/// its buffer, so each repetition needs its own).
+const PASS_BYTES: usize = 64 << 20;
+
+/// Decode speed as a share of the hand parser's, measured in pairs: each
+/// pair times one pass of each over the same stream, back to back, in
+/// alternating order, and the figure is the median of the pairs' ratios.
+/// Criterion times the two one after the other, seconds apart, so on a
+/// shared machine its two figures can meet different loads (the hand
+/// parser's own time has moved by 40 % between runs); a pair meets the
+/// same one. Runs only under `cargo bench`, for the sizes the filter given
+/// to it (if any) selects, and prints one line per size.
+fn paired_ratios(_: &mut Criterion) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|arg| arg == "--bench") {
+        return;
+    }
+    let filter = args.iter().find(|arg| !arg.starts_with('-'));
+    for (name, payload, count) in SIZES {
+        let group = format!("codec/{name}");
+        if filter.is_some_and(|filter| !group.contains(filter.as_str())) {
+            continue;
+        }
+        let bytes = stream(payload, count);
+        // Enough repetitions in a pass that it lasts long enough to time.
+        let repeats = (PASS_BYTES / bytes.len()).clamp(1, 64);
+        let time_decode = || {
+            let mut bufs: Vec<BytesMut> = (0..repeats).map(|_| BytesMut::from(&bytes[..])).collect();
+            let started = Instant::now();
+            for buf in &mut bufs {
+                black_box(decode_all(buf));
+            }
+            started.elapsed()
+        };
+        let time_hand = || {
+            let bufs: Vec<Bytes> = (0..repeats).map(|_| Bytes::copy_from_slice(&bytes[..])).collect();
+            let started = Instant::now();
+            for buf in &bufs {
+                black_box(hand_parse(buf));
+            }
+            started.elapsed()
+        };
+        // The first pairs warm caches and the allocator; they are not kept.
+        let mut ratios: Vec<f64> = (0..PAIRS + 5)
+            .map(|pair| {
+                let (decode, hand) = if pair % 2 == 0 {
+                    let decode = time_decode();
+                    (decode, time_hand())
+                } else {
+                    let hand = time_hand();
+                    (time_decode(), hand)
+                };
+                hand.as_secs_f64() / decode.as_secs_f64().max(f64::MIN_POSITIVE)
+            })
+            .skip(5)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let (low, median, high) = (ratios[PAIRS / 4], ratios[PAIRS / 2], ratios[3 * PAIRS / 4]);
+        println!(
+            "{group}/paired: decode at {:.0} % of the hand parser's speed (median of {PAIRS} alternating pairs; quartiles {:.0}–{:.0} %)",
+            median * 100.0,
+            low * 100.0,
+            high * 100.0
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = codec
+    targets = codec, paired_ratios
 }
 criterion_main!(benches);
