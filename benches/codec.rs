@@ -117,7 +117,7 @@ fn paired_ratios(_: &mut Criterion) {
     if !args.iter().any(|arg| arg == "--bench") {
         return;
     }
-    let filter = args.iter().find(|arg| !arg.starts_with('-'));
+    let filter = bench_filter(&args);
     for (name, payload, count) in SIZES {
         let group = format!("codec/{name}");
         if filter.is_some_and(|filter| !group.contains(filter.as_str())) {
@@ -165,6 +165,39 @@ fn paired_ratios(_: &mut Criterion) {
             high * 100.0
         );
     }
+}
+
+/// Criterion's options that take a value: that value is not the filter.
+const VALUED_OPTIONS: [&str; 15] = [
+    "--color",
+    "--save-baseline",
+    "--baseline",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--profile-time",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--plotting-backend",
+    "--output-format",
+];
+
+/// The benchmark filter given on the command line, if any: the first
+/// argument that is neither an option nor an option's value.
+fn bench_filter(args: &[String]) -> Option<&String> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if VALUED_OPTIONS.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
 }
 
 criterion_group! {
