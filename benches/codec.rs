@@ -111,7 +111,8 @@ const PASS_BYTES: usize = 64 << 20;
 /// shared machine its two figures can meet different loads (the hand
 /// parser's own time has moved by 40 % between runs); a pair meets the
 /// same one. Runs only under `cargo bench`, for the sizes the filter given
-/// to it (if any) selects, and prints one line per size.
+/// to it (if any, taken as a plain substring) selects, and prints one
+/// line per size.
 fn paired_ratios(_: &mut Criterion) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|arg| arg == "--bench") {
@@ -126,22 +127,9 @@ fn paired_ratios(_: &mut Criterion) {
         let bytes = stream(payload, count);
         // Enough repetitions in a pass that it lasts long enough to time.
         let repeats = (PASS_BYTES / bytes.len()).clamp(1, 64);
-        let time_decode = || {
-            let mut bufs: Vec<BytesMut> = (0..repeats).map(|_| BytesMut::from(&bytes[..])).collect();
-            let started = Instant::now();
-            for buf in &mut bufs {
-                black_box(decode_all(buf));
-            }
-            started.elapsed()
-        };
-        let time_hand = || {
-            let bufs: Vec<Bytes> = (0..repeats).map(|_| Bytes::copy_from_slice(&bytes[..])).collect();
-            let started = Instant::now();
-            for buf in &bufs {
-                black_box(hand_parse(buf));
-            }
-            started.elapsed()
-        };
+        let time_decode = || timed((0..repeats).map(|_| BytesMut::from(&bytes[..])).collect(), decode_all);
+        let time_hand =
+            || timed((0..repeats).map(|_| Bytes::copy_from_slice(&bytes[..])).collect(), |buf| hand_parse(buf));
         // The first pairs warm caches and the allocator; they are not kept.
         let mut ratios: Vec<f64> = (0..PAIRS + 5)
             .map(|pair| {
@@ -165,6 +153,16 @@ fn paired_ratios(_: &mut Criterion) {
             high * 100.0
         );
     }
+}
+
+/// The time `pass` takes over every buffer of `bufs`; the buffers are made
+/// before and let go after it.
+fn timed<B>(mut bufs: Vec<B>, mut pass: impl FnMut(&mut B) -> usize) -> std::time::Duration {
+    let started = Instant::now();
+    for buf in &mut bufs {
+        black_box(pass(buf));
+    }
+    started.elapsed()
 }
 
 /// Criterion's options that take a value: that value is not the filter.
