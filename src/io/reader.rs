@@ -94,6 +94,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self
     }
 
+    /// The same frame with its data in an allocation of its own, and its
+    /// path too unless it is a known path's static copy, which pins no
+    /// buffer.
+    fn unpin(&mut self, frame: Frame) -> Frame {
+        let path = self.decoder.known_path(&frame.path).unwrap_or_else(|| Bytes::copy_from_slice(&frame.path));
+        Frame { status: frame.status, path, channel: frame.channel, data: Bytes::copy_from_slice(&frame.data) }
+    }
+
     /// The next frame: `None` at a clean end of stream, an error for bytes
     /// that are not frames ([FERR-1]), a stream cut inside a frame
     /// ([FERR-3]) or a failed read. Cancel-safe: no byte is lost when the
@@ -180,7 +188,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // What is left behind the frame arrived with the last read.
             self.pending_since = self.last_read;
         }
-        Some(Ok(if big_buffer && frame.data.len() <= COPY_SMALL_DATA { unpin(frame) } else { frame }))
+        Some(Ok(if big_buffer && frame.data.len() <= COPY_SMALL_DATA { self.unpin(frame) } else { frame }))
     }
 
     /// The next frame when the frozen bytes do not begin with one: what is
@@ -246,16 +254,6 @@ pub enum ReadStep {
     End,
 }
 
-/// The same frame with its path and data in allocations of their own.
-fn unpin(frame: Frame) -> Frame {
-    Frame {
-        status: frame.status,
-        path: Bytes::copy_from_slice(&frame.path),
-        channel: frame.channel,
-        data: Bytes::copy_from_slice(&frame.data),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +305,21 @@ mod tests {
         let sliced_at = got_big.data.as_ptr() as usize + got_big.data.len() + 1 + 2 + 1 + 8;
         assert_ne!(got_small.data.as_ptr() as usize, sliced_at);
         assert_eq!((got_big, &got_small), (big, &small));
+        assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn a_small_frame_after_a_big_one_keeps_its_known_path_static() {
+        use crate::wire::known_paths::interned;
+        let big = Frame::new(Status::RequestWhole, &b"/big"[..], 0, vec![1u8; 1 << 20]);
+        let small = Frame::new(Status::RequestWhole, &b"/s"[..], 0, &b"tiny"[..]);
+        let bytes = stream(&[big.clone(), small.clone()]);
+        let mut reader =
+            FrameReader::new(&bytes[..], FrameLimits::default()).with_known_paths(KnownPaths::new([b"/s".as_slice()]));
+        assert_eq!(reader.next().await.unwrap().unwrap(), big);
+        let got_small = reader.next().await.unwrap().unwrap();
+        assert_eq!(got_small, small);
+        assert_eq!(got_small.path.as_ptr(), interned(b"/s").as_ptr(), "the known path is not copied");
         assert!(reader.buf.capacity() <= KEEP_READ_BUFFER);
     }
 

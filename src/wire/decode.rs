@@ -346,7 +346,7 @@ impl FrameDecoder {
     #[inline(always)]
     fn take_frozen(&mut self, frozen: &mut Bytes, layout: &FrameLayout) -> Frame {
         self.passed(layout);
-        match self.known_path(frozen, layout) {
+        match self.known_path_at(frozen, layout) {
             Some(path) => split_frozen_with_path(frozen, layout, path),
             None => split_frozen(frozen, layout),
         }
@@ -355,9 +355,16 @@ impl FrameDecoder {
     /// The static copy of the path of the frame `layout` describes at the
     /// front of `buf`, when it is a known path.
     #[inline(always)]
-    fn known_path(&mut self, buf: &[u8], layout: &FrameLayout) -> Option<Bytes> {
+    fn known_path_at(&mut self, buf: &[u8], layout: &FrameLayout) -> Option<Bytes> {
         let (start, end) = layout.path;
-        self.known.get(buf.get(start..end).filter(|path| !path.is_empty())?)
+        self.known_path(buf.get(start..end)?)
+    }
+
+    /// The static copy of `path`, when it is a known path (never for an
+    /// empty path).
+    #[inline(always)]
+    pub(crate) fn known_path(&mut self, path: &[u8]) -> Option<Bytes> {
+        self.known.get(Some(path).filter(|path| !path.is_empty())?)
     }
 
     /// The stream moved past the frame `layout` describes.
@@ -370,7 +377,7 @@ impl FrameDecoder {
     #[inline(always)]
     fn take(&mut self, buf: &mut BytesMut, layout: &FrameLayout) -> Frame {
         self.passed(layout);
-        match self.known_path(buf, layout) {
+        match self.known_path_at(buf, layout) {
             Some(path) => split_frame_with_path(buf, layout, path),
             None => split_frame(buf, layout),
         }
