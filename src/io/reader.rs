@@ -96,7 +96,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The same frame with its data in an allocation of its own, and its
     /// path too unless it is a known path's static copy, which pins no
-    /// buffer.
+    /// buffer. Rare (only once a buffer grew past its usual size), so kept
+    /// out of the reader's common path.
+    #[cold]
+    #[inline(never)]
     fn unpin(&mut self, frame: Frame) -> Frame {
         let path = self.decoder.known_path(&frame.path).unwrap_or_else(|| Bytes::copy_from_slice(&frame.path));
         Frame { status: frame.status, path, channel: frame.channel, data: Bytes::copy_from_slice(&frame.data) }
