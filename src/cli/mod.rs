@@ -350,8 +350,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9800")]
         listen: std::net::SocketAddr,
         /// Serve hyper's HTTP/2 echo (cleartext, prior knowledge) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "checked")]
         h2: bool,
+        /// Serve the checked IIP echo instead: the unchecked echo plus the
+        /// work the spec asks of every request (frame, channel and message
+        /// checks, routes, an unwind guard, statistics), and nothing else.
+        #[arg(long)]
+        checked: bool,
     },
     /// Load an IIP server that serves /echo (or --path) and report req/s and latency percentiles.
     Bench {
@@ -840,13 +845,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             println!("held {held} idle connections");
             Ok(())
         }
-        Command::Floor { listen, h2 } => {
+        Command::Floor { listen, h2, checked } => {
             let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
-            say!("iip: {} floor on {listen}", if h2 { "HTTP/2 echo" } else { "unchecked IIP echo" });
-            let served = if h2 {
-                crate::cli::floor::serve_h2_echo(listener).await
-            } else {
-                crate::cli::floor::serve_unchecked_iip(listener).await
+            let kind = match (h2, checked) {
+                (true, _) => "HTTP/2 echo",
+                (false, true) => "checked IIP echo",
+                (false, false) => "unchecked IIP echo",
+            };
+            say!("iip: {kind} floor on {listen}");
+            let served = match (h2, checked) {
+                (true, _) => crate::cli::floor::serve_h2_echo(listener).await,
+                (false, true) => crate::cli::floor::checked::serve_checked_iip(listener).await,
+                (false, false) => crate::cli::floor::serve_unchecked_iip(listener).await,
             };
             served.map_err(|e| CliError::Failed(e.to_string()))
         }

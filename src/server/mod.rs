@@ -23,7 +23,7 @@ pub mod memory;
 pub mod metrics;
 mod offload;
 pub mod stats;
-mod tally;
+pub(crate) mod tally;
 pub mod transport;
 mod turn_clock;
 

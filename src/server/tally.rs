@@ -91,10 +91,7 @@ impl RouteTallies {
     /// Adds every tally to its route's statistics and empties it.
     pub(crate) fn report(&mut self) {
         for RouteTally { route, tally } in &mut self.tallies {
-            if tally.counts != Counts::default() {
-                route.stats.count.add(&std::mem::take(&mut tally.counts));
-            }
-            route.stats.measure.add_batch(&mut tally.measure);
+            tally.report_to(&route.stats);
         }
     }
 }
@@ -139,6 +136,15 @@ impl Tally {
         self.counts.packets_sent += answered.frames;
         self.counts.whole_sent += 1;
         self.counts.bytes_sent += answered.bytes;
+    }
+
+    /// Adds what this tally holds to `stats`, its route's statistics, and
+    /// empties it.
+    pub(crate) fn report_to(&mut self, stats: &RouteStats) {
+        if self.counts != Counts::default() {
+            stats.count.add(&std::mem::take(&mut self.counts));
+        }
+        stats.measure.add_batch(&mut self.measure);
     }
 
     /// Whether this request is one of those that measure the route's busy

@@ -7,6 +7,10 @@
 //!   one write. No channel state, no ordering, no limits, no statistics.
 //!   It is only as correct as a well-behaved client makes it, and must never
 //!   face real traffic.
+//! - [`checked::serve_checked_iip`]: the unchecked echo plus the work the
+//!   spec asks of a server for every request (checks, channel and message
+//!   state, routes, an unwind guard, statistics), written as tightly as
+//!   we can: what those obligations cost at least.
 //! - [`serve_h2_echo`]: hyper's HTTP/2 server answering every request with
 //!   its body, what a tonic user runs underneath.
 
@@ -17,6 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::wire::answer::{channel_granted_body, ErrorAnswer, ErrorCode};
+use crate::wire::status::Status;
+
+pub mod checked;
 
 /// Bytes asked of the kernel per read by the unchecked echo.
 const READ_SIZE: usize = 64 * 1024;
@@ -71,12 +78,7 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
                 } else {
                     ErrorAnswer::named(ErrorCode::HandleError).to_body()
                 };
-                output.put_u8(5);
-                output.extend_from_slice(frame.path);
-                output.put_u8(0);
-                output.put_u32(frame.channel);
-                output.put_u32(body.len() as u32);
-                output.extend_from_slice(&body);
+                put_answer(output, frame.path, frame.channel, &body);
             }
             status @ 0..=3 => {
                 output.put_u8(status + 4);
@@ -87,6 +89,18 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
         at += frame.len;
     }
     at
+}
+
+/// Appends a whole response (status 5) on `channel` with path `route` and
+/// data `body`, which must not be longer than a frame may carry.
+fn put_answer(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8]) {
+    output.reserve(route.len() + 10 + body.len());
+    output.put_u8(Status::ResponseWhole.byte());
+    output.extend_from_slice(route);
+    output.put_u8(0);
+    output.put_u32(channel);
+    output.put_u32(body.len() as u32);
+    output.extend_from_slice(body);
 }
 
 /// The parts of a whole frame at the front of a buffer.
@@ -127,13 +141,14 @@ pub async fn serve_h2_echo(listener: TcpListener) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::wire::decode::FrameDecoder;
     use crate::wire::encode::encode_frame;
-    use crate::{Frame, FrameLimits, Status};
+    use crate::{Frame, FrameLimits};
 
-    fn frames(list: &[Frame]) -> BytesMut {
+    /// `list` encoded one after the other.
+    pub(crate) fn frames(list: &[Frame]) -> BytesMut {
         let mut out = BytesMut::new();
         for frame in list {
             encode_frame(frame, &FrameLimits::default(), &mut out).expect("valid");
@@ -141,19 +156,31 @@ mod tests {
         out
     }
 
+    /// Every frame in `output`, decoded; `output` must hold whole frames only.
+    pub(crate) fn answers(output: &mut BytesMut) -> Vec<Frame> {
+        let mut decoder = FrameDecoder::new(FrameLimits::default());
+        let answers: Vec<Frame> = std::iter::from_fn(|| decoder.decode(output).expect("valid")).collect();
+        assert!(output.is_empty(), "only whole frames");
+        answers
+    }
+
+    /// A whole request (status 1).
+    pub(crate) fn request(path: &'static str, channel: u32, body: &[u8]) -> Frame {
+        Frame::new(Status::RequestWhole, Bytes::from_static(path.as_bytes()), channel, body.to_vec())
+    }
+
     #[test]
     fn answers_whole_frames_and_leaves_a_partial_one() {
         let mut input = frames(&[
-            Frame::new(Status::RequestWhole, Bytes::from_static(b"/sys/new_channel"), 0, b"{}".to_vec()),
-            Frame::new(Status::RequestWhole, Bytes::from_static(b"/echo"), 1, b"abc".to_vec()),
-            Frame::new(Status::RequestWhole, Bytes::from_static(b"/sys/hello"), 0, b"{}".to_vec()),
+            request("/sys/new_channel", 0, b"{}"),
+            request("/echo", 1, b"abc"),
+            request("/sys/hello", 0, b"{}"),
         ]);
         let whole = input.len();
         input.extend_from_slice(&[1, b'/', b'e', 0, 0, 0]);
         let (mut output, mut next) = (BytesMut::new(), 1);
         assert_eq!(answer_whole_frames(&input, &mut output, &mut next), whole);
-        let mut decoder = FrameDecoder::new(FrameLimits::default());
-        let answers: Vec<Frame> = std::iter::from_fn(|| decoder.decode(&mut output).expect("valid")).collect();
+        let answers = answers(&mut output);
         assert_eq!(answers.len(), 3);
         assert_eq!(answers[0].data, channel_granted_body(1));
         assert_eq!(

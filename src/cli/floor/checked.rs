@@ -1,0 +1,480 @@
+//! The checked IIP echo of `iip floor --checked`: the unchecked echo plus
+//! the work the spec asks of a server for every request, and nothing else,
+//! so that a figure of `iip serve` can be read against what the spec's
+//! obligations cost at least (issue 18's targets are ratios to the
+//! unchecked echo, which keeps none of them).
+//!
+//! Kept, for every frame of one read (each a requirement of the spec):
+//! - the frame checks of the decoder: status, path and data limits, a
+//!   non-empty body ([`peek_frame`]; `[FRAME-*]`, `[LIMIT-1]`, `[LIMIT-2]`);
+//! - the client's role: statuses 0–3, and 8 to close (`[STATUS-3]`);
+//! - the channel exists (`[CHAN-6]`) and the frame follows its message
+//!   state (`[MSG-6]`); chunked requests gathered into one body (`[MSG-4]`,
+//!   `[MSG-7]`), a body past the limit answered 110 (`[MSG-8]`);
+//! - channels granted at the lowest free id up to the limit, deleted on
+//!   request (`[CHAN-2]`–`[CHAN-9]`);
+//! - the route without its query chooses the handler and is the answer's
+//!   path (`[MSG-10]`); no handler: 102 (`[ANSWER-2]`);
+//! - the handler called behind an unwind guard (a panic: 104,
+//!   `[ANSWER-11]`);
+//! - the request counted and its handler time measured on its route
+//!   (`[SYS-7]`–`[SYS-9]`, `[SYS-15]`), added to the route's statistics
+//!   once per read.
+//!
+//! Not kept, because the spec does not ask them of every request or a
+//! handler that never waits does not need them: handlers that wait (and
+//! so the ordering of answers across waits), memory budgets, timers, the
+//! hello and its extensions, answers to the statistics paths. It must
+//! never face real traffic.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{put_answer, READ_SIZE};
+use crate::proto::error::ProtocolError;
+use crate::proto::message::MessageState;
+use crate::proto::server::{ServerConfig, DELETE_CHANNEL, NEW_CHANNEL};
+use crate::server::handler::HandlerError;
+use crate::server::stats::{latency_now, Instant, RouteStats, ServerStats};
+use crate::server::tally::{Answered, Tally};
+use crate::wire::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode};
+use crate::wire::decode::{peek_frame, Peek};
+use crate::wire::frame_error::DecodeError;
+use crate::wire::scan::find_byte;
+use crate::wire::status::Status;
+
+/// The only route of the checked echo: answers a request with its body.
+pub const ECHO_ROUTE: &[u8] = b"/echo";
+
+/// Why the checked echo closes a connection (`[CLOSE-4]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckedClose {
+    /// The bytes are not a frame.
+    #[error(transparent)]
+    Frame(#[from] DecodeError),
+    /// A well-formed frame breaks a rule of channels or messages.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+/// A request's handler: its body in, its answer's body out. It never waits.
+pub type EchoHandler = Arc<dyn Fn(Bytes) -> Bytes + Send + Sync>;
+
+/// Serves the checked IIP echo on `listener` until accepting fails: every
+/// connection on a task of its own, `/echo` answering each request with
+/// its body, under [`ServerConfig::default`]'s limits.
+pub async fn serve_checked_iip(listener: TcpListener) -> io::Result<()> {
+    let stats = Arc::new(ServerStats::new([Bytes::from_static(ECHO_ROUTE)]));
+    let echo: EchoHandler = Arc::new(|body| body);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let Some(route) = stats.route(ECHO_ROUTE).cloned() else { return Ok(()) };
+        let connection = CheckedEcho::new(ServerConfig::default(), echo.clone(), route);
+        tokio::spawn(async move {
+            if let Err(error) = checked_connection(stream, connection).await {
+                tracing::debug!(%error, "checked floor: connection closed");
+            }
+        });
+    }
+}
+
+async fn checked_connection(mut stream: TcpStream, mut echo: CheckedEcho) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut input = BytesMut::with_capacity(READ_SIZE);
+    let mut output = BytesMut::with_capacity(READ_SIZE);
+    loop {
+        input.reserve(READ_SIZE);
+        if stream.read_buf(&mut input).await? == 0 {
+            return Ok(());
+        }
+        let read = input.split().freeze();
+        let answered = echo.answer_read(&read, &mut output);
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        match answered {
+            Ok(Some(used)) => input.extend_from_slice(&read[used..]),
+            Ok(None) => return Ok(()),
+            Err(close) => return Err(io::Error::new(io::ErrorKind::InvalidData, close)),
+        }
+    }
+}
+
+/// A channel of a connection, as the checked echo keeps it.
+#[derive(Debug)]
+enum Lane {
+    /// No channel has this id.
+    Absent,
+    /// No request is open on it.
+    Idle,
+    /// A chunked request is open on it.
+    Open(Gathering),
+}
+
+/// A chunked request being gathered (`[MSG-4]`).
+#[derive(Debug)]
+struct Gathering {
+    /// The route of its first frame (`[MSG-3]`), query included.
+    path: Bytes,
+    /// The body so far, or `None` once it passed the limit (`[MSG-8]`).
+    body: Option<BytesMut>,
+    /// Frames and bytes received so far (`[SYS-8]`).
+    frames: u64,
+    bytes: u64,
+}
+
+impl Gathering {
+    /// Adds a frame of `len` bytes carrying `data`, dropping the body
+    /// once it would pass `max_message`.
+    fn add(&mut self, data: &[u8], len: usize, max_message: usize) {
+        self.frames += 1;
+        self.bytes += len as u64;
+        if self.body.as_ref().is_some_and(|body| body.len() + data.len() > max_message) {
+            self.body = None;
+        }
+        if let Some(body) = &mut self.body {
+            body.extend_from_slice(data);
+        }
+    }
+}
+
+/// A whole request: its path (query included), body, and the frames and
+/// bytes it took.
+struct WholeRequest {
+    path: Bytes,
+    body: Result<Bytes, ErrorCode>,
+    received: (u64, u64),
+}
+
+/// One connection of the checked echo, apart from its socket: fed each
+/// read's bytes, it appends the answers to an output buffer.
+pub struct CheckedEcho {
+    config: ServerConfig,
+    lanes: Vec<Lane>,
+    /// Channels that exist, channel 0 included.
+    open_channels: u32,
+    handler: EchoHandler,
+    route: Arc<RouteStats>,
+    tally: Tally,
+}
+
+impl CheckedEcho {
+    /// A connection with channel 0 only, answering `/echo` with `handler`
+    /// and recording it in `route`, under `config`'s limits.
+    pub fn new(config: ServerConfig, handler: EchoHandler, route: Arc<RouteStats>) -> CheckedEcho {
+        CheckedEcho { config, lanes: vec![Lane::Idle], open_channels: 1, handler, route, tally: Tally::default() }
+    }
+
+    /// Answers every whole frame at the front of `read` into `output`, and
+    /// adds what it counted to the route's statistics. Returns the bytes
+    /// those frames took (the rest is the start of a frame), `None` after a
+    /// close frame, or why the connection must close; the answers already
+    /// in `output` precede the close.
+    pub fn answer_read(&mut self, read: &Bytes, output: &mut BytesMut) -> Result<Option<usize>, CheckedClose> {
+        let result = self.answer_frames(read, output);
+        self.tally.report_to(&self.route);
+        result
+    }
+
+    fn answer_frames(&mut self, read: &Bytes, output: &mut BytesMut) -> Result<Option<usize>, CheckedClose> {
+        let mut at = 0;
+        // The handler time of a request runs from the end of the previous
+        // one, or from the read (`[SYS-15]`): one clock reading a request.
+        let mut clock = latency_now();
+        while let Some(rest) = read.get(at..) {
+            let layout = match peek_frame(rest, &self.config.frame_limits) {
+                Ok(Peek::Frame(layout)) => layout,
+                Ok(Peek::Needs(_)) => break,
+                Err(error) => return Err(DecodeError { offset: error.offset + at as u64, ..error }.into()),
+            };
+            let len = layout.encoded_len();
+            let status = layout.status;
+            if status == Status::Close {
+                return Ok(None);
+            }
+            if status.byte() > Status::RequestLast.byte() {
+                return Err(ProtocolError::WrongRole { status, sender: "client" }.into());
+            }
+            let channel = layout.channel;
+            let lane = match self.lanes.get_mut(channel as usize) {
+                Some(lane) if !matches!(lane, Lane::Absent) => lane,
+                _ => return Err(ProtocolError::UnknownChannel { channel }.into()),
+            };
+            let (data_start, data_end) = (at + layout.data.0, at + layout.data.1);
+            let data = &read[data_start..data_end];
+            // The echo route's path is a static copy, as a server's known
+            // routes are: no count on the read buffer for it.
+            let path = || match &read[at + layout.path.0..at + layout.path.1] {
+                ECHO_ROUTE => Bytes::from_static(ECHO_ROUTE),
+                _ => read.slice(at + layout.path.0..at + layout.path.1),
+            };
+            let max_message = self.config.max_message;
+            let whole = match (status, std::mem::replace(lane, Lane::Idle)) {
+                (Status::RequestWhole, Lane::Idle) => Some(WholeRequest {
+                    path: path(),
+                    body: Ok(read.slice(data_start..data_end)),
+                    received: (1, len as u64),
+                }),
+                (Status::RequestFirst, Lane::Idle) => {
+                    let mut gathering = Gathering { path: path(), body: Some(BytesMut::new()), frames: 0, bytes: 0 };
+                    gathering.add(data, len, max_message);
+                    *lane = Lane::Open(gathering);
+                    None
+                }
+                (Status::RequestContinue, Lane::Open(mut gathering)) => {
+                    gathering.add(data, len, max_message);
+                    *lane = Lane::Open(gathering);
+                    None
+                }
+                (Status::RequestLast, Lane::Open(mut gathering)) => {
+                    gathering.add(data, len, max_message);
+                    Some(WholeRequest {
+                        path: gathering.path,
+                        body: gathering.body.map(BytesMut::freeze).ok_or(ErrorCode::RequestTooLarge),
+                        received: (gathering.frames, gathering.bytes),
+                    })
+                }
+                (_, before) => {
+                    let state = if matches!(before, Lane::Open(_)) { MessageState::Open } else { MessageState::Idle };
+                    return Err(ProtocolError::BadTransition { channel, state, status }.into());
+                }
+            };
+            at += len;
+            if let Some(request) = whole {
+                clock = self.answer(output, channel, request, clock);
+            }
+        }
+        Ok(Some(at))
+    }
+
+    /// Answers one whole request; returns the clock's reading at its end.
+    fn answer(&mut self, output: &mut BytesMut, channel: u32, request: WholeRequest, started: Instant) -> Instant {
+        let path = &request.path[..];
+        let route = match find_byte(b'?', path) {
+            Some(query) => &path[..query],
+            None => path,
+        };
+        let body = match request.body {
+            Ok(body) => body,
+            Err(code) => {
+                put_error(output, route, channel, code);
+                return started;
+            }
+        };
+        let received = request.received;
+        if route.starts_with(b"/sys/") {
+            self.answer_system(output, channel, route);
+            return started;
+        }
+        if route != ECHO_ROUTE {
+            put_error(output, route, channel, ErrorCode::HandleError);
+            return started;
+        }
+        let handler = &self.handler;
+        let answer = catch_unwind(AssertUnwindSafe(|| handler(body)));
+        let ended = latency_now();
+        let answer = answer.unwrap_or_else(|_| HandlerError::crashed("handler panicked").to_answer().to_body());
+        let before = output.len();
+        put_answer(output, route, channel, &answer);
+        self.tally.received(received.0, received.1);
+        let answered = Answered {
+            elapsed: ended.saturating_duration_since(started),
+            ended,
+            frames: 1,
+            bytes: (output.len() - before) as u64,
+        };
+        self.tally.answered(&self.route, &answered);
+        ended
+    }
+
+    /// `/sys/new_channel`, `/sys/delete_channel`; any other system path is
+    /// answered 102, as a route without a handler.
+    fn answer_system(&mut self, output: &mut BytesMut, channel: u32, route: &[u8]) {
+        if route == NEW_CHANNEL {
+            if self.open_channels >= self.config.max_channels {
+                return put_error(output, route, channel, ErrorCode::ChannelCreateLimited);
+            }
+            let free = self.lanes.iter().skip(1).position(|lane| matches!(lane, Lane::Absent));
+            let id = match free {
+                Some(index) => index + 1,
+                None => {
+                    self.lanes.push(Lane::Absent);
+                    self.lanes.len() - 1
+                }
+            };
+            if let Some(lane) = self.lanes.get_mut(id) {
+                *lane = Lane::Idle;
+                self.open_channels += 1;
+            }
+            put_answer(output, route, channel, &channel_granted_body(id as u32));
+        } else if route == DELETE_CHANNEL {
+            if channel == 0 {
+                return put_error(output, route, channel, ErrorCode::ChannelNotDeletable);
+            }
+            put_answer(output, route, channel, &ok_body());
+            if let Some(lane) = self.lanes.get_mut(channel as usize) {
+                *lane = Lane::Absent;
+                self.open_channels -= 1;
+            }
+        } else {
+            put_error(output, route, channel, ErrorCode::HandleError);
+        }
+    }
+}
+
+/// Appends the error answer of `code` (with its name as message).
+fn put_error(output: &mut BytesMut, route: &[u8], channel: u32, code: ErrorCode) {
+    let body = if code == ErrorCode::HandleError { ErrorAnswer::no_handler() } else { ErrorAnswer::named(code) };
+    put_answer(output, route, channel, &body.to_body());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{answers, frames, request};
+    use super::*;
+    use crate::proto::server::ServerConfig;
+    use crate::wire::answer::ChannelGrant;
+    use crate::wire::frame_error::FrameErrorKind;
+    use crate::Frame;
+
+    /// A connection of the checked echo whose handler answers with the body,
+    /// or panics on the body `panic`; and its route's statistics.
+    fn connection(config: ServerConfig) -> (CheckedEcho, Arc<RouteStats>) {
+        let stats = ServerStats::new([Bytes::from_static(ECHO_ROUTE)]);
+        let route = stats.route(ECHO_ROUTE).expect("the echo route").clone();
+        let handler: EchoHandler = Arc::new(|body: Bytes| {
+            assert!(&body[..] != b"panic", "the handler was asked to panic");
+            body
+        });
+        (CheckedEcho::new(config, handler, route.clone()), route)
+    }
+
+    fn frame(status: Status, path: &'static str, channel: u32, body: &[u8]) -> Frame {
+        Frame::new(status, Bytes::from_static(path.as_bytes()), channel, body.to_vec())
+    }
+
+    /// Feeds `list` as one read; the answers, and what `answer_read` said.
+    fn feed(echo: &mut CheckedEcho, list: &[Frame]) -> (Vec<Frame>, Result<Option<usize>, CheckedClose>) {
+        let read = frames(list).freeze();
+        let mut output = BytesMut::new();
+        let result = echo.answer_read(&read, &mut output);
+        (answers(&mut output), result)
+    }
+
+    fn code(answer: &Frame) -> Option<i64> {
+        ErrorAnswer::parse(&answer.data).map(|a| a.code)
+    }
+
+    #[test]
+    fn answers_requests_in_order_on_their_route_and_records_them() {
+        let (mut echo, route) = connection(ServerConfig::default());
+        let list = [request("/echo?x=1", 0, b"one"), request("/echo", 0, b"two"), request("/nowhere", 0, b"{}")];
+        let (answers, result) = feed(&mut echo, &list);
+        assert_eq!(result, Ok(Some(frames(&list).len())));
+        let seen: Vec<(&[u8], &[u8])> = answers.iter().map(|a| (&a.path[..], &a.data[..])).collect();
+        assert_eq!(seen[..2], [(&b"/echo"[..], &b"one"[..]), (&b"/echo"[..], &b"two"[..])], "[MSG-10]: no query");
+        assert_eq!(code(&answers[2]), Some(ErrorCode::HandleError.value()), "[ANSWER-2]");
+        let counts = route.count.snapshot();
+        assert_eq!((counts.whole_received, counts.whole_sent), (2, 2), "reported after the read");
+        assert_eq!(counts.bytes_received, frames(&list[..2]).len() as u64, "[SYS-8]: whole frames");
+        assert_eq!(counts.bytes_sent, (2 * (5 + 10) + 6) as u64);
+        assert_eq!(route.measure.totals().0, 2, "both measured");
+    }
+
+    #[test]
+    fn gathers_a_chunked_request_and_answers_one_past_the_limit_with_110() {
+        let config = ServerConfig { max_message: 5, ..ServerConfig::default() };
+        let (mut echo, route) = connection(config);
+        let list = [
+            frame(Status::RequestFirst, "/echo", 0, b"ab"),
+            frame(Status::RequestContinue, "/other", 0, b"cd"),
+            frame(Status::RequestLast, "", 0, b"e"),
+            frame(Status::RequestFirst, "/echo", 0, b"abc"),
+            frame(Status::RequestLast, "/echo", 0, b"def"),
+            request("/echo", 0, b"after"),
+        ];
+        let (answers, result) = feed(&mut echo, &list);
+        assert!(matches!(result, Ok(Some(_))), "{result:?}");
+        assert_eq!(answers.len(), 3, "one answer a request");
+        assert_eq!((&answers[0].path[..], &answers[0].data[..]), (&b"/echo"[..], &b"abcde"[..]), "[MSG-3], [MSG-4]");
+        assert_eq!(code(&answers[1]), Some(ErrorCode::RequestTooLarge.value()), "[MSG-8]");
+        assert_eq!(&answers[2].data[..], b"after", "the connection goes on");
+        let counts = route.count.snapshot();
+        assert_eq!((counts.whole_received, counts.packets_received), (2, 4));
+    }
+
+    #[test]
+    fn grants_the_lowest_free_channel_up_to_the_limit_and_deletes_on_request() {
+        let config = ServerConfig { max_channels: 3, ..ServerConfig::default() };
+        let (mut echo, _) = connection(config);
+        let new = || request("/sys/new_channel", 0, b"{}");
+        let (answers, _) = feed(&mut echo, &[new(), new(), new()]);
+        let granted: Vec<Option<u32>> = answers
+            .iter()
+            .map(|a| serde_json::from_slice::<ChannelGrant>(&a.data).ok().and_then(|g| g.channel_id))
+            .collect();
+        assert_eq!(granted, [Some(1), Some(2), None]);
+        assert_eq!(code(&answers[2]), Some(ErrorCode::ChannelCreateLimited.value()), "[CHAN-9]");
+        let (answers, _) = feed(
+            &mut echo,
+            &[request("/sys/delete_channel", 1, b"{}"), request("/sys/delete_channel", 0, b"{}"), new()],
+        );
+        assert_eq!(answers[0].data, ok_body(), "[CHAN-7]");
+        assert_eq!(code(&answers[1]), Some(ErrorCode::ChannelNotDeletable.value()), "[CHAN-8]");
+        let regranted = serde_json::from_slice::<ChannelGrant>(&answers[2].data).ok().and_then(|g| g.channel_id);
+        assert_eq!(regranted, Some(1), "[CHAN-4]");
+        let (answers, _) = feed(&mut echo, &[request("/sys/delete_channel", 2, b"{}")]);
+        assert_eq!(answers[0].data, ok_body());
+        let (answers, result) = feed(&mut echo, &[request("/echo", 1, b"still"), request("/echo", 2, b"gone")]);
+        assert_eq!(answers.len(), 1, "the answers before the close are kept");
+        assert_eq!(result, Err(ProtocolError::UnknownChannel { channel: 2 }.into()), "[CHAN-6]");
+    }
+
+    #[test]
+    fn closes_on_a_broken_rule_naming_it() {
+        let (mut echo, _) = connection(ServerConfig::default());
+        let (_, result) = feed(&mut echo, &[frame(Status::ResponseWhole, "/echo", 0, b"x")]);
+        let role = ProtocolError::WrongRole { status: Status::ResponseWhole, sender: "client" };
+        assert_eq!(result, Err(role.into()), "[STATUS-3]");
+
+        let (mut echo, _) = connection(ServerConfig::default());
+        let (_, result) = feed(&mut echo, &[frame(Status::RequestLast, "/echo", 0, b"x")]);
+        let transition =
+            ProtocolError::BadTransition { channel: 0, state: MessageState::Idle, status: Status::RequestLast };
+        assert_eq!(result, Err(transition.into()), "[MSG-6]");
+
+        let (mut echo, _) = connection(ServerConfig::default());
+        let mut read = frames(&[request("/echo", 0, b"x")]);
+        let first = read.len();
+        read.extend_from_slice(&[9, b'/', 0]);
+        let result = echo.answer_read(&read.freeze(), &mut BytesMut::new());
+        let Err(CheckedClose::Frame(error)) = result else { panic!("a framing error: {result:?}") };
+        assert_eq!((error.kind, error.offset), (FrameErrorKind::UnknownStatus(9), first as u64), "offset in the read");
+    }
+
+    #[test]
+    fn a_partial_frame_waits_and_a_close_frame_ends_after_the_answers_before_it() {
+        let (mut echo, _) = connection(ServerConfig::default());
+        let whole = frames(&[request("/echo", 0, b"x")]);
+        let mut read = whole.clone();
+        read.extend_from_slice(&whole[..4]);
+        assert_eq!(echo.answer_read(&read.freeze(), &mut BytesMut::new()), Ok(Some(whole.len())));
+        let (answers, result) = feed(&mut echo, &[request("/echo", 0, b"y"), frame(Status::Close, "", 0, b"")]);
+        assert_eq!((answers.len(), result), (1, Ok(None)));
+    }
+
+    #[test]
+    fn a_panicking_handler_is_answered_104_and_the_next_request_served() {
+        let (mut echo, _) = connection(ServerConfig::default());
+        let (answers, result) = feed(&mut echo, &[request("/echo", 0, b"panic"), request("/echo", 0, b"next")]);
+        assert!(matches!(result, Ok(Some(_))));
+        assert_eq!(code(&answers[0]), Some(ErrorCode::Unknown.value()), "[ANSWER-11]");
+        assert_eq!(&answers[1].data[..], b"next");
+    }
+}
