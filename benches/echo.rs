@@ -1,9 +1,12 @@
 //! End-to-end 64 B and 14 KB echo over loopback, in-process, at the loads of
-//! issue 18, against three servers driven by the same load code:
+//! issue 18, against four servers driven by the same load code:
 //!
 //! - `iip`: this crate's server;
 //! - `floor`: the unchecked IIP echo (`iip::cli::floor`: one read, every
 //!   whole frame answered with no checks, one write; no channel state);
+//! - `checked`: the checked IIP echo (`iip::cli::floor::checked`): the
+//!   floor plus the work the spec asks of every request (frame, channel
+//!   and message checks, routes, an unwind guard, statistics);
 //! - `h2`: hyper's HTTP/2 echo, one stream per call, driven by the h2
 //!   client at the same concurrency.
 //!
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::future::join_all;
+use iip::cli::floor::checked::serve_checked_iip;
 use iip::cli::floor::{serve_h2_echo, serve_unchecked_iip};
 use iip::cli::loadgen::cpu_time;
 use iip::client::{Channel, Client, ClientConfig, ClientExtensions};
@@ -142,6 +146,7 @@ fn echo(c: &mut Criterion) {
     });
     let iip = server.local_addr();
     let floor = rt.block_on(listen(|l| drop(tokio::spawn(serve_unchecked_iip(l)))));
+    let checked = rt.block_on(listen(|l| drop(tokio::spawn(serve_checked_iip(l)))));
     let h2 = rt.block_on(listen(|l| drop(tokio::spawn(serve_h2_echo(l)))));
     for (size, payload) in [("64B", 64usize), ("14KB", 14_000)] {
         let body = Bytes::from(vec![b'e'; payload]);
@@ -149,7 +154,7 @@ fn echo(c: &mut Criterion) {
             let mut group = c.benchmark_group(format!("echo/{size}/{}", load.name));
             group
                 .throughput(Throughput::Elements((load.connections * load.lanes * load.depth * CALLS_PER_SLOT) as u64));
-            for (server, addr) in [("iip", iip), ("floor", floor), ("h2", h2)] {
+            for (server, addr) in [("iip", iip), ("floor", floor), ("checked", checked), ("h2", h2)] {
                 let lanes = match server {
                     "h2" => rt.block_on(Lanes::h2(addr, load)),
                     _ => rt.block_on(Lanes::iip(addr, load)),

@@ -477,4 +477,27 @@ mod tests {
         assert_eq!(code(&answers[0]), Some(ErrorCode::Unknown.value()), "[ANSWER-11]");
         assert_eq!(&answers[1].data[..], b"next");
     }
+
+    #[tokio::test]
+    async fn serves_a_request_split_across_writes_and_closes_on_a_broken_frame() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve_checked_iip(listener));
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = frames(&[request("/echo?q", 0, b"split")]);
+        let (first, second) = request.split_at(7);
+        stream.write_all(first).await.expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stream.write_all(second).await.expect("write");
+        let mut expected =
+            frames(&[Frame::new(Status::ResponseWhole, Bytes::from_static(b"/echo"), 0, b"split".to_vec())]);
+        let mut answer = vec![0; expected.len()];
+        stream.read_exact(&mut answer).await.expect("the answer");
+        assert_eq!(answer, expected.split().to_vec());
+        stream.write_all(&[9, b'/', 0]).await.expect("write");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the connection closes: {read:?}");
+    }
 }
