@@ -10,7 +10,9 @@
 //! - the client's role: statuses 0–3, and 8 to close (`[STATUS-3]`);
 //! - the channel exists (`[CHAN-6]`) and the frame follows its message
 //!   state (`[MSG-6]`); chunked requests gathered into one body (`[MSG-4]`,
-//!   `[MSG-7]`), a body past the limit answered 110 (`[MSG-8]`);
+//!   `[MSG-7]`), a body past the limit, or one that would take the bodies
+//!   being gathered past the connection's budget, answered 110 (`[MSG-8]`,
+//!   `[RES-2]`);
 //! - channels granted at the lowest free id up to the limit, deleted on
 //!   request (`[CHAN-2]`–`[CHAN-9]`);
 //! - the route without its query chooses the handler and is the answer's
@@ -23,9 +25,9 @@
 //!
 //! Not kept, because the spec does not ask them of every request or a
 //! handler that never waits does not need them: handlers that wait (and
-//! so the ordering of answers across waits), memory budgets, timers, the
-//! hello and its extensions, answers to the statistics paths. It must
-//! never face real traffic.
+//! so the ordering of answers across waits), the budget of answers not yet
+//! sent and of the whole server, timers, the hello and its extensions,
+//! answers to the statistics paths. It must never face real traffic.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -129,17 +131,42 @@ struct Gathering {
     bytes: u64,
 }
 
+/// What a connection allows the bodies it gathers (`[MSG-8]`, `[RES-2]`).
+#[derive(Debug, Clone, Copy)]
+struct GatherLimits {
+    /// Largest body of one request.
+    max_message: usize,
+    /// Largest total of the bodies being gathered on the connection.
+    max_held: usize,
+}
+
 impl Gathering {
-    /// Adds a frame of `len` bytes carrying `data`, dropping the body
-    /// once it would pass `max_message`.
-    fn add(&mut self, data: &[u8], len: usize, max_message: usize) {
+    /// Adds a frame of `len` bytes carrying `data`, dropping the body once
+    /// it would pass the message limit or take `held`, the connection's
+    /// gathered bytes, past its budget; `held` follows what the body holds.
+    fn add(&mut self, data: &[u8], len: usize, limits: GatherLimits, held: &mut usize) {
         self.frames += 1;
         self.bytes += len as u64;
-        if self.body.as_ref().is_some_and(|body| body.len() + data.len() > max_message) {
-            self.body = None;
+        if let Some(body) = self.body.take() {
+            if body.len() + data.len() > limits.max_message || *held + data.len() > limits.max_held {
+                *held -= body.len();
+            } else {
+                let mut body = body;
+                body.extend_from_slice(data);
+                *held += data.len();
+                self.body = Some(body);
+            }
         }
-        if let Some(body) = &mut self.body {
-            body.extend_from_slice(data);
+    }
+
+    /// Gives back what the body held to `held`, and the body.
+    fn finish(mut self, held: &mut usize) -> WholeRequest {
+        let body = self.body.take();
+        *held -= body.as_ref().map_or(0, BytesMut::len);
+        WholeRequest {
+            path: self.path,
+            body: body.map(BytesMut::freeze).ok_or(ErrorCode::RequestTooLarge),
+            received: (self.frames, self.bytes),
         }
     }
 }
@@ -159,6 +186,8 @@ pub struct CheckedEcho {
     lanes: Vec<Lane>,
     /// Channels that exist, channel 0 included.
     open_channels: u32,
+    /// Bytes of the bodies being gathered (`[RES-2]`).
+    held: usize,
     handler: EchoHandler,
     route: Arc<RouteStats>,
     tally: Tally,
@@ -168,7 +197,15 @@ impl CheckedEcho {
     /// A connection with channel 0 only, answering `/echo` with `handler`
     /// and recording it in `route`, under `config`'s limits.
     pub fn new(config: ServerConfig, handler: EchoHandler, route: Arc<RouteStats>) -> CheckedEcho {
-        CheckedEcho { config, lanes: vec![Lane::Idle], open_channels: 1, handler, route, tally: Tally::default() }
+        CheckedEcho {
+            config,
+            lanes: vec![Lane::Idle],
+            open_channels: 1,
+            held: 0,
+            handler,
+            route,
+            tally: Tally::default(),
+        }
     }
 
     /// Answers every whole frame at the front of `read` into `output`, and
@@ -214,7 +251,8 @@ impl CheckedEcho {
                 ECHO_ROUTE => Bytes::from_static(ECHO_ROUTE),
                 _ => read.slice(at + layout.path.0..at + layout.path.1),
             };
-            let max_message = self.config.max_message;
+            let limits = GatherLimits { max_message: self.config.max_message, max_held: self.config.max_held_bytes };
+            let held = &mut self.held;
             let whole = match (status, std::mem::replace(lane, Lane::Idle)) {
                 (Status::RequestWhole, Lane::Idle) => Some(WholeRequest {
                     path: path(),
@@ -223,22 +261,18 @@ impl CheckedEcho {
                 }),
                 (Status::RequestFirst, Lane::Idle) => {
                     let mut gathering = Gathering { path: path(), body: Some(BytesMut::new()), frames: 0, bytes: 0 };
-                    gathering.add(data, len, max_message);
+                    gathering.add(data, len, limits, held);
                     *lane = Lane::Open(gathering);
                     None
                 }
                 (Status::RequestContinue, Lane::Open(mut gathering)) => {
-                    gathering.add(data, len, max_message);
+                    gathering.add(data, len, limits, held);
                     *lane = Lane::Open(gathering);
                     None
                 }
                 (Status::RequestLast, Lane::Open(mut gathering)) => {
-                    gathering.add(data, len, max_message);
-                    Some(WholeRequest {
-                        path: gathering.path,
-                        body: gathering.body.map(BytesMut::freeze).ok_or(ErrorCode::RequestTooLarge),
-                        received: (gathering.frames, gathering.bytes),
-                    })
+                    gathering.add(data, len, limits, held);
+                    Some(gathering.finish(held))
                 }
                 (_, before) => {
                     let state = if matches!(before, Lane::Open(_)) { MessageState::Open } else { MessageState::Idle };
@@ -407,6 +441,30 @@ mod tests {
         assert_eq!(&answers[2].data[..], b"after", "the connection goes on");
         let counts = route.count.snapshot();
         assert_eq!((counts.whole_received, counts.packets_received), (2, 4));
+    }
+
+    #[test]
+    fn bodies_being_gathered_stay_within_the_connections_budget() {
+        let config = ServerConfig { max_held_bytes: 6, ..ServerConfig::default() };
+        let (mut echo, _) = connection(config);
+        let (granted, _) = feed(&mut echo, &[request("/sys/new_channel", 0, b"{}")]);
+        assert_eq!(granted[0].data, channel_granted_body(1));
+        let list = [
+            frame(Status::RequestFirst, "/echo", 0, b"abcd"),
+            frame(Status::RequestFirst, "/echo", 1, b"wx"),
+            frame(Status::RequestLast, "/echo", 1, b"yz"),
+            frame(Status::RequestLast, "/echo", 0, b"e"),
+            frame(Status::RequestFirst, "/echo", 1, b"abc"),
+            frame(Status::RequestLast, "/echo", 1, b"def"),
+        ];
+        let (answers, result) = feed(&mut echo, &list);
+        assert!(matches!(result, Ok(Some(_))), "{result:?}");
+        let channels: Vec<u32> = answers.iter().map(|a| a.channel).collect();
+        assert_eq!(channels, [1, 0, 1]);
+        assert_eq!(code(&answers[0]), Some(ErrorCode::RequestTooLarge.value()), "[RES-2]: 4 + 2 + 2 > 6");
+        assert_eq!(&answers[1].data[..], b"abcde", "the other request is not affected");
+        assert_eq!(&answers[2].data[..], b"abcdef", "what the finished requests held is given back");
+        assert_eq!(echo.held, 0);
     }
 
     #[test]
