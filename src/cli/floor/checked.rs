@@ -37,7 +37,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{put_answer, READ_SIZE};
+use super::{put_answer, put_frame, READ_SIZE};
 use crate::proto::error::ProtocolError;
 use crate::proto::message::MessageState;
 use crate::proto::server::{ServerConfig, DELETE_CHANNEL, NEW_CHANNEL};
@@ -224,6 +224,7 @@ impl CheckedEcho {
         // The handler time of a request runs from the end of the previous
         // one, or from the read (`[SYS-15]`): one clock reading a request.
         let mut clock = latency_now();
+        let limits = GatherLimits { max_message: self.config.max_message, max_held: self.config.max_held_bytes };
         while let Some(rest) = read.get(at..) {
             let layout = match peek_frame(rest, &self.config.frame_limits) {
                 Ok(Peek::Frame(layout)) => layout,
@@ -251,7 +252,6 @@ impl CheckedEcho {
                 ECHO_ROUTE => Bytes::from_static(ECHO_ROUTE),
                 _ => read.slice(at + layout.path.0..at + layout.path.1),
             };
-            let limits = GatherLimits { max_message: self.config.max_message, max_held: self.config.max_held_bytes };
             let held = &mut self.held;
             let whole = match (status, std::mem::replace(lane, Lane::Idle)) {
                 (Status::RequestWhole, Lane::Idle) => Some(WholeRequest {
@@ -315,12 +315,12 @@ impl CheckedEcho {
         let ended = latency_now();
         let answer = answer.unwrap_or_else(|_| HandlerError::crashed("handler panicked").to_answer().to_body());
         let before = output.len();
-        put_answer(output, route, channel, &answer);
+        let frames = put_message(output, route, channel, &answer, self.config.frame_limits.max_data);
         self.tally.received(received.0, received.1);
         let answered = Answered {
             elapsed: ended.saturating_duration_since(started),
             ended,
-            frames: 1,
+            frames,
             bytes: (output.len() - before) as u64,
         };
         self.tally.answered(&self.route, &answered);
@@ -360,6 +360,40 @@ impl CheckedEcho {
             put_error(output, route, channel, ErrorCode::HandleError);
         }
     }
+}
+
+/// Appends the answer `body` on `channel`: one frame when it fits
+/// `max_data`, else chunked into frames of at most `max_data` bytes
+/// (`[MSG-11]`); an empty body travels as `{}` (`[MSG-9]`). Returns the
+/// frames appended.
+#[inline(always)]
+fn put_message(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8], max_data: u32) -> u64 {
+    if body.is_empty() || body.len() > max_data as usize {
+        return put_unusual(output, route, channel, body, max_data);
+    }
+    put_answer(output, route, channel, body);
+    1
+}
+
+/// [`put_message`] for an empty body or one longer than a frame.
+#[cold]
+#[inline(never)]
+fn put_unusual(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8], max_data: u32) -> u64 {
+    if body.is_empty() {
+        put_answer(output, route, channel, b"{}");
+        return 1;
+    }
+    let chunks = body.chunks((max_data as usize).max(1));
+    let last = chunks.len() - 1;
+    for (at, chunk) in chunks.enumerate() {
+        let status = match at {
+            0 => Status::ResponseFirst,
+            _ if at == last => Status::ResponseLast,
+            _ => Status::ResponseContinue,
+        };
+        put_frame(output, status, route, channel, chunk);
+    }
+    last as u64 + 1
 }
 
 /// Appends the error answer of `code` (with its name as message).
@@ -465,6 +499,30 @@ mod tests {
         assert_eq!(&answers[1].data[..], b"abcde", "the other request is not affected");
         assert_eq!(&answers[2].data[..], b"abcdef", "what the finished requests held is given back");
         assert_eq!(echo.held, 0);
+    }
+
+    #[test]
+    fn an_answer_longer_than_a_frame_is_chunked() {
+        let mut config = ServerConfig::default();
+        config.frame_limits.max_data = 4;
+        let (mut echo, route) = connection(config);
+        let list = [
+            frame(Status::RequestFirst, "/echo", 0, b"abcd"),
+            frame(Status::RequestContinue, "/echo", 0, b"efgh"),
+            frame(Status::RequestLast, "/echo", 0, b"ij"),
+        ];
+        let (answers, _) = feed(&mut echo, &list);
+        let frames: Vec<(Status, &[u8])> = answers.iter().map(|a| (a.status, &a.data[..])).collect();
+        assert_eq!(
+            frames,
+            [
+                (Status::ResponseFirst, &b"abcd"[..]),
+                (Status::ResponseContinue, &b"efgh"[..]),
+                (Status::ResponseLast, &b"ij"[..])
+            ],
+            "[MSG-11]"
+        );
+        assert_eq!(route.count.snapshot().packets_sent, 3);
     }
 
     #[test]

@@ -94,13 +94,18 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
 /// Appends a whole response (status 5) on `channel` with path `route` and
 /// data `body`, which must not be longer than a frame may carry.
 fn put_answer(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8]) {
-    output.reserve(route.len() + 10 + body.len());
-    output.put_u8(Status::ResponseWhole.byte());
-    output.extend_from_slice(route);
+    put_frame(output, Status::ResponseWhole, route, channel, body);
+}
+
+/// Appends one frame; `data` must not be longer than a frame may carry.
+fn put_frame(output: &mut BytesMut, status: Status, path: &[u8], channel: u32, data: &[u8]) {
+    output.reserve(path.len() + 10 + data.len());
+    output.put_u8(status.byte());
+    output.extend_from_slice(path);
     output.put_u8(0);
     output.put_u32(channel);
-    output.put_u32(body.len() as u32);
-    output.extend_from_slice(body);
+    output.put_u32(data.len() as u32);
+    output.extend_from_slice(data);
 }
 
 /// The parts of a whole frame at the front of a buffer.
