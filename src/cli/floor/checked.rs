@@ -37,9 +37,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{put_answer, put_frame, READ_SIZE};
+use super::READ_SIZE;
+use crate::proto::channels::{ChannelIds, ChannelTable};
 use crate::proto::error::ProtocolError;
-use crate::proto::message::MessageState;
+use crate::proto::message::{encode_body_into, transition, MessageState, Step};
 use crate::proto::server::{ServerConfig, DELETE_CHANNEL, NEW_CHANNEL};
 use crate::server::handler::HandlerError;
 use crate::server::stats::{latency_now, Instant, RouteStats, ServerStats};
@@ -48,7 +49,7 @@ use crate::wire::answer::{channel_granted_body, ok_body, ErrorAnswer, ErrorCode}
 use crate::wire::decode::{peek_frame, Peek};
 use crate::wire::frame_error::DecodeError;
 use crate::wire::scan::find_byte;
-use crate::wire::status::Status;
+use crate::wire::status::{MessageKind, Sender, Status};
 
 /// The only route of the checked echo: answers a request with its body.
 pub const ECHO_ROUTE: &[u8] = b"/echo";
@@ -111,12 +112,20 @@ async fn checked_connection(mut stream: TcpStream, mut echo: CheckedEcho) -> io:
 /// A channel of a connection, as the checked echo keeps it.
 #[derive(Debug)]
 enum Lane {
-    /// No channel has this id.
-    Absent,
     /// No request is open on it.
     Idle,
     /// A chunked request is open on it.
     Open(Gathering),
+}
+
+impl Lane {
+    /// Its message state, as the spec's table names it (`[MSG-6]`).
+    fn state(&self) -> MessageState {
+        match self {
+            Lane::Idle => MessageState::Idle,
+            Lane::Open(_) => MessageState::Open,
+        }
+    }
 }
 
 /// A chunked request being gathered (`[MSG-4]`).
@@ -183,9 +192,9 @@ struct WholeRequest {
 /// read's bytes, it appends the answers to an output buffer.
 pub struct CheckedEcho {
     config: ServerConfig,
-    lanes: Vec<Lane>,
-    /// Channels that exist, channel 0 included.
-    open_channels: u32,
+    /// The channel ids in use (`[CHAN-4]`, `[CHAN-9]`) and their lanes.
+    ids: ChannelIds,
+    lanes: ChannelTable<Lane>,
     /// Bytes of the bodies being gathered (`[RES-2]`).
     held: usize,
     handler: EchoHandler,
@@ -198,9 +207,9 @@ impl CheckedEcho {
     /// and recording it in `route`, under `config`'s limits.
     pub fn new(config: ServerConfig, handler: EchoHandler, route: Arc<RouteStats>) -> CheckedEcho {
         CheckedEcho {
+            ids: ChannelIds::new(config.max_channels),
+            lanes: ChannelTable::with_channel_zero(Lane::Idle),
             config,
-            lanes: vec![Lane::Idle],
-            open_channels: 1,
             held: 0,
             handler,
             route,
@@ -236,13 +245,17 @@ impl CheckedEcho {
             if status == Status::Close {
                 return Ok(None);
             }
-            if status.byte() > Status::RequestLast.byte() {
-                return Err(ProtocolError::WrongRole { status, sender: "client" }.into());
-            }
+            let position = match status.position() {
+                Some(position) if status.may_be_sent_by(Sender::Client) => position,
+                _ => return Err(ProtocolError::WrongRole { status, sender: "client" }.into()),
+            };
             let channel = layout.channel;
-            let lane = match self.lanes.get_mut(channel as usize) {
-                Some(lane) if !matches!(lane, Lane::Absent) => lane,
-                _ => return Err(ProtocolError::UnknownChannel { channel }.into()),
+            let Some(lane) = self.lanes.get_mut(channel) else {
+                return Err(ProtocolError::UnknownChannel { channel }.into());
+            };
+            let state = lane.state();
+            let Some((_, step)) = transition(state, position) else {
+                return Err(ProtocolError::BadTransition { channel, state, status }.into());
             };
             let (data_start, data_end) = (at + layout.data.0, at + layout.data.1);
             let data = &read[data_start..data_end];
@@ -253,29 +266,30 @@ impl CheckedEcho {
                 _ => read.slice(at + layout.path.0..at + layout.path.1),
             };
             let held = &mut self.held;
-            let whole = match (status, std::mem::replace(lane, Lane::Idle)) {
-                (Status::RequestWhole, Lane::Idle) => Some(WholeRequest {
+            // The table allowed the step: a whole request arrives on an
+            // idle lane, a continuation on an open one.
+            let whole = match (step, std::mem::replace(lane, Lane::Idle)) {
+                (Step::Complete, Lane::Idle) => Some(WholeRequest {
                     path: path(),
                     body: Ok(read.slice(data_start..data_end)),
                     received: (1, len as u64),
                 }),
-                (Status::RequestFirst, Lane::Idle) => {
+                (Step::Started, _) => {
                     let mut gathering = Gathering { path: path(), body: Some(BytesMut::new()), frames: 0, bytes: 0 };
                     gathering.add(data, len, limits, held);
                     *lane = Lane::Open(gathering);
                     None
                 }
-                (Status::RequestContinue, Lane::Open(mut gathering)) => {
+                (_, Lane::Open(mut gathering)) => {
                     gathering.add(data, len, limits, held);
-                    *lane = Lane::Open(gathering);
-                    None
+                    if step == Step::Complete {
+                        Some(gathering.finish(held))
+                    } else {
+                        *lane = Lane::Open(gathering);
+                        None
+                    }
                 }
-                (Status::RequestLast, Lane::Open(mut gathering)) => {
-                    gathering.add(data, len, limits, held);
-                    Some(gathering.finish(held))
-                }
-                (_, before) => {
-                    let state = if matches!(before, Lane::Open(_)) { MessageState::Open } else { MessageState::Idle };
+                (Step::Continues, Lane::Idle) => {
                     return Err(ProtocolError::BadTransition { channel, state, status }.into());
                 }
             };
@@ -314,15 +328,11 @@ impl CheckedEcho {
         let answer = catch_unwind(AssertUnwindSafe(|| handler(body)));
         let ended = latency_now();
         let answer = answer.unwrap_or_else(|_| HandlerError::crashed("handler panicked").to_answer().to_body());
-        let before = output.len();
-        let frames = put_message(output, route, channel, &answer, self.config.frame_limits.max_data);
+        let max_data = self.config.frame_limits.max_data;
+        let (frames, bytes) = encode_body_into(MessageKind::Response, route, channel, &answer, max_data, output);
         self.tally.received(received.0, received.1);
-        let answered = Answered {
-            elapsed: ended.saturating_duration_since(started),
-            ended,
-            frames,
-            bytes: (output.len() - before) as u64,
-        };
+        let answered =
+            Answered { elapsed: ended.saturating_duration_since(started), ended, frames, bytes: bytes as u64 };
         self.tally.answered(&self.route, &answered);
         ended
     }
@@ -331,75 +341,33 @@ impl CheckedEcho {
     /// answered 102, as a route without a handler.
     fn answer_system(&mut self, output: &mut BytesMut, channel: u32, route: &[u8]) {
         if route == NEW_CHANNEL {
-            if self.open_channels >= self.config.max_channels {
+            let Some(id) = self.ids.allocate() else {
                 return put_error(output, route, channel, ErrorCode::ChannelCreateLimited);
-            }
-            let free = self.lanes.iter().skip(1).position(|lane| matches!(lane, Lane::Absent));
-            let id = match free {
-                Some(index) => index + 1,
-                None => {
-                    self.lanes.push(Lane::Absent);
-                    self.lanes.len() - 1
-                }
             };
-            if let Some(lane) = self.lanes.get_mut(id) {
-                *lane = Lane::Idle;
-                self.open_channels += 1;
-            }
-            put_answer(output, route, channel, &channel_granted_body(id as u32));
+            self.lanes.insert(id, Lane::Idle);
+            put_answer(output, route, channel, &channel_granted_body(id));
         } else if route == DELETE_CHANNEL {
             if channel == 0 {
                 return put_error(output, route, channel, ErrorCode::ChannelNotDeletable);
             }
             put_answer(output, route, channel, &ok_body());
-            if let Some(lane) = self.lanes.get_mut(channel as usize) {
-                *lane = Lane::Absent;
-                self.open_channels -= 1;
-            }
+            self.ids.release(channel);
+            self.lanes.remove(channel);
         } else {
             put_error(output, route, channel, ErrorCode::HandleError);
         }
     }
 }
 
-/// Appends the answer `body` on `channel`: one frame when it fits
-/// `max_data`, else chunked into frames of at most `max_data` bytes
-/// (`[MSG-11]`); an empty body travels as `{}` (`[MSG-9]`). Returns the
-/// frames appended.
-#[inline(always)]
-fn put_message(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8], max_data: u32) -> u64 {
-    if body.is_empty() || body.len() > max_data as usize {
-        return put_unusual(output, route, channel, body, max_data);
-    }
-    put_answer(output, route, channel, body);
-    1
+/// Appends a whole answer `body` (short: a system or error answer) on
+/// `channel`.
+fn put_answer(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8]) {
+    encode_body_into(MessageKind::Response, route, channel, body, u32::MAX, output);
 }
 
-/// [`put_message`] for an empty body or one longer than a frame.
-#[cold]
-#[inline(never)]
-fn put_unusual(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8], max_data: u32) -> u64 {
-    if body.is_empty() {
-        put_answer(output, route, channel, b"{}");
-        return 1;
-    }
-    let chunks = body.chunks((max_data as usize).max(1));
-    let last = chunks.len() - 1;
-    for (at, chunk) in chunks.enumerate() {
-        let status = match at {
-            0 => Status::ResponseFirst,
-            _ if at == last => Status::ResponseLast,
-            _ => Status::ResponseContinue,
-        };
-        put_frame(output, status, route, channel, chunk);
-    }
-    last as u64 + 1
-}
-
-/// Appends the error answer of `code` (with its name as message).
+/// Appends the error answer of `code`, its name as message (`[ANSWER-10]`).
 fn put_error(output: &mut BytesMut, route: &[u8], channel: u32, code: ErrorCode) {
-    let body = if code == ErrorCode::HandleError { ErrorAnswer::no_handler() } else { ErrorAnswer::named(code) };
-    put_answer(output, route, channel, &body.to_body());
+    put_answer(output, route, channel, &ErrorAnswer::named(code).to_body());
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::wire::answer::{channel_granted_body, ErrorAnswer, ErrorCode};
+use crate::wire::encode::encode_parts;
 use crate::wire::status::Status;
 
 pub mod checked;
@@ -78,7 +79,7 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
                 } else {
                     ErrorAnswer::named(ErrorCode::HandleError).to_body()
                 };
-                put_answer(output, frame.path, frame.channel, &body);
+                encode_parts(Status::ResponseWhole, frame.path, frame.channel, &body, output);
             }
             status @ 0..=3 => {
                 output.put_u8(status + 4);
@@ -89,23 +90,6 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
         at += frame.len;
     }
     at
-}
-
-/// Appends a whole response (status 5) on `channel` with path `route` and
-/// data `body`, which must not be longer than a frame may carry.
-fn put_answer(output: &mut BytesMut, route: &[u8], channel: u32, body: &[u8]) {
-    put_frame(output, Status::ResponseWhole, route, channel, body);
-}
-
-/// Appends one frame; `data` must not be longer than a frame may carry.
-fn put_frame(output: &mut BytesMut, status: Status, path: &[u8], channel: u32, data: &[u8]) {
-    output.reserve(path.len() + 10 + data.len());
-    output.put_u8(status.byte());
-    output.extend_from_slice(path);
-    output.put_u8(0);
-    output.put_u32(channel);
-    output.put_u32(data.len() as u32);
-    output.extend_from_slice(data);
 }
 
 /// The parts of a whole frame at the front of a buffer.
