@@ -32,7 +32,7 @@ fuzz_target!(|input: &[u8]| {
                 let (channel, seq) = waiting.remove(b as usize % waiting.len());
                 core.respond(channel, seq, Bytes::from(vec![b'r'; c as usize]));
             }
-            7 => core.set_server_full(b & 1 == 1),
+            7 => core.set_server_room(usize::from(b) * 64),
             _ => {
                 let Some(status) = Status::from_byte(b % 10) else { continue };
                 let data = Bytes::from(vec![b'd'; (d % 80) as usize + usize::from(status != Status::Close)]);

@@ -59,6 +59,23 @@ pub struct ServerConfig {
     pub max_held_bytes: usize,
 }
 
+/// What a connection counts for each channel it holds beyond channel 0
+/// (`[RES-9]`): the channel's state in the core and its counts in the
+/// shell, rounded up from the ≈240 bytes measured per channel.
+pub const CHANNEL_COST: usize = 256;
+
+/// What a connection counts for each request that waits for its answer
+/// (`[RES-9]`): its place in its channel's order and the state of a
+/// handler that waits, rounded up from the ≈1.3 KB measured per request
+/// parked in a sleeping handler. A request answered in the turn it arrived
+/// in never waits and costs nothing.
+pub const WAITING_REQUEST_COST: usize = 1536;
+
+/// How far a connection that holds nothing outbound may inflate a
+/// compressed body while the whole server is at its budget (`[RES-9]`),
+/// so that it is still served one small request at a time ([RES-4]).
+pub const INFLATE_FLOOR: usize = 64 * 1024;
+
 /// The default per-connection memory budget: 64 MiB.
 pub const DEFAULT_MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -208,8 +225,11 @@ impl Channel {
     }
 
     /// Gives the next request its place in the order; `held` is the size
-    /// of its body while it waits for an answer.
-    fn take_seq(&mut self, route: Bytes, held: usize) -> u64 {
+    /// of its body while it waits for an answer, counted in `bytes` with
+    /// the place itself.
+    fn take_seq(&mut self, route: Bytes, held: usize, bytes: &mut HeldBytes) -> u64 {
+        bytes.handed_out += held;
+        bytes.waiting += WAITING_REQUEST_COST;
         self.slots.push_back(Slot::Waiting { route, held });
         self.next_to_send + self.slots.len() as u64 - 1
     }
@@ -232,22 +252,27 @@ impl Channel {
     /// waiting, so that its answer goes out at once with no turn through
     /// its slot: its route and the body bytes it held. A deletion is never
     /// waiting (it is answered as it arrives).
-    fn take_oldest(&mut self, seq: u64) -> Option<(Bytes, usize)> {
+    /// `bytes` no longer counts it.
+    fn take_oldest(&mut self, seq: u64, bytes: &mut HeldBytes) -> Option<(Bytes, usize)> {
         if seq != self.next_to_send || !matches!(self.slots.front(), Some(Slot::Waiting { .. })) {
             return None;
         }
         let Some(Slot::Waiting { route, held }) = self.slots.pop_front() else { return None };
         self.next_to_send += 1;
+        bytes.waiting -= WAITING_REQUEST_COST;
+        bytes.handed_out -= held;
         Some((route, held))
     }
 
-    /// The answer at the front, if it is ready.
-    fn pop_ready(&mut self) -> Option<Ready> {
+    /// The answer at the front, if it is ready; its place is no longer
+    /// counted in `bytes`.
+    fn pop_ready(&mut self, bytes: &mut HeldBytes) -> Option<Ready> {
         match self.slots.front() {
             Some(Slot::Ready(_)) => {}
             _ => return None,
         }
         self.next_to_send += 1;
+        bytes.waiting -= WAITING_REQUEST_COST;
         match self.slots.pop_front() {
             Some(Slot::Ready(ready)) => Some(ready),
             _ => None,
@@ -265,19 +290,25 @@ pub struct HeldBytes {
     /// Answers given and not yet taken by `poll_transmit`/`drain_transmit`,
     /// as encoded frame bytes once they are frames.
     pub answers: usize,
+    /// [`WAITING_REQUEST_COST`] for each request given a place in its
+    /// channel's order and not yet sent its answer.
+    pub waiting: usize,
+    /// [`CHANNEL_COST`] for each channel beyond channel 0.
+    pub channels: usize,
 }
 
 impl HeldBytes {
     /// Everything held.
     pub fn total(&self) -> usize {
-        self.assembling + self.handed_out + self.answers
+        self.assembling + self.handed_out + self.answers + self.waiting + self.channels
     }
 
-    /// What leaves without the peer sending more: bodies in handlers and
-    /// answers. Reading pauses on this, never on `assembling`, which only
-    /// reading can complete (`[RES-3]`).
+    /// What leaves without the peer sending more: bodies in handlers,
+    /// answers and the requests waiting for them. Reading pauses on this,
+    /// never on `assembling`, which only reading can complete, nor on
+    /// channels, which only the peer's deletes release (`[RES-3]`).
     pub fn outbound(&self) -> usize {
-        self.handed_out + self.answers
+        self.handed_out + self.answers + self.waiting
     }
 }
 
@@ -290,9 +321,10 @@ pub struct ServerConnection {
     outbox: VecDeque<Frame>,
     closed: bool,
     held: HeldBytes,
-    /// Set by the shell while the whole server is past its budget: no
-    /// message may grow by assembly (`[RES-2]`).
-    server_full: bool,
+    /// What the server-wide budget can still give this connection, as the
+    /// shell last said: no message grows past it by assembly (`[RES-2]`)
+    /// or inflation (`[RES-9]`), and no channel is opened past it.
+    server_room: usize,
     /// Where the connection stands with its hello (`[EXT-1]`).
     handshake: Handshake,
     /// The body marker and codec once compression is agreed (`[EXT-12]`).
@@ -303,19 +335,19 @@ pub struct ServerConnection {
 
 /// Appends `data` to a message body being assembled, or gives `None` (for
 /// good) once the body would pass `max_message`, once everything the
-/// connection holds would pass its budget, or while the server is full.
-/// `held` follows.
+/// connection holds would pass its budget, or once it would pass what the
+/// server can still give (`server_room`). `held` follows.
 fn append_within(
     body: Option<BytesMut>,
     data: &[u8],
-    config: &ServerConfig,
-    server_full: bool,
+    (config, max_message): (&ServerConfig, usize),
+    server_room: usize,
     held: &mut HeldBytes,
 ) -> Option<BytesMut> {
     let mut body = body?;
-    let fits = body.len() + data.len() <= config.max_message
+    let fits = body.len() + data.len() <= max_message
         && held.total() + data.len() <= config.max_held_bytes
-        && !server_full;
+        && data.len() <= server_room;
     if !fits {
         held.assembling -= body.len();
         return None;
@@ -323,6 +355,13 @@ fn append_within(
     held.assembling += data.len();
     body.extend_from_slice(data);
     Some(body)
+}
+
+/// The largest body a message for `path` may have: the message limit, or
+/// the hello's own where it is lower (`[RES-11]`).
+fn message_limit(handshake: &Handshake, config: &ServerConfig, path: &[u8]) -> usize {
+    let (route, _) = path.split_at(memchr::memchr(b'?', path).unwrap_or(path.len()));
+    handshake.body_limit(route).map_or(config.max_message, |limit| limit.min(config.max_message))
 }
 
 /// Moves the answers at the front of `channel` that are ready into
@@ -336,7 +375,7 @@ fn send_ready(
     held: &mut HeldBytes,
     outbox: &mut VecDeque<Frame>,
 ) -> bool {
-    while let Some(ready) = channel.pop_ready() {
+    while let Some(ready) = channel.pop_ready(held) {
         held.answers -= ready.body.len();
         held.answers += chunk_body_into(MessageKind::Response, ready.route, channel_id, ready.body, max_data, outbox);
         if ready.deletes {
@@ -364,7 +403,7 @@ impl ServerConnection {
             outbox: VecDeque::new(),
             closed: false,
             held: HeldBytes::default(),
-            server_full: false,
+            server_room: usize::MAX,
             handshake: Handshake::new(true, AuthPolicy::Off),
             body_codec: None,
             close_requested: None,
@@ -410,11 +449,27 @@ impl ServerConnection {
         self.held
     }
 
-    /// Tells the core whether the whole server is past its memory budget;
-    /// while it is, a chunked request that would grow is refused with 110
-    /// (`[RES-2]`).
-    pub fn set_server_full(&mut self, full: bool) {
-        self.server_full = full;
+    /// Tells the core how many bytes the server-wide budget can still give
+    /// this connection (default: no limit). A chunked request that would
+    /// grow past it, or a compressed one that would inflate past it, is
+    /// refused with 110 (`[RES-2]`, `[RES-9]`); no channel is opened past it.
+    pub fn set_server_room(&mut self, room: usize) {
+        self.server_room = room;
+    }
+
+    /// The bytes a compressed body on this connection may inflate to: what
+    /// its budget and the server's leave, and at least [`INFLATE_FLOOR`]
+    /// (within its own budget) when it holds nothing outbound (`[RES-9]`).
+    fn inflate_room(&self) -> usize {
+        let own = self.config.max_held_bytes.saturating_sub(self.held.total());
+        let server = if self.held.outbound() == 0 { self.server_room.max(INFLATE_FLOOR) } else { self.server_room };
+        own.min(server)
+    }
+
+    /// Whether one more channel fits the connection's budget and the
+    /// server's (`[RES-9]`).
+    fn channel_fits(&self) -> bool {
+        self.held.total() + CHANNEL_COST <= self.config.max_held_bytes && CHANNEL_COST <= self.server_room
     }
 
     /// The settings in force.
@@ -517,8 +572,7 @@ impl ServerConnection {
     /// comes back before the core is given anything else.
     pub fn defer(&mut self, ticket: DirectTicket, route: Bytes, held: usize) -> u64 {
         let Some(channel) = self.channels.get_mut(ticket.channel) else { return ticket.seq };
-        self.held.handed_out += held;
-        channel.take_seq(route, held)
+        channel.take_seq(route, held, &mut self.held)
     }
 
     fn receive_inner(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
@@ -541,17 +595,33 @@ impl ServerConnection {
         let Some((_, step)) = transition(state, position) else {
             return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
         };
-        let (config, full, held) = (&self.config, self.server_full, &mut self.held);
+        let first = matches!(channel.inbound, Inbound::Idle);
+        if first {
+            // Nothing of a message that authentication would refuse is held
+            // ([EXT-9], [RES-11]).
+            let (route, _) = split_route(frame.path.clone());
+            if self.handshake.refuses_start(channel_id, &route) {
+                let seq = channel.take_seq(route, 0, &mut self.held);
+                self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::Unauthenticated));
+                self.close_requested = Some("[EXT-9] unauthenticated");
+                return Ok(None);
+            }
+        }
+        let max_message = match &channel.inbound {
+            Inbound::Open { path, .. } => message_limit(&self.handshake, &self.config, path),
+            Inbound::Idle => message_limit(&self.handshake, &self.config, &frame.path),
+        };
+        let (config, room, held) = ((&self.config, max_message), self.server_room, &mut self.held);
         let frame_bytes = frame.encoded_len() as u64;
         // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).
-        let whole = step == Step::Complete && matches!(channel.inbound, Inbound::Idle);
+        let whole = step == Step::Complete && first;
         let inbound = if whole { Inbound::Idle } else { std::mem::replace(&mut channel.inbound, Inbound::Idle) };
         let (path, body, frames, bytes) = match (step, inbound) {
             (Step::Complete, Inbound::Idle) => {
-                (frame.path, Some(frame.data).filter(|d| d.len() <= config.max_message), 1, frame_bytes)
+                (frame.path, Some(frame.data).filter(|d| d.len() <= max_message), 1, frame_bytes)
             }
             (Step::Started, _) => {
-                let body = append_within(Some(BytesMut::new()), &frame.data, config, full, held);
+                let body = append_within(Some(BytesMut::new()), &frame.data, config, room, held);
                 // The path is copied: a slice would keep the whole read
                 // buffer of this (possibly large) frame alive until the
                 // message completes.
@@ -560,12 +630,12 @@ impl ServerConnection {
                 return Ok(None);
             }
             (Step::Continues, Inbound::Open { path, body, frames, bytes }) => {
-                let body = append_within(body, &frame.data, config, full, held);
+                let body = append_within(body, &frame.data, config, room, held);
                 channel.inbound = Inbound::Open { path, body, frames: frames + 1, bytes: bytes + frame_bytes };
                 return Ok(None);
             }
             (Step::Complete, Inbound::Open { path, body, frames, bytes }) => {
-                let body = append_within(body, &frame.data, config, full, held).map(|body| {
+                let body = append_within(body, &frame.data, config, room, held).map(|body| {
                     held.assembling -= body.len();
                     body.freeze()
                 });
@@ -577,14 +647,18 @@ impl ServerConnection {
         };
         let (route, query) = split_route(path);
         match self.handshake.admit(channel_id, &route) {
-            Admission::Proceed | Admission::Hello => {}
+            Admission::Proceed => {}
+            // A hello past its limit is answered 110 like any request too
+            // large ([RES-11]); it agrees nothing ([EXT-5]).
+            Admission::Hello if body.is_none() => self.handshake.completed(false),
+            Admission::Hello => {}
             Admission::LateHello => {
-                let seq = channel.take_seq(route, 0);
+                let seq = channel.take_seq(route, 0, &mut self.held);
                 self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::HandleError));
                 return Ok(None);
             }
             Admission::Unauthenticated => {
-                let seq = channel.take_seq(route, 0);
+                let seq = channel.take_seq(route, 0, &mut self.held);
                 self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::Unauthenticated));
                 self.close_requested = Some("[EXT-9] unauthenticated");
                 return Ok(None);
@@ -595,8 +669,9 @@ impl ServerConnection {
         }
         // The marker of a compressed connection; the limit applies to the
         // inflated body (`[EXT-14]`, `[EXT-15]`).
+        let room = self.inflate_room();
         let body = match (body, &self.body_codec) {
-            (Some(body), Some(codec)) => match codec.open(&body) {
+            (Some(body), Some(codec)) => match codec.open_within(&body, room) {
                 Ok(open) => Some(open),
                 Err(BodyError::TooLarge { .. }) => None,
                 Err(err) => return Err(err.into()),
@@ -604,25 +679,31 @@ impl ServerConnection {
             (body, _) => body,
         };
         let Some(body) = body else {
-            let seq = channel.take_seq(route, 0);
+            let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
+            let seq = channel.take_seq(route, 0, &mut self.held);
             self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::RequestTooLarge));
             return Ok(None);
         };
         if same_bytes(&route, NEW_CHANNEL) {
-            let answer = match self.ids.allocate() {
+            // A channel past the budgets is refused as one past the
+            // channel limit ([CHAN-9], [RES-9]).
+            let granted = if self.channel_fits() { self.ids.allocate() } else { None };
+            let answer = match granted {
                 Some(id) => {
                     self.channels.insert(id, Channel::new());
+                    self.held.channels += CHANNEL_COST;
                     channel_granted_body(id)
                 }
                 None => ErrorAnswer::new(ErrorCode::ChannelCreateLimited, "channel create limited").to_body(),
             };
             let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
-            let seq = channel.take_seq(route, 0);
+            let seq = channel.take_seq(route, 0, &mut self.held);
             self.respond(channel_id, seq, answer);
             return Ok(None);
         }
         if same_bytes(&route, DELETE_CHANNEL) {
-            let seq = channel.take_seq(route, 0);
+            let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
+            let seq = channel.take_seq(route, 0, &mut self.held);
             if channel_id == 0 {
                 self.respond_error(0, seq, ErrorAnswer::named(ErrorCode::ChannelNotDeletable));
             } else {
@@ -634,8 +715,8 @@ impl ServerConnection {
             }
             return Ok(None);
         }
-        let seq = channel.take_seq(route.clone(), body.len());
-        self.held.handed_out += body.len();
+        let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
+        let seq = channel.take_seq(route.clone(), body.len(), &mut self.held);
         Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames, bytes })))
     }
 
@@ -646,9 +727,8 @@ impl ServerConnection {
         let Some(channel) = self.channels.get_mut(channel_id) else { return false };
         let body = seal(&self.body_codec, body);
         let max_data = self.config.frame_limits.max_data;
-        if let Some((route, handed_out)) = channel.take_oldest(seq) {
+        if let Some((route, _)) = channel.take_oldest(seq, &mut self.held) {
             // The oldest request's answer goes out at once.
-            self.held.handed_out -= handed_out;
             self.held.answers +=
                 chunk_body_into(MessageKind::Response, route, channel_id, body, max_data, &mut self.outbox);
         } else {
@@ -686,7 +766,9 @@ impl ServerConnection {
 
     /// Forgets a channel whose deletion was answered; its id may be given again.
     fn end_channel(&mut self, channel_id: u32) {
-        self.channels.remove(channel_id);
+        if self.channels.remove(channel_id).is_some() {
+            self.held.channels -= CHANNEL_COST;
+        }
         self.ids.release(channel_id);
     }
 
@@ -951,12 +1033,13 @@ mod tests {
     fn held_bytes_follow_a_request_to_its_answer_on_the_wire() {
         let mut core = ServerConnection::new(ServerConfig::default());
         core.receive(req(0, b"/up", 0, b"abcd")).unwrap();
-        assert_eq!(core.held(), HeldBytes { assembling: 4, handed_out: 0, answers: 0 });
+        assert_eq!(core.held(), HeldBytes { assembling: 4, ..HeldBytes::default() });
         let r = request_of(core.receive(req(3, b"/up", 0, b"ef")).unwrap());
-        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 6, answers: 0 });
+        let waiting = WAITING_REQUEST_COST;
+        assert_eq!(core.held(), HeldBytes { handed_out: 6, waiting, ..HeldBytes::default() });
         core.respond(0, r.seq, Bytes::from_static(b"0123456789"));
         let frame_len = 1 + 3 + 1 + 8 + 10;
-        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 0, answers: frame_len });
+        assert_eq!(core.held(), HeldBytes { answers: frame_len, ..HeldBytes::default() });
         assert_eq!(core.held().outbound(), frame_len);
         let mut out = Vec::new();
         core.drain_transmit(&mut out);
@@ -965,7 +1048,7 @@ mod tests {
 
     #[test]
     fn assembly_past_the_connection_budget_is_refused_and_released() {
-        let config = ServerConfig { max_held_bytes: 10, ..ServerConfig::default() };
+        let config = ServerConfig { max_held_bytes: 10 + CHANNEL_COST, ..ServerConfig::default() };
         let mut core = ServerConnection::new(config);
         core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
         let _ = sent(&mut core);
@@ -984,11 +1067,12 @@ mod tests {
 
     #[test]
     fn bodies_in_handlers_count_toward_the_budget_for_assembly() {
-        let config = ServerConfig { max_held_bytes: 10, ..ServerConfig::default() };
+        let config = ServerConfig { max_held_bytes: 10 + WAITING_REQUEST_COST, ..ServerConfig::default() };
         let mut core = ServerConnection::new(config);
         let first = request_of(core.receive(req(1, b"/a", 0, b"123456")).unwrap());
         core.receive(req(0, b"/b", 0, b"12345")).unwrap();
-        assert_eq!(core.held(), HeldBytes { assembling: 0, handed_out: 6, answers: 0 });
+        let waiting = WAITING_REQUEST_COST;
+        assert_eq!(core.held(), HeldBytes { handed_out: 6, waiting, ..HeldBytes::default() });
         core.receive(req(3, b"/b", 0, b"6")).unwrap();
         core.respond(0, first.seq, Bytes::from_static(b"ok"));
         let answers = sent(&mut core);
@@ -998,12 +1082,61 @@ mod tests {
     #[test]
     fn a_full_server_refuses_growing_messages_but_not_whole_ones() {
         let mut core = ServerConnection::new(ServerConfig::default());
-        core.set_server_full(true);
+        core.set_server_room(0);
         core.receive(req(0, b"/a", 0, b"123")).unwrap();
         core.receive(req(3, b"/a", 0, b"4")).unwrap();
         assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(110));
         assert_eq!(core.held().total(), 0);
         let r = request_of(core.receive(req(1, b"/a", 0, b"whole")).unwrap());
         assert_eq!(&r.body[..], b"whole");
+    }
+
+    #[test]
+    fn channels_and_waiting_requests_count_and_channels_past_the_budget_are_refused() {
+        let config = ServerConfig { max_held_bytes: 3 * CHANNEL_COST - 1, ..ServerConfig::default() };
+        let mut core = ServerConnection::new(config);
+        let grants: Vec<_> = (0..3)
+            .map(|_| {
+                core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
+                ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code)
+            })
+            .collect();
+        assert_eq!(grants, [None, None, Some(106)], "the third channel passes the budget");
+        assert_eq!(core.held(), HeldBytes { channels: 2 * CHANNEL_COST, ..HeldBytes::default() });
+        let r = request_of(core.receive(req(1, b"/slow", 1, b"x")).unwrap());
+        assert_eq!(core.held().outbound(), 1 + WAITING_REQUEST_COST);
+        core.respond(r.channel, r.seq, Bytes::from_static(b"y"));
+        let _ = sent(&mut core);
+        core.receive(req(1, b"/sys/delete_channel", 2, b"{}")).unwrap();
+        let _ = sent(&mut core);
+        assert_eq!(core.held(), HeldBytes { channels: CHANNEL_COST, ..HeldBytes::default() });
+        core.set_server_room(CHANNEL_COST - 1);
+        core.receive(req(1, b"/sys/new_channel", 0, b"{}")).unwrap();
+        assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(106), "nor past the server's");
+    }
+
+    #[test]
+    fn a_hello_past_its_limit_is_answered_110_and_the_connection_stays_plain() {
+        use crate::proto::extensions::MAX_HELLO_BODY;
+        let mut core = ServerConnection::new(ServerConfig::default());
+        let half = Bytes::from(vec![b' '; MAX_HELLO_BODY / 2 + 1]);
+        for status in [Status::RequestFirst, Status::RequestLast] {
+            core.receive(Frame::new(status, &b"/sys/hello"[..], 0, half.clone())).unwrap();
+            assert!(core.held().assembling <= MAX_HELLO_BODY / 2 + 1, "nothing past the limit is held");
+        }
+        assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(110));
+        let r = request_of(core.receive(req(1, b"/echo", 0, b"plain")).unwrap());
+        assert_eq!(&r.body[..], b"plain");
+    }
+
+    #[test]
+    fn without_authentication_a_message_is_refused_at_its_first_frame() {
+        use crate::proto::extensions::{AuthPolicy, Handshake};
+        let mut core = ServerConnection::new(ServerConfig::default());
+        core.set_handshake(Handshake::new(true, AuthPolicy::Required));
+        core.receive(req(0, b"/upload", 0, b"0123456789")).unwrap();
+        assert_eq!(core.held().assembling, 0, "nothing of it is held");
+        assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(112));
+        assert_eq!(core.close_requested(), Some("[EXT-9] unauthenticated"));
     }
 }

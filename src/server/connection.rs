@@ -342,12 +342,17 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             && (outbound == 0 || !self.server_full())
     }
 
-    /// Whether the server holds its budget or more, counting this
-    /// connection's bytes as they are now rather than as last reported.
+    /// Whether the server holds its budget or more.
     fn server_full(&self) -> bool {
+        self.server_room() == 0
+    }
+
+    /// What the server's budget can still give, counting this connection's
+    /// bytes as they are now rather than as last reported.
+    fn server_room(&self) -> usize {
         let mine = self.core.held().total() + self.writer.queued_bytes();
         let others = self.shared.memory.held().saturating_sub(self.held.reported());
-        others + mine >= self.shared.memory.budget()
+        self.shared.memory.budget().saturating_sub(others + mine)
     }
 
     /// Whether only the server-wide budget keeps this connection from
@@ -412,8 +417,10 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             return Ok(());
         }
         let channel = frame.channel;
-        // Only a chunked message grows by assembly, which a full server refuses.
-        self.core.set_server_full(self.server_full());
+        // A chunked message grows by assembly, a compressed one by
+        // inflation, and a new channel adds its state: each within what
+        // the server has left.
+        self.core.set_server_room(self.server_room());
         let received = self.core.receive(frame);
         let whole = matches!(received, Ok(Some(ServerEvent::Request(_))));
         self.count_received(channel, bytes, whole);

@@ -252,16 +252,25 @@ impl BodyCodec {
     /// The body a marked body stands for (`[EXT-12]`): the rest of an
     /// identity body (no copy), the inflated rest of a compressed one.
     pub fn open(&self, body: &Bytes) -> Result<Bytes, BodyError> {
+        self.open_within(body, usize::MAX)
+    }
+
+    /// [`BodyCodec::open`] that inflates at most `room` bytes (and never
+    /// more than the message limit): inflation stops there, before the
+    /// memory is spent, and the body is [`BodyError::TooLarge`] with the
+    /// lower of the two as its limit (`[EXT-15]`, `[RES-9]`).
+    pub fn open_within(&self, body: &Bytes, room: usize) -> Result<Bytes, BodyError> {
+        let limit = self.max_message.min(room);
         match body.first() {
             None => Err(BodyError::Empty),
             Some(&IDENTITY) => Ok(body.slice(1..)),
             Some(&COMPRESSED) => {
-                let inflated = self.codec.decompress(&body[1..], self.max_message).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::FileTooLarge => BodyError::TooLarge { limit: self.max_message },
+                let inflated = self.codec.decompress(&body[1..], limit).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::FileTooLarge => BodyError::TooLarge { limit },
                     _ => BodyError::Corrupt { codec: self.codec.name(), detail: e.to_string() },
                 })?;
-                if inflated.len() > self.max_message {
-                    return Err(BodyError::TooLarge { limit: self.max_message });
+                if inflated.len() > limit {
+                    return Err(BodyError::TooLarge { limit });
                 }
                 Ok(Bytes::from(inflated))
             }
@@ -327,5 +336,16 @@ mod tests {
         assert_eq!(strict.open(&bomb), Err(BodyError::TooLarge { limit: 1000 }));
         let lz4_bomb = BodyCodec::new(Codec::Lz4, 0, usize::MAX).seal(&vec![b'a'; 1_000_000]);
         assert_eq!(BodyCodec::new(Codec::Lz4, 0, 1000).open(&lz4_bomb), Err(BodyError::TooLarge { limit: 1000 }));
+    }
+
+    #[test]
+    fn inflation_stops_at_the_room_given_below_the_message_limit() {
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            let c = BodyCodec::new(codec, 0, 1 << 20);
+            let sealed = c.seal(&vec![b'z'; 200_000]);
+            assert_eq!(c.open_within(&sealed, 100_000), Err(BodyError::TooLarge { limit: 100_000 }), "{codec:?}");
+            assert_eq!(c.open_within(&sealed, 200_000).map(|b| b.len()), Ok(200_000), "{codec:?}");
+            assert_eq!(c.open_within(&sealed, usize::MAX).map(|b| b.len()), Ok(200_000), "{codec:?}");
+        }
     }
 }

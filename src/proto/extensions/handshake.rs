@@ -2,7 +2,7 @@
 //! `[EXT-4]`, `[EXT-9]`), sans I/O. The server core asks [`Handshake::admit`]
 //! for every complete request, `/sys/new_channel` included, before acting on it.
 
-use super::HELLO;
+use super::{HELLO, MAX_HELLO_BODY};
 
 /// How a server treats credentials (`[EXT-8]`, `[EXT-9]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,6 +92,31 @@ impl Handshake {
         !self.enabled || (matches!(self.state, State::Done { .. }) && self.gate() == Admission::Proceed)
     }
 
+    /// Whether a message for `route` on `channel` is refused at its first
+    /// frame, before anything of it is held: authentication is required,
+    /// the client has not authenticated, and the message is not the
+    /// connection's hello (`[EXT-9]`, `[RES-11]`). A refused message is
+    /// answered 112 and the connection closes.
+    pub fn refuses_start(&self, channel: u32, route: &[u8]) -> bool {
+        if !self.enabled || self.policy != AuthPolicy::Required {
+            return false;
+        }
+        match self.state {
+            State::Fresh => !(channel == 0 && route == HELLO),
+            // A message started while the hello is answered breaks [EXT-4]
+            // when it completes.
+            State::Pending => false,
+            State::Done { authenticated } => !authenticated,
+        }
+    }
+
+    /// The largest body a message for `route` may have before the
+    /// connection's own message limit applies: [`MAX_HELLO_BODY`] for a
+    /// hello (`[RES-11]`), none for any other route.
+    pub fn body_limit(&self, route: &[u8]) -> Option<usize> {
+        (self.enabled && route == HELLO).then_some(MAX_HELLO_BODY)
+    }
+
     fn gate(&self) -> Admission {
         match (self.policy, self.state) {
             (AuthPolicy::Required, State::Done { authenticated: false }) => Admission::Unauthenticated,
@@ -132,6 +157,26 @@ mod tests {
         h.completed(true);
         assert!(h.proceeds());
         assert_eq!(h.admit(0, b"/a"), Admission::Proceed);
+    }
+
+    #[test]
+    fn without_credentials_only_the_hello_may_start() {
+        let mut h = Handshake::new(true, AuthPolicy::Required);
+        assert!(h.refuses_start(0, b"/echo"));
+        assert!(h.refuses_start(0, b"/sys/new_channel"));
+        assert!(h.refuses_start(1, HELLO), "a hello on another channel");
+        assert!(!h.refuses_start(0, HELLO));
+        assert_eq!(h.body_limit(HELLO), Some(MAX_HELLO_BODY));
+        assert_eq!(h.body_limit(b"/echo"), None);
+        assert_eq!(h.admit(0, HELLO), Admission::Hello);
+        h.completed(false);
+        assert!(h.refuses_start(0, b"/echo"));
+        h.completed(true);
+        assert!(!h.refuses_start(0, b"/echo"));
+        for policy in [AuthPolicy::Off, AuthPolicy::Optional] {
+            assert!(!Handshake::new(true, policy).refuses_start(0, b"/echo"));
+        }
+        assert_eq!(Handshake::new(false, AuthPolicy::Off).body_limit(HELLO), None);
     }
 
     #[test]

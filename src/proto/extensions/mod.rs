@@ -22,6 +22,10 @@ pub use liveness::{Liveness, LivenessAction};
 
 /// The route of the hello request (`[EXT-1]`).
 pub const HELLO: &[u8] = b"/sys/hello";
+/// The largest hello body a server reads (`[RES-11]`): 64 KiB, far above
+/// any offer of revision 1; a larger hello is answered 110 and the
+/// connection stays plain ([EXT-5]).
+pub const MAX_HELLO_BODY: usize = 64 * 1024;
 /// The route of a liveness ping (`[EXT-6]`).
 pub const PING: &[u8] = b"/sys/ping";
 /// The path of a server's going-away frame (`[EXT-16]`).
