@@ -31,7 +31,7 @@ impl Serve {
     /// that sets limits and execs it.
     fn start_with(mut command: Command) -> Serve {
         if command.get_program() == env!("CARGO_BIN_EXE_iip") && command.get_args().len() == 0 {
-            command.args(["serve", "--listen", "127.0.0.1:0", "--grace", &GRACE_SECS.to_string()]);
+            command.args(["serve", "--listen", "127.0.0.1:0", "--demo-routes", "--grace", &GRACE_SECS.to_string()]);
         }
         let mut child = command.stderr(Stdio::piped()).spawn().expect("iip serve starts");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -132,6 +132,25 @@ async fn sigterm_answers_requests_in_flight_and_exits_within_the_grace_period() 
 #[tokio::test]
 async fn sigint_answers_requests_in_flight_and_exits_within_the_grace_period() {
     graceful_shutdown_answers_everything("INT").await;
+}
+
+#[tokio::test]
+async fn demo_routes_are_served_only_when_asked_for() {
+    let plain = Serve::start_with({
+        let mut command = Command::new(env!("CARGO_BIN_EXE_iip"));
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        command
+    });
+    let client = Client::connect(plain.addr.as_str()).await.unwrap();
+    for route in ["/delay?ms=1", "/burn?us=1"] {
+        let err = client.call(route, "x").await.unwrap_err();
+        assert!(err.to_string().contains("102"), "{route} without --demo-routes: {err}");
+    }
+    assert_eq!(client.call("/echo", "x").await.unwrap(), "x");
+    let demo = Serve::start();
+    let client = Client::connect(demo.addr.as_str()).await.unwrap();
+    assert_eq!(client.call("/delay?ms=1", "slow").await.unwrap(), "slow");
+    assert_eq!(client.call("/burn?us=1", "hot").await.unwrap(), "hot");
 }
 
 #[tokio::test]

@@ -256,6 +256,12 @@ enum Command {
         /// error text (the conformance profile item `fail-route`).
         #[arg(long)]
         fail_route: bool,
+        /// Also route /delay?ms=N (answers after N ms, at most 60 s) and
+        /// /burn?us=N (spins a core for N µs, at most 1 s): for trying
+        /// timeouts, shutdowns and load by hand. Any client can make them
+        /// hold requests and burn CPU: never on a server others reach.
+        #[arg(long)]
+        demo_routes: bool,
         /// Accept this bearer token in hellos, as TOKEN=IDENTITY (repeatable;
         /// spec chapter 14). Clients that offer no token are served as nobody
         /// unless --require-auth.
@@ -702,6 +708,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print_config,
             metrics,
             fail_route,
+            demo_routes,
             auth_tokens,
             require_auth,
             settings,
@@ -724,7 +731,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
             let inside = if tls.is_some() { " inside TLS" } else { "" };
-            let mut builder = Server::echo().route("/delay", delay).route("/burn", burn).config(config);
+            let mut builder = Server::echo().config(config);
+            if demo_routes {
+                builder = builder.route("/delay", delay).route("/burn", burn);
+            }
             if let Some(tls) = tls {
                 builder = builder.tls(tls);
             }
