@@ -301,3 +301,78 @@ async fn https_with_http2_by_alpn() {
     gw.stop().await;
     server.shutdown().await.unwrap();
 }
+
+/// One HTTP/1.1 request written by hand on a fresh connection, read until
+/// the gateway closes it: the status and the whole response.
+async fn raw_http(addr: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response));
+    read.await.expect("the gateway answers and closes").unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+fn post(path: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_paths_stay_inside_unless_named_and_channel_paths_never_go_upstream() {
+    let server = upstream().await;
+    let config =
+        GatewayConfig { forward_sys: vec!["/sys/server_count".into(), "/sys/delete_channel".into()], ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    for path in [
+        "/sys/statis",
+        "/sys/connection_statis",
+        "/sys/path_measure",
+        "/sys/new_channel",
+        "/sys/delete_channel",
+        "/sys/hello",
+    ] {
+        let (status, text) = raw_http(&addr, &post(path)).await;
+        assert_eq!(status, 404, "{path}: {text}");
+    }
+    let (status, text) = raw_http(&addr, &post("/sys/server_count")).await;
+    assert_eq!(status, 200, "a path named by forward_sys goes upstream: {text}");
+    // The shared upstream connection is untouched: other requests are served.
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert!(status == 200 && text.ends_with("{}"), "{text}");
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_get_503_and_slow_heads_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = upstream().await;
+    let config = GatewayConfig { max_connections: 2, header_timeout: Duration::from_millis(300), ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    // Two connections that begin a head and never finish it.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(b"GET /echo HTTP/1.1\r\nhost: gw\r\n").await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 503, "past the connection limit: {text}");
+    // The header timeout closes both holders, which frees their places.
+    for mut holder in holders {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), holder.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a head not finished within the header timeout is closed");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 200, "{text}");
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}

@@ -519,6 +519,18 @@ enum Command {
         /// The private key of --https-cert (PEM).
         #[arg(long, requires = "https_cert")]
         https_key: Option<std::path::PathBuf>,
+        /// Forward this upstream system path, e.g. /sys/server_count
+        /// (repeatable); every other /sys/ path is answered 404, and
+        /// /sys/new_channel, /sys/delete_channel and /sys/hello never go upstream.
+        #[arg(long = "forward-sys", value_name = "PATH")]
+        forward_sys: Vec<String>,
+        /// Most client connections at once (503 and close beyond).
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
+        /// Seconds an HTTP/1.1 client may take to send a request head,
+        /// also while a kept-alive connection waits for its next one.
+        #[arg(long, default_value_t = 10.0)]
+        header_timeout: f64,
         /// Reach the upstream servers inside TLS (--tls, --tls-ca, --insecure…).
         #[command(flatten)]
         tls: ClientTls,
@@ -620,7 +632,7 @@ fn raise_fd_limit(max_connections: usize) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if (limit as usize) < max_connections.saturating_add(64) => say!(
             "iip: warning: the open-file limit is {limit}, below --max-connections {max_connections} \
-             (plus listeners and files); clients past it get 107 while descriptors are short"
+             (plus listeners and files); clients past it are refused while descriptors are short"
         ),
         Ok(_) => {}
         Err(err) => say!("iip: warning: cannot read or raise the open-file limit: {err}"),
@@ -1009,8 +1021,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             metrics,
             https_cert,
             https_key,
+            forward_sys,
+            max_connections,
+            header_timeout,
             tls,
         } => {
+            raise_fd_limit(max_connections);
             let https = pem_server_config(&https_cert, &https_key, None)?;
             let scheme = if https.is_some() { "https" } else { "http" };
             let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
@@ -1027,6 +1043,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 channels_per_upstream: channels,
                 grace: seconds(grace),
                 tls: https,
+                forward_sys,
+                max_connections,
+                header_timeout: seconds(header_timeout),
             };
             let gateway = crate::gateway::Gateway::new(upstreams, config);
             let listener =

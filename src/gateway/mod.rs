@@ -64,6 +64,32 @@ pub struct GatewayConfig {
     /// Serve HTTPS with this rustls configuration (ALPN offers `h2` and
     /// `http/1.1`); plain HTTP when `None`, the default.
     pub tls: Option<Arc<crate::tls::ServerConfig>>,
+    /// The upstream's system paths (`/sys/…`) that are forwarded, e.g.
+    /// `/sys/server_count`; every other one is answered 404, so that the
+    /// upstream's statistics and peer addresses stay inside. The channels
+    /// the gateway uses are its own: `/sys/new_channel`,
+    /// `/sys/delete_channel` and `/sys/hello` are never forwarded, even if
+    /// named here. Default: none.
+    pub forward_sys: Vec<String>,
+    /// Most client connections served at once; one past it is answered 503
+    /// and closed. Default 10,000.
+    pub max_connections: usize,
+    /// How long an HTTP/1.1 client may take to send a request head, the
+    /// first and each next on a kept-alive connection; slower is closed.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+}
+
+/// System paths the gateway never forwards: they act on the upstream
+/// connection, which other clients share.
+const NEVER_FORWARDED: [&str; 3] = ["/sys/new_channel", "/sys/delete_channel", "/sys/hello"];
+
+impl GatewayConfig {
+    /// Whether a request for `path` (query excluded) goes upstream.
+    pub fn forwards(&self, path: &str) -> bool {
+        !path.starts_with("/sys/")
+            || (!NEVER_FORWARDED.contains(&path) && self.forward_sys.iter().any(|allowed| allowed == path))
+    }
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +103,9 @@ impl Default for GatewayConfig {
             channels_per_upstream: 16,
             grace: Duration::from_secs(30),
             tls: None,
+            forward_sys: Vec::new(),
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,9 +145,14 @@ impl Gateway {
     /// Serves HTTP/1.1 and h2c on `listener` until [`Gateway::shutdown`].
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder.http1().max_buf_size(self.state.config.max_header_bytes.max(8192));
+        builder
+            .http1()
+            .max_buf_size(self.state.config.max_header_bytes.max(8192))
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.state.config.header_timeout);
         builder.http2().max_header_list_size(self.state.config.max_header_bytes as u32);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.state.config.max_connections));
         let mut stop = self.shutdown.subscribe();
         let tls = self.state.config.tls.as_ref().map(|config| {
             let mut config = (**config).clone();
@@ -138,6 +172,10 @@ impl Gateway {
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tokio::spawn(refuse_busy(stream));
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
@@ -147,6 +185,7 @@ impl Gateway {
                     if let Err(err) = watched.await {
                         tracing::debug!(%err, "gateway connection ended with an error");
                     }
+                    drop(slot);
                 });
                 continue;
             };
@@ -163,6 +202,7 @@ impl Gateway {
                     Ok(Err(err)) => tracing::debug!(%err, "gateway TLS handshake failed"),
                     Err(_) => tracing::debug!("gateway TLS handshake timed out"),
                 }
+                drop(slot);
             });
         }
         drop(listener);
@@ -171,6 +211,15 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// The answer to a connection past [`GatewayConfig::max_connections`]:
+/// a plain HTTP/1.1 503, written within a second, then the close.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 36\r\nconnection: close\r\n\r\nthe gateway serves too many clients\n";
+    metrics::counter!("iip_gateway_refused_connections_total").increment(1);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
 }
 
 fn whole(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
@@ -199,6 +248,9 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
             true => whole(StatusCode::OK, "ok\n"),
             false => whole(StatusCode::SERVICE_UNAVAILABLE, "no upstream IIP server can be reached\n"),
         };
+    }
+    if !config.forwards(req.uri().path()) {
+        return whole(StatusCode::NOT_FOUND, "no such route\n");
     }
     let path = req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
     if path.len() > crate::wire::frame::DEFAULT_MAX_PATH {
