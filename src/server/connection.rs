@@ -77,6 +77,10 @@ struct Connection<W> {
     /// Whether the reader may be polled; false after the end of the stream,
     /// an error, a close frame or the start of a shutdown.
     reading: bool,
+    /// The client's stream ended: no answer not yet ready will be read,
+    /// so waiting handlers are cancelled and the connection ends
+    /// (`[RES-12]`).
+    peer_gone: bool,
     /// A frame arrived since the timers last looked.
     frame_arrived: bool,
     close_reason: Option<String>,
@@ -131,6 +135,7 @@ pub(crate) async fn serve_connection<R, W>(
         tallies: RouteTallies::default(),
         clock: TurnClock::default(),
         reading: true,
+        peer_gone: false,
         frame_arrived: false,
         close_reason: None,
         identity: None,
@@ -145,7 +150,7 @@ pub(crate) async fn serve_connection<R, W>(
         if *shutdown.borrow() && conn.reading && conn.shutting_down(Instant::now()) && conn.flush().await.is_err() {
             break;
         }
-        if !conn.reading && conn.handlers.is_empty() {
+        if !conn.reading && (conn.handlers.is_empty() || conn.peer_gone) {
             break;
         }
         let now = Instant::now();
@@ -399,9 +404,12 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 tracing::debug!(peer = %self.peer, %err, "protocol error");
                 self.stop(&err.to_string());
             }
-            // The client closed (or half-closed) its side: finish what is in
-            // flight, then close.
-            Some(Err(_)) | None => self.reading = false,
+            // The client closed its side: what is ready still goes out,
+            // handlers still waiting are cancelled ([RES-12]).
+            Some(Err(_)) | None => {
+                self.reading = false;
+                self.peer_gone = true;
+            }
         }
     }
 
@@ -565,7 +573,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Runs a slow route's handler on a task of its own, which another
     /// worker may take; its answer comes back with the others.
     fn offload(&mut self, work: BoxFuture<'static, Done>, channel: u32, seq: u64) {
-        let task = tokio::spawn(work);
+        // Cancelled with the connection, like a handler polled here.
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(work));
         self.handlers.push(Box::pin(async move {
             task.await.unwrap_or_else(|_| {
                 let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();

@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+mod held;
+
 use crate::client::{Client, ClientConfig};
 use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
@@ -44,11 +46,20 @@ pub enum AttackKind {
     StatsAmplify,
     /// Connections sending random bytes.
     Garbage,
+    /// Connections agreeing zstd and pipelining small bodies that inflate
+    /// to `bomb_size`, never reading.
+    CompressionBomb,
+    /// Connections sending one huge hello.
+    BigHello,
+    /// Connections opening as many channels as they are given and holding them.
+    ChannelHoard,
+    /// Connections pipelining requests to a route that waits, never reading.
+    ParkedRequests,
 }
 
 impl AttackKind {
     /// Every attack.
-    pub const ALL: [AttackKind; 7] = [
+    pub const ALL: [AttackKind; 11] = [
         AttackKind::NeverRead,
         AttackKind::OpenChunked,
         AttackKind::BigFirstFrames,
@@ -56,6 +67,10 @@ impl AttackKind {
         AttackKind::SlowLoris,
         AttackKind::StatsAmplify,
         AttackKind::Garbage,
+        AttackKind::CompressionBomb,
+        AttackKind::BigHello,
+        AttackKind::ChannelHoard,
+        AttackKind::ParkedRequests,
     ];
 
     /// The attack's name on the command line.
@@ -68,6 +83,10 @@ impl AttackKind {
             AttackKind::SlowLoris => "slow-loris",
             AttackKind::StatsAmplify => "stats-amplify",
             AttackKind::Garbage => "garbage",
+            AttackKind::CompressionBomb => "compression-bomb",
+            AttackKind::BigHello => "big-hello",
+            AttackKind::ChannelHoard => "channel-hoard",
+            AttackKind::ParkedRequests => "parked-requests",
         }
     }
 }
@@ -103,6 +122,26 @@ pub struct AttackScale {
     pub stats_channels: usize,
     /// garbage: streams (default 10,000), up to 16 at a time.
     pub garbage_streams: usize,
+    /// compression-bomb: connections (default 49).
+    pub bomb_connections: usize,
+    /// compression-bomb: what each body inflates to (default 64 MiB).
+    pub bomb_size: usize,
+    /// big-hello: connections (default 4).
+    pub hello_connections: usize,
+    /// big-hello: bytes of each hello (default 60 MB).
+    pub hello_size: usize,
+    /// channel-hoard: connections (default 2,000).
+    pub hoard_connections: usize,
+    /// channel-hoard: channels asked for on each (default 1,023).
+    pub hoard_channels: usize,
+    /// parked-requests: connections (default 2,000).
+    pub parked_connections: usize,
+    /// parked-requests: requests pipelined on each (default 1,024).
+    pub parked_requests: usize,
+    /// parked-requests: the route that waits (default `/delay?ms=60000`,
+    /// which `iip serve --demo-routes` serves; a server without it
+    /// answers 102 at once).
+    pub parked_path: &'static str,
 }
 
 impl Default for AttackScale {
@@ -121,6 +160,15 @@ impl Default for AttackScale {
             stats_connections: 4,
             stats_channels: 1_022,
             garbage_streams: 10_000,
+            bomb_connections: 49,
+            bomb_size: 64 << 20,
+            hello_connections: 4,
+            hello_size: 60_000_000,
+            hoard_connections: 2_000,
+            hoard_channels: 1_023,
+            parked_connections: 2_000,
+            parked_requests: 1_024,
+            parked_path: "/delay?ms=60000",
         }
     }
 }
@@ -353,6 +401,9 @@ async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, dea
                     }
                 });
             }
+        }
+        AttackKind::CompressionBomb | AttackKind::BigHello | AttackKind::ChannelHoard | AttackKind::ParkedRequests => {
+            held::setup(set, plan, attack, deadline, tally).await
         }
     }
 }

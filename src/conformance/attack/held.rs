@@ -1,0 +1,117 @@
+//! Attacks on what a server holds for a peer beyond the bytes it was sent:
+//! compressed bodies that inflate, hellos, channels, and requests parked
+//! in a handler that waits. Each buys the server's memory or CPU cheaply
+//! on the wire; a bounded server counts what they cost in its budgets
+//! (`[RES-9]`, `[RES-11]`) and refuses or pauses past them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use super::{connect, encoded, hold_until, open_channels, push_until, AttackKind, AttackPlan, Tally};
+use crate::io::reader::FrameReader;
+use crate::proto::extensions::{BodyCodec, Codec};
+use crate::wire::frame::{Frame, FrameLimits};
+use crate::wire::status::Status;
+
+/// The hello that agrees zstd for every body.
+const ZSTD_HELLO: &[u8] = br#"{"revision":1,"extensions":{"compression":{"codecs":["zstd"],"min_size":0}}}"#;
+
+/// Starts the attack's connections in `set`, for the attacks of this module.
+pub(super) async fn setup(
+    set: &mut JoinSet<()>,
+    plan: &AttackPlan,
+    attack: AttackKind,
+    deadline: Instant,
+    tally: &Arc<Tally>,
+) {
+    let s = plan.scale;
+    let addr = plan.addr.as_str();
+    match attack {
+        AttackKind::CompressionBomb => {
+            // A body of zeros, a few KB once compressed, pipelined to /echo.
+            let bomb = BodyCodec::new(Codec::Zstd, 0, usize::MAX).seal(&vec![0u8; s.bomb_size.max(1)]);
+            let frame = encoded(&[Frame::new(Status::RequestWhole, &b"/echo"[..], 0, bomb)]);
+            for _ in 0..s.bomb_connections {
+                let Some(mut stream) = connect(addr, deadline, tally).await else { break };
+                // A server that agrees no zstd is not open to the attack.
+                if !said_hello(&mut stream, ZSTD_HELLO, deadline).await {
+                    break;
+                }
+                let (frame, tally) = (frame.clone(), tally.clone());
+                set.spawn(
+                    async move { push_until(stream, None, move |_| Some(frame.clone()), deadline, &tally).await },
+                );
+            }
+        }
+        AttackKind::BigHello => {
+            // A hello of one long list of codec names, in maximal frames.
+            let names = "\"x\",".repeat(s.hello_size / 4 + 1);
+            let body = format!(r#"{{"revision":1,"extensions":{{"compression":{{"codecs":[{names}"zstd"]}}}}}}"#);
+            let frames = chunked(b"/sys/hello", Bytes::from(body), 1 << 20);
+            for _ in 0..s.hello_connections {
+                let Some(stream) = connect(addr, deadline, tally).await else { break };
+                let (mut frames, tally) = (frames.clone().into_iter(), tally.clone());
+                set.spawn(async move { push_until(stream, None, move |_| frames.next(), deadline, &tally).await });
+            }
+        }
+        AttackKind::ChannelHoard => {
+            for _ in 0..s.hoard_connections {
+                let Some(mut stream) = connect(addr, deadline, tally).await else { break };
+                if open_channels(&mut stream, s.hoard_channels, deadline).await.is_none() {
+                    break;
+                }
+                let tally = tally.clone();
+                set.spawn(async move { hold_until(stream, deadline, &tally).await });
+            }
+        }
+        AttackKind::ParkedRequests => {
+            let path = Bytes::from_static(s.parked_path.as_bytes());
+            let requests: Vec<Frame> = (0..s.parked_requests.max(1))
+                .map(|_| Frame::new(Status::RequestWhole, path.clone(), 0, &b"p"[..]))
+                .collect();
+            let batch = encoded(&requests);
+            for _ in 0..s.parked_connections {
+                let Some(stream) = connect(addr, deadline, tally).await else { break };
+                let (batch, tally) = (batch.clone(), tally.clone());
+                let mut once = Some(batch);
+                set.spawn(async move { push_until(stream, None, move |_| once.take(), deadline, &tally).await });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sends `hello` and reads its answer; whether the server agreed to
+/// something (a status 5 answer that is not an error answer).
+async fn said_hello(stream: &mut TcpStream, hello: &'static [u8], deadline: Instant) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let work = async {
+        stream.write_all(&encoded(&[Frame::new(Status::RequestWhole, &b"/sys/hello"[..], 0, hello)])).await.ok()?;
+        let frame = FrameReader::new(&mut *stream, FrameLimits::default()).next().await?.ok()?;
+        let answer = serde_json::from_slice::<serde_json::Value>(&frame.data).ok()?;
+        answer.get("extensions")?.get("compression").map(|_| ())
+    };
+    tokio::time::timeout_at(deadline.into(), work).await.ok().flatten().is_some()
+}
+
+/// The frames of one request for `path` carrying `body` in frames of at
+/// most `max_data` bytes, each frame encoded on its own.
+fn chunked(path: &'static [u8], body: Bytes, max_data: usize) -> Vec<Bytes> {
+    let count = body.len().div_ceil(max_data).max(1);
+    (0..count)
+        .map(|i| {
+            let status = match (i, count) {
+                (_, 1) => Status::RequestWhole,
+                (0, _) => Status::RequestFirst,
+                (i, n) if i + 1 == n => Status::RequestLast,
+                _ => Status::RequestContinue,
+            };
+            let data = body.slice(i * max_data..((i + 1) * max_data).min(body.len()));
+            encoded(&[Frame::new(status, path, 0, data)])
+        })
+        .collect()
+}
