@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use iip::conformance::attack::{run, AttackKind, AttackPlan, AttackScale};
-use iip::server::{Server, Timeouts};
+use iip::server::{Request, Server, Timeouts};
 use iip::wire::codec::MAX_RESERVE;
 use iip::wire::frame::{FrameLimits, FIXED_OVERHEAD};
 
@@ -22,6 +22,10 @@ const IDLE: Duration = Duration::from_millis(1000);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_survives_every_attack_within_its_budgets() {
     let server = Server::echo()
+        .route("/park", |_req: Request| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, std::convert::Infallible>("late")
+        })
         .frame_limits(FrameLimits { max_path: 2048, max_data: MAX_DATA as u32 })
         .max_message(4 << 20)
         .max_connection_bytes(CONNECTION_BUDGET)
@@ -49,6 +53,15 @@ async fn the_server_survives_every_attack_within_its_budgets() {
         stats_connections: 2,
         stats_channels: 60,
         garbage_streams: 300,
+        bomb_connections: 12,
+        bomb_size: 4 << 20,
+        hello_connections: 3,
+        hello_size: 3 << 20,
+        hoard_connections: 12,
+        hoard_channels: 1_023,
+        parked_connections: 12,
+        parked_requests: 1_024,
+        parked_path: "/park",
     };
     // What one connection may hold beyond its budget: the frame it read
     // last, an unfinished frame in its read buffer, and one answer (the
@@ -103,4 +116,60 @@ async fn the_server_survives_every_attack_within_its_budgets() {
     }
     handle.shutdown().await.unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A client that leaves with requests parked in handlers that wait: the
+/// server cancels them and gives back everything the connection held at
+/// once ([RES-12]), whether or not the connection was paused on its budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_releases_its_parked_requests_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let counter = cancelled.clone();
+    let server = Server::echo()
+        .route("/park", move |_req: Request| {
+            let guard = Count(counter.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(guard);
+                Ok::<_, std::convert::Infallible>("late")
+            }
+        })
+        .max_connection_bytes(CONNECTION_BUDGET)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = server.clone().spawn(listener).unwrap();
+    for requests in [10usize, 1_000] {
+        let frame = [&[1u8][..], b"/park", &[0, 0, 0, 0, 0, 0, 0, 0, 1], b"p"].concat();
+        let mut stream = tokio::net::TcpStream::connect(handle.local_addr()).await.unwrap();
+        stream.write_all(&frame.repeat(requests)).await.unwrap();
+        let held_while_parked = async {
+            while server.memory().held()
+                < requests * iip::proto::server::WAITING_REQUEST_COST.min(CONNECTION_BUDGET / requests)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), held_while_parked).await.expect("the requests are parked");
+        let before = cancelled.load(Ordering::Relaxed);
+        drop(stream);
+        let released = async {
+            while server.memory().held() != 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let left = tokio::time::timeout(Duration::from_secs(2), released).await;
+        assert!(left.is_ok(), "{requests} parked: {} B still held", server.memory().held());
+        assert!(cancelled.load(Ordering::Relaxed) > before, "the waiting handlers are cancelled");
+    }
+    handle.shutdown().await.unwrap();
 }

@@ -156,6 +156,28 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Reads on without handing out frames while fewer than `cap` bytes
+    /// are buffered, and returns once the stream has ended or failed: a
+    /// caller that has stopped taking frames (back-pressure) notices a
+    /// peer that left. Pends for ever once `cap` bytes are buffered, as
+    /// the end can then not be seen without taking frames. The bytes read
+    /// are the next frames, for [`FrameReader::step`] to hand out later.
+    /// Cancel-safe.
+    pub async fn watch_end(&mut self, cap: usize) {
+        use tokio::io::AsyncReadExt;
+        while !self.eof {
+            let room = cap.saturating_sub(self.buffered()).min(MAX_RESERVE);
+            if room == 0 {
+                return std::future::pending().await;
+            }
+            self.buf.reserve(room);
+            match (&mut self.io).take(room as u64).read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => self.eof = true,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// A frame already in the buffer, without reading; `None` if there is
     /// no whole frame buffered.
     pub fn try_next(&mut self) -> Option<Result<Frame, CodecError>> {

@@ -204,14 +204,16 @@ pub(crate) async fn serve_connection<R, W>(
             _ = shutdown.changed(), if conn.reading => {}
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
-            step = reader.step(), if may_read => match step {
-                ReadStep::Frame(next) => {
+            // Paused or done reading, with handlers waiting, the connection
+            // still watches for its client leaving ([RES-12]).
+            step = read_or_watch(&mut reader, may_read), if may_read || conn.watches_for_leaving() => match step {
+                Some(ReadStep::Frame(next)) => {
                     conn.on_read(Some(next));
                     conn.account_growth(reader.buffered());
                 }
-                ReadStep::End => conn.on_read(None),
+                Some(ReadStep::End) | None => conn.on_read(None),
                 // Bytes of an unfinished frame: look at the timers again.
-                ReadStep::Partial => {}
+                Some(ReadStep::Partial) => {}
             },
         }
         // Take whatever else is ready without waiting: answers of handlers
@@ -249,6 +251,20 @@ pub(crate) async fn serve_connection<R, W>(
         _ = writer.finish() => {}
         _ = force.cancelled() => {}
     }
+}
+
+/// How far a paused connection reads ahead to see its client leave
+/// (`[RES-12]`); counted with its unfinished frame.
+const PAUSED_LOOKAHEAD: usize = 64 * 1024;
+
+/// The next step of `reader` when reading is allowed; otherwise `None`
+/// once the client's stream ends, read ahead at most [`PAUSED_LOOKAHEAD`].
+async fn read_or_watch<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>, may_read: bool) -> Option<ReadStep> {
+    if may_read {
+        return Some(reader.step().await);
+    }
+    reader.watch_end(PAUSED_LOOKAHEAD).await;
+    None
 }
 
 /// Most rounds of ready work gathered before one flush.
@@ -345,6 +361,12 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             && self.handlers.len() < self.shared.config.max_in_flight
             && outbound < self.shared.config.core.max_held_bytes
             && (outbound == 0 || !self.server_full())
+    }
+
+    /// Whether the connection must notice its client leaving while it
+    /// takes no frames: handlers still wait for it.
+    fn watches_for_leaving(&self) -> bool {
+        !self.peer_gone && !self.handlers.is_empty()
     }
 
     /// Whether the server holds its budget or more.
