@@ -120,7 +120,7 @@ async fn the_server_survives_every_attack_within_its_budgets() {
 
 /// A client that leaves with requests parked in handlers that wait: the
 /// server cancels them and gives back everything the connection held at
-/// once ([RES-12]), whether or not the connection was paused on its budget.
+/// once ([RES-11]), whether or not the connection was paused on its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_releases_its_parked_requests_at_once() {
     use std::sync::atomic::{AtomicUsize, Ordering};

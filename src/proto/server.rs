@@ -358,7 +358,7 @@ fn append_within(
 }
 
 /// The largest body a message for `path` may have: the message limit, or
-/// the hello's own where it is lower (`[RES-11]`).
+/// the hello's own where it is lower (`[RES-10]`).
 fn message_limit(handshake: &Handshake, config: &ServerConfig, path: &[u8]) -> usize {
     let (route, _) = path.split_at(memchr::memchr(b'?', path).unwrap_or(path.len()));
     handshake.body_limit(route).map_or(config.max_message, |limit| limit.min(config.max_message))
@@ -598,7 +598,7 @@ impl ServerConnection {
         let first = matches!(channel.inbound, Inbound::Idle);
         if first {
             // Nothing of a message that authentication would refuse is held
-            // ([EXT-9], [RES-11]).
+            // ([EXT-9], [RES-10]).
             let (route, _) = split_route(frame.path.clone());
             if self.handshake.refuses_start(channel_id, &route) {
                 let seq = channel.take_seq(route, 0, &mut self.held);
@@ -649,7 +649,7 @@ impl ServerConnection {
         match self.handshake.admit(channel_id, &route) {
             Admission::Proceed => {}
             // A hello past its limit is answered 110 like any request too
-            // large ([RES-11]); it agrees nothing ([EXT-5]).
+            // large ([RES-10]); it agrees nothing ([EXT-5]).
             Admission::Hello if body.is_none() => self.handshake.completed(false),
             Admission::Hello => {}
             Admission::LateHello => {

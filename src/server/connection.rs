@@ -79,7 +79,7 @@ struct Connection<W> {
     reading: bool,
     /// The client's stream ended: no answer not yet ready will be read,
     /// so waiting handlers are cancelled and the connection ends
-    /// (`[RES-12]`).
+    /// (`[RES-11]`).
     peer_gone: bool,
     /// A frame arrived since the timers last looked.
     frame_arrived: bool,
@@ -205,7 +205,7 @@ pub(crate) async fn serve_connection<R, W>(
             _ = &mut timer, if timer_at.is_some() => timer_at = None,
             _ = tokio::time::sleep(FULL_SERVER_RECHECK), if paused_by_server => {}
             // Paused or done reading, with handlers waiting, the connection
-            // still watches for its client leaving ([RES-12]).
+            // still watches for its client leaving ([RES-11]).
             step = read_or_watch(&mut reader, may_read), if may_read || conn.watches_for_leaving() => match step {
                 Some(ReadStep::Frame(next)) => {
                     conn.on_read(Some(next));
@@ -254,7 +254,7 @@ pub(crate) async fn serve_connection<R, W>(
 }
 
 /// How far a paused connection reads ahead to see its client leave
-/// (`[RES-12]`); counted with its unfinished frame.
+/// (`[RES-11]`); counted with its unfinished frame.
 const PAUSED_LOOKAHEAD: usize = 64 * 1024;
 
 /// The next step of `reader` when reading is allowed; otherwise `None`
@@ -427,7 +427,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 self.stop(&err.to_string());
             }
             // The client closed its side: what is ready still goes out,
-            // handlers still waiting are cancelled ([RES-12]).
+            // handlers still waiting are cancelled ([RES-11]).
             Some(Err(_)) | None => {
                 self.reading = false;
                 self.peer_gone = true;

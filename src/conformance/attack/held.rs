@@ -2,7 +2,7 @@
 //! compressed bodies that inflate, hellos, channels, and requests parked
 //! in a handler that waits. Each buys the server's memory or CPU cheaply
 //! on the wire; a bounded server counts what they cost in its budgets
-//! (`[RES-9]`, `[RES-11]`) and refuses or pauses past them.
+//! (`[RES-9]`, `[RES-10]`) and refuses or pauses past them.
 
 use std::sync::Arc;
 use std::time::Instant;

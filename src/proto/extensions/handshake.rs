@@ -95,7 +95,7 @@ impl Handshake {
     /// Whether a message for `route` on `channel` is refused at its first
     /// frame, before anything of it is held: authentication is required,
     /// the client has not authenticated, and the message is not the
-    /// connection's hello (`[EXT-9]`, `[RES-11]`). A refused message is
+    /// connection's hello (`[EXT-9]`, `[RES-10]`). A refused message is
     /// answered 112 and the connection closes.
     pub fn refuses_start(&self, channel: u32, route: &[u8]) -> bool {
         if !self.enabled || self.policy != AuthPolicy::Required {
@@ -112,7 +112,7 @@ impl Handshake {
 
     /// The largest body a message for `route` may have before the
     /// connection's own message limit applies: [`MAX_HELLO_BODY`] for a
-    /// hello (`[RES-11]`), none for any other route.
+    /// hello (`[RES-10]`), none for any other route.
     pub fn body_limit(&self, route: &[u8]) -> Option<usize> {
         (self.enabled && route == HELLO).then_some(MAX_HELLO_BODY)
     }

@@ -22,7 +22,7 @@ pub use liveness::{Liveness, LivenessAction};
 
 /// The route of the hello request (`[EXT-1]`).
 pub const HELLO: &[u8] = b"/sys/hello";
-/// The largest hello body a server reads (`[RES-11]`): 64 KiB, far above
+/// The largest hello body a server reads (`[RES-10]`): 64 KiB, far above
 /// any offer of revision 1; a larger hello is answered 110 and the
 /// connection stays plain ([EXT-5]).
 pub const MAX_HELLO_BODY: usize = 64 * 1024;
