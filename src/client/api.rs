@@ -38,7 +38,9 @@ impl Client {
     /// Connects over TCP without a hello.
     pub(crate) async fn connect_tcp(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client { connection: StdArc::new(Connection::start(stream, config.frame_limits)), config })
+        let connection = Connection::start(stream, config.frame_limits);
+        connection.mux.set_max_answer(config.max_answer);
+        Ok(Client { connection: StdArc::new(connection), config })
     }
 
     /// Runs a client connection over any byte stream the caller opened: a
@@ -48,7 +50,9 @@ impl Client {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     {
-        Client { connection: StdArc::new(Connection::start_stream(stream, config.frame_limits)), config }
+        let connection = Connection::start_stream(stream, config.frame_limits);
+        connection.mux.set_max_answer(config.max_answer);
+        Client { connection: StdArc::new(connection), config }
     }
 
     #[cfg(feature = "tls")]

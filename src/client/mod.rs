@@ -105,6 +105,14 @@ pub enum ClientError {
     /// none were given (code 112, `[EXT-8]`, `[EXT-9]`).
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
+    /// The answer was larger than [`ClientConfig::max_answer`]: the call
+    /// failed, the rest of the answer was dropped as it came, and the
+    /// connection goes on.
+    #[error("the answer is larger than the client's limit of {limit} bytes")]
+    AnswerTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The request could not be sent as asked.
     #[error(transparent)]
     Refused(#[from] RequestError),
@@ -130,7 +138,7 @@ impl ClientError {
     pub fn may_have_reached_server(&self) -> bool {
         match self {
             ClientError::Closed { sent, .. } | ClientError::DeadPeer { sent, .. } => *sent,
-            ClientError::Timeout(_) | ClientError::Server { .. } => true,
+            ClientError::Timeout(_) | ClientError::Server { .. } | ClientError::AnswerTooLarge { .. } => true,
             ClientError::Unavailable(_)
             | ClientError::Refused(_)
             | ClientError::Connect(_)
@@ -177,6 +185,12 @@ pub struct ClientConfig {
     /// without extensions it falls back to plain IIP/1.
     #[cfg(not(loom))]
     pub extensions: ClientExtensions,
+    /// The largest answer a call takes, in bytes, as it comes and once
+    /// inflated: a larger one fails that call with
+    /// [`ClientError::AnswerTooLarge`] and leaves the others working, so a
+    /// hostile server cannot make the client hold without end. Default
+    /// 64 MiB ([`crate::proto::client::DEFAULT_MAX_ANSWER`]).
+    pub max_answer: usize,
 }
 
 impl Default for ClientConfig {
@@ -186,6 +200,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             #[cfg(not(loom))]
             extensions: ClientExtensions::default(),
+            max_answer: crate::proto::client::DEFAULT_MAX_ANSWER,
         }
     }
 }

@@ -183,6 +183,11 @@ impl Mux {
         Ok(())
     }
 
+    /// Limits the size of one answer (see [`ClientConnection::set_max_answer`]).
+    pub fn set_max_answer(&self, limit: usize) {
+        lock(&self.state).core.set_max_answer(limit);
+    }
+
     /// Moves the frames waiting to be sent into `out`, in order.
     pub fn take_outgoing(&self, out: &mut Vec<Frame>) {
         let mut state = lock(&self.state);
@@ -207,6 +212,9 @@ impl Mux {
             Some(ClientEvent::Response { id, data, complete }) => (id, Delivery::Data { data, complete }),
             Some(ClientEvent::ChannelOpened { id, channel }) => (id, Delivery::Opened(channel)),
             Some(ClientEvent::ChannelRefused { id, code, message }) => (id, Delivery::Refused { code, message }),
+            Some(ClientEvent::AnswerTooLarge { id, limit }) => {
+                (id, Delivery::Failed(ClientError::AnswerTooLarge { limit }))
+            }
             Some(ClientEvent::GoingAway { .. }) => {
                 state.going_away = true;
                 Self::close_if_drained(&mut state);

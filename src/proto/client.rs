@@ -71,7 +71,24 @@ pub enum ClientEvent {
         /// Its data, as a reason.
         reason: Bytes,
     },
+    /// The answer to `id` passed the client's limit on an answer's size
+    /// ([`ClientConnection::set_max_answer`]): the call fails, the rest of
+    /// that answer is read and dropped, and other calls go on.
+    AnswerTooLarge {
+        /// The request answered.
+        id: RequestId,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
+
+/// The default limit on one answer's size: 64 MiB, the reference server's
+/// message limit.
+pub const DEFAULT_MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// The most bytes a `/sys/new_channel` answer may have: a grant is a short
+/// JSON object.
+const MAX_GRANT: usize = 4096;
 
 /// A request the client refuses to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,7 +141,13 @@ enum Unmarking {
 impl Unmarking {
     /// The data to deliver for one response frame: `None` while a compressed
     /// response is still being assembled.
-    fn frame(&mut self, codec: &BodyCodec, data: Bytes, complete: bool) -> Result<Option<Bytes>, BodyError> {
+    fn frame(
+        &mut self,
+        codec: &BodyCodec,
+        data: Bytes,
+        complete: bool,
+        limit: usize,
+    ) -> Result<Option<Bytes>, BodyError> {
         let out = match std::mem::take(self) {
             Unmarking::Start => match data.first() {
                 None => return Err(BodyError::Empty),
@@ -152,7 +175,7 @@ impl Unmarking {
             return Ok(out);
         }
         match std::mem::take(self) {
-            Unmarking::Compressed(body) => codec.open(&body.freeze()).map(Some),
+            Unmarking::Compressed(body) => codec.open_within(&body.freeze(), limit).map(Some),
             _ => Ok(out),
         }
     }
@@ -166,6 +189,10 @@ struct Channel {
     deleted: bool,
     /// Data of a `/sys/new_channel` answer that arrives in several frames.
     grant: Vec<u8>,
+    /// Bytes of the answer arriving now, as they came on the wire.
+    answer_bytes: usize,
+    /// The answer arriving now passed the limit: its frames are dropped.
+    dropping: bool,
 }
 
 /// The client's per-connection protocol state.
@@ -180,6 +207,8 @@ pub struct ClientConnection {
     body_codec: Option<BodyCodec>,
     /// Whether the server may send a going-away frame (`[EXT-16]`).
     going_away: bool,
+    /// The largest answer a call takes.
+    max_answer: usize,
 }
 
 impl ClientConnection {
@@ -193,7 +222,16 @@ impl ClientConnection {
             closed: false,
             body_codec: None,
             going_away: false,
+            max_answer: DEFAULT_MAX_ANSWER,
         }
+    }
+
+    /// Limits the size of one answer, as it comes on the wire and once
+    /// inflated (default [`DEFAULT_MAX_ANSWER`]): a larger one fails its
+    /// call with [`ClientEvent::AnswerTooLarge`] and nothing more of it is
+    /// kept.
+    pub fn set_max_answer(&mut self, limit: usize) {
+        self.max_answer = limit;
     }
 
     /// Puts the extensions agreed in the hello answer in force: the body
@@ -322,11 +360,37 @@ impl ClientConnection {
         if complete {
             channel.waiting.pop_front();
         }
+        if let Waiting::Call(id) = waiting {
+            let limit = self.max_answer;
+            let dropping = channel.dropping;
+            channel.answer_bytes = channel.answer_bytes.saturating_add(frame.data.len());
+            // A marked body carries one byte more than it stands for.
+            let marker = usize::from(self.body_codec.is_some());
+            let too_large = !dropping && channel.answer_bytes > limit.saturating_add(marker);
+            if complete {
+                channel.answer_bytes = 0;
+            }
+            channel.dropping = (dropping || too_large) && !complete;
+            if dropping || too_large {
+                channel.unmarking = Unmarking::default();
+                return Ok(too_large.then_some(ClientEvent::AnswerTooLarge { id, limit }));
+            }
+        } else if channel.grant.len() + frame.data.len() > MAX_GRANT {
+            return Err(ProtocolError::BadChannelGrant { detail: format!("a grant longer than {MAX_GRANT} bytes") });
+        }
         let data = match &self.body_codec {
             None => frame.data,
-            Some(codec) => match channel.unmarking.frame(codec, frame.data, complete)? {
-                Some(data) => data,
-                None => return Ok(None),
+            Some(codec) => match channel.unmarking.frame(codec, frame.data, complete, self.max_answer) {
+                Ok(Some(data)) => data,
+                Ok(None) => return Ok(None),
+                // Inflating past the limit fails the call alone.
+                Err(BodyError::TooLarge { limit }) => {
+                    return match waiting {
+                        Waiting::Call(id) => Ok(Some(ClientEvent::AnswerTooLarge { id, limit })),
+                        _ => Err(BodyError::TooLarge { limit }.into()),
+                    };
+                }
+                Err(err) => return Err(err.into()),
             },
         };
         match waiting {
