@@ -331,6 +331,8 @@ pub struct ServerConnection {
     body_codec: Option<BodyCodec>,
     /// Set when the connection must close once its answers are sent (`[EXT-9]`).
     close_requested: Option<&'static str>,
+    /// Bytes inflated and compressed for this peer so far (`[RES-9]`).
+    codec_work: u64,
 }
 
 /// Appends `data` to a message body being assembled, or gives `None` (for
@@ -407,6 +409,7 @@ impl ServerConnection {
             handshake: Handshake::new(true, AuthPolicy::Off),
             body_codec: None,
             close_requested: None,
+            codec_work: 0,
         }
     }
 
@@ -442,6 +445,13 @@ impl ServerConnection {
         let frame = Frame::new(Status::ResponseWhole, Bytes::from_static(GOING_AWAY), 0, body);
         self.held.answers += frame.encoded_len();
         self.outbox.push_back(frame);
+    }
+
+    /// Bytes inflated from compressed requests and given to the codec as
+    /// answers so far: the compression work this peer has cost, which a
+    /// shell paces (`[RES-9]`).
+    pub fn codec_work(&self) -> u64 {
+        self.codec_work
     }
 
     /// The bytes this connection holds (`[RES-1]`).
@@ -672,7 +682,10 @@ impl ServerConnection {
         let room = self.inflate_room();
         let body = match (body, &self.body_codec) {
             (Some(body), Some(codec)) => match codec.open_within(&body, room) {
-                Ok(open) => Some(open),
+                Ok(open) => {
+                    self.codec_work += open.len() as u64;
+                    Some(open)
+                }
                 Err(BodyError::TooLarge { .. }) => None,
                 Err(err) => return Err(err.into()),
             },
@@ -725,6 +738,9 @@ impl ServerConnection {
     /// request is waiting (already answered, or the connection is gone).
     pub fn respond(&mut self, channel_id: u32, seq: u64, body: Bytes) -> bool {
         let Some(channel) = self.channels.get_mut(channel_id) else { return false };
+        if self.body_codec.is_some() {
+            self.codec_work += body.len() as u64;
+        }
         let body = seal(&self.body_codec, body);
         let max_data = self.config.frame_limits.max_data;
         if let Some((route, _)) = channel.take_oldest(seq, &mut self.held) {

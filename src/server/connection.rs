@@ -90,6 +90,11 @@ struct Connection<W> {
     going_away: bool,
     /// When a connection told to go away stops reading.
     going_away_until: Option<Instant>,
+    /// The compression work of this peer the server's pace has booked.
+    codec_booked: u64,
+    /// Until when the pace of compression work keeps this connection from
+    /// reading (`[RES-9]`).
+    codec_wait: Option<Instant>,
 }
 
 /// Growth of a connection's held bytes that is reported to the server's
@@ -141,6 +146,8 @@ pub(crate) async fn serve_connection<R, W>(
         identity: None,
         going_away: false,
         going_away_until: None,
+        codec_booked: 0,
+        codec_wait: None,
     };
     let mut writer_done = false;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -173,7 +180,8 @@ pub(crate) async fn serve_connection<R, W>(
             break;
         }
         let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
-        let deadline = [deadline, conn.going_away_until].into_iter().flatten().min().filter(|_| conn.reading);
+        let deadline =
+            [deadline, conn.going_away_until, conn.codec_wait].into_iter().flatten().min().filter(|_| conn.reading);
         let deadline = [deadline, conn.writer.stall_deadline()].into_iter().flatten().min();
         // The timer is moved only to an earlier instant: deadlines move later
         // with nearly every frame, and a timer that fires early costs one
@@ -234,6 +242,7 @@ pub(crate) async fn serve_connection<R, W>(
             }
         }
         conn.account(reader.buffered());
+        conn.pace_codec_work();
         if conn.flush().await.is_err() {
             break;
         }
@@ -358,6 +367,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     fn may_read(&self) -> bool {
         let outbound = self.outbound();
         self.reading
+            && self.codec_wait.is_none_or(|at| Instant::now() >= at)
             && self.handlers.len() < self.shared.config.max_in_flight
             && outbound < self.shared.config.core.max_held_bytes
             && (outbound == 0 || !self.server_full())
@@ -389,6 +399,17 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             && self.outbound() < self.shared.config.core.max_held_bytes
     }
 
+    /// Books the compression work done for this peer since the last look
+    /// on the server's pace; reading waits for its turn (`[RES-9]`).
+    fn pace_codec_work(&mut self) {
+        let work = self.core.codec_work();
+        if work != self.codec_booked {
+            let wait = self.shared.codec_pace.book(work - self.codec_booked);
+            self.codec_booked = work;
+            self.codec_wait = [self.codec_wait, wait].into_iter().flatten().max();
+        }
+    }
+
     /// Reports what this connection holds to the server's total.
     fn account(&mut self, unfinished_frame: usize) {
         self.held.set(self.core.held().total() + self.writer.queued_bytes() + unfinished_frame);
@@ -417,6 +438,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 } else if let Some(reason) = self.core.close_requested() {
                     self.stop(reason);
                 }
+                self.pace_codec_work();
             }
             Some(Err(CodecError::Decode(err))) => {
                 tracing::debug!(peer = %self.peer, %err, "framing error");

@@ -59,6 +59,39 @@ impl MemoryStats {
     }
 }
 
+/// The pace of compression work the server does for its peers: one
+/// schedule shared by every connection, each body's work taking its time
+/// on it at the rate allowed (`[RES-9]`).
+#[derive(Debug)]
+pub(crate) struct CodecPace {
+    /// Bytes per second; 0 for no pace.
+    rate: u64,
+    epoch: std::time::Instant,
+    /// Nanoseconds after `epoch` when the schedule is free again.
+    free_at: std::sync::atomic::AtomicU64,
+}
+
+impl CodecPace {
+    pub(crate) fn new(rate: usize) -> CodecPace {
+        CodecPace { rate: rate as u64, epoch: std::time::Instant::now(), free_at: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Books `bytes` of work done now; the instant until which the
+    /// connection that asked for it waits, `None` when it need not.
+    pub(crate) fn book(&self, bytes: u64) -> Option<std::time::Instant> {
+        if self.rate == 0 || bytes == 0 {
+            return None;
+        }
+        let cost = u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(self.rate)).unwrap_or(u64::MAX);
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let booked = |free: u64| Some(free.max(now).saturating_add(cost));
+        let before = self.free_at.fetch_update(Ordering::Relaxed, Ordering::Relaxed, booked).unwrap_or(now);
+        let end = before.max(now).saturating_add(cost);
+        // Work within the allowance so far costs no wait.
+        (end > now.saturating_add(cost)).then(|| self.epoch + std::time::Duration::from_nanos(end))
+    }
+}
+
 /// One connection's share of [`MemoryStats`]; gives its bytes back when
 /// dropped.
 #[derive(Debug)]
@@ -118,5 +151,19 @@ mod tests {
         assert_eq!((stats.held(), stats.peak()), (10, 110));
         drop(a);
         assert_eq!(stats.held(), 0);
+    }
+
+    #[test]
+    fn codec_work_past_the_rate_waits_its_turn() {
+        let pace = CodecPace::new(1 << 20);
+        assert_eq!(pace.book(0), None);
+        assert_eq!(pace.book(1 << 20), None, "the first second's work is free");
+        let wait = pace.book(1 << 20).expect("the next second's work waits");
+        let ahead = wait.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            ahead > std::time::Duration::from_millis(900) && ahead <= std::time::Duration::from_secs(2),
+            "{ahead:?}"
+        );
+        assert_eq!(CodecPace::new(0).book(u64::MAX), None, "no pace");
     }
 }

@@ -94,6 +94,12 @@ pub struct ServerConfig {
     /// answers or requests reads nothing more, and chunked requests are
     /// refused with 110. Default 256 MiB.
     pub max_server_held_bytes: usize,
+    /// Bytes per second that all connections together may have the server
+    /// inflate and compress for them (`[RES-9]`): a connection whose
+    /// bodies took more than its share reads nothing more until its turn
+    /// has come, so that a few KB of compressed bodies cannot occupy the
+    /// cores. `0` switches the pace off. Default 256 MiB/s.
+    pub max_codec_rate: usize,
     /// How long a graceful shutdown waits for requests already received to
     /// be answered before it closes the remaining connections. Default 30 s.
     #[serde(with = "crate::seconds::required")]
@@ -120,6 +126,7 @@ impl Default for ServerConfig {
             offload_after: Some(Duration::from_micros(10)),
             timeouts: Timeouts::default(),
             max_server_held_bytes: DEFAULT_MAX_SERVER_HELD_BYTES,
+            max_codec_rate: 256 * 1024 * 1024,
             grace: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             extensions: ExtensionsConfig::default(),
@@ -148,6 +155,8 @@ pub(crate) struct Shared {
     known_paths: KnownPaths,
     stats: ServerStats,
     memory: Arc<MemoryStats>,
+    /// The pace of compression work done for peers (`[RES-9]`).
+    codec_pace: memory::CodecPace,
     /// Set by [`ServerBuilder::tls`]: TCP and Unix connections run inside TLS.
     tls: Option<TlsAcceptor>,
     shutdown: watch::Sender<bool>,
@@ -356,6 +365,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes per second of compression work (inflating requests,
+    /// compressing answers) done for all connections together (`[RES-9]`);
+    /// `0` for no pace. Default 256 MiB/s.
+    pub fn max_codec_rate(mut self, bytes_per_second: usize) -> Self {
+        self.config.max_codec_rate = bytes_per_second;
+        self
+    }
+
     /// Idle, frame read and write timeouts (`[RES-5]`–`[RES-7]`); each
     /// closes the connection when it passes (the idle one after a close
     /// frame). Defaults 60 s, 30 s and 30 s; `None` switches one off.
@@ -439,6 +456,7 @@ impl ServerBuilder {
                 config: self.config,
                 stats,
                 memory: Arc::new(MemoryStats::new(self.config.max_server_held_bytes)),
+                codec_pace: memory::CodecPace::new(self.config.max_codec_rate),
                 routes,
                 known_paths,
                 #[cfg(feature = "tls")]
