@@ -174,6 +174,10 @@ pub(crate) async fn serve_connection<R, W>(
                 continue;
             }
         }
+        // The pace's wait is over: it no longer sets the timer.
+        if conn.codec_wait.is_some_and(|at| now >= at) {
+            conn.codec_wait = None;
+        }
         // The peer read nothing within the write timeout ([RES-7]).
         if conn.writer.stalled(now) {
             writer_done = true;
