@@ -104,6 +104,10 @@ struct ServeSettings {
     /// Memory budget of the whole server in bytes [default: 268435456].
     #[arg(long)]
     max_server_bytes: Option<usize>,
+    /// Bytes per second the server inflates and compresses for all clients
+    /// together; a client past its turn waits; 0: no pace [default: 268435456].
+    #[arg(long)]
+    max_codec_rate: Option<usize>,
     /// Seconds a handler may run before its request is answered 103; 0: no limit [default: 0].
     #[arg(long)]
     handler_timeout: Option<f64>,
@@ -138,6 +142,7 @@ impl ServeSettings {
         set(&mut config.core.max_message, self.max_message);
         set(&mut config.core.max_held_bytes, self.max_connection_bytes);
         set(&mut config.max_server_held_bytes, self.max_server_bytes);
+        set(&mut config.max_codec_rate, self.max_codec_rate);
         if let Some(s) = self.tls_handshake_timeout {
             config.tls_handshake_timeout = seconds(s.max(0.001));
         }
