@@ -359,10 +359,9 @@ fn append_within(
     Some(body)
 }
 
-/// The largest body a message for `path` may have: the message limit, or
+/// The largest body a message for `route` may have: the message limit, or
 /// the hello's own where it is lower (`[RES-10]`).
-fn message_limit(handshake: &Handshake, config: &ServerConfig, path: &[u8]) -> usize {
-    let (route, _) = path.split_at(memchr::memchr(b'?', path).unwrap_or(path.len()));
+fn message_limit(handshake: &Handshake, config: &ServerConfig, route: &[u8]) -> usize {
     handshake.body_limit(route).map_or(config.max_message, |limit| limit.min(config.max_message))
 }
 
@@ -606,21 +605,19 @@ impl ServerConnection {
             return Err(ProtocolError::BadTransition { channel: channel_id, state, status: frame.status });
         };
         let first = matches!(channel.inbound, Inbound::Idle);
-        if first {
-            // Nothing of a message that authentication would refuse is held
-            // ([EXT-9], [RES-10]).
-            let (route, _) = split_route(frame.path.clone());
-            if self.handshake.refuses_start(channel_id, &route) {
-                let seq = channel.take_seq(route, 0, &mut self.held);
-                self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::Unauthenticated));
-                self.close_requested = Some("[EXT-9] unauthenticated");
-                return Ok(None);
-            }
-        }
-        let max_message = match &channel.inbound {
-            Inbound::Open { path, .. } => message_limit(&self.handshake, &self.config, path),
-            Inbound::Idle => message_limit(&self.handshake, &self.config, &frame.path),
+        let (message_route, _) = match &channel.inbound {
+            Inbound::Open { path, .. } => split_route(path.clone()),
+            Inbound::Idle => split_route(frame.path.clone()),
         };
+        // Nothing of a message that authentication would refuse is held
+        // ([EXT-9], [RES-10]).
+        if first && self.handshake.refuses_start(channel_id, &message_route) {
+            let seq = channel.take_seq(message_route, 0, &mut self.held);
+            self.respond_error(channel_id, seq, ErrorAnswer::named(ErrorCode::Unauthenticated));
+            self.close_requested = Some("[EXT-9] unauthenticated");
+            return Ok(None);
+        }
+        let max_message = message_limit(&self.handshake, &self.config, &message_route);
         let (config, room, held) = ((&self.config, max_message), self.server_room, &mut self.held);
         let frame_bytes = frame.encoded_len() as u64;
         // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).
