@@ -31,7 +31,12 @@ async fn the_server_survives_every_attack_within_its_budgets() {
         .max_connection_bytes(CONNECTION_BUDGET)
         .max_server_bytes(SERVER_BUDGET)
         .max_connections(64)
-        .timeouts(Timeouts { idle: Some(IDLE), frame: Some(Duration::from_millis(800)), write: Some(IDLE) })
+        .timeouts(Timeouts {
+            idle: Some(IDLE),
+            frame: Some(Duration::from_millis(800)),
+            write: Some(IDLE),
+            ..Timeouts::default()
+        })
         .build()
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -157,6 +157,80 @@ async fn a_server_that_requires_authentication_refuses_everything_else_with_112_
     assert_eq!(&client.open_channel().await.unwrap().call("/whoami", "").await.unwrap()[..], b"alice");
 }
 
+/// The close frame's text of a connection the server ends.
+async fn close_text(conn: &mut Framed<TcpStream, FrameCodec>) -> String {
+    let frames = until_closed(conn).await;
+    let close = frames.last().expect("a close frame");
+    assert_eq!(close.status, Status::Close, "{frames:?}");
+    String::from_utf8_lossy(&close.data).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_authenticate_in_time_is_closed() {
+    let tokens = BearerTokens::new().with("s3cret", "alice");
+    let hello_in = Duration::from_millis(400);
+    let timeouts = iip::server::Timeouts { hello: Some(hello_in), ..iip::server::Timeouts::default() };
+    let server = start(routes().authenticator(tokens, AuthPolicy::Required).timeouts(timeouts)).await;
+    // Silent, and trickling a hello a byte at a time: both closed at the
+    // hello timeout, well before the idle or frame read timeout ([RES-10]).
+    let started = Instant::now();
+    let mut silent = raw(server.local_addr()).await;
+    assert!(close_text(&mut silent).await.starts_with("[RES-10]"));
+    assert!(started.elapsed() >= hello_in && started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let mut trickle = TcpStream::connect(server.local_addr()).await.unwrap();
+    let hello = r#"{"revision":1,"extensions":{"auth":{"scheme":"bearer","credentials":"s3cret"}}}"#;
+    let hello = frame(Status::RequestWhole, "/sys/hello", 0, hello);
+    let bytes = iip::wire::encode::frame_bytes(&hello, &iip::FrameLimits::default()).unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in bytes.iter() {
+        if trickle.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the trickled hello was read to its end");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // A client that authenticates is not held to it.
+    let good = Credentials { scheme: "bearer".into(), credentials: "s3cret".into() };
+    let endpoint = Endpoint::new(server.local_addr().to_string()).with_credentials(good);
+    let client = endpoint.connect(config(ClientExtensions::default())).await.unwrap();
+    tokio::time::sleep(hello_in * 2).await;
+    assert_eq!(&client.call("/whoami", "").await.unwrap()[..], b"alice");
+}
+
+#[tokio::test]
+async fn failed_authentications_slow_their_source_down() {
+    let tokens = BearerTokens::new().with("s3cret", "alice");
+    let interval = Duration::from_millis(250);
+    let server = start(routes().authenticator(tokens, AuthPolicy::Required).auth_failure_interval(interval)).await;
+    let attempt = |token: &'static str| {
+        let credentials = Credentials { scheme: "bearer".into(), credentials: token.into() };
+        let endpoint = Endpoint::new(server.local_addr().to_string()).with_credentials(credentials);
+        async move {
+            let started = Instant::now();
+            let outcome = endpoint.connect(config(ClientExtensions::default())).await.map(|_| ());
+            (outcome, started.elapsed())
+        }
+    };
+    // Four guesses are answered at once ...
+    for _ in 0..4 {
+        let (outcome, took) = attempt("guess").await;
+        assert!(matches!(outcome, Err(ClientError::Unauthenticated(_))), "{outcome:?}");
+        assert!(took < interval, "{took:?}");
+    }
+    // ... then each waits for its source's turn, one interval apart.
+    let (_, fifth) = attempt("guess").await;
+    let (_, sixth) = attempt("guess").await;
+    assert!(fifth < interval, "{fifth:?}");
+    assert!(sixth >= interval.mul_f64(0.9), "{sixth:?}");
+    // The right token from there waits its turn too, and is accepted.
+    let (outcome, took) = attempt("s3cret").await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(took >= interval.mul_f64(0.9), "{took:?}");
+}
+
 /// An authenticator that takes its time, so that a request can arrive
 /// while the hello is unanswered.
 struct Slow;

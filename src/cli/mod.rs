@@ -120,6 +120,14 @@ struct ServeSettings {
     /// Seconds a write may wait on a peer that reads nothing; 0: no limit [default: 30].
     #[arg(long)]
     write_timeout: Option<f64>,
+    /// Seconds a client has to authenticate where --require-auth; 0: no
+    /// limit [default: 10].
+    #[arg(long)]
+    hello_timeout: Option<f64>,
+    /// Seconds each failed authentication past the fourth delays the next
+    /// check from the same address; 0: no delay [default: 1].
+    #[arg(long)]
+    auth_failure_interval: Option<f64>,
     /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests in
     /// flight before closing the remaining connections [default: 30].
     #[arg(long)]
@@ -158,6 +166,10 @@ impl ServeSettings {
         optional(&mut config.timeouts.idle, self.idle_timeout);
         optional(&mut config.timeouts.frame, self.frame_timeout);
         optional(&mut config.timeouts.write, self.write_timeout);
+        optional(&mut config.timeouts.hello, self.hello_timeout);
+        if let Some(s) = self.auth_failure_interval {
+            config.extensions.auth_failure_interval = seconds(s);
+        }
         if self.no_extensions {
             config.extensions.enabled = false;
         }

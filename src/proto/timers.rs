@@ -25,6 +25,13 @@ pub struct Timeouts {
     /// Default 30 s.
     #[serde(with = "crate::seconds::optional")]
     pub write: Option<Duration>,
+    /// Hello timeout (`[RES-10]`): where authentication is required, a
+    /// connection that has not authenticated within this long of opening
+    /// closes, so that a client that never says hello, or says it a byte at
+    /// a time, holds its place for no longer. Has no effect where
+    /// authentication is not required. Default 10 s.
+    #[serde(with = "crate::seconds::optional")]
+    pub hello: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -33,6 +40,7 @@ impl Default for Timeouts {
             idle: Some(Duration::from_secs(60)),
             frame: Some(Duration::from_secs(30)),
             write: Some(Duration::from_secs(30)),
+            hello: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -44,6 +52,8 @@ pub enum Expiry {
     Idle,
     /// A frame begun and not finished within the frame read timeout.
     FrameRead,
+    /// Authentication required and not done within the hello timeout.
+    Hello,
 }
 
 impl Expiry {
@@ -52,23 +62,38 @@ impl Expiry {
         match self {
             Expiry::Idle => "[RES-5] idle timeout",
             Expiry::FrameRead => "[RES-6] frame read timeout",
+            Expiry::Hello => "[RES-10] hello timeout",
         }
     }
 }
 
-/// The idle and frame-read deadlines of one connection.
+/// The idle, frame-read and hello deadlines of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionTimers {
     timeouts: Timeouts,
     /// Since when the connection has had nothing in flight; `None` while
     /// it has.
     idle_since: Option<Instant>,
+    /// When the connection closes unless it has authenticated by then;
+    /// `None` where authentication is not required or has happened.
+    hello_by: Option<Instant>,
 }
 
 impl ConnectionTimers {
     /// Timers of a connection accepted at `now`: idle from the start.
     pub fn new(timeouts: Timeouts, now: Instant) -> ConnectionTimers {
-        ConnectionTimers { timeouts, idle_since: Some(now) }
+        ConnectionTimers { timeouts, idle_since: Some(now), hello_by: None }
+    }
+
+    /// Timers of a connection accepted at `now` on a server that requires
+    /// authentication: the hello timeout runs from the start.
+    pub fn awaiting_hello(timeouts: Timeouts, now: Instant) -> ConnectionTimers {
+        ConnectionTimers { hello_by: timeouts.hello.map(|d| now + d), ..ConnectionTimers::new(timeouts, now) }
+    }
+
+    /// The client has authenticated: the hello timeout no longer applies.
+    pub fn authenticated(&mut self) {
+        self.hello_by = None;
     }
 
     /// The limits in force.
@@ -97,10 +122,8 @@ impl ConnectionTimers {
             Some(_) => None,
             None => self.idle_since.zip(self.timeouts.idle).map(|(t, d)| (t + d, Expiry::Idle)),
         };
-        match (frame, idle) {
-            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        }
+        let hello = self.hello_by.map(|at| (at, Expiry::Hello));
+        [frame, idle, hello].into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
     /// The limit that has passed at `now`, if any.
@@ -118,6 +141,7 @@ mod tests {
             idle: Some(Duration::from_secs(10)),
             frame: Some(Duration::from_secs(3)),
             write: Some(Duration::from_secs(5)),
+            hello: Some(Duration::from_secs(4)),
         }
     }
 
@@ -158,9 +182,26 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_must_authenticate_has_until_the_hello_timeout() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut timers = ConnectionTimers::awaiting_hello(timeouts(), t0);
+        // Busy or sending frames, it still closes at 4 s.
+        timers.observe(t0 + s(1), true, true);
+        assert_eq!(timers.deadline(Some(t0 + s(2))), Some((t0 + s(4), Expiry::Hello)));
+        assert_eq!(timers.expired(t0 + s(4), Some(t0 + s(2))), Some(Expiry::Hello));
+        timers.authenticated();
+        assert_eq!(timers.expired(t0 + s(4), None), None);
+        assert_eq!(timers.deadline(Some(t0 + s(2))), Some((t0 + s(5), Expiry::FrameRead)));
+        // Without authentication required there is no hello timeout.
+        let plain = ConnectionTimers::new(timeouts(), t0);
+        assert_eq!(plain.deadline(None), Some((t0 + s(10), Expiry::Idle)));
+    }
+
+    #[test]
     fn switched_off_limits_never_pass() {
         let t0 = Instant::now();
-        let timers = ConnectionTimers::new(Timeouts { idle: None, frame: None, write: None }, t0);
+        let timers = ConnectionTimers::new(Timeouts { idle: None, frame: None, write: None, hello: None }, t0);
         assert_eq!(timers.deadline(Some(t0)), None);
         assert_eq!(timers.expired(t0 + Duration::from_secs(1 << 20), Some(t0)), None);
     }

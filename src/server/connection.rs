@@ -124,9 +124,13 @@ pub(crate) async fn serve_connection<R, W>(
         .with_known_paths(shared.known_paths.clone());
     let writer = InlineWriter::new(write_half, limits, timeouts.write);
     let force = shared.force.clone();
-    let mut timers = ConnectionTimers::new(timeouts, Instant::now());
+    let handshake = Handshake::new(shared.config.extensions.enabled, shared.auth.policy);
+    let mut timers = match handshake.requires_authentication() {
+        true => ConnectionTimers::awaiting_hello(timeouts, Instant::now()),
+        false => ConnectionTimers::new(timeouts, Instant::now()),
+    };
     let mut core = ServerConnection::new(shared.config.core);
-    core.set_handshake(Handshake::new(shared.config.extensions.enabled, shared.auth.policy));
+    core.set_handshake(handshake);
     let mut conn = Connection {
         core,
         held: HeldShare::new(shared.memory.clone()),
@@ -162,6 +166,9 @@ pub(crate) async fn serve_connection<R, W>(
         }
         let now = Instant::now();
         timers.observe(now, conn.busy(), std::mem::take(&mut conn.frame_arrived));
+        if conn.identity.is_some() {
+            timers.authenticated();
+        }
         if conn.reading {
             if let Some(expiry) = timers.expired(now, reader.pending_since()) {
                 tracing::debug!(peer = %conn.peer, reason = expiry.reason(), "closing");

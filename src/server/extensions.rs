@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -12,6 +13,7 @@ use crate::proto::extensions::hello::AuthAgreed;
 use crate::proto::extensions::{Agreed, AuthPolicy, Codec, Credentials, HelloRequest, Limits, ServerExtensions};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
+use super::auth_pace::{AuthPace, Turn};
 use super::transport::Peer;
 use super::ServerConfig;
 
@@ -40,6 +42,13 @@ pub struct ExtensionsConfig {
     /// client is told to stop sending and given half the grace period to
     /// finish, while the server goes on reading. Default true.
     pub going_away: bool,
+    /// What a failed authentication costs its source address
+    /// (`[RES-10]`): past four failures, each further one delays that
+    /// source's next check by this long, and a source more than 10 s behind
+    /// is refused without a check. Failures are logged as a summary once a
+    /// minute. `0` switches the pace off. Default 1 s.
+    #[serde(with = "crate::seconds::required")]
+    pub auth_failure_interval: Duration,
 }
 
 impl Default for ExtensionsConfig {
@@ -53,6 +62,7 @@ impl Default for ExtensionsConfig {
             zstd: built_in,
             min_compress: 1024,
             going_away: true,
+            auth_failure_interval: Duration::from_secs(1),
         }
     }
 }
@@ -147,6 +157,8 @@ impl Authenticator for BearerTokens {
 pub(crate) struct Authentication {
     pub(crate) policy: AuthPolicy,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// What failures cost their sources, shared by all connections.
+    pub(crate) pace: Arc<AuthPace>,
 }
 
 /// How a hello ends.
@@ -181,16 +193,28 @@ pub(crate) async fn answer_hello(
     match (auth.policy, &auth.authenticator, &offer.extensions.auth) {
         (AuthPolicy::Off, _, _) | (AuthPolicy::Optional, _, None) | (_, None, _) => {}
         (AuthPolicy::Required, Some(_), None) => return unauthenticated(),
-        (_, Some(authenticator), Some(credentials)) => match authenticator.authenticate(&peer, credentials).await {
-            Ok(who) => {
-                answer.extensions.auth = Some(AuthAgreed { identity: who.clone() });
-                identity = Some(Arc::from(who));
+        (_, Some(authenticator), Some(credentials)) => {
+            let source = peer.socket_addr().map(|addr| addr.ip());
+            match auth.pace.turn(source, Instant::now()) {
+                Turn::Refused => {
+                    tracing::debug!(%peer, "hello refused unchecked: its source failed too often");
+                    return unauthenticated();
+                }
+                Turn::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                Turn::After(_) => {}
             }
-            Err(err) => {
-                tracing::info!(%peer, %err, "hello refused");
-                return unauthenticated();
+            match authenticator.authenticate(&peer, credentials).await {
+                Ok(who) => {
+                    answer.extensions.auth = Some(AuthAgreed { identity: who.clone() });
+                    identity = Some(Arc::from(who));
+                }
+                Err(err) => {
+                    auth.pace.failed(source, Instant::now());
+                    tracing::debug!(%peer, %err, "hello refused");
+                    return unauthenticated();
+                }
             }
-        },
+        }
     }
     let text = serde_json::to_vec(&answer).unwrap_or_default();
     (Bytes::from(text), HelloOutcome::Agreed { agreed: answer.extensions, identity })

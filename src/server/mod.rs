@@ -14,6 +14,7 @@
 //! ```
 
 mod accept;
+mod auth_pace;
 #[cfg(feature = "config")]
 pub mod config;
 mod connection;
@@ -418,6 +419,15 @@ impl ServerBuilder {
         self
     }
 
+    /// What a failed authentication costs its source address
+    /// (`[RES-10]`): past four failures each further one delays the
+    /// source's next check by `interval`; a source more than 10 s behind is
+    /// refused unchecked. `Duration::ZERO` switches the pace off. Default 1 s.
+    pub fn auth_failure_interval(mut self, interval: Duration) -> Self {
+        self.config.extensions.auth_failure_interval = interval;
+        self
+    }
+
     /// How long a TLS handshake may take before its connection is closed;
     /// default 10 s.
     pub fn tls_handshake_timeout(mut self, limit: Duration) -> Self {
@@ -466,11 +476,14 @@ impl ServerBuilder {
                 shutdown,
                 force: CancellationToken::new(),
                 negotiation: self.config.extensions.negotiation(&self.config),
-                auth: match self.authenticator {
-                    Some((authenticator, policy)) if self.config.extensions.enabled => {
-                        extensions::Authentication { policy, authenticator: Some(authenticator) }
+                auth: {
+                    let pace = Arc::new(auth_pace::AuthPace::new(self.config.extensions.auth_failure_interval));
+                    match self.authenticator {
+                        Some((authenticator, policy)) if self.config.extensions.enabled => {
+                            extensions::Authentication { policy, authenticator: Some(authenticator), pace }
+                        }
+                        _ => extensions::Authentication { policy: AuthPolicy::Off, authenticator: None, pace },
                     }
-                    _ => extensions::Authentication { policy: AuthPolicy::Off, authenticator: None },
                 },
             }),
         })

@@ -63,6 +63,12 @@ impl Handshake {
         Handshake { enabled, policy, state: State::Fresh }
     }
 
+    /// Whether nothing but a hello with accepted credentials is served
+    /// (`[EXT-9]`).
+    pub fn requires_authentication(&self) -> bool {
+        self.enabled && self.policy == AuthPolicy::Required
+    }
+
     /// The reaction to a complete request for `route` on `channel`.
     pub fn admit(&mut self, channel: u32, route: &[u8]) -> Admission {
         if !self.enabled {
@@ -98,7 +104,7 @@ impl Handshake {
     /// connection's hello (`[EXT-9]`, `[RES-10]`). A refused message is
     /// answered 112 and the connection closes.
     pub fn refuses_start(&self, channel: u32, route: &[u8]) -> bool {
-        if !self.enabled || self.policy != AuthPolicy::Required {
+        if !self.requires_authentication() {
             return false;
         }
         match self.state {
