@@ -462,6 +462,10 @@ enum Command {
         /// Streams of the garbage attack.
         #[arg(long, default_value_t = 10_000)]
         garbage_streams: usize,
+        /// The bearer token the good client offers, for a server that
+        /// requires authentication (auth-guessing then has something to guess).
+        #[arg(long)]
+        token: Option<String>,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
@@ -991,6 +995,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             idle_connections,
             loris_connections,
             garbage_streams,
+            token,
             json,
         } => {
             raise_fd_limit(idle_connections.max(loris_connections));
@@ -1003,6 +1008,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             plan.scale.idle_connections = idle_connections;
             plan.scale.loris_connections = loris_connections;
             plan.scale.garbage_streams = garbage_streams;
+            plan.credentials = token
+                .map(|token| crate::proto::extensions::Credentials { scheme: "bearer".into(), credentials: token });
             let results = crate::conformance::attack::run(&plan, |r| {
                 if !json {
                     println!("{r}")
@@ -1014,7 +1021,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             match results.iter().filter(|r| !r.passed()).count() {
                 0 => Ok(()),
-                n => Err(format!("{n} attack(s) took the server down or starved the good client").into()),
+                n => Err(format!("{n} attack(s) took the server down, failed the good client or went unpaced").into()),
             }
         }
         Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, tls_cert, tls_key } => {

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 /// Failures a source may have before its checks are paced.
 pub(crate) const FREE_FAILURES: u32 = 4;
 
-/// The longest a hello waits for its source's turn; a source further
-/// behind is refused at once without its credentials being checked.
+/// The longest a hello waits for its source's turn; a hello from a source
+/// further behind is held this long, then its connection closes with
+/// neither a check nor an answer.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Sources remembered at once; past it, the ones whose failures are paid
@@ -34,7 +35,7 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 pub(crate) enum Turn {
     /// Check them after waiting this long (zero for a source in good standing).
     After(Duration),
-    /// The source is too far behind: refuse without checking.
+    /// The source is too far behind: close without checking.
     Refused,
 }
 
@@ -67,30 +68,13 @@ impl AuthPace {
         AuthPace { interval, state: Mutex::new(sources) }
     }
 
-    /// When a hello from `source` may have its credentials checked, at `now`.
+    /// When a hello from `source` may have its credentials checked, at
+    /// `now`. A check given a turn is booked as a failure in advance, so
+    /// that hellos arriving together wait for each other; call
+    /// [`AuthPace::succeeded`] or [`AuthPace::failed`] with its outcome.
     pub(crate) fn turn(&self, source: Option<IpAddr>, now: Instant) -> Turn {
         if self.interval.is_zero() {
             return Turn::After(Duration::ZERO);
-        }
-        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = state.key(source);
-        let Some(paid_at) = state.paid_at.get(&key) else {
-            return Turn::After(Duration::ZERO);
-        };
-        let allowed_from = paid_at.checked_sub(self.interval * FREE_FAILURES).unwrap_or(now);
-        let wait = allowed_from.saturating_duration_since(now);
-        if wait > MAX_WAIT {
-            Turn::Refused
-        } else {
-            Turn::After(wait)
-        }
-    }
-
-    /// Records a failed authentication from `source` at `now`; logs the
-    /// summary of the last minute when it is due.
-    pub(crate) fn failed(&self, source: Option<IpAddr>, now: Instant) {
-        if self.interval.is_zero() {
-            return;
         }
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let full = !state.paid_at.contains_key(&source) && state.paid_at.len() >= MAX_SOURCES;
@@ -99,8 +83,37 @@ impl AuthPace {
             state.last_purge = now;
         }
         let key = state.key(source);
-        let paid_at = state.paid_at.entry(key).or_insert(now);
-        *paid_at = (*paid_at).max(now) + self.interval;
+        let paid_at = state.paid_at.get(&key).copied().unwrap_or(now).max(now);
+        let allowed_from = paid_at.checked_sub(self.interval * FREE_FAILURES).unwrap_or(now);
+        let wait = allowed_from.saturating_duration_since(now);
+        if wait > MAX_WAIT {
+            return Turn::Refused;
+        }
+        state.paid_at.insert(key, paid_at + self.interval);
+        Turn::After(wait)
+    }
+
+    /// The check `source` was given a turn for accepted its credentials:
+    /// the failure booked for it is given back.
+    pub(crate) fn succeeded(&self, source: Option<IpAddr>) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = state.key(source);
+        if let Some(paid_at) = state.paid_at.get_mut(&key) {
+            *paid_at = paid_at.checked_sub(self.interval).unwrap_or(*paid_at);
+        }
+    }
+
+    /// The check `source` was given a turn for refused its credentials at
+    /// `now`; logs the summary of the last minute when it is due.
+    pub(crate) fn failed(&self, source: Option<IpAddr>, now: Instant) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = state.key(source);
         let logged = match state.since_log.contains_key(&key) || state.since_log.len() < MAX_SOURCES {
             true => key,
             false => None,
@@ -161,32 +174,47 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let pace = AuthPace::new(s(1));
-        for _ in 0..FREE_FAILURES {
+        for _ in 0..=FREE_FAILURES {
             assert_eq!(pace.turn(ip(1), t0), Turn::After(Duration::ZERO));
             pace.failed(ip(1), t0);
         }
         // The free failures are spent: the next check waits an interval.
-        assert_eq!(pace.turn(ip(1), t0), Turn::After(s(0)));
-        pace.failed(ip(1), t0);
         assert_eq!(pace.turn(ip(1), t0), Turn::After(s(1)));
         // Another source is not held back.
         assert_eq!(pace.turn(ip(2), t0), Turn::After(Duration::ZERO));
         // Waiting pays failures off.
-        assert_eq!(pace.turn(ip(1), t0 + s(1)), Turn::After(Duration::ZERO));
         assert_eq!(pace.turn(ip(1), t0 + s(60)), Turn::After(Duration::ZERO));
+    }
+
+    #[test]
+    fn checks_at_once_wait_for_each_other_and_success_gives_the_turn_back() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let pace = AuthPace::new(s(1));
+        // Hellos arriving together, before any outcome is known.
+        let turns: Vec<Turn> = (0..7).map(|_| pace.turn(ip(1), t0)).collect();
+        let zero = Turn::After(Duration::ZERO);
+        assert_eq!(turns, [zero, zero, zero, zero, zero, Turn::After(s(1)), Turn::After(s(2))]);
+        // Successes cost nothing: a client that authenticates again and
+        // again is never held back.
+        let pace = AuthPace::new(s(1));
+        for _ in 0..100 {
+            assert_eq!(pace.turn(ip(1), t0), zero);
+            pace.succeeded(ip(1));
+        }
     }
 
     #[test]
     fn a_source_far_behind_is_refused_without_a_check() {
         let t0 = Instant::now();
-        let pace = AuthPace::new(Duration::from_secs(1));
-        // Many connections failing at once put the source 30 s behind.
-        for _ in 0..(FREE_FAILURES + 30) {
-            pace.failed(ip(1), t0);
-        }
-        assert_eq!(pace.turn(ip(1), t0), Turn::Refused);
-        assert_eq!(pace.turn(ip(1), t0 + Duration::from_secs(20)), Turn::After(Duration::from_secs(10)));
-        assert_eq!(pace.turn(ip(1), t0 + Duration::from_secs(30)), Turn::After(Duration::ZERO));
+        let s = Duration::from_secs;
+        let pace = AuthPace::new(s(1));
+        // Many connections failing at once put the source 10 s behind.
+        let turns: Vec<Turn> = (0..30).map(|_| pace.turn(ip(1), t0)).collect();
+        assert_eq!(turns[FREE_FAILURES as usize + 10], Turn::After(s(10)));
+        assert!(turns[FREE_FAILURES as usize + 11..].iter().all(|t| *t == Turn::Refused), "{turns:?}");
+        // Refusals are not booked: the source catches up by waiting.
+        assert_eq!(pace.turn(ip(1), t0 + s(11)), Turn::After(Duration::ZERO));
     }
 
     #[test]
@@ -194,12 +222,14 @@ mod tests {
         let t0 = Instant::now();
         let pace = AuthPace::new(Duration::from_secs(1));
         for n in 0..(MAX_SOURCES as u32 + 100) {
-            pace.failed(Some(IpAddr::from(n.to_be_bytes())), t0);
+            let _ = pace.turn(Some(IpAddr::from(n.to_be_bytes())), t0);
         }
         let state = pace.state.lock().unwrap();
         assert!(state.paid_at.len() <= MAX_SOURCES + 1, "{} sources", state.paid_at.len());
-        // The sources that did not fit share one account.
-        assert_eq!(state.paid_at.get(&None), Some(&(t0 + Duration::from_secs(100))));
+        // The sources that did not fit share one account, paced as one
+        // source: its free failures and ten seconds' worth of checks.
+        let behind = Duration::from_secs(u64::from(FREE_FAILURES) + 11);
+        assert_eq!(state.paid_at.get(&None), Some(&(t0 + behind)));
     }
 
     #[test]
@@ -207,8 +237,8 @@ mod tests {
         let t0 = Instant::now();
         let pace = AuthPace::new(Duration::ZERO);
         for _ in 0..100 {
+            assert_eq!(pace.turn(ip(1), t0), Turn::After(Duration::ZERO));
             pace.failed(ip(1), t0);
         }
-        assert_eq!(pace.turn(ip(1), t0), Turn::After(Duration::ZERO));
     }
 }

@@ -339,6 +339,11 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Gives a finished handler's answer to the core; after the hello's
     /// answer, puts what was agreed in force.
     fn complete(&mut self, done: Done) {
+        if let Some(HelloOutcome::Unanswered { close }) = done.hello.as_deref() {
+            self.core.hello_completed(false, None);
+            self.stop(close);
+            return;
+        }
         self.core.respond(done.channel, done.seq, done.body);
         match done.hello.map(|outcome| *outcome) {
             None => {}
@@ -355,6 +360,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                     self.stop(reason);
                 }
             }
+            Some(HelloOutcome::Unanswered { .. }) => {}
         }
     }
 

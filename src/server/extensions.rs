@@ -13,7 +13,7 @@ use crate::proto::extensions::hello::AuthAgreed;
 use crate::proto::extensions::{Agreed, AuthPolicy, Codec, Credentials, HelloRequest, Limits, ServerExtensions};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
-use super::auth_pace::{AuthPace, Turn};
+use super::auth_pace::{AuthPace, Turn, MAX_WAIT};
 use super::transport::Peer;
 use super::ServerConfig;
 
@@ -168,6 +168,8 @@ pub(crate) enum HelloOutcome {
     Agreed { agreed: Agreed, identity: Option<Arc<str>> },
     /// Answered with an error; the connection stays plain, or closes with the reason.
     Refused { close: Option<&'static str> },
+    /// Not answered: the connection closes with the reason.
+    Unanswered { close: &'static str },
 }
 
 /// The answer to a connection's hello and what follows from it.
@@ -197,14 +199,21 @@ pub(crate) async fn answer_hello(
             let source = peer.socket_addr().map(|addr| addr.ip());
             match auth.pace.turn(source, Instant::now()) {
                 Turn::Refused => {
-                    tracing::debug!(%peer, "hello refused unchecked: its source failed too often");
-                    return unauthenticated();
+                    // Neither checked nor answered: held for as long as
+                    // the source would have waited at most, then closed.
+                    tracing::debug!(%peer, "hello dropped: its source failed too often");
+                    tokio::time::sleep(MAX_WAIT).await;
+                    return (
+                        Bytes::new(),
+                        HelloOutcome::Unanswered { close: "[RES-10] too many failed authentications" },
+                    );
                 }
                 Turn::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
                 Turn::After(_) => {}
             }
             match authenticator.authenticate(&peer, credentials).await {
                 Ok(who) => {
+                    auth.pace.succeeded(source);
                     answer.extensions.auth = Some(AuthAgreed { identity: who.clone() });
                     identity = Some(Arc::from(who));
                 }

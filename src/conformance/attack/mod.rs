@@ -20,9 +20,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+mod guess;
 mod held;
 
-use crate::client::{Client, ClientConfig};
+use crate::client::{Client, ClientConfig, Endpoint};
+use crate::proto::extensions::Credentials;
 use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::status::Status;
@@ -55,11 +57,15 @@ pub enum AttackKind {
     ChannelHoard,
     /// Connections pipelining requests to a route that waits, never reading.
     ParkedRequests,
+    /// Hellos with wrong bearer tokens, as fast as the server answers, from
+    /// another loopback address than the good client's when the server is
+    /// on loopback.
+    AuthGuessing,
 }
 
 impl AttackKind {
     /// Every attack.
-    pub const ALL: [AttackKind; 11] = [
+    pub const ALL: [AttackKind; 12] = [
         AttackKind::NeverRead,
         AttackKind::OpenChunked,
         AttackKind::BigFirstFrames,
@@ -71,6 +77,7 @@ impl AttackKind {
         AttackKind::BigHello,
         AttackKind::ChannelHoard,
         AttackKind::ParkedRequests,
+        AttackKind::AuthGuessing,
     ];
 
     /// The attack's name on the command line.
@@ -87,6 +94,7 @@ impl AttackKind {
             AttackKind::BigHello => "big-hello",
             AttackKind::ChannelHoard => "channel-hoard",
             AttackKind::ParkedRequests => "parked-requests",
+            AttackKind::AuthGuessing => "auth-guessing",
         }
     }
 }
@@ -142,6 +150,8 @@ pub struct AttackScale {
     /// which `iip serve --demo-routes` serves; a server without it
     /// answers 102 at once).
     pub parked_path: &'static str,
+    /// auth-guessing: connections guessing at once (default 64).
+    pub guess_connections: usize,
 }
 
 impl Default for AttackScale {
@@ -169,6 +179,7 @@ impl Default for AttackScale {
             parked_connections: 2_000,
             parked_requests: 1_024,
             parked_path: "/delay?ms=60000",
+            guess_connections: 64,
         }
     }
 }
@@ -187,6 +198,9 @@ pub struct AttackPlan {
     pub recovery: Duration,
     /// Sizes.
     pub scale: AttackScale,
+    /// What the good client offers in its hello, for a server that
+    /// requires authentication (default none).
+    pub credentials: Option<Credentials>,
 }
 
 impl AttackPlan {
@@ -198,6 +212,16 @@ impl AttackPlan {
             duration: Duration::from_secs(10),
             recovery: Duration::from_secs(10),
             scale: AttackScale::default(),
+            credentials: None,
+        }
+    }
+
+    /// Where the good client and the check after each attack connect.
+    fn endpoint(&self) -> Endpoint {
+        let endpoint = Endpoint::new(self.addr.clone());
+        match &self.credentials {
+            Some(credentials) => endpoint.with_credentials(credentials.clone()),
+            None => endpoint,
         }
     }
 }
@@ -233,13 +257,37 @@ pub struct AttackResult {
     pub bytes_sent: u64,
     /// How long the attack ran, milliseconds.
     pub ran_ms: u64,
+    /// auth-guessing: wrong credentials the server checked and refused
+    /// (answered 112); `None` for the other attacks.
+    pub guesses: Option<u64>,
+}
+
+/// auth-guessing: the most refusals a paced server gives in an attack of
+/// `ran_ms`: ten free, then ten a second.
+fn guesses_allowed(ran_ms: u64) -> u64 {
+    10 + ran_ms.div_ceil(100)
 }
 
 impl AttackResult {
-    /// Whether the server passed: it survived and the good client was
-    /// served at least once.
+    /// Whether the server passed: it survived, and the good client was
+    /// served with no call failing, except in the idle flood, whose point
+    /// is to fill the connection limit (that lockout is bounded by the idle
+    /// timeout, [RES-5]). Guessed credentials must be paced: at most ten
+    /// refusals and then ten a second.
     pub fn passed(&self) -> bool {
-        self.survived && self.good.served > 0
+        let lockout_is_the_attack = self.attack == AttackKind::IdleFlood;
+        let paced = self.guesses.is_none_or(|n| n <= guesses_allowed(self.ran_ms));
+        self.survived && self.good.served > 0 && (self.good.failed == 0 || lockout_is_the_attack) && paced
+    }
+
+    fn verdict(&self) -> &'static str {
+        match () {
+            _ if self.passed() => "ok",
+            _ if !self.survived => "DOWN",
+            _ if self.good.served == 0 => "STARVED",
+            _ if self.guesses.is_some_and(|n| n > guesses_allowed(self.ran_ms)) => "UNPACED",
+            _ => "FAILED",
+        }
     }
 }
 
@@ -250,7 +298,7 @@ impl fmt::Display for AttackResult {
             f,
             "{:<17} {:<8} good client {} served, {} failed, p99 {}, first answer {}; attacker: {} connection(s), {} closed by the server, {:.1} MiB sent, {:.1} s",
             self.attack.name(),
-            if self.passed() { "ok" } else if self.survived { "STARVED" } else { "DOWN" },
+            self.verdict(),
             g.served,
             g.failed,
             g.p99_us.map_or("-".into(), |us| format!("{us} µs")),
@@ -259,7 +307,11 @@ impl fmt::Display for AttackResult {
             self.closed_by_server,
             self.bytes_sent as f64 / (1u64 << 20) as f64,
             self.ran_ms as f64 / 1000.0,
-        )
+        )?;
+        match self.guesses {
+            Some(n) => write!(f, ", {n} guesses refused"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -281,6 +333,8 @@ struct Tally {
     connections: AtomicUsize,
     closed_by_server: AtomicUsize,
     bytes: AtomicU64,
+    /// Requests of the attacker's that the server answered (auth-guessing).
+    answered: AtomicU64,
 }
 
 async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
@@ -290,7 +344,7 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = JoinSet::new();
     setup(&mut attackers, plan, attack, deadline, &tally).await;
-    let good = tokio::spawn(good_client(plan.addr.clone(), started, stop.clone()));
+    let good = tokio::spawn(good_client(plan.endpoint(), started, stop.clone()));
     // The attack window lasts its whole duration even when the server has
     // already closed every attacker: the good client is judged over it.
     tokio::time::sleep_until(deadline.into()).await;
@@ -298,7 +352,7 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     stop.store(true, Ordering::Relaxed);
     let good = good.await.unwrap_or_default();
     let ran_ms = started.elapsed().as_millis() as u64;
-    let survived = served_within(&plan.addr, plan.recovery).await;
+    let survived = served_within(&plan.endpoint(), plan.recovery).await;
     AttackResult {
         attack,
         survived,
@@ -307,6 +361,7 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
         connections: tally.connections.load(Ordering::Relaxed),
         bytes_sent: tally.bytes.load(Ordering::Relaxed),
         ran_ms,
+        guesses: (attack == AttackKind::AuthGuessing).then(|| tally.answered.load(Ordering::Relaxed)),
     }
 }
 
@@ -405,6 +460,7 @@ async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, dea
         AttackKind::CompressionBomb | AttackKind::BigHello | AttackKind::ChannelHoard | AttackKind::ParkedRequests => {
             held::setup(set, plan, attack, deadline, tally).await
         }
+        AttackKind::AuthGuessing => guess::setup(set, plan, deadline, tally),
     }
 }
 
@@ -540,7 +596,7 @@ async fn garbage_once(mut stream: TcpStream, bytes: Bytes, deadline: Instant, ta
 
 /// Calls `/echo` with 64 bytes, one call at a time with a 10 ms pause,
 /// reconnecting whenever its connection fails, until `stop`.
-async fn good_client(addr: String, started: Instant, stop: Arc<AtomicBool>) -> GoodClient {
+async fn good_client(endpoint: Endpoint, started: Instant, stop: Arc<AtomicBool>) -> GoodClient {
     let payload = Bytes::from(vec![b'g'; 64]);
     let config = ClientConfig { timeout: Duration::from_secs(2), ..ClientConfig::default() };
     let mut histogram = new_histogram();
@@ -548,10 +604,8 @@ async fn good_client(addr: String, started: Instant, stop: Arc<AtomicBool>) -> G
     let mut client: Option<Client> = None;
     while !stop.load(Ordering::Relaxed) {
         if client.as_ref().is_none_or(|c| !c.is_connected()) {
-            client = tokio::time::timeout(Duration::from_secs(2), Client::connect_with(addr.as_str(), config))
-                .await
-                .ok()
-                .and_then(Result::ok);
+            client =
+                tokio::time::timeout(Duration::from_secs(2), endpoint.connect(config)).await.ok().and_then(Result::ok);
         }
         let Some(c) = &client else {
             good.failed += 1;
@@ -576,12 +630,12 @@ async fn good_client(addr: String, started: Instant, stop: Arc<AtomicBool>) -> G
     good
 }
 
-/// Whether a new client is served by `addr` within `limit`.
-pub async fn served_within(addr: &str, limit: Duration) -> bool {
+/// Whether a new client of `endpoint` is served within `limit`.
+pub async fn served_within(endpoint: &Endpoint, limit: Duration) -> bool {
     let config = ClientConfig { timeout: Duration::from_secs(2), ..ClientConfig::default() };
     let until = Instant::now() + limit;
     while Instant::now() < until {
-        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), Client::connect_with(addr, config)).await {
+        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), endpoint.connect(config)).await {
             if client.call("/echo", "alive").await.is_ok_and(|b| b == "alive") {
                 return true;
             }
