@@ -69,7 +69,7 @@ async fn hostile_server(frames: Option<usize>) -> String {
 
 fn config() -> ClientConfig {
     ClientConfig {
-        max_answer: LIMIT,
+        max_answer: Some(LIMIT),
         extensions: ClientExtensions::off(),
         timeout: Duration::from_secs(10),
         ..ClientConfig::default()

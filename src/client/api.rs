@@ -39,7 +39,7 @@ impl Client {
     pub(crate) async fn connect_tcp(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Connect(e.to_string()))?;
         let connection = Connection::start(stream, config.frame_limits);
-        connection.mux.set_max_answer(config.max_answer);
+        connection.mux.set_max_answer(config.answer_limit(None));
         Ok(Client { connection: StdArc::new(connection), config })
     }
 
@@ -51,7 +51,7 @@ impl Client {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     {
         let connection = Connection::start_stream(stream, config.frame_limits);
-        connection.mux.set_max_answer(config.max_answer);
+        connection.mux.set_max_answer(config.answer_limit(None));
         Client { connection: StdArc::new(connection), config }
     }
 
@@ -91,8 +91,10 @@ impl Client {
             return Ok(());
         }
         let agreed = super::extensions::say_hello(&self.channel_zero(), &extensions, credentials).await?;
-        let body_codec = agreed.as_ref().and_then(|a| a.body_codec(extensions.max_response));
+        let max_answer = self.config.answer_limit(agreed.as_ref());
+        let body_codec = agreed.as_ref().and_then(|a| a.body_codec(max_answer));
         if let Some(agreed) = &agreed {
+            self.connection.mux.set_max_answer(max_answer);
             self.connection.mux.set_extensions(body_codec, agreed.going_away.is_some());
             if let (Some(ping), Some(answer)) = (extensions.ping, &agreed.ping) {
                 let interval = crate::proto::extensions::Liveness::interval_for(ping.interval, answer.idle_timeout_ms);

@@ -60,8 +60,6 @@ pub struct ClientExtensions {
     /// a server that does not answer in time fails the connect with
     /// [`ClientError::Timeout`]. Default 10 s.
     pub hello_timeout: Duration,
-    /// The largest response a compressed body may inflate to. Default 64 MiB.
-    pub max_response: usize,
 }
 
 impl Default for ClientExtensions {
@@ -74,7 +72,6 @@ impl Default for ClientExtensions {
             min_compress: 1024,
             going_away: true,
             hello_timeout: Duration::from_secs(10),
-            max_response: 64 * 1024 * 1024,
         }
     }
 }

@@ -189,8 +189,25 @@ pub struct ClientConfig {
     /// inflated: a larger one fails that call with
     /// [`ClientError::AnswerTooLarge`] and leaves the others working, so a
     /// hostile server cannot make the client hold without end. Default
-    /// 64 MiB ([`crate::proto::client::DEFAULT_MAX_ANSWER`]).
-    pub max_answer: usize,
+    /// `None`: 64 MiB ([`crate::proto::client::DEFAULT_MAX_ANSWER`]), or the
+    /// `max_message` the server advertised in its hello (`[EXT-10]`) when
+    /// that is larger — a server that takes requests that large may answer
+    /// with bodies as large.
+    pub max_answer: Option<usize>,
+}
+
+impl ClientConfig {
+    /// The answer limit in force on a connection whose hello agreed
+    /// `agreed` (see [`ClientConfig::max_answer`]).
+    pub(crate) fn answer_limit(&self, agreed: Option<&crate::proto::extensions::Agreed>) -> usize {
+        let advertised = agreed.and_then(|a| a.limits.as_ref()).map(|l| usize::try_from(l.max_message));
+        match (self.max_answer, advertised) {
+            (Some(limit), _) => limit,
+            (None, Some(Ok(max_message))) => max_message.max(crate::proto::client::DEFAULT_MAX_ANSWER),
+            (None, Some(Err(_))) => usize::MAX,
+            (None, None) => crate::proto::client::DEFAULT_MAX_ANSWER,
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -200,7 +217,29 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             #[cfg(not(loom))]
             extensions: ClientExtensions::default(),
-            max_answer: crate::proto::client::DEFAULT_MAX_ANSWER,
+            max_answer: None,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::proto::client::DEFAULT_MAX_ANSWER;
+    use crate::proto::extensions::{Agreed, Limits};
+
+    fn advertising(max_message: u64) -> Agreed {
+        Agreed { limits: Some(Limits { max_message, ..Limits::default() }), ..Agreed::default() }
+    }
+
+    #[test]
+    fn the_answer_limit_follows_the_advertised_max_message_unless_set() {
+        let default = ClientConfig::default();
+        assert_eq!(default.answer_limit(None), DEFAULT_MAX_ANSWER);
+        assert_eq!(default.answer_limit(Some(&Agreed::default())), DEFAULT_MAX_ANSWER);
+        assert_eq!(default.answer_limit(Some(&advertising(1_000))), DEFAULT_MAX_ANSWER);
+        assert_eq!(default.answer_limit(Some(&advertising(256 << 20))), 256 << 20);
+        let set = ClientConfig { max_answer: Some(4096), ..ClientConfig::default() };
+        assert_eq!(set.answer_limit(Some(&advertising(256 << 20))), 4096);
     }
 }
