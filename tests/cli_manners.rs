@@ -146,3 +146,39 @@ async fn raw_bench_counts_and_checks_every_answer() {
     assert_eq!(outputs[2].status.code(), Some(1), "a bench whose requests fail fails");
     handle.shutdown().await.unwrap();
 }
+
+/// `iip call` and `iip bench` against a server that accepts and then says
+/// nothing: each ends within its limit, saying what it waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_fails_call_and_bench_in_bounded_time() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let (a, started) = (addr.clone(), std::time::Instant::now());
+    let call = tokio::task::spawn_blocking(move || iip(&["call", &a, "/echo", "x", "--timeout", "1"], None));
+    let out = call.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("hello"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+    // Plain IIP/1: the call itself waits.
+    let a = addr.clone();
+    let call =
+        tokio::task::spawn_blocking(move || iip(&["call", &a, "/echo", "x", "--timeout", "1", "--no-hello"], None));
+    let out = call.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the answer to /echo") || stderr.contains("timed out"), "{stderr}");
+    let started = std::time::Instant::now();
+    let bench = tokio::task::spawn_blocking(move || iip(&["bench", &addr, "--duration", "1"], None));
+    let out = bench.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+    silent.abort();
+}

@@ -55,5 +55,41 @@ async fn exit_codes_are_the_ones_the_spec_lists() {
     assert_eq!(unreachable.await.unwrap(), 2);
     let bad = tokio::task::spawn_blocking(|| conformance(&["127.0.0.1:9", "--profile", "peer=nobody"]));
     assert_eq!(bad.await.unwrap(), 2);
+    // 1: the run's deadline passes before every case ran.
+    let short = run(vec!["--deadline", "0.05"]).await.unwrap();
+    assert_eq!(short, 1);
     handle.shutdown().await.unwrap();
+}
+
+/// A server that accepts connections and then neither reads nor writes.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_ends_the_run_at_once_with_what_it_waited_for() {
+    let (addr, task) = silent_server().await;
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(IIP)
+            .args(["conformance", &addr.to_string(), "--timeout-ms", "500"])
+            .output()
+            .expect("iip conformance runs")
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no answer to /echo"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    task.abort();
 }

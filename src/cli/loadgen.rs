@@ -267,32 +267,20 @@ pub struct Percentiles {
 /// ten times a second.
 pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, ClientError> {
     let config = ClientConfig { timeout: plan.timeout, extensions: plan.extensions, ..ClientConfig::default() };
-    let mut callers: Vec<Caller> = Vec::new();
-    if let Some(strategy) = plan.balance {
-        let backend = BackendConfig { client: config, channels: plan.channels, ..BackendConfig::default() };
-        let balancer = Balancer::new(
-            Endpoints::Static(plan.targets.clone()),
-            BalancerConfig { strategy, backend, ..BalancerConfig::default() },
-        );
-        // Every server first: the figures should not include connecting.
-        for _ in &plan.targets {
-            balancer.call(plan.path.clone(), "warm up").await?;
+    // Setting up is bounded like a call: a server that accepts and says
+    // nothing ends the run with what it was waiting for.
+    let opened = AtomicU64::new(0);
+    let callers = match tokio::time::timeout(plan.timeout, callers(plan, config, &opened)).await {
+        Ok(callers) => callers?,
+        Err(_) => {
+            let wanted = plan.connections.max(1) * (1 + plan.channels);
+            let opened = opened.load(Ordering::Relaxed);
+            return Err(ClientError::Connect(format!(
+                "setting up took longer than {:?}: {opened} of {wanted} connections and channels ready",
+                plan.timeout
+            )));
         }
-        while balancer.members().iter().any(|m| !m.up) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        callers = vec![Caller::Balancer(balancer); plan.connections.max(1) * plan.channels.max(1)];
-    } else {
-        for i in 0..plan.connections.max(1) {
-            let client = plan.targets[i % plan.targets.len().max(1)].connect(config).await?;
-            if plan.channels == 0 {
-                callers.push(Caller::Channel(client.channel_zero()));
-            }
-            for _ in 0..plan.channels {
-                callers.push(Caller::Channel(client.open_channel().await?));
-            }
-        }
-    }
+    };
     let payload = plan.request_body();
     let done = Arc::new(AtomicU64::new(0));
     let issued = Arc::new(AtomicU64::new(0));
@@ -330,6 +318,39 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     }
     let (histogram, errors, first_error) = gather(workers, &done, progress).await;
     Ok(tally.report(done.load(Ordering::Relaxed), errors, first_error, &histogram, payload.len()))
+}
+
+/// The callers of the run: channels of connections to the targets, or
+/// the balancer's share; `opened` counts connections and channels ready.
+async fn callers(plan: &LoadPlan, config: ClientConfig, opened: &AtomicU64) -> Result<Vec<Caller>, ClientError> {
+    let mut callers: Vec<Caller> = Vec::new();
+    if let Some(strategy) = plan.balance {
+        let backend = BackendConfig { client: config, channels: plan.channels, ..BackendConfig::default() };
+        let balancer = Balancer::new(
+            Endpoints::Static(plan.targets.clone()),
+            BalancerConfig { strategy, backend, ..BalancerConfig::default() },
+        );
+        // Every server first: the figures should not include connecting.
+        for _ in &plan.targets {
+            balancer.call(plan.path.clone(), "warm up").await?;
+        }
+        while balancer.members().iter().any(|m| !m.up) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        return Ok(vec![Caller::Balancer(balancer); plan.connections.max(1) * plan.channels.max(1)]);
+    }
+    for i in 0..plan.connections.max(1) {
+        let client = plan.targets[i % plan.targets.len().max(1)].connect(config).await?;
+        opened.fetch_add(1, Ordering::Relaxed);
+        if plan.channels == 0 {
+            callers.push(Caller::Channel(client.channel_zero()));
+        }
+        for _ in 0..plan.channels {
+            callers.push(Caller::Channel(client.open_channel().await?));
+            opened.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(callers)
 }
 
 /// Opens `count` connections to `addr`, makes one `/echo` call on each so

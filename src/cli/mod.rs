@@ -305,7 +305,8 @@ enum Command {
         path: String,
         /// Request body; `@FILE` reads a file, `@-` standard input; default `{}`.
         data: Option<String>,
-        /// Seconds to wait for the answer.
+        /// Seconds the whole call may take: connecting, the hello and the
+        /// answer; past it the call fails saying what it waited for.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
         /// Print an error answer as it came instead of failing.
@@ -356,6 +357,10 @@ enum Command {
         /// Milliseconds each step may wait.
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
+        /// Seconds the whole run may take: past it, the case waiting fails
+        /// with what it waited for and the rest are not run.
+        #[arg(long, default_value_t = 120.0)]
+        deadline: f64,
         /// Write a JSON report here.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -804,35 +809,52 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Call { addr, path, data, timeout, raw, verbose, hello, tls } => {
             let body = body_of(data).map_err(CliError::Usage)?;
-            let config = ClientConfig {
-                timeout: Duration::from_secs_f64(timeout.max(0.001)),
-                extensions: hello.extensions()?,
-                ..ClientConfig::default()
-            };
-            let mut unreachable = Vec::new();
-            let mut connected = None;
-            for target in endpoints(&addr, &tls)? {
-                let target = match &hello.token {
-                    Some(token) => target.with_credentials(crate::proto::extensions::Credentials {
-                        scheme: "bearer".into(),
-                        credentials: token.clone(),
-                    }),
-                    None => target,
-                };
-                match target.connect(config).await {
-                    Ok(client) => {
-                        connected = Some(client);
-                        break;
+            let limit = Duration::from_secs_f64(timeout.clamp(0.001, 86_400.0));
+            let config = ClientConfig { timeout: limit, extensions: hello.extensions()?, ..ClientConfig::default() };
+            // What the call waits for, for the message when time runs out.
+            let waiting_for = std::cell::RefCell::new(String::new());
+            let work = async {
+                let mut unreachable = Vec::new();
+                let mut connected = None;
+                for target in endpoints(&addr, &tls)? {
+                    let shown = target.addr.clone();
+                    *waiting_for.borrow_mut() = format!("a connection to {shown} and its hello");
+                    let target = match &hello.token {
+                        Some(token) => target.with_credentials(crate::proto::extensions::Credentials {
+                            scheme: "bearer".into(),
+                            credentials: token.clone(),
+                        }),
+                        None => target,
+                    };
+                    match target.connect(config).await {
+                        Ok(client) => {
+                            connected = Some(client);
+                            break;
+                        }
+                        Err(ClientError::Timeout(limit)) => {
+                            unreachable.push(format!("{shown}: no answer to the hello within {limit:?}"))
+                        }
+                        Err(e) => unreachable.push(e.to_string()),
                     }
-                    Err(e) => unreachable.push(e.to_string()),
                 }
-            }
-            let client = connected.ok_or_else(|| CliError::Unreachable(unreachable.join("; ")))?;
-            if verbose {
-                say!("{}", describe_agreed(client.agreed()));
-            }
-            let channel = client.channel_zero();
-            let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
+                let client = connected.ok_or_else(|| CliError::Unreachable(unreachable.join("; ")))?;
+                if verbose {
+                    say!("{}", describe_agreed(client.agreed()));
+                }
+                *waiting_for.borrow_mut() = format!("the answer to {path}");
+                let channel = client.channel_zero();
+                let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
+                Ok::<_, CliError>(answer)
+            };
+            let answer = match tokio::time::timeout(limit, work).await {
+                Ok(answer) => answer?,
+                Err(_) => {
+                    let what = waiting_for.borrow();
+                    return Err(CliError::Unreachable(format!(
+                        "{addr}: no result within {limit:?}, waiting for {what}"
+                    )));
+                }
+            };
             match answer {
                 Ok(bytes) => {
                     use std::io::Write;
@@ -857,10 +879,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             vectors,
             color,
             timeout_ms,
+            deadline,
             json,
             junit,
             tls,
         } => {
+            let deadline = std::time::Instant::now() + Duration::from_secs_f64(deadline.clamp(0.1, 86_400.0));
             let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
             let mut profile = crate::conformance::Profile::parse(&profile).map_err(CliError::Usage)?;
             if let Some(peer) = peer {
@@ -878,7 +902,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 other => return Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
             };
             let run = ConformanceRun { target, profile, selection, vectors, style, json, junit };
-            conformance(run, Duration::from_millis(timeout_ms)).await
+            let waits = crate::conformance::Waits { step: Duration::from_millis(timeout_ms), deadline: Some(deadline) };
+            conformance(run, waits).await
         }
         Command::Bench { addr, idle: Some(count), duration, .. } => {
             let held =
@@ -1119,7 +1144,7 @@ struct ConformanceRun {
     junit: Option<std::path::PathBuf>,
 }
 
-async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliError> {
+async fn conformance(run: ConformanceRun, waits: crate::conformance::Waits) -> Result<(), CliError> {
     use crate::conformance::{load_sessions, run_suite, shipped_cases};
     let cases = match &run.vectors {
         Some(dir) => load_sessions(dir.join("sessions")),
@@ -1127,14 +1152,43 @@ async fn conformance(run: ConformanceRun, timeout: Duration) -> Result<(), CliEr
     }
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let cases = run.selection.apply(cases).map_err(CliError::Usage)?;
-    // One clear error for a target that cannot be reached, not one per case.
-    if let Err(err) = tokio::time::timeout(timeout, run.target.connect_stream()).await.unwrap_or_else(|_| {
-        Err(crate::client::ClientError::Connect(format!("{}: no connection within {timeout:?}", run.target.addr)))
-    }) {
-        return Err(CliError::Usage(format!("cannot reach the server: {err}")));
+    // One clear error for a target that cannot be reached or answers
+    // nothing, not one per case.
+    probe(&run.target, waits.step).await?;
+    let results = run_suite(&run.target, &cases, &run.profile, waits).await;
+    let judged = report_and_judge(&results, run.style, run.json, run.junit);
+    if waits.expired() {
+        let not_run = results
+            .iter()
+            .filter(|r| matches!(&r.verdict, crate::conformance::Verdict::Skipped(why) if why.starts_with("not run")))
+            .count();
+        return Err(CliError::Failed(format!("the run's deadline passed: {not_run} case(s) not run")));
     }
-    let results = run_suite(&run.target, &cases, &run.profile, timeout).await;
-    report_and_judge(&results, run.style, run.json, run.junit)
+    judged
+}
+
+/// Connects to `target` and calls `/echo` once, plain IIP/1: an error
+/// unless the server answers something within `limit`.
+async fn probe(target: &Endpoint, limit: Duration) -> Result<(), CliError> {
+    let addr = &target.addr;
+    let stream = match tokio::time::timeout(limit, target.connect_stream()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(CliError::Usage(format!("cannot reach the server: {err}"))),
+        Err(_) => {
+            return Err(CliError::Usage(format!("cannot reach the server: {addr}: no connection within {limit:?}")))
+        }
+    };
+    let config =
+        ClientConfig { timeout: limit, extensions: crate::client::ClientExtensions::off(), ..ClientConfig::default() };
+    match crate::client::Client::over(stream, config).call("/echo", "probe").await {
+        Err(ClientError::Timeout(_)) => {
+            Err(CliError::Usage(format!("{addr}: no answer to /echo within {limit:?}; no case was run")))
+        }
+        Err(err @ ClientError::Closed { .. }) => {
+            Err(CliError::Usage(format!("{addr}: /echo was not answered: {err}; no case was run")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Prints the report, writes the JSON and JUnit files asked for, and fails

@@ -14,11 +14,11 @@ pub mod spec;
 pub mod vector;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use report::{CaseResult, Verdict};
 pub use run::KNOWN_PEERS;
-pub use run::{run_case, Failure, Profile};
+pub use run::{run_case, Failure, Profile, Waits};
 pub use session::{load_sessions, Case, CaseLevel, NamedCase};
 
 /// Where the shipped vectors live (this crate's `vectors/`).
@@ -48,17 +48,24 @@ pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteE
         .build()
 }
 
-/// Runs every case of `cases` against `addr`, one after another.
+/// Runs every case of `cases` against `addr`, one after another, each
+/// wait bounded by `waits`. Once the run's deadline has passed, the case
+/// that was waiting fails with what it waited for, and the cases after it
+/// are skipped as not run.
 pub async fn run_suite(
     target: &crate::client::Endpoint,
     cases: &[NamedCase],
     profile: &Profile,
-    timeout: Duration,
+    waits: impl Into<Waits>,
 ) -> Vec<CaseResult> {
+    let waits = waits.into();
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         let started = Instant::now();
-        let verdict = run_one(target, case, profile, timeout).await;
+        let verdict = match waits.expired() {
+            true => Verdict::Skipped("not run: the run's deadline had passed".into()),
+            false => run_one(target, case, profile, waits).await,
+        };
         results.push(CaseResult { case: case.clone(), verdict, elapsed: started.elapsed() });
     }
     results
@@ -71,13 +78,13 @@ pub async fn run_one(
     target: &crate::client::Endpoint,
     case: &NamedCase,
     profile: &Profile,
-    timeout: Duration,
+    waits: impl Into<Waits>,
 ) -> Verdict {
     let instance = match profile.satisfies(&case.case.requires).and_then(|()| profile.instantiate(&case.case)) {
         Ok(instance) => instance,
         Err(why) => return Verdict::Skipped(why),
     };
-    match run_case(target, &instance, timeout).await {
+    match run_case(target, &instance, waits).await {
         Ok(()) => Verdict::Passed,
         Err(failure) => match profile.excuses(&case.case.excused_by) {
             excused if excused.is_empty() => Verdict::Failed(failure),

@@ -2,7 +2,7 @@
 //! which step broke, what was expected and what arrived.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -416,10 +416,51 @@ impl ExpectFrame {
     }
 }
 
+/// How long the suite waits: for each read, write or connection, and in
+/// all (the run's deadline, past which nothing waits). A [`Duration`] is a
+/// per-step limit alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// How long one step may wait for the server.
+    pub step: Duration,
+    /// When every wait ends, whatever is left of its step's limit.
+    pub deadline: Option<Instant>,
+}
+
+impl From<Duration> for Waits {
+    fn from(step: Duration) -> Waits {
+        Waits { step, deadline: None }
+    }
+}
+
+impl Waits {
+    /// How long the next wait may last.
+    pub fn next(&self) -> Duration {
+        match self.deadline {
+            Some(at) => self.step.min(at.saturating_duration_since(Instant::now())),
+            None => self.step,
+        }
+    }
+
+    /// Whether the run's deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// What a wait that ran out of time was: the step's limit, or the
+    /// run's deadline.
+    fn ran_out(&self) -> String {
+        match self.expired() {
+            true => "the run's deadline".to_string(),
+            false => format!("{:?}", self.step),
+        }
+    }
+}
+
 struct Session {
     reader: FramedRead<ReadHalf<BoxStream>, FrameCodec>,
     writer: WriteHalf<BoxStream>,
-    timeout: Duration,
+    waits: Waits,
     /// The tail of what was sent, for a failure's transcript.
     sent: Vec<u8>,
     /// The last frames received, for a failure's transcript.
@@ -452,10 +493,10 @@ impl Session {
     }
 
     async fn next_frame(&mut self) -> Result<Frame, String> {
-        match self.read(self.timeout).await {
+        match self.read(self.waits.next()).await {
             Read::Frame(frame) => Ok(frame),
             Read::Closed(why) => Err(why),
-            Read::TimedOut => Err(format!("nothing within {:?}", self.timeout)),
+            Read::TimedOut => Err(format!("nothing within {}", self.waits.ran_out())),
         }
     }
 
@@ -465,8 +506,15 @@ impl Session {
         self.sent.drain(..excess);
         let piece = split.unwrap_or(bytes.len()).max(1);
         for chunk in bytes.chunks(piece) {
-            self.writer.write_all(chunk).await.map_err(|e| format!("write failed: {e}"))?;
-            self.writer.flush().await.map_err(|e| format!("write failed: {e}"))?;
+            let write = async {
+                self.writer.write_all(chunk).await?;
+                self.writer.flush().await
+            };
+            match tokio::time::timeout(self.waits.next(), write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("write failed: {e}")),
+                Err(_) => return Err(format!("the server took no bytes within {}", self.waits.ran_out())),
+            }
             if split.is_some() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -599,7 +647,7 @@ impl Session {
         };
         let mut saw_close_frame = false;
         loop {
-            match self.read(self.timeout).await {
+            match self.read(self.waits.next()).await {
                 Read::Frame(frame) if frame.status == Status::Close => {
                     if how == CloseExpect::Clean && cites_a_requirement(&frame.data) {
                         return Err((expected, format!("a protocol-error close: {}", show_frame(&frame))));
@@ -608,7 +656,9 @@ impl Session {
                 }
                 Read::Frame(_) if how == CloseExpect::AfterAnyFrames => {}
                 Read::Frame(frame) => return Err((expected, show_frame(&frame))),
-                Read::TimedOut => return Err((expected, format!("connection still open after {:?}", self.timeout))),
+                Read::TimedOut => {
+                    return Err((expected, format!("connection still open after {}", self.waits.ran_out())))
+                }
                 Read::Closed(_) if how == CloseExpect::WithFrame && !saw_close_frame => {
                     return Err((expected, "closed without a close frame".into()))
                 }
@@ -618,12 +668,12 @@ impl Session {
     }
 }
 
-fn session(stream: BoxStream, timeout: Duration) -> Session {
+fn session(stream: BoxStream, waits: Waits) -> Session {
     let (read, writer) = tokio::io::split(stream);
     Session {
         reader: FramedRead::new(read, FrameCodec::default()),
         writer,
-        timeout,
+        waits,
         sent: Vec::new(),
         received: Default::default(),
         captured: Default::default(),
@@ -638,21 +688,24 @@ impl Session {
 }
 
 /// Runs `case` against the server at `target` (TCP or a Unix socket,
-/// plain or inside TLS); `timeout` bounds each wait. Steps run on
-/// connection `a` unless they name another (`on = "b"`), which is opened
-/// when first named.
-pub async fn run_case(target: &Endpoint, case: &Case, timeout: Duration) -> Result<(), Failure> {
+/// plain or inside TLS); `waits` bounds each wait and all of them. Steps
+/// run on connection `a` unless they name another (`on = "b"`), which is
+/// opened when first named.
+pub async fn run_case(target: &Endpoint, case: &Case, waits: impl Into<Waits>) -> Result<(), Failure> {
+    let waits = waits.into();
     let mut sessions: Vec<(&str, Session)> = Vec::new();
     for (i, step) in case.steps.iter().enumerate() {
         let name = step.on.as_deref().unwrap_or("a");
         let index = match sessions.iter().position(|(n, _)| *n == name) {
             Some(index) => index,
             None => {
-                let stream = target
-                    .connect_stream()
-                    .await
-                    .map_err(|e| Failure::new(i + 1, format!("connection {name} to {}", target.addr), e.to_string()))?;
-                sessions.push((name, session(stream, timeout)));
+                let expected = || format!("connection {name} to {}", target.addr);
+                let stream = match tokio::time::timeout(waits.next(), target.connect_stream()).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return Err(Failure::new(i + 1, expected(), e.to_string())),
+                    Err(_) => return Err(Failure::new(i + 1, expected(), format!("none within {}", waits.ran_out()))),
+                };
+                sessions.push((name, session(stream, waits)));
                 sessions.len() - 1
             }
         };
@@ -666,8 +719,8 @@ pub async fn run_case(target: &Endpoint, case: &Case, timeout: Duration) -> Resu
 
 /// Plays `steps` over one connected stream: the scripted server of the
 /// client cases uses it (the steps seen from the server's side).
-pub async fn run_steps(stream: BoxStream, steps: &[Step], timeout: Duration) -> Result<(), Failure> {
-    let mut session = session(stream, timeout);
+pub async fn run_steps(stream: BoxStream, steps: &[Step], waits: impl Into<Waits>) -> Result<(), Failure> {
+    let mut session = session(stream, waits.into());
     for (i, step) in steps.iter().enumerate() {
         if step.on.is_some() {
             return Err(Failure::new(i + 1, "a step on the one connection", "a step naming a connection"));
