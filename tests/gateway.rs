@@ -376,3 +376,139 @@ async fn connections_past_the_limit_get_503_and_slow_heads_are_closed() {
     gw.stop().await;
     server.shutdown().await.unwrap();
 }
+
+/// An upstream whose `/park` answers after 2 s, with no handler timeout.
+async fn parking_upstream() -> ServerHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::echo()
+        .route("/park", |_req: Request| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, std::convert::Infallible>("parked")
+        })
+        .build()
+        .unwrap()
+        .spawn(listener)
+        .unwrap()
+}
+
+/// Sends `request` on a new connection and leaves it waiting.
+async fn send_only(addr: &str, request: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_delays_no_other_and_waiting_is_bounded() {
+    let server = parking_upstream().await;
+    let gw = gateway(vec![server.local_addr().to_string()], test_config()).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    // 40 slow requests in flight: a fast one is answered at once beside them.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        slow.push(send_only(&addr, &post("/park")).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(started.elapsed() < Duration::from_millis(1000), "waited {:?} behind slow requests", started.elapsed());
+    drop(slow);
+    gw.stop().await;
+
+    // Two channels, one request may wait: the next is refused at once.
+    let config = GatewayConfig { channels_per_upstream: 2, max_waiting: 1, ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut holders = Vec::new();
+    for _ in 0..3 {
+        holders.push(send_only(&addr, &post("/park")).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    // The clients leave: their channels serve again once the abandoned
+    // answers have come (they are not given to a request that would wait
+    // behind them).
+    drop(holders);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 200, "{text}");
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_are_held_within_one_budget() {
+    use tokio::io::AsyncWriteExt;
+    let server = upstream().await;
+    let config = GatewayConfig { max_held_bytes: 1 << 20, ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    // A client sends 900 KiB of a 4 MiB body and stalls.
+    let head = "POST /echo HTTP/1.1\r\nhost: gw\r\ncontent-length: 4194304\r\nconnection: close\r\n\r\n";
+    let mut staller = send_only(&addr, head).await;
+    staller.write_all(&vec![b's'; 900 << 10]).await.unwrap();
+    let filled = async {
+        while gw.gateway.held_bytes() < 900 << 10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), filled).await.expect("the stalled body is counted");
+    // Another body that does not fit beside it is refused, not held.
+    let big = format!(
+        "POST /echo HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+        200 << 10,
+        "b".repeat(200 << 10)
+    );
+    let (status, text) = raw_http(&addr, &big).await;
+    assert_eq!(status, 503, "{}", &text[..text.len().min(200)]);
+    // A small one fits.
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 200, "{text}");
+    // The staller's body timeout (1 s) gives its share back.
+    let (status, _) = raw_http_on(staller).await;
+    assert_eq!(status, 408);
+    let (status, text) = raw_http(&addr, &big).await;
+    assert_eq!(status, 200, "{}", &text[..text.len().min(200)]);
+    assert_eq!(gw.gateway.held_bytes(), 0);
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Reads the response on a connection already sent its request.
+async fn raw_http_on(mut stream: tokio::net::TcpStream) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response));
+    let _ = read.await.expect("the gateway answers and closes");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_with_no_request_is_closed_at_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = upstream().await;
+    let config = GatewayConfig {
+        idle_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_secs(30),
+        ..test_config()
+    };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(b"POST /echo HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    assert!(closed.is_ok(), "an idle kept-alive connection is closed");
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"), "answered first");
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}

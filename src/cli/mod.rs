@@ -530,9 +530,20 @@ enum Command {
         /// The gateway's health route.
         #[arg(long, default_value = "/healthz")]
         health_path: String,
-        /// Channels per upstream connection.
-        #[arg(long, default_value_t = 16)]
+        /// Most channels per upstream connection: each request in flight has
+        /// one to itself, so a slow one delays no other.
+        #[arg(long, default_value_t = 256)]
         channels: usize,
+        /// Most requests waiting for a channel when all are busy (503 beyond).
+        #[arg(long, default_value_t = 1024)]
+        max_waiting: usize,
+        /// Bytes held for all clients together: request bodies as read, answer
+        /// frames not yet written (a body past it is answered 503).
+        #[arg(long, default_value_t = 256 << 20)]
+        max_held_bytes: usize,
+        /// Seconds a client connection may stay open with no request in progress.
+        #[arg(long, default_value_t = 60.0)]
+        idle_timeout: f64,
         /// Seconds a graceful shutdown (SIGINT, SIGTERM) waits for requests in flight.
         #[arg(long, default_value_t = 30.0)]
         grace: f64,
@@ -1073,6 +1084,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             forward_sys,
             max_connections,
             header_timeout,
+            max_waiting,
+            max_held_bytes,
+            idle_timeout,
             tls,
         } => {
             raise_fd_limit(max_connections);
@@ -1095,6 +1109,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 forward_sys,
                 max_connections,
                 header_timeout: seconds(header_timeout),
+                max_waiting,
+                max_held_bytes,
+                idle_timeout: seconds(idle_timeout),
             };
             let gateway = crate::gateway::Gateway::new(upstreams, config);
             let listener =

@@ -225,6 +225,13 @@ impl Channel {
         self.id
     }
 
+    /// Answers still to come on this channel: requests sent and not yet
+    /// answered, those whose callers gave up included. A request sent now
+    /// is answered after all of them (`[ORDER-1]`).
+    pub fn in_flight(&self) -> usize {
+        self.client.connection.mux.awaiting(self.id)
+    }
+
     /// The client connection the channel belongs to.
     pub fn client(&self) -> &Client {
         &self.client

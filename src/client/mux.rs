@@ -311,6 +311,11 @@ impl Mux {
         lock(&self.state).closed.clone()
     }
 
+    /// Answers still to come on `channel` (see [`ClientConnection::awaiting`]).
+    pub fn awaiting(&self, channel: u32) -> usize {
+        lock(&self.state).core.awaiting(channel)
+    }
+
     /// Requests whose callers still wait (for leak checks).
     pub fn waiting(&self) -> usize {
         lock(&self.state).slots.len()

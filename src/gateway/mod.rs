@@ -18,6 +18,8 @@
 //! # }
 //! ```
 
+mod budget;
+mod listen;
 pub mod mapping;
 mod upstream;
 
@@ -29,7 +31,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -38,7 +40,10 @@ use tokio::sync::watch;
 use crate::client::{ClientConfig, ClientError, Endpoint};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
+use budget::{BodyRefused, Budget};
+use listen::{Activity, Guarded, LeaveWatch, Reserve};
 pub use upstream::Upstreams;
+use upstream::{Lease, Unavailable};
 
 /// Settings of a gateway.
 #[derive(Debug, Clone)]
@@ -57,8 +62,25 @@ pub struct GatewayConfig {
     /// The gateway's own health route, answered 200 while an upstream server
     /// can be reached and 503 otherwise. Default `/healthz`.
     pub health_path: String,
-    /// Channels opened on each upstream connection. Default 16.
+    /// Most channels on each upstream connection. A request has a channel
+    /// to itself while it is in flight, so a slow one delays no other;
+    /// channels are opened as requests need them and kept for the next.
+    /// Default 256.
     pub channels_per_upstream: usize,
+    /// Most requests waiting for a channel when every one is busy; one
+    /// past it is answered 503 at once, and one that waits longer than
+    /// `upstream_timeout` is answered 504. Default 1,024.
+    pub max_waiting: usize,
+    /// Bytes the gateway holds for all clients together: request bodies
+    /// as they are read, answer frames taken from an upstream and not yet
+    /// written to the client. A request body that would pass it is
+    /// answered 503 as it arrives; an answer frame past it waits for
+    /// earlier ones to be written. Default 256 MiB.
+    pub max_held_bytes: usize,
+    /// How long a client connection may stay open with no request in
+    /// progress before the gateway closes it (HTTP/2: with GOAWAY).
+    /// Default 60 s.
+    pub idle_timeout: Duration,
     /// How long a graceful shutdown waits for requests in flight. Default 30 s.
     pub grace: Duration,
     /// Serve HTTPS with this rustls configuration (ALPN offers `h2` and
@@ -100,7 +122,10 @@ impl Default for GatewayConfig {
             request_timeout: Duration::from_secs(30),
             upstream_timeout: Duration::from_secs(30),
             health_path: "/healthz".into(),
-            channels_per_upstream: 16,
+            channels_per_upstream: 256,
+            max_waiting: 1024,
+            max_held_bytes: 256 << 20,
+            idle_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(30),
             tls: None,
             forward_sys: Vec::new(),
@@ -119,6 +144,7 @@ pub type GatewayBody = UnsyncBoxBody<Bytes, std::io::Error>;
 struct State {
     upstreams: Upstreams,
     config: GatewayConfig,
+    budget: Budget,
 }
 
 /// An HTTP gateway to IIP servers.
@@ -132,8 +158,14 @@ impl Gateway {
     /// A gateway to the IIP servers at `upstreams`, used in turn.
     pub fn new(upstreams: Vec<Endpoint>, config: GatewayConfig) -> Gateway {
         let client = ClientConfig { timeout: config.upstream_timeout, ..ClientConfig::default() };
-        let upstreams = Upstreams::new(upstreams, client, config.channels_per_upstream);
-        Gateway { state: Arc::new(State { upstreams, config }), shutdown: watch::channel(false).0 }
+        let upstreams = Upstreams::new(upstreams, client, config.channels_per_upstream, config.max_waiting);
+        let budget = Budget::new(config.max_held_bytes);
+        Gateway { state: Arc::new(State { upstreams, config, budget }), shutdown: watch::channel(false).0 }
+    }
+
+    /// Bytes held for clients now (see [`GatewayConfig::max_held_bytes`]).
+    pub fn held_bytes(&self) -> usize {
+        self.state.budget.held()
     }
 
     /// Begins a graceful shutdown: no new connections; requests in flight
@@ -151,8 +183,9 @@ impl Gateway {
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(self.state.config.header_timeout);
         builder.http2().max_header_list_size(self.state.config.max_header_bytes as u32);
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let tasks = tokio_util::task::TaskTracker::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(self.state.config.max_connections));
+        let mut reserve = Reserve::new();
         let mut stop = self.shutdown.subscribe();
         let tls = self.state.config.tls.as_ref().map(|config| {
             let mut config = (**config).clone();
@@ -168,58 +201,50 @@ impl Gateway {
                 Ok(pair) => pair,
                 Err(err) => {
                     tracing::warn!(%err, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    reserve.refuse_one(&listener, &err).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tokio::spawn(refuse_busy(stream));
+                tasks.spawn(listen::refuse(stream, Duration::from_secs(1)));
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let state = self.state.clone();
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let Some(acceptor) = &tls else {
-                let watched = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                tokio::spawn(async move {
-                    if let Err(err) = watched.await {
-                        tracing::debug!(%err, "gateway connection ended with an error");
-                    }
-                    drop(slot);
-                });
-                continue;
-            };
-            // The handshake runs in the connection's own task, bounded in time.
-            let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
-            tokio::spawn(async move {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
+            let Ok((stream, leave)) = LeaveWatch::split(stream) else { continue };
+            let (state, activity) = (self.state.clone(), Activity::new());
+            let on_request = activity.clone();
+            let service = hyper::service::service_fn(move |req| handle(state.clone(), on_request.begin(), req));
+            let (acceptor, builder, stop) = (tls.clone(), builder.clone(), self.shutdown.subscribe());
+            let idle = self.state.config.idle_timeout;
+            tasks.spawn(async move {
+                match acceptor {
+                    None => {
                         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                        if let Err(err) = watcher.watch(connection).await {
-                            tracing::debug!(%err, "gateway connection ended with an error");
+                        listen::serve_until_idle(connection, activity, leave, idle, stop).await;
+                    }
+                    // The handshake runs in the connection's own task, bounded in time.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                                listen::serve_until_idle(connection, activity, leave, idle, stop).await;
+                            }
+                            Ok(Err(err)) => tracing::debug!(%err, "gateway TLS handshake failed"),
+                            Err(_) => tracing::debug!("gateway TLS handshake timed out"),
                         }
                     }
-                    Ok(Err(err)) => tracing::debug!(%err, "gateway TLS handshake failed"),
-                    Err(_) => tracing::debug!("gateway TLS handshake timed out"),
                 }
                 drop(slot);
             });
         }
         drop(listener);
-        if tokio::time::timeout(self.state.config.grace, graceful.shutdown()).await.is_err() {
+        tasks.close();
+        if tokio::time::timeout(self.state.config.grace, tasks.wait()).await.is_err() {
             tracing::warn!("gateway grace period over: closing the remaining connections");
         }
         Ok(())
     }
-}
-
-/// The answer to a connection past [`GatewayConfig::max_connections`]:
-/// a plain HTTP/1.1 503, written within a second, then the close.
-async fn refuse_busy(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 36\r\nconnection: close\r\n\r\nthe gateway serves too many clients\n";
-    metrics::counter!("iip_gateway_refused_connections_total").increment(1);
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
 }
 
 fn whole(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
@@ -234,11 +259,15 @@ fn record(started: Instant, status: StatusCode) {
     metrics::histogram!("iip_gateway_request_duration_seconds").record(started.elapsed().as_secs_f64());
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+async fn handle(
+    state: Arc<State>,
+    active: listen::ActiveGuard,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
     let started = Instant::now();
     let response = respond(&state, req).await;
     record(started, response.status());
-    Ok(response)
+    Ok(response.map(|body| Guarded::wrap(body, active)))
 }
 
 async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody> {
@@ -263,25 +292,47 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
     if declared.is_some_and(|n| n > config.max_body as u64) {
         return whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
     }
-    let collected =
-        tokio::time::timeout(config.request_timeout, Limited::new(req.into_body(), config.max_body).collect());
-    let body = match collected.await {
-        Err(_) => return whole(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n"),
-        Ok(Err(err)) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    let body = match state.budget.read_body(req.into_body(), config.max_body, config.request_timeout).await {
+        Ok(body) => body,
+        Err(BodyRefused::TimedOut) => {
+            return whole(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n")
+        }
+        Err(BodyRefused::TooLarge) => {
             return whole(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {} bytes\n", config.max_body),
             );
         }
-        Ok(Err(err)) => return whole(StatusCode::BAD_REQUEST, format!("the request body could not be read: {err}\n")),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Err(BodyRefused::Full) => {
+            metrics::counter!("iip_gateway_refused_bodies_total").increment(1);
+            return whole(StatusCode::SERVICE_UNAVAILABLE, "the gateway holds too many bodies; try again\n");
+        }
+        Err(BodyRefused::Unreadable(err)) => {
+            return whole(StatusCode::BAD_REQUEST, format!("the request body could not be read: {err}\n"))
+        }
     };
-    let channel = match state.upstreams.channel().await {
-        Ok(channel) => channel,
-        Err(err) => return upstream_error(err),
+    let lease = match state.upstreams.lease(config.upstream_timeout).await {
+        Ok(lease) => lease,
+        Err(Unavailable::Upstream(err)) => return upstream_error(err),
+        Err(Unavailable::Busy) => {
+            metrics::counter!("iip_gateway_busy_total").increment(1);
+            return whole(StatusCode::SERVICE_UNAVAILABLE, "every upstream channel is busy; try again\n");
+        }
+        Err(Unavailable::TimedOut(_)) => {
+            metrics::counter!("iip_gateway_busy_total").increment(1);
+            return whole(StatusCode::GATEWAY_TIMEOUT, "no upstream channel came free in time\n");
+        }
     };
-    let answer = channel.call_stream(path, body);
-    forward(Box::pin(answer), config.upstream_timeout).await
+    let answer = lease.channel().call_stream(path, body.bytes.clone());
+    forward(Box::pin(answer), Held { lease, _body: body, budget: state.budget.clone() }, config.upstream_timeout).await
+}
+
+/// What a request holds while its answer comes: its channel, and its body
+/// until the answer has begun.
+struct Held {
+    lease: Lease,
+    _body: budget::HeldBody,
+    budget: Budget,
 }
 
 fn upstream_error(err: ClientError) -> Response<GatewayBody> {
@@ -321,15 +372,35 @@ async fn next_within(answer: &mut AnswerStream, limit: Duration) -> Option<Resul
     tokio::time::timeout(limit, answer.next()).await.unwrap_or(Some(Err(ClientError::Timeout(limit))))
 }
 
+/// The next frame of the answer, counted in the budget until it has been
+/// written; a timeout error when the upstream or the budget keeps it
+/// waiting for `limit`.
+async fn next_counted(
+    answer: &mut AnswerStream,
+    budget: &Budget,
+    limit: Duration,
+) -> Option<Result<Bytes, ClientError>> {
+    match next_within(answer, limit).await? {
+        Ok(data) => Some(budget.count(data, limit).await.ok_or(ClientError::Timeout(limit))),
+        Err(err) => Some(Err(err)),
+    }
+}
+
 /// Turns the upstream answer into the HTTP response: a whole answer is
-/// checked for an error answer; a chunked one streams as it arrives.
-async fn forward(mut answer: AnswerStream, limit: Duration) -> Response<GatewayBody> {
-    let first = match next_within(&mut answer, limit).await {
+/// checked for an error answer; a chunked one streams as it arrives. The
+/// request's channel is held until the answer has been taken whole, or the
+/// client has gone (its answer is then dropped as it arrives, and the
+/// channel serves again once it has).
+async fn forward(mut answer: AnswerStream, held: Held, limit: Duration) -> Response<GatewayBody> {
+    let Held { lease, _body, budget } = held;
+    let first = match next_counted(&mut answer, &budget, limit).await {
         Some(Ok(first)) => first,
         Some(Err(err)) => return upstream_error(err),
         None => return upstream_error(ClientError::Closed { reason: "no answer".into(), sent: true }),
     };
-    let second = match next_within(&mut answer, limit).await {
+    // The request has been sent: its body is no longer held.
+    drop(_body);
+    let second = match next_counted(&mut answer, &budget, limit).await {
         None => {
             // A whole answer: an error answer maps to its HTTP status.
             return match ErrorAnswer::parse(&first) {
@@ -341,9 +412,9 @@ async fn forward(mut answer: AnswerStream, limit: Duration) -> Response<GatewayB
         Some(Err(err)) => return upstream_error(err),
     };
     // A chunked answer: stream it, frame by frame, never held whole.
-    let rest = futures::stream::unfold(answer, move |mut answer| async move {
-        let item = next_within(&mut answer, limit).await?;
-        Some((item, answer))
+    let rest = futures::stream::unfold((answer, lease, budget), move |(mut answer, lease, budget)| async move {
+        let item = next_counted(&mut answer, &budget, limit).await?;
+        Some((item, (answer, lease, budget)))
     });
     let frames = futures::stream::iter([Ok(first), Ok(second)])
         .chain(rest)

@@ -234,6 +234,13 @@ impl ClientConnection {
         self.max_answer = limit;
     }
 
+    /// Answers still to come on `channel`: its requests sent or queued and
+    /// not yet answered, those whose caller gave up included (their
+    /// answers still arrive, in order, before any later one).
+    pub fn awaiting(&self, channel: u32) -> usize {
+        self.channels.get(&channel).map_or(0, |c| c.waiting.len())
+    }
+
     /// Puts the extensions agreed in the hello answer in force: the body
     /// marker (and codec) of `compression` on every body sent and received
     /// from now on (`[EXT-12]`), and the going-away frame (`[EXT-16]`).

@@ -1,0 +1,138 @@
+//! The gateway's byte budget: every request body it reads and every
+//! answer frame it has taken from an upstream and not yet written to its
+//! client is counted against one limit for all clients together. A request
+//! body that would pass it is refused with 503 as it arrives, before it is
+//! held; an answer frame past it waits until earlier ones have been
+//! written, so that clients that read slowly pause their own answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bytes held for clients, against a limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    bytes: Arc<Semaphore>,
+    limit: usize,
+}
+
+/// Why a request body was not read.
+#[derive(Debug)]
+pub(crate) enum BodyRefused {
+    /// Larger than the gateway's body limit (413).
+    TooLarge,
+    /// It did not arrive within the body timeout (408).
+    TimedOut,
+    /// The budget is spent: the gateway holds too much for other clients (503).
+    Full,
+    /// It could not be read (400).
+    Unreadable(String),
+}
+
+/// A request body and its share of the budget, given back on drop.
+pub(crate) struct HeldBody {
+    pub(crate) bytes: Bytes,
+    pub(crate) _share: Option<OwnedSemaphorePermit>,
+}
+
+/// Bytes of one answer frame and their share of the budget.
+struct Counted {
+    data: Bytes,
+    _share: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Budget {
+    /// A budget of `limit` bytes (at most [`Semaphore::MAX_PERMITS`]).
+    pub(crate) fn new(limit: usize) -> Budget {
+        let limit = limit.min(Semaphore::MAX_PERMITS);
+        Budget { bytes: Arc::new(Semaphore::new(limit)), limit }
+    }
+
+    /// Bytes held now.
+    pub(crate) fn held(&self) -> usize {
+        self.limit - self.bytes.available_permits()
+    }
+
+    /// Reads a request body of at most `max_body` bytes that must arrive
+    /// within `timeout`, counting each piece as it arrives.
+    pub(crate) async fn read_body(
+        &self,
+        mut body: Incoming,
+        max_body: usize,
+        timeout: Duration,
+    ) -> Result<HeldBody, BodyRefused> {
+        let until = Instant::now() + timeout;
+        let mut data = BytesMut::new();
+        let mut share: Option<OwnedSemaphorePermit> = None;
+        loop {
+            let frame = match tokio::time::timeout_at(until.into(), body.frame()).await {
+                Err(_) => return Err(BodyRefused::TimedOut),
+                Ok(None) => break,
+                Ok(Some(Err(err))) => return Err(BodyRefused::Unreadable(err.to_string())),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(piece) = frame.into_data() else { continue };
+            if data.len() + piece.len() > max_body {
+                return Err(BodyRefused::TooLarge);
+            }
+            let more = self.take(piece.len()).ok_or(BodyRefused::Full)?;
+            match &mut share {
+                Some(held) => held.merge(more),
+                None => share = Some(more),
+            }
+            data.extend_from_slice(&piece);
+        }
+        self.report();
+        Ok(HeldBody { bytes: data.freeze(), _share: share })
+    }
+
+    /// `data` counted until the last of its bytes is dropped (written to
+    /// the client), waiting up to `wait` for the budget; `None` when the
+    /// budget stayed spent that long.
+    pub(crate) async fn count(&self, data: Bytes, wait: Duration) -> Option<Bytes> {
+        let n = u32::try_from(data.len().min(self.limit)).unwrap_or(u32::MAX);
+        let share = tokio::time::timeout(wait, self.bytes.clone().acquire_many_owned(n)).await.ok()?.ok()?;
+        self.report();
+        Some(Bytes::from_owner(Counted { data, _share: share }))
+    }
+
+    fn take(&self, n: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(n).ok()?;
+        self.bytes.clone().try_acquire_many_owned(n).ok()
+    }
+
+    fn report(&self) {
+        metrics::gauge!("iip_gateway_held_bytes").set(self.held() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counted_bytes_are_given_back_when_dropped() {
+        let budget = Budget::new(100);
+        let a = budget.count(Bytes::from(vec![1u8; 60]), Duration::from_millis(10)).await.unwrap();
+        assert_eq!(budget.held(), 60);
+        assert_eq!(&a[..], &[1u8; 60][..]);
+        // Past the budget a frame waits, then gives up.
+        assert!(budget.count(Bytes::from(vec![2u8; 60]), Duration::from_millis(20)).await.is_none());
+        let half = a.slice(..30);
+        drop(a);
+        assert_eq!(budget.held(), 60, "a slice still holds the frame");
+        drop(half);
+        assert_eq!(budget.held(), 0);
+        assert!(budget.take(100).is_some());
+    }
+}
