@@ -182,3 +182,39 @@ async fn a_silent_server_fails_call_and_bench_in_bounded_time() {
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
     silent.abort();
 }
+
+/// `iip attack --serve` plays bad servers for a client under test: this
+/// crate's `iip call` passes each; a client that hangs is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_serve_judges_a_client_against_bad_servers() {
+    let client = format!("'{IIP}' call {{addr}} /echo x --timeout 2");
+    let out = tokio::task::spawn_blocking(move || {
+        iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", &client, "--client-limit", "10"], None)
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(said.lines().filter(|l| l.contains(" ok ")).count(), 6, "{said}");
+    let out = tokio::task::spawn_blocking(|| {
+        iip(
+            &[
+                "attack",
+                "--serve",
+                "127.0.0.1:0",
+                "--client-cmd",
+                "sleep 30",
+                "--client-limit",
+                "0.5",
+                "--server",
+                "silent",
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("HUNG"), "{said}");
+}

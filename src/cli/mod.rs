@@ -448,7 +448,24 @@ enum Command {
     /// client was served. Only for servers you run yourself.
     Attack {
         /// Server address, e.g. 127.0.0.1:9090.
-        addr: String,
+        #[arg(required_unless_present = "serve")]
+        addr: Option<String>,
+        /// Instead of attacking a server: play bad servers on this loopback
+        /// address (port 0: any) for the client --client-cmd starts.
+        #[arg(long, value_name = "ADDR", conflicts_with = "addr", requires = "client_cmd")]
+        serve: Option<String>,
+        /// With --serve: the client under test, run once per bad server
+        /// through the shell with {addr} replaced by the server's address,
+        /// e.g. "iip call {addr} /echo x". It passes when it ends within
+        /// --client-limit having taken at most 1 GiB.
+        #[arg(long, requires = "serve")]
+        client_cmd: Option<String>,
+        /// With --serve: the bad servers to play (default: all).
+        #[arg(long = "server", value_enum, value_delimiter = ',')]
+        servers: Vec<crate::conformance::attack::hostile::HostileServer>,
+        /// With --serve: seconds the client may run against one bad server.
+        #[arg(long, default_value_t = 30.0)]
+        client_limit: f64,
         /// Attacks to run (default: all, in order).
         #[arg(long = "only", value_enum, value_delimiter = ',')]
         only: Vec<crate::conformance::attack::AttackKind>,
@@ -1023,6 +1040,26 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 n => Err(CliError::Failed(format!("{n} request(s) failed"))),
             }
         }
+        Command::Attack { serve: Some(listen), client_cmd, servers, client_limit, json, .. } => {
+            use crate::conformance::attack::hostile;
+            let command = client_cmd.ok_or_else(|| CliError::Usage("--serve needs --client-cmd".into()))?;
+            let servers = if servers.is_empty() { hostile::HostileServer::ALL.to_vec() } else { servers };
+            let limit = Duration::from_secs_f64(client_limit.clamp(0.1, 3600.0));
+            let results = hostile::run(&listen, &command, &servers, limit, |r| {
+                if !json {
+                    println!("{r}")
+                }
+            })
+            .await
+            .map_err(|e| CliError::Usage(format!("--serve {listen}: {e}")))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?);
+            }
+            match results.iter().filter(|r| !r.passed()).count() {
+                0 => Ok(()),
+                n => Err(format!("the client hung on or took without bound from {n} bad server(s)").into()),
+            }
+        }
         Command::Attack {
             addr,
             only,
@@ -1033,8 +1070,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             garbage_streams,
             token,
             json,
+            ..
         } => {
             raise_fd_limit(idle_connections.max(loris_connections));
+            let addr = addr.ok_or_else(|| CliError::Usage("a server address, or --serve".into()))?;
             let mut plan = crate::conformance::attack::AttackPlan::new(addr);
             if !only.is_empty() {
                 plan.attacks = only;

@@ -202,7 +202,8 @@ async fn run_client_case(
     }
 }
 
-fn shell(line: &str) -> tokio::process::Command {
+/// `line` run by the platform's shell.
+pub(crate) fn shell(line: &str) -> tokio::process::Command {
     if cfg!(windows) {
         let mut command = tokio::process::Command::new("cmd");
         command.args(["/C", line]);

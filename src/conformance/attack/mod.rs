@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 mod guess;
 mod held;
+pub mod hostile;
 
 use crate::client::{Client, ClientConfig, Endpoint};
 use crate::proto::extensions::Credentials;
