@@ -448,8 +448,12 @@ enum Command {
     /// client was served. Only for servers you run yourself.
     Attack {
         /// Server address, e.g. 127.0.0.1:9090.
-        #[arg(required_unless_present = "serve")]
+        #[arg(required_unless_present_any = ["serve", "http"])]
         addr: Option<String>,
+        /// Attack the HTTP gateway at this address instead (its upstream
+        /// must serve /echo, and /delay for http-slow-requests).
+        #[arg(long, value_name = "ADDR", conflicts_with_all = ["addr", "serve"])]
+        http: Option<String>,
         /// Instead of attacking a server: play bad servers on this loopback
         /// address (port 0: any) for the client --client-cmd starts.
         #[arg(long, value_name = "ADDR", conflicts_with = "addr", requires = "client_cmd")]
@@ -1070,14 +1074,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             garbage_streams,
             token,
             json,
+            http,
             ..
         } => {
+            use crate::conformance::attack::AttackKind;
             raise_fd_limit(idle_connections.max(loris_connections));
-            let addr = addr.ok_or_else(|| CliError::Usage("a server address, or --serve".into()))?;
+            let over_http = http.is_some();
+            let addr = addr.or(http).ok_or_else(|| CliError::Usage("a server address, --http or --serve".into()))?;
             let mut plan = crate::conformance::attack::AttackPlan::new(addr);
-            if !only.is_empty() {
-                plan.attacks = only;
+            if let Some(wrong) = only.iter().find(|a| a.over_http() != over_http) {
+                let want = if over_http { "an attack on a gateway (http-…)" } else { "an attack on an IIP server" };
+                return Err(CliError::Usage(format!("--only {}: not {want}", wrong.name())));
             }
+            plan.attacks = match (only.is_empty(), over_http) {
+                (false, _) => only,
+                (true, true) => AttackKind::HTTP.to_vec(),
+                (true, false) => AttackKind::ALL.to_vec(),
+            };
             plan.duration = Duration::from_secs_f64(duration.clamp(0.1, 3600.0));
             plan.recovery = Duration::from_secs_f64(recovery.clamp(0.1, 3600.0));
             plan.scale.idle_connections = idle_connections;

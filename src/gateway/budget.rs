@@ -4,6 +4,12 @@
 //! body that would pass it is refused with 503 as it arrives, before it is
 //! held; an answer frame past it waits until earlier ones have been
 //! written, so that clients that read slowly pause their own answers.
+//!
+//! An eighth of the budget is kept for small messages: the first
+//! [`SMALL`] bytes of a body, and answer frames of at most that size, may
+//! use it when the rest is spent; larger ones may not. Clients holding
+//! large bodies open can thus spend most of the budget, but not the part
+//! that keeps ordinary requests served.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +19,17 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The bytes of a body, or the size of an answer frame, that may use the
+/// part of the budget kept for small messages.
+pub(crate) const SMALL: usize = 64 * 1024;
+
 /// Bytes held for clients, against a limit.
 #[derive(Debug, Clone)]
 pub(crate) struct Budget {
-    bytes: Arc<Semaphore>,
+    /// Seven eighths of the limit, for any bytes.
+    bulk: Arc<Semaphore>,
+    /// The rest, for small messages only.
+    reserve: Arc<Semaphore>,
     limit: usize,
 }
 
@@ -36,7 +49,23 @@ pub(crate) enum BodyRefused {
 /// A request body and its share of the budget, given back on drop.
 pub(crate) struct HeldBody {
     pub(crate) bytes: Bytes,
-    pub(crate) _share: Option<OwnedSemaphorePermit>,
+    pub(crate) _share: Shares,
+}
+
+/// Shares of the two parts of the budget, given back on drop.
+#[derive(Default)]
+pub(crate) struct Shares {
+    bulk: Option<OwnedSemaphorePermit>,
+    reserve: Option<OwnedSemaphorePermit>,
+}
+
+impl Shares {
+    fn add(slot: &mut Option<OwnedSemaphorePermit>, more: OwnedSemaphorePermit) {
+        match slot {
+            Some(held) => held.merge(more),
+            None => *slot = Some(more),
+        }
+    }
 }
 
 /// Bytes of one answer frame and their share of the budget.
@@ -51,16 +80,23 @@ impl AsRef<[u8]> for Counted {
     }
 }
 
+/// `n` bytes of `part`, if it has them now.
+fn take(part: &Arc<Semaphore>, n: usize) -> Option<OwnedSemaphorePermit> {
+    let n = u32::try_from(n).ok()?;
+    part.clone().try_acquire_many_owned(n).ok()
+}
+
 impl Budget {
     /// A budget of `limit` bytes (at most [`Semaphore::MAX_PERMITS`]).
     pub(crate) fn new(limit: usize) -> Budget {
         let limit = limit.min(Semaphore::MAX_PERMITS);
-        Budget { bytes: Arc::new(Semaphore::new(limit)), limit }
+        let reserve = limit / 8;
+        Budget { bulk: Arc::new(Semaphore::new(limit - reserve)), reserve: Arc::new(Semaphore::new(reserve)), limit }
     }
 
     /// Bytes held now.
     pub(crate) fn held(&self) -> usize {
-        self.limit - self.bytes.available_permits()
+        self.limit - self.bulk.available_permits() - self.reserve.available_permits()
     }
 
     /// Reads a request body of at most `max_body` bytes that must arrive
@@ -73,7 +109,7 @@ impl Budget {
     ) -> Result<HeldBody, BodyRefused> {
         let until = Instant::now() + timeout;
         let mut data = BytesMut::new();
-        let mut share: Option<OwnedSemaphorePermit> = None;
+        let mut share = Shares::default();
         loop {
             let frame = match tokio::time::timeout_at(until.into(), body.frame()).await {
                 Err(_) => return Err(BodyRefused::TimedOut),
@@ -85,10 +121,12 @@ impl Budget {
             if data.len() + piece.len() > max_body {
                 return Err(BodyRefused::TooLarge);
             }
-            let more = self.take(piece.len()).ok_or(BodyRefused::Full)?;
-            match &mut share {
-                Some(held) => held.merge(more),
-                None => share = Some(more),
+            match take(&self.bulk, piece.len()) {
+                Some(more) => Shares::add(&mut share.bulk, more),
+                None if data.len() + piece.len() <= SMALL => {
+                    Shares::add(&mut share.reserve, take(&self.reserve, piece.len()).ok_or(BodyRefused::Full)?)
+                }
+                None => return Err(BodyRefused::Full),
             }
             data.extend_from_slice(&piece);
         }
@@ -100,15 +138,16 @@ impl Budget {
     /// the client), waiting up to `wait` for the budget; `None` when the
     /// budget stayed spent that long.
     pub(crate) async fn count(&self, data: Bytes, wait: Duration) -> Option<Bytes> {
-        let n = u32::try_from(data.len().min(self.limit)).unwrap_or(u32::MAX);
-        let share = tokio::time::timeout(wait, self.bytes.clone().acquire_many_owned(n)).await.ok()?.ok()?;
+        let small = (data.len() <= SMALL).then(|| take(&self.reserve, data.len())).flatten();
+        let share = match take(&self.bulk, data.len()).or(small) {
+            Some(share) => share,
+            None => {
+                let n = u32::try_from(data.len().min(self.limit - self.limit / 8)).unwrap_or(u32::MAX);
+                tokio::time::timeout(wait, self.bulk.clone().acquire_many_owned(n)).await.ok()?.ok()?
+            }
+        };
         self.report();
         Some(Bytes::from_owner(Counted { data, _share: share }))
-    }
-
-    fn take(&self, n: usize) -> Option<OwnedSemaphorePermit> {
-        let n = u32::try_from(n).ok()?;
-        self.bytes.clone().try_acquire_many_owned(n).ok()
     }
 
     fn report(&self) {
@@ -122,17 +161,20 @@ mod tests {
 
     #[tokio::test]
     async fn counted_bytes_are_given_back_when_dropped() {
-        let budget = Budget::new(100);
-        let a = budget.count(Bytes::from(vec![1u8; 60]), Duration::from_millis(10)).await.unwrap();
-        assert_eq!(budget.held(), 60);
-        assert_eq!(&a[..], &[1u8; 60][..]);
-        // Past the budget a frame waits, then gives up.
-        assert!(budget.count(Bytes::from(vec![2u8; 60]), Duration::from_millis(20)).await.is_none());
+        let budget = Budget::new(800 << 10);
+        let big = vec![1u8; 600 << 10];
+        let a = budget.count(Bytes::from(big.clone()), Duration::from_millis(10)).await.unwrap();
+        assert_eq!(budget.held(), 600 << 10);
+        assert_eq!(&a[..], &big[..]);
+        // Past the bulk part a large frame waits, then gives up ...
+        assert!(budget.count(Bytes::from(big), Duration::from_millis(20)).await.is_none());
+        // ... while a small one still fits, in the part kept for them.
+        let small = budget.count(Bytes::from(vec![2u8; 60 << 10]), Duration::from_millis(10)).await.unwrap();
+        assert_eq!(budget.held(), 660 << 10);
         let half = a.slice(..30);
-        drop(a);
-        assert_eq!(budget.held(), 60, "a slice still holds the frame");
+        drop((a, small));
+        assert_eq!(budget.held(), 600 << 10, "a slice still holds the frame");
         drop(half);
         assert_eq!(budget.held(), 0);
-        assert!(budget.take(100).is_some());
     }
 }

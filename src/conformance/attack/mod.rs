@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 mod guess;
 mod held;
 pub mod hostile;
+mod http;
 
 use crate::client::{Client, ClientConfig, Endpoint};
 use crate::proto::extensions::Credentials;
@@ -62,6 +63,17 @@ pub enum AttackKind {
     /// another loopback address than the good client's when the server is
     /// on loopback.
     AuthGuessing,
+    /// HTTP, against a gateway: the upstream's system paths, which must
+    /// all be answered 404.
+    HttpSysProbe,
+    /// HTTP: requests to a route that waits, held open.
+    HttpSlowRequests,
+    /// HTTP: connections sending all of a large body but its last byte.
+    HttpStalledBodies,
+    /// HTTP: connections sending a request head one byte a turn.
+    HttpSlowHeads,
+    /// HTTP: connections that send nothing, past the connection limit.
+    HttpIdleFlood,
 }
 
 impl AttackKind {
@@ -96,7 +108,26 @@ impl AttackKind {
             AttackKind::ChannelHoard => "channel-hoard",
             AttackKind::ParkedRequests => "parked-requests",
             AttackKind::AuthGuessing => "auth-guessing",
+            AttackKind::HttpSysProbe => "http-sys-probe",
+            AttackKind::HttpSlowRequests => "http-slow-requests",
+            AttackKind::HttpStalledBodies => "http-stalled-bodies",
+            AttackKind::HttpSlowHeads => "http-slow-heads",
+            AttackKind::HttpIdleFlood => "http-idle-flood",
         }
+    }
+
+    /// The attacks on an HTTP gateway, in the order `iip attack --http` runs them.
+    pub const HTTP: [AttackKind; 5] = [
+        AttackKind::HttpSysProbe,
+        AttackKind::HttpSlowRequests,
+        AttackKind::HttpStalledBodies,
+        AttackKind::HttpSlowHeads,
+        AttackKind::HttpIdleFlood,
+    ];
+
+    /// Whether the attack speaks HTTP to a gateway rather than IIP.
+    pub fn over_http(self) -> bool {
+        AttackKind::HTTP.contains(&self)
     }
 }
 
@@ -153,6 +184,15 @@ pub struct AttackScale {
     pub parked_path: &'static str,
     /// auth-guessing: connections guessing at once (default 64).
     pub guess_connections: usize,
+    /// http-slow-requests: requests held open (default 40).
+    pub http_slow_requests: usize,
+    /// http-slow-requests: the upstream route that waits (default
+    /// `/delay?ms=60000`, which `iip serve --demo-routes` serves).
+    pub http_slow_path: &'static str,
+    /// http-stalled-bodies: connections (default 49).
+    pub http_bodies: usize,
+    /// http-stalled-bodies: each body's declared size (default 60 MiB).
+    pub http_body_size: usize,
 }
 
 impl Default for AttackScale {
@@ -181,6 +221,10 @@ impl Default for AttackScale {
             parked_requests: 1_024,
             parked_path: "/delay?ms=60000",
             guess_connections: 64,
+            http_slow_requests: 40,
+            http_slow_path: "/delay?ms=60000",
+            http_bodies: 49,
+            http_body_size: 60 << 20,
         }
     }
 }
@@ -261,6 +305,9 @@ pub struct AttackResult {
     /// auth-guessing: wrong credentials the server checked and refused
     /// (answered 112); `None` for the other attacks.
     pub guesses: Option<u64>,
+    /// http-sys-probe: system paths answered with anything but 404;
+    /// `None` for the other attacks.
+    pub leaks: Option<u64>,
 }
 
 /// auth-guessing: the most refusals a paced server gives in an attack of
@@ -276,9 +323,10 @@ impl AttackResult {
     /// timeout, [RES-5]). Guessed credentials must be paced: at most ten
     /// refusals and then ten a second.
     pub fn passed(&self) -> bool {
-        let lockout_is_the_attack = self.attack == AttackKind::IdleFlood;
+        let lockout_is_the_attack = matches!(self.attack, AttackKind::IdleFlood | AttackKind::HttpIdleFlood);
         let paced = self.guesses.is_none_or(|n| n <= guesses_allowed(self.ran_ms));
-        self.survived && self.good.served > 0 && (self.good.failed == 0 || lockout_is_the_attack) && paced
+        let sealed = self.leaks.is_none_or(|n| n == 0);
+        self.survived && self.good.served > 0 && (self.good.failed == 0 || lockout_is_the_attack) && paced && sealed
     }
 
     fn verdict(&self) -> &'static str {
@@ -287,6 +335,7 @@ impl AttackResult {
             _ if !self.survived => "DOWN",
             _ if self.good.served == 0 => "STARVED",
             _ if self.guesses.is_some_and(|n| n > guesses_allowed(self.ran_ms)) => "UNPACED",
+            _ if self.leaks.is_some_and(|n| n > 0) => "LEAKED",
             _ => "FAILED",
         }
     }
@@ -309,8 +358,11 @@ impl fmt::Display for AttackResult {
             self.bytes_sent as f64 / (1u64 << 20) as f64,
             self.ran_ms as f64 / 1000.0,
         )?;
-        match self.guesses {
-            Some(n) => write!(f, ", {n} guesses refused"),
+        if let Some(n) = self.guesses {
+            write!(f, ", {n} guesses refused")?;
+        }
+        match self.leaks {
+            Some(n) => write!(f, ", {n} system paths answered other than 404"),
             None => Ok(()),
         }
     }
@@ -336,6 +388,8 @@ struct Tally {
     bytes: AtomicU64,
     /// Requests of the attacker's that the server answered (auth-guessing).
     answered: AtomicU64,
+    /// System paths a gateway answered other than 404 (http-sys-probe).
+    leaked: AtomicU64,
 }
 
 async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
@@ -345,7 +399,10 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = JoinSet::new();
     setup(&mut attackers, plan, attack, deadline, &tally).await;
-    let good = tokio::spawn(good_client(plan.endpoint(), started, stop.clone()));
+    let good = match attack.over_http() {
+        true => tokio::spawn(http::good_client(plan.addr.clone(), started, stop.clone())),
+        false => tokio::spawn(good_client(plan.endpoint(), started, stop.clone())),
+    };
     // The attack window lasts its whole duration even when the server has
     // already closed every attacker: the good client is judged over it.
     tokio::time::sleep_until(deadline.into()).await;
@@ -353,7 +410,10 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     stop.store(true, Ordering::Relaxed);
     let good = good.await.unwrap_or_default();
     let ran_ms = started.elapsed().as_millis() as u64;
-    let survived = served_within(&plan.endpoint(), plan.recovery).await;
+    let survived = match attack.over_http() {
+        true => http::served_within(&plan.addr, plan.recovery).await,
+        false => served_within(&plan.endpoint(), plan.recovery).await,
+    };
     AttackResult {
         attack,
         survived,
@@ -363,6 +423,7 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
         bytes_sent: tally.bytes.load(Ordering::Relaxed),
         ran_ms,
         guesses: (attack == AttackKind::AuthGuessing).then(|| tally.answered.load(Ordering::Relaxed)),
+        leaks: (attack == AttackKind::HttpSysProbe).then(|| http::leaked(&tally)),
     }
 }
 
@@ -462,6 +523,11 @@ async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, dea
             held::setup(set, plan, attack, deadline, tally).await
         }
         AttackKind::AuthGuessing => guess::setup(set, plan, deadline, tally),
+        AttackKind::HttpSysProbe
+        | AttackKind::HttpSlowRequests
+        | AttackKind::HttpStalledBodies
+        | AttackKind::HttpSlowHeads
+        | AttackKind::HttpIdleFlood => http::setup(set, plan, attack, deadline, tally).await,
     }
 }
 
