@@ -68,6 +68,7 @@ async fn the_server_survives_every_attack_within_its_budgets() {
         parked_requests: 1_024,
         parked_path: "/park",
         guess_connections: 16,
+        ..AttackScale::default()
     };
     // What one connection may hold beyond its budget: the frame it read
     // last, an unfinished frame in its read buffer, and one answer (the
