@@ -539,6 +539,9 @@ impl Session {
         if let Some(raw) = &step.send_raw {
             let _ = self.write(&blob(raw), step.split).await;
         }
+        if step.end_stream == Some(true) {
+            let _ = tokio::time::timeout(self.waits.next(), self.writer.shutdown()).await;
+        }
         if let Some(expect) = &step.expect {
             for i in 0..step.repeat.unwrap_or(1) {
                 let nth = if step.repeat.is_some() {

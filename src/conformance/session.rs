@@ -104,6 +104,9 @@ pub struct Step {
     pub send_raw: Option<Blob>,
     /// With `send`/`send_raw`: write in pieces of this many bytes, flushing each.
     pub split: Option<usize>,
+    /// After what the step sends: end the stream (the client's half of
+    /// the connection), as a client that leaves does (`[RES-11]`).
+    pub end_stream: Option<bool>,
     /// Send this many copies of the frame, or expect this many copies of
     /// the expected frame.
     pub repeat: Option<usize>,

@@ -108,7 +108,11 @@ impl Budget {
         timeout: Duration,
     ) -> Result<HeldBody, BodyRefused> {
         let until = Instant::now() + timeout;
-        let mut data = BytesMut::new();
+        // A declared length is allocated once (pages are resident only as
+        // they are written), not grown by doubling, which would hold up
+        // to twice what the budget counts.
+        let declared = hyper::body::Body::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok());
+        let mut data = BytesMut::with_capacity(declared.filter(|n| *n <= max_body).unwrap_or(0));
         let mut share = Shares::default();
         loop {
             let frame = match tokio::time::timeout_at(until.into(), body.frame()).await {
