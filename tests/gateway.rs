@@ -574,3 +574,43 @@ async fn the_gateway_survives_the_http_attacks_within_its_budget() {
     gw.stop().await;
     server.shutdown().await.unwrap();
 }
+
+/// `iip gateway` with 64 descriptors in all: once they have run out, a
+/// new client is answered 503 with the one kept in reserve, not left
+/// waiting in the listen queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_a_client_is_answered_503() {
+    let server = upstream().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let line = format!(
+        "ulimit -n 64 && exec '{}' gateway --http {addr} --upstream {}",
+        env!("CARGO_BIN_EXE_iip"),
+        server.local_addr()
+    );
+    let mut gateway = tokio::process::Command::new("sh")
+        .args(["-c", &line])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let up = async {
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), up).await.expect("the gateway listens");
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 200, "{text}");
+    // Idle connections take every descriptor the gateway has.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let (status, text) = raw_http(&addr, &post("/echo")).await;
+    assert_eq!(status, 503, "{text}");
+    drop(idle);
+    let _ = gateway.kill().await;
+    server.shutdown().await.unwrap();
+}

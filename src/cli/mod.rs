@@ -1141,7 +1141,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             idle_timeout,
             tls,
         } => {
-            raise_fd_limit(max_connections);
+            // Two descriptors a client: its socket and the watch for its leaving.
+            raise_fd_limit(max_connections.saturating_mul(2));
             let https = pem_server_config(&https_cert, &https_key, None)?;
             let scheme = if https.is_some() { "https" } else { "http" };
             let upstreams = upstream.iter().map(|addr| tls.endpoint(addr)).collect::<Result<Vec<_>, _>>()?;
