@@ -509,7 +509,16 @@ async fn a_kept_alive_connection_with_no_request_is_closed_at_the_idle_timeout()
     assert!(closed.is_ok(), "an idle kept-alive connection is closed");
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"), "answered first");
     assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    // A connection that never begins a request has the header timeout,
+    // however quiet it is (it sends no byte of a head either).
+    drop(stream);
     gw.stop().await;
+    let config = GatewayConfig { header_timeout: Duration::from_millis(300), ..test_config() };
+    let gw = gateway(vec![server.local_addr().to_string()], config).await;
+    let mut silent = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a connection that never speaks is closed");
     server.shutdown().await.unwrap();
 }
 

@@ -26,6 +26,8 @@ const BUSY: &[u8] =
 #[derive(Debug)]
 pub(crate) struct Activity {
     active: AtomicUsize,
+    /// Whether a request has begun on the connection.
+    spoke: std::sync::atomic::AtomicBool,
     idle_since: Mutex<Instant>,
     changed: Notify,
 }
@@ -34,6 +36,7 @@ impl Activity {
     pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             active: AtomicUsize::new(0),
+            spoke: std::sync::atomic::AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
             changed: Notify::new(),
         })
@@ -42,15 +45,18 @@ impl Activity {
     /// A request began; it ends when the guard is dropped.
     pub(crate) fn begin(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
+        self.spoke.store(true, Ordering::Release);
         self.changed.notify_waiters();
         ActiveGuard(self.clone())
     }
 
-    /// Returns once the connection has had no request for `limit`.
-    async fn idle_for(&self, limit: Duration) {
+    /// Returns once the connection has had no request for `limit`, or
+    /// for `first` before its first request.
+    async fn idle_for(&self, limit: Duration, first: Duration) {
         loop {
             let changed = self.changed.notified();
             if self.active.load(Ordering::Acquire) == 0 {
+                let limit = if self.spoke.load(Ordering::Acquire) { limit } else { first.min(limit) };
                 let since = *self.idle_since.lock().unwrap_or_else(|p| p.into_inner());
                 let at = since + limit;
                 if Instant::now() >= at {
@@ -181,14 +187,23 @@ impl LeaveWatch {
     }
 }
 
+/// How long a connection may go without a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleLimits {
+    /// Between requests.
+    pub(crate) idle: Duration,
+    /// Before the first one.
+    pub(crate) first: Duration,
+}
+
 /// Serves one connection until it ends: closed gracefully once it has had
-/// no request for `idle` or when `stop` turns true, and dropped at once
-/// when the client leaves with requests in progress.
+/// no request for as long as `limits` allow or when `stop` turns true, and
+/// dropped at once when the client leaves with requests in progress.
 pub(crate) async fn serve_until_idle<C>(
     connection: C,
     activity: Arc<Activity>,
     leave: LeaveWatch,
-    idle: Duration,
+    limits: IdleLimits,
     mut stop: watch::Receiver<bool>,
 ) where
     C: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + GracefulConnection,
@@ -207,7 +222,7 @@ pub(crate) async fn serve_until_idle<C>(
                 metrics::counter!("iip_gateway_abandoned_total").increment(1);
                 return;
             }
-            _ = activity.idle_for(idle), if !draining => {
+            _ = activity.idle_for(limits.idle, limits.first), if !draining => {
                 connection.as_mut().begin_graceful_shutdown();
                 draining = true;
             }

@@ -97,8 +97,9 @@ pub struct GatewayConfig {
     /// and closed. Default 10,000.
     pub max_connections: usize,
     /// How long an HTTP/1.1 client may take to send a request head, the
-    /// first and each next on a kept-alive connection; slower is closed.
-    /// Default 10 s.
+    /// first and each next on a kept-alive connection; slower is closed. A
+    /// connection (HTTP/1.1 or HTTP/2) that begins no request within this
+    /// long of opening is closed too. Default 10 s.
     pub header_timeout: Duration,
 }
 
@@ -216,7 +217,8 @@ impl Gateway {
             let on_request = activity.clone();
             let service = hyper::service::service_fn(move |req| handle(state.clone(), on_request.begin(), req));
             let (acceptor, builder, stop) = (tls.clone(), builder.clone(), self.shutdown.subscribe());
-            let idle = self.state.config.idle_timeout;
+            let idle =
+                listen::IdleLimits { idle: self.state.config.idle_timeout, first: self.state.config.header_timeout };
             tasks.spawn(async move {
                 match acceptor {
                     None => {
