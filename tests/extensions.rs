@@ -231,6 +231,20 @@ async fn failed_authentications_slow_their_source_down() {
     assert!(took >= interval.mul_f64(0.9), "{took:?}");
 }
 
+#[tokio::test]
+async fn many_good_connections_at_once_are_not_slowed() {
+    let tokens = BearerTokens::new().with("s3cret", "alice");
+    let server = start(routes().authenticator(tokens, AuthPolicy::Required)).await;
+    let good = Credentials { scheme: "bearer".into(), credentials: "s3cret".into() };
+    let endpoint = Endpoint::new(server.local_addr().to_string()).with_credentials(good);
+    let started = Instant::now();
+    let connects = (0..32).map(|_| endpoint.connect(config(ClientExtensions::default())));
+    for client in futures::future::join_all(connects).await {
+        assert_eq!(&client.unwrap().call("/whoami", "").await.unwrap()[..], b"alice");
+    }
+    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+}
+
 /// An authenticator that takes its time, so that a request can arrive
 /// while the hello is unanswered.
 struct Slow;

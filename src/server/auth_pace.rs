@@ -5,7 +5,10 @@
 //!
 //! Each source is one instant, the time at which its failures would have
 //! been paid off (a generic cell rate algorithm): a check may run once that
-//! instant is at most `FREE_FAILURES` intervals away.
+//! instant is at most `FREE_FAILURES` intervals away. So that hellos
+//! arriving together cannot all be checked before the first failure is
+//! known, a source has at most `FREE_FAILURES` checks running at once, and
+//! one once it has failed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,8 +38,19 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 pub(crate) enum Turn {
     /// Check them after waiting this long (zero for a source in good standing).
     After(Duration),
+    /// The source has as many checks running as it may: ask again soon.
+    Busy,
     /// The source is too far behind: close without checking.
     Refused,
+}
+
+/// What is known of one source.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    /// When its failures are paid off.
+    paid_at: Instant,
+    /// Its checks running now.
+    running: u32,
 }
 
 /// Failed authentications by source, shared by the server's connections.
@@ -50,9 +64,9 @@ pub(crate) struct AuthPace {
 
 #[derive(Debug)]
 struct Sources {
-    /// When each source's failures are paid off; `None` is the account
-    /// shared by sources that did not fit.
-    paid_at: HashMap<Option<IpAddr>, Instant>,
+    /// Each source's account; `None` is the one shared by sources that
+    /// did not fit.
+    paid_at: HashMap<Option<IpAddr>, Source>,
     /// Failures since the last summary, by source.
     since_log: HashMap<Option<IpAddr>, u32>,
     last_log: Instant,
@@ -69,9 +83,8 @@ impl AuthPace {
     }
 
     /// When a hello from `source` may have its credentials checked, at
-    /// `now`. A check given a turn is booked as a failure in advance, so
-    /// that hellos arriving together wait for each other; call
-    /// [`AuthPace::succeeded`] or [`AuthPace::failed`] with its outcome.
+    /// `now`. A check given a turn runs until [`AuthPace::succeeded`] or
+    /// [`AuthPace::failed`] is called with its outcome.
     pub(crate) fn turn(&self, source: Option<IpAddr>, now: Instant) -> Turn {
         if self.interval.is_zero() {
             return Turn::After(Duration::ZERO);
@@ -79,30 +92,33 @@ impl AuthPace {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let full = !state.paid_at.contains_key(&source) && state.paid_at.len() >= MAX_SOURCES;
         if full && now.saturating_duration_since(state.last_purge) >= PURGE_EVERY {
-            state.paid_at.retain(|_, paid_at| *paid_at > now);
+            state.paid_at.retain(|_, s| s.paid_at > now || s.running > 0);
             state.last_purge = now;
         }
         let key = state.key(source);
-        let paid_at = state.paid_at.get(&key).copied().unwrap_or(now).max(now);
-        let allowed_from = paid_at.checked_sub(self.interval * FREE_FAILURES).unwrap_or(now);
+        let account = state.paid_at.entry(key).or_insert(Source { paid_at: now, running: 0 });
+        let failed_lately = account.paid_at > now;
+        if account.running >= if failed_lately { 1 } else { FREE_FAILURES } {
+            return Turn::Busy;
+        }
+        let allowed_from = account.paid_at.checked_sub(self.interval * FREE_FAILURES).unwrap_or(now);
         let wait = allowed_from.saturating_duration_since(now);
         if wait > MAX_WAIT {
             return Turn::Refused;
         }
-        state.paid_at.insert(key, paid_at + self.interval);
+        account.running += 1;
         Turn::After(wait)
     }
 
-    /// The check `source` was given a turn for accepted its credentials:
-    /// the failure booked for it is given back.
+    /// The check `source` was given a turn for accepted its credentials.
     pub(crate) fn succeeded(&self, source: Option<IpAddr>) {
         if self.interval.is_zero() {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = state.key(source);
-        if let Some(paid_at) = state.paid_at.get_mut(&key) {
-            *paid_at = paid_at.checked_sub(self.interval).unwrap_or(*paid_at);
+        if let Some(account) = state.paid_at.get_mut(&key) {
+            account.running = account.running.saturating_sub(1);
         }
     }
 
@@ -114,6 +130,10 @@ impl AuthPace {
         }
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = state.key(source);
+        let interval = self.interval;
+        let account = state.paid_at.entry(key).or_insert(Source { paid_at: now, running: 1 });
+        account.running = account.running.saturating_sub(1);
+        account.paid_at = account.paid_at.max(now) + interval;
         let logged = match state.since_log.contains_key(&key) || state.since_log.len() < MAX_SOURCES {
             true => key,
             false => None,
@@ -187,20 +207,25 @@ mod tests {
     }
 
     #[test]
-    fn checks_at_once_wait_for_each_other_and_success_gives_the_turn_back() {
+    fn checks_at_once_are_few_and_success_costs_nothing() {
         let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let pace = AuthPace::new(s(1));
-        // Hellos arriving together, before any outcome is known.
-        let turns: Vec<Turn> = (0..7).map(|_| pace.turn(ip(1), t0)).collect();
+        let pace = AuthPace::new(Duration::from_secs(1));
+        // Hellos arriving together, before any outcome is known: four run.
+        let turns: Vec<Turn> = (0..6).map(|_| pace.turn(ip(1), t0)).collect();
         let zero = Turn::After(Duration::ZERO);
-        assert_eq!(turns, [zero, zero, zero, zero, zero, Turn::After(s(1)), Turn::After(s(2))]);
-        // Successes cost nothing: a client that authenticates again and
-        // again is never held back.
-        let pace = AuthPace::new(s(1));
-        for _ in 0..100 {
-            assert_eq!(pace.turn(ip(1), t0), zero);
+        assert_eq!(turns, [zero, zero, zero, zero, Turn::Busy, Turn::Busy]);
+        // Once one has failed, one runs at a time.
+        pace.failed(ip(1), t0);
+        for _ in 0..3 {
             pace.succeeded(ip(1));
+        }
+        assert_eq!(pace.turn(ip(1), t0), zero);
+        assert_eq!(pace.turn(ip(1), t0), Turn::Busy);
+        // A client that authenticates again and again is never held back.
+        let pace = AuthPace::new(Duration::from_secs(1));
+        for _ in 0..100 {
+            assert_eq!(pace.turn(ip(2), t0), zero);
+            pace.succeeded(ip(2));
         }
     }
 
@@ -209,8 +234,15 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let pace = AuthPace::new(s(1));
-        // Many connections failing at once put the source 10 s behind.
-        let turns: Vec<Turn> = (0..30).map(|_| pace.turn(ip(1), t0)).collect();
+        // Failure after failure at once puts the source 10 s behind.
+        let mut turns = Vec::new();
+        for _ in 0..30 {
+            let turn = pace.turn(ip(1), t0);
+            if let Turn::After(_) = turn {
+                pace.failed(ip(1), t0);
+            }
+            turns.push(turn);
+        }
         assert_eq!(turns[FREE_FAILURES as usize + 10], Turn::After(s(10)));
         assert!(turns[FREE_FAILURES as usize + 11..].iter().all(|t| *t == Turn::Refused), "{turns:?}");
         // Refusals are not booked: the source catches up by waiting.
@@ -222,14 +254,17 @@ mod tests {
         let t0 = Instant::now();
         let pace = AuthPace::new(Duration::from_secs(1));
         for n in 0..(MAX_SOURCES as u32 + 100) {
-            let _ = pace.turn(Some(IpAddr::from(n.to_be_bytes())), t0);
+            let source = Some(IpAddr::from(n.to_be_bytes()));
+            if let Turn::After(_) = pace.turn(source, t0) {
+                pace.failed(source, t0);
+            }
         }
         let state = pace.state.lock().unwrap();
         assert!(state.paid_at.len() <= MAX_SOURCES + 1, "{} sources", state.paid_at.len());
         // The sources that did not fit share one account, paced as one
         // source: its free failures and ten seconds' worth of checks.
         let behind = Duration::from_secs(u64::from(FREE_FAILURES) + 11);
-        assert_eq!(state.paid_at.get(&None), Some(&(t0 + behind)));
+        assert_eq!(state.paid_at.get(&None).map(|a| a.paid_at), Some(t0 + behind));
     }
 
     #[test]

@@ -152,6 +152,9 @@ impl Authenticator for BearerTokens {
     }
 }
 
+/// How often a hello whose source has checks running asks for its turn again.
+const BUSY_RECHECK: Duration = Duration::from_millis(10);
+
 /// The authenticator and how it is applied.
 #[derive(Clone)]
 pub(crate) struct Authentication {
@@ -197,19 +200,26 @@ pub(crate) async fn answer_hello(
         (AuthPolicy::Required, Some(_), None) => return unauthenticated(),
         (_, Some(authenticator), Some(credentials)) => {
             let source = peer.socket_addr().map(|addr| addr.ip());
-            match auth.pace.turn(source, Instant::now()) {
-                Turn::Refused => {
-                    // Neither checked nor answered: held for as long as
-                    // the source would have waited at most, then closed.
-                    tracing::debug!(%peer, "hello dropped: its source failed too often");
-                    tokio::time::sleep(MAX_WAIT).await;
-                    return (
-                        Bytes::new(),
-                        HelloOutcome::Unanswered { close: "[RES-10] too many failed authentications" },
-                    );
+            let asked = Instant::now();
+            loop {
+                match auth.pace.turn(source, Instant::now()) {
+                    Turn::After(wait) => {
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
+                        break;
+                    }
+                    // Another check from there runs: ask again shortly.
+                    Turn::Busy if asked.elapsed() < MAX_WAIT => tokio::time::sleep(BUSY_RECHECK).await,
+                    Turn::Busy | Turn::Refused => {
+                        // Neither checked nor answered: held for as long
+                        // as the source would have waited at most, then closed.
+                        tracing::debug!(%peer, "hello dropped: its source failed too often");
+                        tokio::time::sleep(MAX_WAIT.saturating_sub(asked.elapsed())).await;
+                        let close = "[RES-10] too many failed authentications";
+                        return (Bytes::new(), HelloOutcome::Unanswered { close });
+                    }
                 }
-                Turn::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-                Turn::After(_) => {}
             }
             match authenticator.authenticate(&peer, credentials).await {
                 Ok(who) => {
