@@ -78,3 +78,14 @@ fn a_planted_defect_fails_exactly_its_case() {
     assert_eq!(failed_cases(&report), vec!["client::empty-body-sent-as-braces".to_string()]);
     assert_eq!(code, 1);
 }
+
+/// A client that exits without connecting fails every case, each within
+/// its timeout: the run ends instead of waiting for a connection.
+#[test]
+fn a_client_that_never_connects_fails_every_case_in_bounded_time() {
+    let started = std::time::Instant::now();
+    let (code, report) = run_suite("false");
+    assert_eq!(code, 1);
+    assert_eq!(failed_cases(&report).len(), 11);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+}

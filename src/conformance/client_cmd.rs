@@ -185,7 +185,19 @@ async fn run_client_case(
         }
         (waited, said)
     };
-    let (script, (waited, said)) = tokio::join!(script, client);
+    // A client that ends (exits, or crashes before connecting) leaves the
+    // script `timeout` to finish, not for ever.
+    tokio::pin!(script, client);
+    let (script, (waited, said)) = tokio::select! {
+        played = &mut script => (played, client.await),
+        ended = &mut client => {
+            let played = match tokio::time::timeout(timeout, &mut script).await {
+                Ok(played) => played,
+                Err(_) => Err(Failure::new(0, "the client to connect and play the case", "it ended first")),
+            };
+            (played, ended)
+        }
+    };
     let _ = std::fs::remove_file(&file);
     script
         .map_err(|f| Failure { expected: format!("the client's frames to follow the script: {}", f.expected), ..f })?;
