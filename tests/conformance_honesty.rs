@@ -243,3 +243,29 @@ async fn planted_defects_fail_the_right_cases() {
     upstream.shutdown().await.unwrap();
     assert!(report.is_empty(), "{}", report.join("\n"));
 }
+
+/// Cases generated from a declared limit send what they are named for at
+/// any declared size: an oversized `/sys/new_channel` for `[MSG-12]` both
+/// below and above one frame, and a server whose limit is the declared
+/// one passes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_limit_cases_send_to_their_own_path_at_every_size() {
+    let case = shipped_cases()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id.ends_with("sys-request-too-large-answered-110"))
+        .expect("the case ships");
+    for max_message in [1024usize, 40 << 20] {
+        let profile = Profile::parse(&format!("max-message={max_message}")).unwrap();
+        let steps = profile.instantiate(&case.case).unwrap().steps;
+        let first = steps.iter().find_map(|s| s.send.as_ref()).expect("a send step");
+        assert_eq!(first.path, Blob::Text("/sys/new_channel".into()), "max-message={max_message}: {first:?}");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = iip::server::Server::echo().max_message(1024).build().unwrap().spawn(listener).unwrap();
+    let target = iip::client::Endpoint::new(server.local_addr().to_string());
+    let results =
+        run_suite(&target, &[case], &Profile::parse("max-message=1024").unwrap(), Duration::from_secs(2)).await;
+    assert!(matches!(results[0].verdict, Verdict::Passed), "{:?}", results[0].verdict);
+    server.shutdown().await.unwrap();
+}

@@ -8,6 +8,7 @@ pub mod client_cmd;
 pub mod report;
 
 pub mod files;
+mod profile;
 pub mod run;
 pub mod session;
 pub mod spec;

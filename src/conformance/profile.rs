@@ -1,0 +1,224 @@
+//! The conformance profile: what the server under test declares beyond
+//! `/echo`, which cases it can run, the steps generated from its declared
+//! limits, and which Appendix A entries excuse its failures.
+
+use crate::conformance::vector::Blob;
+use crate::wire::answer::ErrorCode;
+
+use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
+use crate::conformance::vector::FrameSpec;
+
+/// The implementations whose known deviations (Appendix A) a profile can
+/// declare with `peer=NAME`.
+pub const KNOWN_PEERS: &[&str] = &["go-iip"];
+
+/// Which Appendix A entries document each known peer, by id prefix: a
+/// declared peer is excused only by its own entries.
+const PEER_ENTRIES: &[(&str, &str)] = &[("go-iip", "COMPAT-")];
+
+/// What the server under test declares beyond `/echo` (the conformance
+/// profile, spec chapter 12).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// Its channel limit, if it declares one.
+    pub max_channels: Option<u32>,
+    /// Its request-size limit, if it declares one.
+    pub max_message: Option<usize>,
+    /// Whether it offers `/fail`.
+    pub fail_route: bool,
+    /// The implementation it is, if it declares one of [`KNOWN_PEERS`]:
+    /// failures of cases its Appendix A entries excuse become deviations.
+    pub peer: Option<String>,
+    /// The extensions of chapter 14 it declares (see [`EXTENSION_ITEMS`]).
+    pub extensions: std::collections::BTreeSet<String>,
+}
+
+/// What a profile's `extensions=` item may name, joined by `+`: `hello`
+/// (it answers `/sys/hello`), `ping`, `limits`, and the codecs `lz4` and
+/// `zstd` of `compression`.
+pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd"];
+
+impl Profile {
+    /// Reads a profile such as `max-channels=4,max-message=1024,fail-route,peer=go-iip`.
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        let mut profile = Profile::default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=') {
+                Some(("max-channels", n)) => {
+                    let n: u32 = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if n == 0 {
+                        return Err(format!("{item}: a server has at least channel 0"));
+                    }
+                    profile.max_channels = Some(n)
+                }
+                Some(("max-message", n)) => profile.max_message = Some(n.parse().map_err(|e| format!("{item}: {e}"))?),
+                Some(("peer", name)) if KNOWN_PEERS.contains(&name) => profile.peer = Some(name.to_string()),
+                Some(("peer", name)) => {
+                    return Err(format!("unknown peer {name:?}; known: {}", KNOWN_PEERS.join(", ")));
+                }
+                Some(("extensions", names)) => {
+                    for name in names.split('+').map(str::trim).filter(|n| !n.is_empty()) {
+                        if !EXTENSION_ITEMS.contains(&name) {
+                            return Err(format!("unknown extension {name:?}; known: {}", EXTENSION_ITEMS.join(", ")));
+                        }
+                        profile.extensions.insert(name.to_string());
+                    }
+                    profile.extensions.insert("hello".into());
+                }
+                None if item == "fail-route" => profile.fail_route = true,
+                _ => return Err(format!("unknown profile item {item:?}")),
+            }
+        }
+        Ok(profile)
+    }
+
+    /// The profile of the reference server as the suite starts it in-process.
+    pub fn reference() -> Profile {
+        Profile {
+            max_channels: Some(8),
+            max_message: Some(32 * 1024 * 1024),
+            fail_route: true,
+            peer: None,
+            extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// `Err(reason)` when a case needs more than this profile declares.
+    pub fn satisfies(&self, requires: &Requires) -> Result<(), String> {
+        if requires.max_channels && self.max_channels.is_none() {
+            return Err("needs a server declaring max-channels=N".into());
+        }
+        if requires.max_message && self.max_message.is_none() {
+            return Err("needs a server declaring max-message=N".into());
+        }
+        if requires.fail_route && !self.fail_route {
+            return Err("needs a server declaring fail-route".into());
+        }
+        if let Some(missing) = requires.extensions.iter().find(|e| !self.extensions.contains(*e)) {
+            return Err(format!("needs a server declaring extensions={missing} (chapter 14)"));
+        }
+        Ok(())
+    }
+
+    /// The Appendix A entries among `excused_by` that excuse a failure for
+    /// the declared peer (none without a declared peer).
+    pub fn excuses(&self, excused_by: &[String]) -> Vec<String> {
+        let Some(peer) = &self.peer else { return Vec::new() };
+        let own = |entry: &&String| PEER_ENTRIES.iter().any(|(p, prefix)| p == peer && entry.starts_with(prefix));
+        excused_by.iter().filter(own).cloned().collect()
+    }
+
+    /// `case` with its steps generated for this profile's declarations
+    /// when it has a generator; `case` itself otherwise.
+    pub fn instantiate(&self, case: &Case) -> Result<Case, String> {
+        let Some(generator) = case.generate else { return Ok(case.clone()) };
+        let mut case = case.clone();
+        case.steps = match generator {
+            Generator::ChannelLimit => {
+                channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
+            }
+            Generator::MessageLimit => {
+                message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, "/echo")
+            }
+            Generator::SysMessageLimit => {
+                sys_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
+            }
+        };
+        Ok(case)
+    }
+}
+
+fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
+    let frame = FrameSpec { status, path: Blob::Text(path.into()), channel, data, length: None };
+    Step { send: Some(frame), ..Step::default() }
+}
+
+fn expect(frame: ExpectFrame) -> Step {
+    Step { expect: Some(frame), ..Step::default() }
+}
+
+/// `[CHAN-9]` for a declared limit of `n` channels, channel 0 included:
+/// ids 1 to n-1 are granted in order, one more is refused with 106, and a
+/// frame on id n (never granted) is a protocol error.
+fn channel_limit_steps(n: u32) -> Vec<Step> {
+    let new_channel = || send(1, "/sys/new_channel", 0, Blob::Text("{}".into()));
+    let mut steps = Vec::new();
+    if n > 1 {
+        steps.push(Step { repeat: Some(n as usize - 1), ..new_channel() });
+    }
+    for id in 1..n {
+        let mut json = toml::Table::new();
+        json.insert("channel_id".into(), toml::Value::Integer(i64::from(id)));
+        steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
+    }
+    steps.push(new_channel());
+    steps.push(expect_named_error(ErrorCode::ChannelCreateLimited, 0));
+    steps.push(send(1, "/echo", n, Blob::Text("x".into())));
+    steps.push(Step { expect_close: Some(CloseExpect::Any), ..Step::default() });
+    steps
+}
+
+/// An expected error answer of `code` whose message is the code's name
+/// in the spec's table (`[ANSWER-10]`).
+fn expect_named_error(code: ErrorCode, channel: u32) -> Step {
+    let mut json = toml::Table::new();
+    json.insert("code".into(), toml::Value::Integer(code.value()));
+    json.insert("message".into(), toml::Value::String(code.name().into()));
+    expect(ExpectFrame { status: Some(5), channel: Some(channel), json: Some(json), ..ExpectFrame::default() })
+}
+
+/// `[MSG-12]` for a declared limit of `n` bytes: `/sys/new_channel` with a
+/// body of n+1 bytes is answered 110 and allocates nothing, so the next
+/// grant is channel 1.
+fn sys_message_limit_steps(n: usize) -> Vec<Step> {
+    let mut steps = message_limit_steps(n, "/sys/new_channel");
+    steps.truncate(steps.len() - 2);
+    steps.push(send(1, "/sys/new_channel", 0, Blob::Text("{}".into())));
+    let mut json = toml::Table::new();
+    json.insert("channel_id".into(), toml::Value::Integer(1));
+    steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
+    steps
+}
+
+/// `[MSG-8]` for a declared limit of `n` bytes: a request of n+1 bytes to
+/// `path` (chunked at the default frame limit) is answered 110, and the
+/// next request on the connection is served.
+fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
+    let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
+    let total = n + 1;
+    let mut steps = Vec::new();
+    if total <= chunk {
+        steps.push(send(1, path, 0, Blob::Fill { fill: b'a', count: total }));
+    } else {
+        let frames = total.div_ceil(chunk);
+        for i in 0..frames {
+            let len = if i + 1 == frames { total - chunk * i } else { chunk };
+            let status = match (i, i + 1 == frames) {
+                (0, _) => 0,
+                (_, true) => 3,
+                _ => 2,
+            };
+            steps.push(send(status, path, 0, Blob::Fill { fill: b'a' + (i % 26) as u8, count: len }));
+        }
+    }
+    steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
+    steps.push(send(1, "/echo", 0, Blob::Text("next".into())));
+    steps.push(expect(ExpectFrame {
+        status: Some(5),
+        data: Some(Blob::Text("next".into())),
+        ..ExpectFrame::default()
+    }));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_excused_by_its_own_entries_only() {
+        let entries = vec!["COMPAT-9".to_string(), "OTHER-2".to_string()];
+        assert_eq!(Profile::parse("peer=go-iip").unwrap().excuses(&entries), vec!["COMPAT-9".to_string()]);
+        assert!(Profile::default().excuses(&entries).is_empty());
+    }
+}
