@@ -89,3 +89,14 @@ fn a_client_that_never_connects_fails_every_case_in_bounded_time() {
     assert_eq!(failed_cases(&report).len(), 11);
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
 }
+
+/// `--color` is taken by the client suite as by the server suite.
+#[test]
+fn the_client_suite_takes_color() {
+    let out = Command::new(IIP)
+        .args(["client-conformance", "--color", "never", "--timeout-ms", "100", "--client-cmd", "false"])
+        .output()
+        .expect("iip client-conformance runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'), "no colour with --color never");
+}

@@ -520,6 +520,9 @@ enum Command {
         /// Milliseconds each step may wait.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Colour of the report (with --client-cmd): auto (on a terminal), always or never.
+        #[arg(long, default_value = "auto")]
+        color: String,
         /// Play the scripts inside TLS with this certificate chain (PEM); needs --tls-key.
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<std::path::PathBuf>,
@@ -924,15 +927,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 profile.peer = declared.peer;
             }
             let selection = crate::conformance::Selection { level: Some(level), requirements, chapters, name: filter };
-            let style = match color.as_str() {
-                "always" => crate::conformance::report::Style::coloured(),
-                "never" => crate::conformance::report::Style::plain(),
-                "auto" if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
-                    crate::conformance::report::Style::coloured()
-                }
-                "auto" => crate::conformance::report::Style::plain(),
-                other => return Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
-            };
+            let style = report_style(&color)?;
             let run = ConformanceRun { target, profile, selection, vectors, style, json, junit };
             let waits = crate::conformance::Waits { step: Duration::from_millis(timeout_ms), deadline: Some(deadline) };
             conformance(run, waits).await
@@ -1112,11 +1107,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 n => Err(format!("{n} attack(s) took the server down, failed the good client or went unpaced").into()),
             }
         }
-        Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, tls_cert, tls_key } => {
+        Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, color, tls_cert, tls_key } => {
             let tls = pem_server_config(&tls_cert, &tls_key, None)?;
             let timeout = Duration::from_millis(timeout_ms);
+            let style = report_style(&color)?;
             match client_cmd {
-                Some(command) => client_conformance_unattended(&command, timeout, tls, json, junit).await,
+                Some(command) => client_conformance_unattended(&command, timeout, tls, style, json, junit).await,
                 None => Ok(client_conformance(&listen, timeout, tls).await?),
             }
         }
@@ -1261,6 +1257,18 @@ async fn probe(target: &Endpoint, limit: Duration) -> Result<(), CliError> {
     }
 }
 
+/// The report's colours for `--color`: auto (on a terminal), always or never.
+fn report_style(color: &str) -> Result<crate::conformance::report::Style, CliError> {
+    use crate::conformance::report::Style;
+    match color {
+        "always" => Ok(Style::coloured()),
+        "never" => Ok(Style::plain()),
+        "auto" if std::io::IsTerminal::is_terminal(&std::io::stdout()) => Ok(Style::coloured()),
+        "auto" => Ok(Style::plain()),
+        other => Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
+    }
+}
+
 /// Prints the report, writes the JSON and JUnit files asked for, and fails
 /// (exit code 1) when a case failed.
 fn report_and_judge(
@@ -1289,16 +1297,15 @@ async fn client_conformance_unattended(
     command: &str,
     timeout: Duration,
     tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
+    style: crate::conformance::report::Style,
     json: Option<std::path::PathBuf>,
     junit: Option<std::path::PathBuf>,
 ) -> Result<(), CliError> {
     use crate::conformance::client::load_client_cases;
     use crate::conformance::client_cmd::run_client_suite;
-    use crate::conformance::report::Style;
     let cases = load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions"))
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let results = run_client_suite(command, &cases, timeout, tls).await;
-    let style = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { Style::coloured() } else { Style::plain() };
     report_and_judge(&results, style, json, junit)
 }
 
