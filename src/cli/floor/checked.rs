@@ -1,7 +1,7 @@
 //! The checked IIP echo of `iip floor --checked`: the unchecked echo plus
 //! the work the spec asks of a server for every request, and nothing else,
 //! so that a figure of `iip serve` can be read against what the spec's
-//! obligations cost at least (issue 18's targets are ratios to the
+//! obligations cost at least (the performance targets are ratios to the
 //! unchecked echo, which keeps none of them).
 //!
 //! Kept, for every frame of one read (each a requirement of the spec):
