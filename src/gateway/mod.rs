@@ -291,20 +291,18 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
         );
     }
     let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large =
+        || whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
+    // A declared length past the limit is refused before any of it is read.
     if declared.is_some_and(|n| n > config.max_body as u64) {
-        return whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
+        return too_large();
     }
     let body = match state.budget.read_body(req.into_body(), config.max_body, config.request_timeout).await {
         Ok(body) => body,
         Err(BodyRefused::TimedOut) => {
             return whole(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n")
         }
-        Err(BodyRefused::TooLarge) => {
-            return whole(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {} bytes\n", config.max_body),
-            );
-        }
+        Err(BodyRefused::TooLarge) => return too_large(),
         Err(BodyRefused::Full) => {
             metrics::counter!("iip_gateway_refused_bodies_total").increment(1);
             return whole(StatusCode::SERVICE_UNAVAILABLE, "the gateway holds too many bodies; try again\n");

@@ -12,13 +12,45 @@ use hdrhistogram::Histogram;
 use super::GoodClient;
 use crate::client::{Client, ClientConfig, Endpoint};
 
+/// How a good client's calls went, as they go: served calls with their
+/// latencies, failed ones, and when the first answer came.
+pub(super) struct Record {
+    good: GoodClient,
+    histogram: Histogram<u64>,
+    started: Instant,
+}
+
+impl Record {
+    /// A record of an attack that began at `started`.
+    pub(super) fn new(started: Instant) -> Record {
+        Record { good: GoodClient::default(), histogram: new_histogram(), started }
+    }
+
+    /// A call sent at `sent` was answered with what it sent.
+    pub(super) fn served(&mut self, sent: Instant) {
+        self.good.served += 1;
+        let _ = self.histogram.record((sent.elapsed().as_micros() as u64).clamp(1, 60_000_000));
+        self.good.first_answer_ms.get_or_insert(self.started.elapsed().as_millis() as u64);
+    }
+
+    /// A call failed, or no connection could be had.
+    pub(super) fn failed(&mut self) {
+        self.good.failed += 1;
+    }
+
+    /// The outcome, with the 99th percentile of the served calls.
+    pub(super) fn finish(mut self) -> GoodClient {
+        self.good.p99_us = (self.good.served > 0).then(|| self.histogram.value_at_quantile(0.99));
+        self.good
+    }
+}
+
 /// Calls `/echo` with 64 bytes, one call at a time with a 10 ms pause,
 /// reconnecting whenever its connection fails, until `stop`.
 pub(super) async fn good_client(endpoint: Endpoint, started: Instant, stop: Arc<AtomicBool>) -> GoodClient {
     let payload = Bytes::from(vec![b'g'; 64]);
     let config = ClientConfig { timeout: Duration::from_secs(2), ..ClientConfig::default() };
-    let mut histogram = new_histogram();
-    let mut good = GoodClient::default();
+    let mut record = Record::new(started);
     let mut client: Option<Client> = None;
     while !stop.load(Ordering::Relaxed) {
         if client.as_ref().is_none_or(|c| !c.is_connected()) {
@@ -26,26 +58,21 @@ pub(super) async fn good_client(endpoint: Endpoint, started: Instant, stop: Arc<
                 tokio::time::timeout(Duration::from_secs(2), endpoint.connect(config)).await.ok().and_then(Result::ok);
         }
         let Some(c) = &client else {
-            good.failed += 1;
+            record.failed();
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let sent = Instant::now();
         match c.call("/echo", payload.clone()).await {
-            Ok(body) if body == payload => {
-                good.served += 1;
-                let _ = histogram.record((sent.elapsed().as_micros() as u64).clamp(1, 60_000_000));
-                good.first_answer_ms.get_or_insert(started.elapsed().as_millis() as u64);
-            }
+            Ok(body) if body == payload => record.served(sent),
             _ => {
-                good.failed += 1;
+                record.failed();
                 client = None;
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    good.p99_us = (good.served > 0).then(|| histogram.value_at_quantile(0.99));
-    good
+    record.finish()
 }
 
 /// Whether a new client of `endpoint` is served within `limit`.

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use super::good::Record;
 use super::{connect, count_close_before, hold_until, AttackKind, AttackPlan, GoodClient, Tally};
 
 /// The upstream system paths a gateway must keep inside.
@@ -189,8 +190,7 @@ pub(super) async fn setup(
 pub(super) async fn good_client(addr: String, started: Instant, stop: Arc<AtomicBool>) -> GoodClient {
     let payload = vec![b'g'; 64];
     let request = post("/echo", &payload, true);
-    let mut histogram = super::new_histogram();
-    let mut good = GoodClient::default();
+    let mut record = Record::new(started);
     let mut stream: Option<TcpStream> = None;
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
@@ -203,21 +203,16 @@ pub(super) async fn good_client(addr: String, started: Instant, stop: Arc<Atomic
             response(s).await
         };
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Some((200, body))) if body == payload => {
-                good.served += 1;
-                let _ = histogram.record((sent.elapsed().as_micros() as u64).clamp(1, 60_000_000));
-                good.first_answer_ms.get_or_insert(started.elapsed().as_millis() as u64);
-            }
+            Ok(Some((200, body))) if body == payload => record.served(sent),
             _ => {
-                good.failed += 1;
+                record.failed();
                 stream = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    good.p99_us = (good.served > 0).then(|| histogram.value_at_quantile(0.99));
-    good
+    record.finish()
 }
 
 /// Whether a new HTTP client is served `POST /echo` by `addr` within `limit`.
