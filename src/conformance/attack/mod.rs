@@ -31,6 +31,7 @@ use crate::wire::encode::encode_frame;
 use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::status::Status;
 use good::good_client;
+#[cfg(feature = "cli")]
 pub(crate) use good::new_histogram;
 pub use good::served_within;
 
