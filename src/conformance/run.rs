@@ -32,6 +32,9 @@ pub struct Failure {
     /// The last bytes the suite sent on the failing connection (at most
     /// [`TRANSCRIPT_BYTES`]).
     pub sent: Vec<u8>,
+    /// Whether earlier bytes were sent before `sent`: the window may then
+    /// start inside a frame, and the transcript does not decode it.
+    pub sent_cut: bool,
     /// The last frames it received there (at most [`TRANSCRIPT_FRAMES`]).
     pub received: Vec<Frame>,
 }
@@ -52,6 +55,10 @@ impl Failure {
         let mut out = String::new();
         if !self.sent.is_empty() {
             out.push_str(&format!("last {} byte(s) sent:\n{}", self.sent.len(), hex_lines(&self.sent)));
+            if self.sent_cut {
+                out.push_str("  = (earlier bytes not shown: the window may start inside a frame, so it is not decoded)\n");
+                return self.transcript_received(out);
+            }
             let decoded = crate::conformance::vector::decode_stream(
                 &self.sent,
                 self.sent.len(),
@@ -64,6 +71,11 @@ impl Failure {
                 out.push_str(&format!("  = then a framing error ({kind}) at byte {offset}\n"));
             }
         }
+        self.transcript_received(out)
+    }
+
+    /// `out` followed by the frames received, in hex and decoded.
+    fn transcript_received(&self, mut out: String) -> String {
         for frame in &self.received {
             let mut bytes = BytesMut::new();
             let _ = crate::wire::encode::encode_frame(frame, &crate::wire::frame::FrameLimits::default(), &mut bytes);
@@ -262,6 +274,8 @@ struct Session {
     waits: Waits,
     /// The tail of what was sent, for a failure's transcript.
     sent: Vec<u8>,
+    /// Whether bytes before `sent` were dropped from it.
+    sent_cut: bool,
     /// The last frames received, for a failure's transcript.
     received: std::collections::VecDeque<Frame>,
     /// JSON answers kept by `capture`, by name.
@@ -302,6 +316,7 @@ impl Session {
     async fn write(&mut self, bytes: &[u8], split: Option<usize>) -> Result<(), String> {
         self.sent.extend_from_slice(&bytes[bytes.len().saturating_sub(TRANSCRIPT_BYTES)..]);
         let excess = self.sent.len().saturating_sub(TRANSCRIPT_BYTES);
+        self.sent_cut |= excess > 0 || bytes.len() > TRANSCRIPT_BYTES;
         self.sent.drain(..excess);
         let piece = split.unwrap_or(bytes.len()).max(1);
         for chunk in bytes.chunks(piece) {
@@ -477,6 +492,7 @@ fn session(stream: BoxStream, waits: Waits) -> Session {
         writer,
         waits,
         sent: Vec::new(),
+        sent_cut: false,
         received: Default::default(),
         captured: Default::default(),
     }
@@ -485,7 +501,7 @@ fn session(stream: BoxStream, waits: Waits) -> Session {
 impl Session {
     /// A failure at `step` with this session's transcript.
     fn failure(&self, step: usize, expected: String, actual: String) -> Failure {
-        Failure { step, expected, actual, sent: self.sent.clone(), received: self.received.iter().cloned().collect() }
+        Failure { step, expected, actual, sent: self.sent.clone(), sent_cut: self.sent_cut, received: self.received.iter().cloned().collect() }
     }
 }
 
@@ -545,4 +561,35 @@ fn cites_a_requirement(text: &[u8]) -> bool {
             && !number.is_empty()
             && number.chars().all(|c| c.is_ascii_digit())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_frame(data: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(b"/echo\0");
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn a_whole_window_is_decoded() {
+        let failure = Failure { sent: echo_frame(b"hi"), ..Failure::new(1, "x", "y") };
+        let text = failure.transcript();
+        assert!(text.contains("path \"/echo\" channel 0 data \"hi\""), "{text}");
+        assert!(!text.contains("not decoded"), "{text}");
+    }
+
+    #[test]
+    fn a_cut_window_is_shown_but_not_decoded() {
+        let frame = echo_frame(b"hi");
+        let failure = Failure { sent: frame[3..].to_vec(), sent_cut: true, ..Failure::new(1, "x", "y") };
+        let text = failure.transcript();
+        assert!(text.contains("not decoded"), "{text}");
+        assert!(!text.contains("framing error"), "{text}");
+    }
 }
