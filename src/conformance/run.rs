@@ -56,7 +56,9 @@ impl Failure {
         if !self.sent.is_empty() {
             out.push_str(&format!("last {} byte(s) sent:\n{}", self.sent.len(), hex_lines(&self.sent)));
             if self.sent_cut {
-                out.push_str("  = (earlier bytes not shown: the window may start inside a frame, so it is not decoded)\n");
+                out.push_str(
+                    "  = (earlier bytes not shown: the window may start inside a frame, so it is not decoded)\n",
+                );
                 return self.transcript_received(out);
             }
             let decoded = crate::conformance::vector::decode_stream(
@@ -501,7 +503,14 @@ fn session(stream: BoxStream, waits: Waits) -> Session {
 impl Session {
     /// A failure at `step` with this session's transcript.
     fn failure(&self, step: usize, expected: String, actual: String) -> Failure {
-        Failure { step, expected, actual, sent: self.sent.clone(), sent_cut: self.sent_cut, received: self.received.iter().cloned().collect() }
+        Failure {
+            step,
+            expected,
+            actual,
+            sent: self.sent.clone(),
+            sent_cut: self.sent_cut,
+            received: self.received.iter().cloned().collect(),
+        }
     }
 }
 

@@ -119,6 +119,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Frees what is buffered, then reads and drops what still arrives
+    /// until the stream ends, `max_bytes` have been dropped or `until`
+    /// passes: a socket closed with unread input resets the connection,
+    /// which can destroy frames the peer has not read yet (`[CLOSE-11]`).
+    /// Holds one small buffer, not what it reads.
+    pub async fn discard_until_end(&mut self, max_bytes: usize, until: Instant) {
+        use tokio::io::AsyncReadExt;
+        self.buf = BytesMut::new();
+        self.frozen = Bytes::new();
+        let mut scratch = [0u8; 4096];
+        let mut dropped = 0usize;
+        while !self.eof && dropped < max_bytes {
+            match tokio::time::timeout_at(until.into(), self.io.read(&mut scratch)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => self.eof = true,
+                Ok(Ok(n)) => dropped += n,
+                Err(_) => return,
+            }
+        }
+    }
+
     /// A buffered frame if there is one; otherwise one read, after which
     /// it says whether a frame came of it. A caller that must watch the
     /// time a frame takes (`[RES-6]`) sees every read this way.

@@ -275,10 +275,24 @@ pub(crate) async fn serve_connection<R, W>(
     }
     let writer = conn.writer;
     tokio::select! {
-        _ = writer.finish() => {}
+        finished = writer.finish() => {
+            if finished.is_ok() && !conn.peer_gone {
+                let until = Instant::now() + LINGER_TIME;
+                tokio::select! {
+                    _ = reader.discard_until_end(LINGER_BYTES, until) => {}
+                    _ = force.cancelled() => {}
+                }
+            }
+        }
         _ = force.cancelled() => {}
     }
 }
+
+/// How long, and for how many bytes, a connection whose answers are all
+/// written goes on reading its client's input before the socket closes
+/// (`[CLOSE-11]`).
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// How far a paused connection reads ahead to see its client leave
 /// (`[RES-11]`); counted with its unfinished frame.
