@@ -157,7 +157,17 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
         }),
         Defect::MissingDeleteAnswer => steps.iter().any(|s| expectations(s).iter().any(|e| is_delete_answer(e))),
         Defect::StaleStatistics => {
-            steps.iter().any(|s| expectations(s).iter().any(|e| e.json_increase.is_some() || e.json_len.is_some()))
+            let nonzero = |t: &Option<toml::Table>| {
+                t.as_ref().is_some_and(|t| t.values().any(|v| v.as_integer().is_some_and(|n| n != 0)))
+            };
+            steps.iter().any(|s| {
+                expectations(s).iter().any(|e| {
+                    e.json_increase.is_some()
+                        || e.json_len.is_some()
+                        || nonzero(&e.json_delta)
+                        || nonzero(&e.json_paths)
+                })
+            })
         }
         Defect::WrongOrder => {
             // Two adjacent single expectations on one channel that differ.

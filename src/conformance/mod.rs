@@ -35,7 +35,7 @@ pub fn spec_dir() -> PathBuf {
 /// The `/fail` route of the profile item `fail-route`: fails every request
 /// with its body as the error text (`[ANSWER-3]`).
 pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, crate::server::HandlerError> {
-    Err(crate::server::HandlerError::new(String::from_utf8_lossy(&req.body)))
+    Err(crate::server::HandlerError::new(crate::wire::answer::message_text(&req.body)))
 }
 
 /// The reference server configured as [`Profile::reference`] declares:

@@ -120,6 +120,9 @@ impl Profile {
             Generator::MessageLimit => {
                 message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, "/echo")
             }
+            Generator::MessageLimitUncounted => {
+                uncounted_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
+            }
             Generator::SysMessageLimit => {
                 sys_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
             }
@@ -179,6 +182,31 @@ fn sys_message_limit_steps(n: usize) -> Vec<Step> {
     steps.push(expect(ExpectFrame { status: Some(5), json: Some(json), ..ExpectFrame::default() }));
     steps
 }
+
+/// `[SYS-9]` for a declared limit of `n` bytes: a request of n+1 bytes to
+/// `/echo`, answered 110, leaves the route's Count as it was.
+fn uncounted_message_limit_steps(n: usize) -> Vec<Step> {
+    let path_count = || send(1, "/sys/path_count", 0, Blob::Text("/echo".into()));
+    let capture = ExpectFrame { status: Some(5), capture: Some("before".into()), ..ExpectFrame::default() };
+    let mut steps = vec![path_count(), expect(capture)];
+    let mut refused = message_limit_steps(n, "/echo");
+    refused.truncate(refused.len() - 2);
+    steps.extend(refused);
+    let unchanged: toml::Table =
+        COUNT_MEMBERS.iter().map(|member| (member.to_string(), toml::Value::Integer(0))).collect();
+    steps.push(path_count());
+    steps.push(expect(ExpectFrame {
+        status: Some(5),
+        json_delta: Some(unchanged),
+        since: Some("before".into()),
+        ..ExpectFrame::default()
+    }));
+    steps
+}
+
+/// The members of a Count object (chapter 9.1).
+const COUNT_MEMBERS: [&str; 6] =
+    ["PacketsSent", "PacketReceived", "WholePacketSent", "WholePacketReceived", "BytesSent", "BytesReceived"];
 
 /// `[MSG-8]` for a declared limit of `n` bytes: a request of n+1 bytes to
 /// `path` (chunked at the default frame limit) is answered 110, and the

@@ -105,9 +105,14 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The member of `value` at a dotted `path`.
+/// The member of `value` at a dotted `path`: `*` is an object's only
+/// member, a number an array's index.
 fn json_at<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(value, |v, key| v.get(key))
+    path.split('.').try_fold(value, |v, key| match (v, key) {
+        (serde_json::Value::Object(map), "*") if map.len() == 1 => map.values().next(),
+        (serde_json::Value::Array(items), index) => index.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => v.get(key),
+    })
 }
 
 /// A short human form of a byte string.
@@ -169,6 +174,25 @@ impl ExpectFrame {
             let grown: Vec<String> = grown.iter().map(|(k, v)| format!("{k} +{v} or more")).collect();
             parts.push(format!("JSON grown since {:?}: {}", self.since.as_deref().unwrap_or("?"), grown.join(", ")));
         }
+        if let Some(delta) = &self.json_delta {
+            let delta: Vec<String> = delta.iter().map(|(k, v)| format!("{k} +{v}")).collect();
+            parts.push(format!(
+                "JSON changed since {:?} by exactly: {}",
+                self.since.as_deref().unwrap_or("?"),
+                delta.join(", ")
+            ));
+        }
+        if let Some(arrays) = &self.json_nonzero_within {
+            parts.push(format!(
+                "JSON arrays {} non-zero only where {:?}'s are",
+                arrays.join(", "),
+                self.since.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(paths) = &self.json_paths {
+            let paths: Vec<String> = paths.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            parts.push(format!("JSON with {}", paths.join(", ")));
+        }
         parts.join(" ")
     }
 
@@ -183,23 +207,40 @@ impl ExpectFrame {
                 })
             })
         });
-        let grown_ok = self.json_increase.as_ref().is_none_or(|grown| {
-            let before = self.since.as_ref().and_then(|name| captured.get(name));
-            match (json(), before) {
-                (Some(now), Some(before)) => grown.iter().all(|(path, by)| {
-                    let (Some(a), Some(b), Some(by)) = (
-                        json_at(before, path).and_then(|v| v.as_i64()),
-                        json_at(&now, path).and_then(|v| v.as_i64()),
-                        by.as_integer(),
-                    ) else {
-                        return false;
-                    };
-                    b - a >= by
-                }),
-                _ => false,
-            }
+        let before = self.since.as_ref().and_then(|name| captured.get(name));
+        let changed = |table: &toml::Table, ok: fn(i64, i64) -> bool| match (json(), before) {
+            (Some(now), Some(before)) => table.iter().all(|(path, by)| {
+                let (Some(a), Some(b), Some(by)) = (
+                    json_at(before, path).and_then(|v| v.as_i64()),
+                    json_at(&now, path).and_then(|v| v.as_i64()),
+                    by.as_integer(),
+                ) else {
+                    return false;
+                };
+                ok(b - a, by)
+            }),
+            _ => false,
+        };
+        let grown_ok = self.json_increase.as_ref().is_none_or(|t| changed(t, |grew, by| grew >= by));
+        let delta_ok = self.json_delta.as_ref().is_none_or(|t| changed(t, |grew, by| grew == by));
+        let within_ok = self.json_nonzero_within.as_ref().is_none_or(|arrays| match (json(), before) {
+            (Some(now), Some(before)) => arrays.iter().all(|path| {
+                let (Some(now), Some(before)) =
+                    (json_at(&now, path).and_then(|v| v.as_array()), json_at(before, path).and_then(|v| v.as_array()))
+                else {
+                    return false;
+                };
+                let nonzero = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_i64()).is_some_and(|n| n != 0);
+                now.len() == before.len() && (0..now.len()).all(|i| !nonzero(now.get(i)) || nonzero(before.get(i)))
+            }),
+            _ => false,
         });
-        lens_ok && grown_ok && self.matches(frame)
+        let paths_ok = self.json_paths.as_ref().is_none_or(|paths| {
+            json().is_some_and(|got| {
+                paths.iter().all(|(path, want)| serde_json::to_value(want).ok().as_ref() == json_at(&got, path))
+            })
+        });
+        lens_ok && grown_ok && delta_ok && within_ok && paths_ok && self.matches(frame)
     }
 
     /// Whether `frame` matches (captures aside).

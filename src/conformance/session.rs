@@ -56,8 +56,20 @@ pub struct ExpectFrame {
     /// The data is JSON whose integer members (dotted paths) have grown by
     /// at least these amounts since the frame captured as `since`.
     pub json_increase: Option<toml::Table>,
-    /// With `json_increase`: the name of the captured frame to compare with.
+    /// With `json_increase` or `json_delta`: the name of the captured frame
+    /// to compare with.
     pub since: Option<String>,
+    /// With `since`: the data is JSON whose integer members (dotted paths)
+    /// have grown by exactly these amounts (0: unchanged) since the
+    /// captured frame.
+    pub json_delta: Option<toml::Table>,
+    /// With `since`: each of these arrays (dotted paths) is non-zero only
+    /// at indices where the captured frame's array is non-zero too.
+    pub json_nonzero_within: Option<Vec<String>>,
+    /// The data is JSON with these values at these dotted paths; a `*`
+    /// part stands for an object's only member, a number for an array's
+    /// index (`*.Channels.0.ReceiveQueue`).
+    pub json_paths: Option<toml::Table>,
     /// Keep this frame's JSON under this name for a later `json_increase`.
     pub capture: Option<String>,
 }
@@ -161,6 +173,9 @@ pub enum Generator {
     /// Sends a chunked request of N+1 bytes, expects 110, then a request
     /// on the same connection is served.
     MessageLimit,
+    /// Sends a request of N+1 bytes to `/echo`, expects 110, and finds the
+    /// route's Count unchanged (`[SYS-9]`).
+    MessageLimitUncounted,
     /// Sends `/sys/new_channel` with a body of N+1 bytes, expects 110 and
     /// no channel allocated: the next grant is channel 1 (`[MSG-12]`).
     SysMessageLimit,

@@ -155,6 +155,31 @@ impl ErrorAnswer {
     }
 }
 
+/// `bytes` as the text of an error message (`[ANSWER-9]`): UTF-8 as it is,
+/// and one U+FFFD for each byte that is not part of a well-formed
+/// sequence, as the deployed implementation writes it (`e2 82 41` gives
+/// two U+FFFD and `A`). [`String::from_utf8_lossy`] differs: it writes one
+/// U+FFFD for each maximal subpart.
+pub fn message_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(err) => {
+                let (valid, after) = rest.split_at(err.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = err.error_len().unwrap_or(after.len());
+                out.extend(std::iter::repeat_n(char::REPLACEMENT_CHARACTER, bad));
+                rest = &after[bad..];
+            }
+        }
+    }
+}
+
 /// The body `{"code":0}`: the answer to `/sys/delete_channel` (`[CHAN-7]`).
 pub fn ok_body() -> Bytes {
     Bytes::from_static(b"{\"code\":0}")
@@ -180,6 +205,20 @@ pub struct ChannelGrant {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn message_text_replaces_each_byte_of_an_ill_formed_sequence() {
+        assert_eq!(message_text(b"plain"), "plain");
+        assert_eq!(message_text(&[0x61, 0xe2, 0x82, 0x41]), "a\u{fffd}\u{fffd}A");
+        assert_eq!(message_text(&[0xff, 0xfe]), "\u{fffd}\u{fffd}");
+        // A surrogate's encoding and a cut 4-byte sequence at the end.
+        assert_eq!(
+            message_text(&[0xed, 0xa0, 0x80, 0x42, 0xf0, 0x9f, 0x98]),
+            "\u{fffd}\u{fffd}\u{fffd}B\u{fffd}\u{fffd}\u{fffd}"
+        );
+        assert_eq!(message_text("é✓".as_bytes()), "é✓");
+    }
+
     use super::*;
 
     #[test]
