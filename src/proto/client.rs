@@ -25,7 +25,7 @@ use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 /// A request body with the marker of `codec` (`[EXT-12]`): an empty body
 /// is `{}` as in plain IIP/1 (`[MSG-9]`), then marked.
 pub fn seal_request(codec: &BodyCodec, body: &[u8]) -> Bytes {
-    codec.seal(if body.is_empty() { b"{}" } else { body })
+    codec.seal(body)
 }
 
 /// Identifies one request of a client connection.

@@ -143,10 +143,12 @@ impl BearerTokens {
 
 impl Authenticator for BearerTokens {
     fn authenticate(&self, _peer: &Peer, credentials: &Credentials) -> BoxFuture<'static, Result<String, AuthError>> {
-        let result = match (credentials.scheme.as_str(), self.tokens.get(&credentials.credentials)) {
-            ("bearer", Some(identity)) => Ok(identity.clone()),
-            ("bearer", None) => Err(AuthError("unknown bearer token".into())),
-            (scheme, _) => Err(AuthError(format!("unsupported scheme {scheme:?}"))),
+        // Scheme names are compared without regard to ASCII case ([EXT-8]).
+        let bearer = credentials.scheme.eq_ignore_ascii_case("bearer");
+        let result = match (bearer, self.tokens.get(&credentials.credentials)) {
+            (true, Some(identity)) => Ok(identity.clone()),
+            (true, None) => Err(AuthError("unknown bearer token".into())),
+            (false, _) => Err(AuthError(format!("unsupported scheme {:?}", credentials.scheme))),
         };
         Box::pin(std::future::ready(result))
     }
@@ -186,7 +188,7 @@ pub(crate) async fn answer_hello(
         let answer = ErrorAnswer::named(ErrorCode::Unauthenticated);
         (answer.to_body(), HelloOutcome::Refused { close: Some("[EXT-8] unauthenticated") })
     };
-    let Ok(offer) = serde_json::from_slice::<HelloRequest>(&body) else {
+    let Some(offer) = HelloRequest::parse(&body) else {
         // Not an offer: answered as a route without handler, the connection stays plain ([EXT-1]).
         if auth.policy == AuthPolicy::Required {
             return unauthenticated();

@@ -106,33 +106,53 @@ impl Codec {
                 if let Some(inflated) = lz4_frame::decompress(data, limit)? {
                     return Ok(inflated);
                 }
+                lz4_frame::check_one_frame(data)?;
                 let mut out = Vec::new();
                 lz4_flex::frame::FrameDecoder::new(data).take(cap).read_to_end(&mut out)?;
                 Ok(out)
             }
-            Codec::Zstd => match zstd::zstd_safe::get_frame_content_size(data) {
-                // A frame that names its size: one call, into exactly that much.
-                Ok(Some(size)) if size > limit as u64 => Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge)),
-                Ok(Some(size)) => ZSTD.with(|zstd| {
-                    let mut zstd = zstd.borrow_mut();
-                    let decompressor = match &mut zstd.1 {
-                        Some(d) => d,
-                        slot => slot.insert(zstd::bulk::Decompressor::new()?),
-                    };
-                    decompressor.decompress(data, size as usize)
-                }),
-                _ => {
-                    let mut out = Vec::new();
-                    zstd::stream::read::Decoder::with_buffer(data)?.take(cap).read_to_end(&mut out)?;
-                    Ok(out)
+            Codec::Zstd => {
+                zstd_one_frame(data)?;
+                match zstd::zstd_safe::get_frame_content_size(data) {
+                    // A frame that names its size: one call, into exactly that much.
+                    Ok(Some(size)) if size > limit as u64 => {
+                        Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge))
+                    }
+                    Ok(Some(size)) => ZSTD.with(|zstd| {
+                        let mut zstd = zstd.borrow_mut();
+                        let decompressor = match &mut zstd.1 {
+                            Some(d) => d,
+                            slot => slot.insert(zstd::bulk::Decompressor::new()?),
+                        };
+                        decompressor.decompress(data, size as usize)
+                    }),
+                    _ => {
+                        let mut out = Vec::new();
+                        zstd::stream::read::Decoder::with_buffer(data)?.take(cap).read_to_end(&mut out)?;
+                        Ok(out)
+                    }
                 }
-            },
+            }
         }
     }
 
     #[cfg(not(feature = "compression"))]
     fn decompress(self, _data: &[u8], _limit: usize) -> std::io::Result<Vec<u8>> {
         Err(std::io::Error::other("built without the compression feature"))
+    }
+}
+
+/// Whether `data` is exactly one Zstandard frame without a dictionary
+/// (`[EXT-14]`): a skippable frame, a second frame or trailing bytes are
+/// not a body.
+#[cfg(feature = "compression")]
+fn zstd_one_frame(data: &[u8]) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    match zstd::zstd_safe::find_frame_compressed_size(data) {
+        Ok(size) if size == data.len() && zstd::zstd_safe::get_dict_id_from_frame(data).is_none() => Ok(()),
+        Ok(size) if size == data.len() => Err(bad("a zstd frame that needs a dictionary")),
+        Ok(_) => Err(bad("bytes after the zstd frame, or a skippable frame")),
+        Err(_) => Err(bad("not a zstd frame")),
     }
 }
 
@@ -172,6 +192,36 @@ mod lz4_frame {
             }
         }
         out.extend_from_slice(&0u32.to_le_bytes());
+        Ok(())
+    }
+
+    /// Whether `data` is exactly one LZ4 frame of any layout the LZ4 frame
+    /// format allows, without a dictionary id (`[EXT-14]`): its end is
+    /// found from its header and block sizes, and a skippable frame, a
+    /// second frame or trailing bytes are refused.
+    pub(super) fn check_one_frame(data: &[u8]) -> std::io::Result<()> {
+        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let rest = data.strip_prefix(&HEADER[..4]).ok_or_else(|| bad("not an LZ4 frame"))?;
+        let (&[flg, _bd], _) = rest.split_first_chunk::<2>().ok_or_else(|| bad("truncated LZ4 header"))?;
+        if flg & 0x01 != 0 {
+            return Err(bad("an LZ4 frame that needs a dictionary"));
+        }
+        let content_size = if flg & 0x08 != 0 { 8 } else { 0 };
+        let block_checksum = if flg & 0x10 != 0 { 4 } else { 0 };
+        let content_checksum = if flg & 0x04 != 0 { 4 } else { 0 };
+        let mut at = 4 + 2 + content_size + 1;
+        loop {
+            let size = data.get(at..at + 4).ok_or_else(|| bad("truncated LZ4 frame"))?;
+            let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]);
+            at += 4;
+            if size == 0 {
+                break;
+            }
+            at += (size & !STORED) as usize + block_checksum;
+        }
+        if at + content_checksum != data.len() {
+            return Err(bad("bytes after the LZ4 frame"));
+        }
         Ok(())
     }
 
@@ -228,9 +278,11 @@ impl BodyCodec {
         self.codec
     }
 
-    /// The body with its marker: compressed when it is at least `min_size`
+    /// The body with its marker (an empty body as `{}`): compressed when it is at least `min_size`
     /// bytes and compressing makes it smaller (`[EXT-13]`), as it is otherwise.
     pub fn seal(&self, body: &[u8]) -> Bytes {
+        // An empty body is sent as `{}` ([MSG-9]) and then marked ([EXT-12]).
+        let body: &[u8] = if body.is_empty() { b"{}" } else { body };
         if body.len() >= self.min_size {
             let mut out = Vec::with_capacity(body.len() / 2 + 16);
             out.push(COMPRESSED);
@@ -322,6 +374,46 @@ mod tests {
         let mut truncated = c.seal(&json(300)).to_vec();
         truncated.truncate(truncated.len() - 6);
         assert!(matches!(c.open(&Bytes::from(truncated)), Err(BodyError::Corrupt { .. })));
+    }
+
+    /// A compressed part is one frame of the codec and nothing else
+    /// (`[EXT-14]`): more frames, skippable frames and trailing bytes are
+    /// corrupt bodies, whichever layout the frame has.
+    #[test]
+    fn a_compressed_part_is_exactly_one_frame() {
+        use std::io::Write;
+        let body = json(300);
+        let theirs_lz4 = |body: &[u8]| {
+            let info = lz4_flex::frame::FrameInfo::new().content_checksum(true);
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(body).unwrap();
+            encoder.finish().unwrap()
+        };
+        let skippable = [0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, 0xAA];
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            let c = BodyCodec::new(codec, 0, 1 << 20);
+            let ours = c.seal(&body)[1..].to_vec();
+            let mut frames = vec![ours.clone()];
+            if codec == Codec::Lz4 {
+                frames.push(theirs_lz4(&body));
+            }
+            for frame in frames {
+                let marked = |parts: &[&[u8]]| {
+                    Bytes::from(
+                        [&[COMPRESSED][..]].iter().chain(parts).flat_map(|p| p.iter().copied()).collect::<Vec<u8>>(),
+                    )
+                };
+                assert_eq!(c.open(&marked(&[&frame])).unwrap(), Bytes::from(body.clone()), "{codec:?} one frame");
+                for (what, bad) in [
+                    ("trailing byte", marked(&[&frame, &[0x00]])),
+                    ("two frames", marked(&[&frame, &frame])),
+                    ("a skippable frame after", marked(&[&frame, &skippable])),
+                    ("a skippable frame before", marked(&[&skippable, &frame])),
+                ] {
+                    assert!(matches!(c.open(&bad), Err(BodyError::Corrupt { .. })), "{codec:?}: {what} accepted");
+                }
+            }
+        }
     }
 
     #[test]

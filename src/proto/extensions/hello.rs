@@ -23,6 +23,16 @@ pub struct HelloRequest {
     pub extensions: Offer,
 }
 
+impl HelloRequest {
+    /// Reads a hello's body (`[EXT-1]`): a JSON object with an integer
+    /// `revision` of at least 1 and, optionally, an `extensions` object
+    /// (absent: nothing offered) whose known members have the types of
+    /// chapter 14. `None` for anything else: such a hello is answered 102.
+    pub fn parse(body: &[u8]) -> Option<HelloRequest> {
+        serde_json::from_slice::<HelloRequest>(body).ok().filter(|hello| hello.revision >= 1)
+    }
+}
+
 /// The extensions a client offers; an absent member is not offered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {

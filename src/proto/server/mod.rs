@@ -436,7 +436,9 @@ impl ServerConnection {
             self.close_requested = Some("[EXT-9] unauthenticated");
             return Ok(None);
         }
-        let max_message = message_limit(&self.handshake, &self.config, &message_route);
+        // The marker byte is not part of the body it marks ([EXT-15]).
+        let marker = usize::from(self.body_codec.is_some());
+        let max_message = message_limit(&self.handshake, &self.config, &message_route) + marker;
         let (config, room, held) = ((&self.config, max_message), self.server_room, &mut self.held);
         let frame_bytes = frame.encoded_len() as u64;
         // Assemble (`[MSG-3]`, `[MSG-4]`); `None` once past a limit (`[MSG-8]`, `[RES-2]`).

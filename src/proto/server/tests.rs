@@ -171,6 +171,21 @@ fn chunked_request_over_the_limit_is_answered_110() {
     assert_eq!(ErrorAnswer::parse(&answers[0].1).map(|a| a.code), Some(110));
 }
 
+#[test]
+fn the_marker_byte_is_not_part_of_the_message_limit() {
+    let config = ServerConfig { max_message: 4, ..ServerConfig::default() };
+    let mut core = plain(config);
+    core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 4)));
+    // Marker and 4 bytes: a body of exactly the limit, handed on.
+    let request = request_of(core.receive(req(1, b"/up", 0, b"\x00abcd")).unwrap());
+    assert_eq!(&request.body[..], b"abcd");
+    // Marker and 5 bytes: one byte past it.
+    assert_eq!(core.receive(req(1, b"/up", 0, b"\x00abcde")).unwrap(), None);
+    core.respond(0, request.seq, Bytes::from_static(b"ok"));
+    let answers = sent(&mut core);
+    assert_eq!(ErrorAnswer::parse(&answers[1].1[1..]).map(|a| a.code), Some(110), "{answers:?}");
+}
+
 fn request_of(event: Option<ServerEvent>) -> IncomingRequest {
     match event {
         Some(ServerEvent::Request(r)) => r,

@@ -95,6 +95,8 @@ struct Connection<W> {
     identity: Option<Arc<str>>,
     /// Whether the client agreed to `going_away` (`[EXT-16]`).
     going_away: bool,
+    /// Whether `ping` is in force: `/sys/ping` is answered only then (`[EXT-6]`).
+    ping: bool,
     /// When a connection told to go away stops reading.
     going_away_until: Option<Instant>,
     /// The compression work of this peer the server's pace has booked.
@@ -156,6 +158,7 @@ pub(crate) async fn serve_connection<R, W>(
         close_reason: None,
         identity: None,
         going_away: false,
+        ping: false,
         going_away_until: None,
         codec_booked: 0,
         codec_wait: None,
@@ -372,6 +375,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 let max_message = self.shared.config.core.max_message.min(self.shared.config.core.max_held_bytes);
                 self.core.hello_completed(identity.is_some(), agreed.body_codec(max_message));
                 self.going_away = agreed.going_away.is_some();
+                self.ping = agreed.ping.is_some();
                 self.identity = identity;
                 tracing::debug!(peer = %self.peer, extensions = ?agreed.names(), "hello");
             }

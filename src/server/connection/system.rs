@@ -25,8 +25,9 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
                 None => return unknown_route(),
             },
             b"/sys/connection_statis" => self.connection_json(),
-            // Answered at once with the request's body ([EXT-6]).
-            PING if self.shared.negotiation.enabled && self.shared.negotiation.ping => {
+            // Answered at once with the request's body where ping is in
+            // force ([EXT-6]); elsewhere it is no route of the connection.
+            PING if self.ping => {
                 return Bytes::copy_from_slice(body);
             }
             b"/sys/statis" => {
