@@ -226,3 +226,19 @@ fn every_requirement_reference_has_a_definition() {
     assert!(unknown.is_empty(), "references to undefined requirements: {unknown:?}");
     assert!(defined.len() > 100, "only {} requirements found", defined.len());
 }
+
+/// The counts the README gives of the vectors are the suite's own.
+#[test]
+fn readme_counts_are_the_suites() {
+    let frames = std::fs::read_dir(vectors_dir().join("frames"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".snap.bin"))
+        .count();
+    let server = shipped_cases().unwrap().len();
+    let client = load_client_cases(vectors_dir().join("client-sessions")).unwrap().len();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let claim = format!(
+        "{frames} binary frame vectors with TOML sidecars, {server} server and {client} client conformance cases"
+    );
+    assert!(readme.contains(&claim), "README.md should say: {claim}");
+}

@@ -113,6 +113,16 @@ async fn limits_are_kept_locally() {
 }
 
 #[tokio::test]
+async fn a_server_without_an_authenticator_declines_auth() {
+    let server = start(routes()).await;
+    let offered = Credentials { scheme: "bearer".into(), credentials: "s3cret".into() };
+    let endpoint = Endpoint::new(server.local_addr().to_string()).with_credentials(offered);
+    let client = endpoint.connect(config(ClientExtensions::default())).await.unwrap();
+    assert!(client.agreed().unwrap().auth.is_none(), "{:?}", client.agreed());
+    assert_eq!(&client.call("/whoami", "").await.unwrap()[..], b"nobody");
+}
+
+#[tokio::test]
 async fn credentials_are_checked_and_the_identity_reaches_handlers() {
     let tokens = BearerTokens::new().with("s3cret", "alice");
     let server = start(routes().authenticator(tokens, AuthPolicy::Optional)).await;
@@ -121,6 +131,10 @@ async fn credentials_are_checked_and_the_identity_reaches_handlers() {
     let client = endpoint.clone().with_credentials(good).connect(config(ClientExtensions::default())).await.unwrap();
     assert_eq!(client.agreed().unwrap().auth.as_ref().unwrap().identity, "alice");
     assert_eq!(&client.call("/whoami", "").await.unwrap()[..], b"alice");
+    // Scheme names are compared without regard to ASCII case ([EXT-8]).
+    let shouted = Credentials { scheme: "BEARER".into(), credentials: "s3cret".into() };
+    let client = endpoint.clone().with_credentials(shouted).connect(config(ClientExtensions::default())).await.unwrap();
+    assert_eq!(client.agreed().unwrap().auth.as_ref().unwrap().identity, "alice");
     // Optional: no credentials, served as nobody.
     let anonymous = endpoint.connect(config(ClientExtensions::default())).await.unwrap();
     assert_eq!(&anonymous.call("/whoami", "").await.unwrap()[..], b"nobody");
