@@ -140,6 +140,7 @@ fn index_markdown() -> String {
             Level::Must => "MUST",
             Level::Should => "SHOULD",
             Level::May => "MAY",
+            Level::Definition => "definition",
         };
         let cited = vectors.get(&req.id).cloned().unwrap_or_default();
         let code: Vec<String> = sources

@@ -8,15 +8,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The strongest RFC 2119 keyword in a requirement's text.
+/// The strongest RFC 2119 keyword in a requirement's text (`[CONF-1]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     /// MUST, MUST NOT, REQUIRED, SHALL.
     Must,
     /// SHOULD, SHOULD NOT, RECOMMENDED.
     Should,
-    /// MAY, OPTIONAL, or no keyword.
+    /// MAY, OPTIONAL.
     May,
+    /// No keyword: the requirement says what the protocol is (a layout, a
+    /// name, a meaning), and the requirements that rely on it bind it.
+    Definition,
 }
 
 /// One requirement of the spec.
@@ -57,8 +60,10 @@ fn level_of(text: &str) -> Level {
         Level::Must
     } else if words.iter().any(|w| matches!(*w, "SHOULD" | "RECOMMENDED")) {
         Level::Should
-    } else {
+    } else if words.iter().any(|w| matches!(*w, "MAY" | "OPTIONAL")) {
         Level::May
+    } else {
+        Level::Definition
     }
 }
 
@@ -175,7 +180,8 @@ mod tests {
         assert_eq!(definition("**[frame-3]** no"), None);
         assert_eq!(level_of("peers SHOULD do"), Level::Should);
         assert_eq!(level_of("MUST NOT"), Level::Must);
-        assert_eq!(level_of("MUSTARD"), Level::May);
+        assert_eq!(level_of("MUSTARD"), Level::Definition);
+        assert_eq!(level_of("a peer MAY send"), Level::May);
     }
 
     #[test]
