@@ -184,14 +184,15 @@ pub(crate) async fn answer_hello(
     peer: Peer,
     body: Bytes,
 ) -> (Bytes, HelloOutcome) {
-    let unauthenticated = || {
+    // Credentials refused cite [EXT-8]; none where they are required, [EXT-9].
+    let unauthenticated = |close: &'static str| {
         let answer = ErrorAnswer::named(ErrorCode::Unauthenticated);
-        (answer.to_body(), HelloOutcome::Refused { close: Some("[EXT-8] unauthenticated") })
+        (answer.to_body(), HelloOutcome::Refused { close: Some(close) })
     };
     let Some(offer) = HelloRequest::parse(&body) else {
         // Not an offer: answered as a route without handler, the connection stays plain ([EXT-1]).
         if auth.policy == AuthPolicy::Required {
-            return unauthenticated();
+            return unauthenticated("[EXT-9] unauthenticated");
         }
         return (ErrorAnswer::no_handler().to_body(), HelloOutcome::Refused { close: None });
     };
@@ -199,7 +200,7 @@ pub(crate) async fn answer_hello(
     let mut identity = None;
     match (auth.policy, &auth.authenticator, &offer.extensions.auth) {
         (AuthPolicy::Off, _, _) | (AuthPolicy::Optional, _, None) | (_, None, _) => {}
-        (AuthPolicy::Required, Some(_), None) => return unauthenticated(),
+        (AuthPolicy::Required, Some(_), None) => return unauthenticated("[EXT-9] unauthenticated"),
         (_, Some(authenticator), Some(credentials)) => {
             let source = peer.socket_addr().map(|addr| addr.ip());
             let asked = Instant::now();
@@ -232,7 +233,7 @@ pub(crate) async fn answer_hello(
                 Err(err) => {
                     auth.pace.failed(source, Instant::now());
                     tracing::debug!(%peer, %err, "hello refused");
-                    return unauthenticated();
+                    return unauthenticated("[EXT-8] unauthenticated");
                 }
             }
         }
