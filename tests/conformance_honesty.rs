@@ -29,6 +29,11 @@ enum Defect {
     /// Statistics answers keep their shape but not their values: every
     /// number is 0 and every array one entry short.
     StaleStatistics,
+    /// Error answers keep their code but say `error` (chapter 10).
+    WrongErrorMessage,
+    /// Once compression is agreed, answers lose their marker byte
+    /// (chapter 14).
+    NoMarker,
 }
 
 /// `value` with every number 0 and every array one entry shorter.
@@ -66,6 +71,8 @@ async fn relay(defect: Defect, client: TcpStream, upstream: SocketAddr) {
     let mut from_server = FramedRead::new(server_read, FrameCodec::default());
     let mut to_client = FramedWrite::new(client_write, FrameCodec::default());
     let mut held: Option<Frame> = None;
+    // Whether the server agreed to compression on this connection.
+    let mut marked = false;
     loop {
         let next = tokio::time::timeout(Duration::from_millis(100), from_server.next()).await;
         let frame = match next {
@@ -109,6 +116,25 @@ async fn relay(defect: Defect, client: TcpStream, upstream: SocketAddr) {
                     }
                     _ => vec![frame],
                 }
+            }
+            Defect::WrongErrorMessage => match serde_json::from_slice::<serde_json::Value>(&frame.data) {
+                Ok(mut json)
+                    if json.get("code").and_then(|c| c.as_i64()).is_some_and(|c| c != 0)
+                        && json.get("message").is_some() =>
+                {
+                    json["message"] = "error".into();
+                    vec![Frame { data: serde_json::to_vec(&json).unwrap().into(), ..frame }]
+                }
+                _ => vec![frame],
+            },
+            Defect::NoMarker if &frame.path[..] == b"/sys/hello" => {
+                let answer = serde_json::from_slice::<serde_json::Value>(&frame.data).unwrap_or_default();
+                marked = answer.pointer("/extensions/compression").is_some();
+                vec![frame]
+            }
+            Defect::NoMarker if marked && frame.status != Status::Close && frame.data.len() > 1 => {
+                let first = matches!(frame.status, Status::ResponseWhole | Status::ResponseFirst);
+                vec![if first { Frame { data: frame.data.slice(1..), ..frame } } else { frame }]
             }
             _ => vec![frame],
         };
@@ -169,6 +195,18 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
                 })
             })
         }
+        Defect::WrongErrorMessage => steps
+            .iter()
+            .any(|s| expectations(s).iter().any(|e| e.json.as_ref().is_some_and(|j| j.contains_key("message")))),
+        Defect::NoMarker => {
+            let compressed = case.case.requires.extensions.iter().any(|e| e == "lz4" || e == "zstd");
+            // Past the hello's answer, any expected body.
+            compressed
+                && steps.iter().skip(2).any(|s| {
+                    s.expect_message.is_some()
+                        || expectations(s).iter().any(|e| e.status != Some(8) && (e.data.is_some() || e.json.is_some()))
+                })
+        }
         Defect::WrongOrder => {
             // Two adjacent single expectations on one channel that differ.
             let mut previous: Option<&ExpectFrame> = None;
@@ -212,6 +250,8 @@ async fn planted_defects_fail_the_right_cases() {
         Defect::NoClose,
         Defect::DroppedChannel,
         Defect::StaleStatistics,
+        Defect::WrongErrorMessage,
+        Defect::NoMarker,
     ] {
         let addr = proxy(defect, upstream.local_addr()).await.to_string();
         let target = iip::client::Endpoint::new(addr.clone());
