@@ -27,7 +27,6 @@
 //! call's timeout.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -319,18 +318,35 @@ impl Balancer {
                 let start = turn();
                 (0..n).map(|i| (start + i) % n).fold(start, fewer)
             }
-            (Strategy::Hash, Some(key)) => (0..n)
-                .max_by_key(|&i| {
-                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                    key.hash(&mut hasher);
-                    candidates[i].backend.endpoint().addr.hash(&mut hasher);
-                    hasher.finish()
-                })
-                .unwrap_or(0),
+            // The highest score wins; of equal scores, the member listed first.
+            (Strategy::Hash, Some(key)) => {
+                (0..n).rev().max_by_key(|&i| rendezvous_score(key, &candidates[i].backend.endpoint().addr)).unwrap_or(0)
+            }
             (Strategy::Hash, None) | (Strategy::PowerOfTwoChoices, _) => two_choices(),
         };
         candidates[index]
     }
+}
+
+/// The score of `member` (its address as written in the balancer's
+/// configuration or as discovery gave it) for `key` under
+/// [`Strategy::Hash`]: 64-bit FNV-1a over the key's bytes, one `ff` byte
+/// (which no address contains) and the address's bytes, then the
+/// splitmix64 finalizer. The member with the highest score serves the key.
+/// The function is fixed, so that clients of any build and any language
+/// agree (the book's *Load balancing* chapter gives test vectors).
+pub fn rendezvous_score(key: &[u8], member: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let fnv = key
+        .iter()
+        .chain(&[0xff])
+        .chain(member.as_bytes())
+        .fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME));
+    let mut x = fnv;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Probes every server every `interval` (see [`HealthCheck::Probe`]).

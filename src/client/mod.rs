@@ -47,7 +47,7 @@ pub use api::{Channel, Client};
 #[cfg(not(loom))]
 pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
 #[cfg(not(loom))]
-pub use balance::{Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
+pub use balance::{rendezvous_score, Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
 #[cfg(not(loom))]
 pub use endpoint::{BoxStream, Endpoint, TlsTarget};
 #[cfg(not(loom))]
