@@ -19,8 +19,14 @@ use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 pub use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+/// How to make a certificate a server can use, told with every refusal.
+const MAKE_ONE: &str =
+    "make one with `iip cert --name HOST --ip ADDR`, or with openssl as a leaf signed by a separate CA, \
+with basicConstraints=CA:FALSE and a subjectAltName naming the server";
+
 /// A TLS setup that could not be built; names the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A PEM file could not be read or held nothing usable.
     #[error("{path}: {detail}")]
@@ -40,6 +46,58 @@ pub enum TlsError {
     /// Not a DNS name or IP address usable as a TLS server name.
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
+    /// The server's own certificate is one no client accepts for a server:
+    /// a CA certificate (what `openssl req -x509` makes by default), one
+    /// that names no host in a subjectAltName, one out of its validity.
+    #[error("{path}: {why}; {MAKE_ONE}")]
+    UnusableServerCertificate {
+        /// The certificate file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Why `cert` cannot be a server's own certificate, if it cannot: clients
+/// (rustls, Go's crypto/tls, browsers) refuse a CA certificate as a
+/// server's (`CaUsedAsEndEntity`), match names only in the
+/// subjectAltName, and refuse a certificate out of its validity period.
+pub fn unusable_as_server_certificate(cert: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, parsed)) = X509Certificate::from_der(cert.as_ref()) else {
+        return Some("the certificate is not valid DER X.509".into());
+    };
+    let subject = parsed.subject().to_string();
+    if parsed.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca) {
+        return Some(format!(
+            "the certificate of {subject:?} is a CA certificate (basicConstraints CA:TRUE), which clients refuse as a server's own"
+        ));
+    }
+    let names = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter(|n| matches!(n, GeneralName::DNSName(_) | GeneralName::IPAddress(_)))
+                .count()
+        })
+        .unwrap_or(0);
+    if names == 0 {
+        return Some(format!(
+            "the certificate of {subject:?} names no DNS name or IP address in a subjectAltName, and clients match names only there"
+        ));
+    }
+    if !parsed.validity().is_valid() {
+        let validity = parsed.validity();
+        return Some(format!(
+            "the certificate of {subject:?} is valid from {} to {}, not now",
+            validity.not_before, validity.not_after
+        ));
+    }
+    None
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -89,7 +147,44 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
             builder.with_client_cert_verifier(verifier)
         }
     };
-    Ok(Arc::new(builder.with_single_cert(load_certs(cert)?, load_key(key)?)?))
+    let chain = load_certs(cert)?;
+    if let Some(why) = chain.first().and_then(unusable_as_server_certificate) {
+        return Err(TlsError::UnusableServerCertificate { path: cert.display().to_string(), why });
+    }
+    Ok(Arc::new(builder.with_single_cert(chain, load_key(key)?)?))
+}
+
+/// What a client's failed certificate check means, in words: which check
+/// failed and what to do about it. `None` for errors that are not about
+/// the server's certificate.
+pub fn explain_certificate_error(err: &rustls::Error) -> Option<String> {
+    use rustls::CertificateError as E;
+    let rustls::Error::InvalidCertificate(cert) = err else { return None };
+    let text = match cert {
+        E::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate as its own, which no client accepts; \
+             the server needs a leaf certificate (basicConstraints CA:FALSE) signed by that CA"
+                .to_string()
+        }
+        E::UnknownIssuer => "the server's certificate is not signed by a CA this client trusts; \
+             give the CA that signed it (--tls-ca FILE)"
+            .into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            format!(
+                "the server's certificate does not name the host this client asked for ({cert}); \
+             connect by a name its subjectAltName holds, or make it name this one"
+            )
+        }
+        E::Expired | E::ExpiredContext { .. } => format!("the server's certificate has expired ({cert})"),
+        E::NotValidYet | E::NotValidYetContext { .. } => {
+            format!("the server's certificate is not valid yet ({cert}); check both clocks")
+        }
+        E::BadSignature => "the server's certificate has a signature that does not verify".into(),
+        E::Revoked => "the server's certificate is revoked".into(),
+        E::BadEncoding => "the server's certificate is not valid X.509".into(),
+        other => format!("the server's certificate was refused: {other}"),
+    };
+    Some(text)
 }
 
 /// How a client checks the server's certificate.

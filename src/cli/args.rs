@@ -582,6 +582,29 @@ pub(crate) enum Command {
         #[command(flatten)]
         tls: ClientTls,
     },
+    /// Make a development CA and the certificates TLS needs: a server leaf
+    /// for the names given, signed by the CA, and with --client a client
+    /// certificate for mutual TLS. Keys are written readable by their
+    /// owner alone. For development and tests; production certificates
+    /// come from your own CA.
+    Cert {
+        /// A DNS name the server's certificate holds (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// An IP address the server's certificate holds (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// Also make a client certificate with this common name (mutual TLS).
+        #[arg(long)]
+        client: Option<String>,
+        /// The folder for ca.pem, server.pem, server-key.pem (and client.pem,
+        /// client-key.pem); ca-key.pem stays beside them to make more.
+        #[arg(long, default_value = "certs")]
+        out: std::path::PathBuf,
+        /// How many days the certificates are valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
     /// The book's mdBook preprocessor: links every requirement id to its
     /// definition and annotates the hex examples (book/book.toml runs it).
     #[command(hide = true)]

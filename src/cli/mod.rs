@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod args;
+mod cert;
 mod conformance;
 pub mod floor;
 pub mod frame_load;
@@ -585,6 +586,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 std::process::exit(130);
             });
             gateway.serve(listener).await.map_err(|e| CliError::Failed(e.to_string()))
+        }
+        Command::Cert { names, ips, client, out, days } => {
+            let request = cert::CertRequest { dir: out.clone(), names, ips, client, days };
+            for path in cert::make(&request)? {
+                println!("{}", path.display());
+            }
+            let dir = out.display();
+            say!(
+                "iip: serve with --tls-cert {dir}/server.pem --tls-key {dir}/server-key.pem; \
+                 clients trust it with --tls --tls-ca {dir}/ca.pem"
+            );
+            Ok(())
         }
         Command::BookPreprocess { args } => {
             if args.first().map(String::as_str) == Some("supports") {

@@ -129,7 +129,7 @@ fn tls_cause(err: &std::io::Error) -> String {
         Some(tokio_rustls::rustls::Error::InvalidMessage(m)) => {
             format!("the server's answer is not TLS ({m:?}); does it serve plain IIP?")
         }
-        Some(tls) => tls.to_string(),
+        Some(tls) => crate::tls::explain_certificate_error(tls).unwrap_or_else(|| tls.to_string()),
         None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the server closed the connection during the handshake; does it serve plain IIP?".into()
         }
