@@ -379,7 +379,7 @@ async fn servers_from_a_dns_name_are_found_and_called() {
     let port = listener.local_addr().unwrap().port();
     let handle = counting_echo(listener, Arc::default(), "dns").await;
     let balancer = Balancer::new(
-        Endpoints::Dns { name: format!("localhost:{port}"), interval: Duration::from_millis(200) },
+        Endpoints::dns(format!("localhost:{port}"), Duration::from_millis(200)),
         BalancerConfig { backend: quick(), ..BalancerConfig::default() },
     );
     assert_eq!(&balancer.call("/who", "").await.unwrap()[..], b"dns");

@@ -127,7 +127,10 @@ async fn each_misconfiguration_names_its_cause_and_others_are_still_served() {
     let other = TestPki::new("errors-other");
 
     let wrong_ca = endpoint(&handle, ServerTrust::CaFile(&other.ca()), "localhost").connect(config()).await;
-    assert!(matches!(&wrong_ca, Err(ClientError::Tls(m)) if m.contains("not signed by a CA this client trusts")), "{wrong_ca:?}");
+    assert!(
+        matches!(&wrong_ca, Err(ClientError::Tls(m)) if m.contains("not signed by a CA this client trusts")),
+        "{wrong_ca:?}"
+    );
     echo_works(&good).await;
 
     let wrong_name = endpoint(&handle, ServerTrust::CaFile(&pki.ca()), "iip.example").connect(config()).await;
@@ -139,14 +142,13 @@ async fn each_misconfiguration_names_its_cause_and_others_are_still_served() {
     // client says it expired.
     let refused = server_config(&cert, &key, None).unwrap_err().to_string();
     assert!(refused.contains("not now"), "{refused}");
-    let unchecked = iip::tls::ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(iip::tls::load_certs(&cert).unwrap(), iip::tls::load_key(&key).unwrap())
-    .unwrap();
+    let unchecked =
+        iip::tls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(iip::tls::load_certs(&cert).unwrap(), iip::tls::load_key(&key).unwrap())
+            .unwrap();
     let expired = tls_echo_server(Arc::new(unchecked)).await;
     let outcome = endpoint(&expired, ServerTrust::CaFile(&pki.ca()), "localhost").connect(config()).await;
     assert!(matches!(&outcome, Err(ClientError::Tls(m)) if m.to_lowercase().contains("expired")), "{outcome:?}");

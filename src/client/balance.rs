@@ -72,7 +72,21 @@ pub enum Endpoints {
         name: String,
         /// How often to resolve again. 30 s is usual.
         interval: Duration,
+        /// How every server found is reached: its TLS settings (the
+        /// certificate name to check, usually the DNS name's host),
+        /// credentials and the rest, with the address resolved in place of
+        /// its own (which is not used). [`Endpoints::dns`] makes a plain one.
+        template: Endpoint,
     },
+}
+
+impl Endpoints {
+    /// The servers `name` (`host:port`) resolves to, every `interval`,
+    /// reached in plain IIP without credentials; set
+    /// [`Endpoints::Dns::template`] for TLS or credentials.
+    pub fn dns(name: impl Into<String>, interval: Duration) -> Endpoints {
+        Endpoints::Dns { name: name.into(), interval, template: Endpoint::new("") }
+    }
 }
 
 /// How a balancer decides that a server should be paused.
@@ -218,8 +232,8 @@ impl Balancer {
             Endpoints::Dns { .. } => Vec::new(),
         };
         let inner = Arc::new(Inner { members: RwLock::new(members), config, turn: AtomicUsize::new(0) });
-        if let Endpoints::Dns { name, interval } = endpoints {
-            tokio::spawn(follow_dns(inner.clone(), name, interval, stop.clone()));
+        if let Endpoints::Dns { name, interval, template } = endpoints {
+            tokio::spawn(follow_dns(inner.clone(), name, interval, template, stop.clone()));
         }
         if let HealthCheck::Probe { route, interval, timeout } = inner.config.health.clone() {
             tokio::spawn(probe(inner.clone(), route, interval, timeout, stop.clone()));
@@ -378,8 +392,9 @@ async fn probe(inner: Arc<Inner>, route: String, interval: Duration, timeout: Du
     }
 }
 
-/// Resolves `name` every `interval` and brings the members in line.
-async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, stop: CancellationToken) {
+/// Resolves `name` every `interval` and brings the members in line, each
+/// new one reached as `template` says.
+async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, template: Endpoint, stop: CancellationToken) {
     loop {
         match tokio::net::lookup_host(name.as_str()).await {
             Ok(addrs) => {
@@ -388,7 +403,8 @@ async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, stop: C
                     members.retain(|m| wanted.contains(&m.backend.endpoint().addr));
                     let known: HashSet<String> = members.iter().map(|m| m.backend.endpoint().addr.clone()).collect();
                     for addr in wanted.difference(&known) {
-                        members.push(Member::new(Endpoint::new(addr.clone()), inner.config.backend));
+                        let endpoint = Endpoint { addr: addr.clone(), ..template.clone() };
+                        members.push(Member::new(endpoint, inner.config.backend));
                     }
                 }
             }
