@@ -111,7 +111,7 @@ pub enum BackendStatus {
 }
 
 #[derive(Debug)]
-struct Live {
+pub(crate) struct Live {
     client: Client,
     channels: Vec<Channel>,
     next: AtomicUsize,
@@ -171,6 +171,12 @@ impl Backend {
     /// Whether a connection is up now.
     pub fn is_up(&self) -> bool {
         self.inner.live.borrow().as_ref().is_some_and(|live| live.client.is_connected())
+    }
+
+    /// A receiver that sees every change of the connection (up, down), for
+    /// a balancer waiting for any server to come up.
+    pub(crate) fn watch_live(&self) -> watch::Receiver<Option<Arc<Live>>> {
+        self.inner.live.subscribe()
     }
 
     /// Where the connection stands.

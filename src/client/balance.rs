@@ -197,6 +197,8 @@ fn counts_as_failure(result: &Result<Bytes, ClientError>) -> bool {
 #[derive(Debug)]
 struct Inner {
     members: RwLock<Vec<Arc<Member>>>,
+    /// Woken when discovery changes the members.
+    members_changed: tokio::sync::Notify,
     config: BalancerConfig,
     turn: AtomicUsize,
 }
@@ -231,7 +233,12 @@ impl Balancer {
             Endpoints::Static(list) => list.iter().map(|e| Member::new(e.clone(), config.backend)).collect(),
             Endpoints::Dns { .. } => Vec::new(),
         };
-        let inner = Arc::new(Inner { members: RwLock::new(members), config, turn: AtomicUsize::new(0) });
+        let inner = Arc::new(Inner {
+            members: RwLock::new(members),
+            members_changed: tokio::sync::Notify::new(),
+            config,
+            turn: AtomicUsize::new(0),
+        });
         if let Endpoints::Dns { name, interval, template } = endpoints {
             tokio::spawn(follow_dns(inner.clone(), name, interval, template, stop.clone()));
         }
@@ -289,10 +296,16 @@ impl Balancer {
     }
 
     /// A server for the next call: among healthy servers with a connection;
-    /// failing that, any with a connection; failing that, waits for one.
+    /// failing that, any with a connection; failing that, waits until a
+    /// server comes up or discovery changes the servers (no polling).
     async fn pick(&self, key: Option<&[u8]>, deadline: Instant) -> Result<Arc<Member>, ClientError> {
         loop {
+            // Watch before looking, so that a change between the two wakes us.
+            let members_changed = self.inner.members_changed.notified();
+            tokio::pin!(members_changed);
+            members_changed.as_mut().enable();
             let members = self.snapshot();
+            let mut watches: Vec<_> = members.iter().map(|m| m.backend.watch_live()).collect();
             let now = Instant::now();
             let up: Vec<&Arc<Member>> = members.iter().filter(|m| m.backend.is_up()).collect();
             let healthy: Vec<&Arc<Member>> = up.iter().copied().filter(|m| m.healthy(now)).collect();
@@ -305,7 +318,18 @@ impl Balancer {
                 let why = if addrs.is_empty() { "no servers known".to_string() } else { addrs.join(", ") };
                 return Err(ClientError::Unavailable(format!("no server reachable: {why}")));
             }
-            tokio::time::sleep_until((now + Duration::from_millis(10)).min(deadline)).await;
+            let any_member_changed = async {
+                if watches.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+                let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+                let _ = futures::future::select_all(changes).await;
+            };
+            tokio::select! {
+                _ = &mut members_changed => {}
+                _ = any_member_changed => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
         }
     }
 
@@ -406,6 +430,7 @@ async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, templat
                         let endpoint = Endpoint { addr: addr.clone(), ..template.clone() };
                         members.push(Member::new(endpoint, inner.config.backend));
                     }
+                    inner.members_changed.notify_waiters();
                 }
             }
             Err(err) => tracing::warn!(%name, %err, "cannot resolve the servers' name; keeping the known servers"),
