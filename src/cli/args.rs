@@ -582,6 +582,24 @@ pub(crate) enum Command {
         #[command(flatten)]
         tls: ClientTls,
     },
+    /// Print the IIP frames of a capture (pcap or pcapng, each TCP
+    /// direction reassembled), of hex text (plain or xxd) or of raw bytes,
+    /// read by this crate's decoder: each frame with its stream offset, and
+    /// the framing error that ends a stream with the requirement it breaks.
+    Decode {
+        /// The input file; `-` reads standard input.
+        input: std::path::PathBuf,
+        /// How to read the input: a capture (by default for .pcap and
+        /// .pcapng files), hex text, or the raw bytes of one stream.
+        #[arg(long, value_enum)]
+        format: Option<DecodeFormat>,
+        /// Keep only the TCP connections with this port (captures).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Write JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a development CA and the certificates TLS needs: a server leaf
     /// for the names given, signed by the CA, and with --client a client
     /// certificate for mutual TLS. Keys are written readable by their
@@ -626,4 +644,15 @@ pub(crate) enum Command {
         #[command(flatten)]
         tls: ClientTls,
     },
+}
+
+/// How `iip decode` reads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecodeFormat {
+    /// A pcap or pcapng capture.
+    Capture,
+    /// Hex digits (white space, `0x` and xxd's offsets and text ignored).
+    Hex,
+    /// The raw bytes of one stream.
+    Raw,
 }

@@ -14,11 +14,12 @@ macro_rules! say {
 mod args;
 mod cert;
 mod conformance;
+mod decode;
 pub mod floor;
 pub mod frame_load;
 pub mod loadgen;
 
-use args::{describe_agreed, Cli, ClientTls, Command};
+use args::{describe_agreed, Cli, ClientTls, Command, DecodeFormat};
 use conformance::{client_conformance, client_conformance_unattended, conformance, report_style, ConformanceRun};
 
 use std::process::ExitCode;
@@ -586,6 +587,36 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 std::process::exit(130);
             });
             gateway.serve(listener).await.map_err(|e| CliError::Failed(e.to_string()))
+        }
+        Command::Decode { input, format, port, json } => {
+            let data = if input.as_os_str() == "-" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut data).map(|_| data)
+            } else {
+                std::fs::read(&input)
+            }
+            .map_err(|e| format!("{}: {e}", input.display()))?;
+            let capture_name = input.extension().is_some_and(|e| e == "pcap" || e == "pcapng");
+            let streams = match format.unwrap_or(if capture_name { DecodeFormat::Capture } else { DecodeFormat::Hex }) {
+                DecodeFormat::Capture => decode::capture_streams(&data, port)?,
+                DecodeFormat::Hex => {
+                    let text = String::from_utf8(data).map_err(|_| "the hex input is not text".to_string())?;
+                    vec![decode::Stream {
+                        label: input.display().to_string(),
+                        bytes: decode::parse_hex(&text)?,
+                        gap_at: None,
+                    }]
+                }
+                DecodeFormat::Raw => {
+                    vec![decode::Stream { label: input.display().to_string(), bytes: data, gap_at: None }]
+                }
+            };
+            if json {
+                println!("{}", decode::report_json(&streams));
+            } else {
+                print!("{}", decode::report(&streams));
+            }
+            Ok(())
         }
         Command::Cert { names, ips, client, out, days } => {
             let request = cert::CertRequest { dir: out.clone(), names, ips, client, days };
