@@ -52,7 +52,7 @@ fn a_capture_reads_as_the_frames_sent_per_direction() {
     let answer = wire(Frame::new(Status::ResponseWhole, &b"/echo"[..], 0, &b"split across segments"[..]));
     let (client, server, other) = ((1, 40000), (2, 9090), (3, 40001));
     let (head, tail) = request.split_at(9);
-    let packets = vec![
+    let packets = [
         packet(client, server, 1000, true, &[]),
         packet(server, client, 5000, true, &[]),
         // The tail before the head, then the head twice (a retransmission).
