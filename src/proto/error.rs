@@ -40,7 +40,7 @@ pub enum ProtocolError {
         status: Status,
     },
     /// A response arrived on a channel with no request waiting for one.
-    #[error("[ORDER-1] response on channel {channel} with no request outstanding")]
+    #[error("[ORDER-7] response on channel {channel} with no request outstanding")]
     UnexpectedResponse {
         /// The channel id.
         channel: u32,
@@ -71,7 +71,7 @@ impl ProtocolError {
             ProtocolError::UnknownChannel { .. } => "CHAN-6",
             ProtocolError::DeletedChannel { .. } => "CHAN-10",
             ProtocolError::BadTransition { .. } => "MSG-6",
-            ProtocolError::UnexpectedResponse { .. } => "ORDER-1",
+            ProtocolError::UnexpectedResponse { .. } => "ORDER-7",
             ProtocolError::BadChannelGrant { .. } => "CHAN-3",
             ProtocolError::HelloPending { .. } => "EXT-4",
             ProtocolError::Body(super::extensions::BodyError::TooLarge { .. }) => "EXT-15",
