@@ -13,8 +13,14 @@ connection; handlers answer at once, so answers leave in arrival order.
 """
 
 import asyncio
+import codecs
 import json
 import sys
+
+# [ANSWER-9]: one U+FFFD for each byte that is not part of well-formed
+# UTF-8, as the deployed implementation writes it ("replace" would give one
+# per ill-formed sequence).
+codecs.register_error("iip-per-byte", lambda err: ("\ufffd" * (err.end - err.start), err.end))
 
 MAX_PATH = 2048                  # [LIMIT-1]
 MAX_DATA = 16 * 1024 * 1024      # [LIMIT-2]
@@ -136,7 +142,7 @@ class Connection:
         elif route == b"/echo":
             answer = body
         elif route == b"/fail":  # [ANSWER-3], [ANSWER-9]
-            answer = error_answer(-1, "handler fail:" + body.decode("utf-8", "replace"))
+            answer = error_answer(-1, "handler fail:" + body.decode("utf-8", "iip-per-byte"))
         else:  # [ANSWER-2], [SYS-1]
             answer = error_answer(102, "handle error")
         self.send(answer_frames(route, channel, answer))
