@@ -85,6 +85,19 @@ fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
     }
 }
 
+/// Held while a server case runs: shared by most, alone by those that
+/// compare the server's statistics exactly.
+static STATISTICS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Whether `case` (as generated for `profile`) expects an exact change of
+/// statistics, which traffic of other cases would disturb.
+fn compares_statistics_exactly(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
+    let steps = profile.instantiate(&case.case).map(|c| c.steps).unwrap_or_default();
+    steps
+        .iter()
+        .any(|step| step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some()))
+}
+
 fn main() {
     let args = Arguments::from_args();
     let timeout = Duration::from_millis(
@@ -118,8 +131,13 @@ fn main() {
         let skip = profile.satisfies(&case.case.requires).is_err();
         let (target, requirements, profile) = (target.clone(), requirements.clone(), profile.clone());
         let kind = case.case.level.name();
+        let exclusive = compares_statistics_exactly(&profile, &case);
         trials.push(
             Trial::test(format!("server::{}", case.id), move || {
+                // Cases run in parallel against one server; a case that
+                // compares statistics exactly has it to itself.
+                let _alone = exclusive.then(|| STATISTICS.write().unwrap_or_else(|e| e.into_inner()));
+                let _shared = (!exclusive).then(|| STATISTICS.read().unwrap_or_else(|e| e.into_inner()));
                 match runtime().block_on(run_one(&target, &case, &profile, timeout)) {
                     Verdict::Passed | Verdict::Skipped(_) => Ok(()),
                     Verdict::Deviation { compat, .. } => {
