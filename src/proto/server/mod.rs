@@ -412,7 +412,17 @@ impl ServerConnection {
             return Err(ProtocolError::WrongRole { status: frame.status, sender: "client" });
         }
         let channel_id = frame.channel;
-        let channel = self.channels.get_mut(channel_id).ok_or(ProtocolError::UnknownChannel { channel: channel_id })?;
+        let Some(channel) = self.channels.get_mut(channel_id) else {
+            // Ids are granted lowest first ([CHAN-4]): an id up to the
+            // highest ever granted that is not in use was deleted and not
+            // granted since, the more specific citation ([CHAN-10], [CLOSE-4]).
+            let deleted = channel_id != 0 && channel_id <= self.ids.highest();
+            return Err(if deleted {
+                ProtocolError::DeletedChannel { channel: channel_id }
+            } else {
+                ProtocolError::UnknownChannel { channel: channel_id }
+            });
+        };
         if channel.phase == Phase::Deleting {
             return Err(ProtocolError::DeletedChannel { channel: channel_id });
         }
