@@ -213,6 +213,26 @@ pub fn client_config(trust: ServerTrust<'_>, identity: Option<(&Path, &Path)>) -
     Ok(Arc::new(config))
 }
 
+/// `config` writing the session keys of its connections to the file the
+/// environment variable `SSLKEYLOGFILE` names (nothing while it is unset),
+/// in the NSS key log format Wireshark reads, so that a capture can be
+/// decrypted. Whoever holds that file can read those connections: for
+/// debugging test traffic only. A configuration logs no keys unless made
+/// with this.
+pub fn server_with_key_log(config: Arc<ServerConfig>) -> Arc<ServerConfig> {
+    let mut config = Arc::unwrap_or_clone(config);
+    config.key_log = Arc::new(rustls::KeyLogFile::new());
+    Arc::new(config)
+}
+
+/// The client side of [`server_with_key_log`]: `config` writing its
+/// session keys to the file `SSLKEYLOGFILE` names.
+pub fn client_with_key_log(config: Arc<ClientConfig>) -> Arc<ClientConfig> {
+    let mut config = Arc::unwrap_or_clone(config);
+    config.key_log = Arc::new(rustls::KeyLogFile::new());
+    Arc::new(config)
+}
+
 /// The TLS server name of `host` (a DNS name or an IP address).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(host.to_string()).map_err(|_| TlsError::ServerName(host.to_string()))

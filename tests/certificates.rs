@@ -30,9 +30,14 @@ struct Serving {
 
 impl Serving {
     fn start(args: &[&str]) -> Serving {
+        Serving::start_with(args, &[])
+    }
+
+    fn start_with(args: &[&str], env: &[(&str, &Path)]) -> Serving {
         let mut child = Command::new(IIP)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("iip serve starts");
@@ -301,4 +306,44 @@ async fn a_client_facing_a_ca_certificate_is_told_so_in_words() {
     let err = endpoint.connect(iip::client::ClientConfig::default()).await.unwrap_err().to_string();
     assert!(err.contains("presents a CA certificate as its own"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Session keys go to $SSLKEYLOGFILE only with `--tls-key-log`, on either
+/// side: the environment alone writes nothing.
+#[test]
+fn tls_key_logs_only_with_the_flag() {
+    let dir = scratch("keylog");
+    let made = iip(&["cert", "--name", "localhost", "--ip", "127.0.0.1", "--out", &path(&dir, "")]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (cert, key, ca) = (path(&dir, "server.pem"), path(&dir, "server-key.pem"), path(&dir, "ca.pem"));
+    let call = |addr: &str, log: &Path, flag: bool| {
+        let mut command = Command::new(IIP);
+        command.args(["call", addr, "/echo", "keys", "--tls-ca", &ca]).env("SSLKEYLOGFILE", log);
+        if flag {
+            command.arg("--tls-key-log");
+        }
+        let out = command.output().expect("iip call runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let secrets = |log: &Path| -> Vec<String> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+
+    let (server_log, plain_log, client_log) = (dir.join("server.log"), dir.join("plain.log"), dir.join("client.log"));
+    let logging = Serving::start_with(
+        &["--tls-cert", &cert, "--tls-key", &key, "--tls-key-log"],
+        &[("SSLKEYLOGFILE", &server_log)],
+    );
+    call(&logging.addr, &plain_log, false);
+    assert!(secrets(&server_log).iter().any(|s| s == "CLIENT_TRAFFIC_SECRET_0"), "{:?}", secrets(&server_log));
+    assert!(!plain_log.exists(), "a client without --tls-key-log wrote keys");
+
+    let quiet = Serving::start_with(&["--tls-cert", &cert, "--tls-key", &key], &[("SSLKEYLOGFILE", &plain_log)]);
+    call(&quiet.addr, &client_log, true);
+    assert!(!plain_log.exists(), "a server without --tls-key-log wrote keys");
+    assert!(secrets(&client_log).iter().any(|s| s == "SERVER_TRAFFIC_SECRET_0"), "{:?}", secrets(&client_log));
 }

@@ -35,6 +35,11 @@ pub(crate) struct ClientTls {
     /// The name the server's certificate must carry (default: the host of the address).
     #[arg(long)]
     pub(crate) server_name: Option<String>,
+    /// Write the TLS session keys to the file $SSLKEYLOGFILE names, for
+    /// Wireshark to decrypt a capture. For test traffic only: the file
+    /// opens every connection it logs.
+    #[arg(long)]
+    pub(crate) tls_key_log: bool,
     /// Present this client certificate (PEM) for mutual TLS; needs --tls-client-key.
     #[arg(long, requires = "tls_client_key")]
     pub(crate) tls_client_cert: Option<std::path::PathBuf>,
@@ -60,7 +65,10 @@ impl ClientTls {
             (None, false) => return Err("--tls needs --tls-ca FILE (or --insecure to skip verification)".into()),
         };
         let identity = self.tls_client_cert.as_deref().zip(self.tls_client_key.as_deref());
-        let config = crate::tls::client_config(trust, identity).map_err(|e| e.to_string())?;
+        let mut config = crate::tls::client_config(trust, identity).map_err(|e| e.to_string())?;
+        if self.tls_key_log {
+            config = crate::tls::client_with_key_log(config);
+        }
         let host = self.server_name.clone().unwrap_or_else(|| crate::tls::host_of(addr).to_string());
         let name = crate::tls::server_name(&host).map_err(|e| e.to_string())?;
         Ok(endpoint.with_tls(config, name))
@@ -242,6 +250,11 @@ pub(crate) enum Command {
         /// Require client certificates signed by these CAs (PEM): mutual TLS.
         #[arg(long, requires = "tls_cert")]
         tls_client_ca: Option<std::path::PathBuf>,
+        /// Write the TLS session keys to the file $SSLKEYLOGFILE names, for
+        /// Wireshark to decrypt a capture. For test traffic only: the file
+        /// opens every connection it logs.
+        #[arg(long, requires = "tls_cert")]
+        tls_key_log: bool,
         /// Read settings from this TOML file (keys as in `--print-config`);
         /// `IIP_SERVER_…` variables override it, flags override both.
         #[arg(long)]

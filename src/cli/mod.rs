@@ -188,6 +188,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tls_cert,
             tls_key,
             tls_client_ca,
+            tls_key_log,
             config,
             print_config,
             metrics,
@@ -213,7 +214,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 crate::gateway::install_prometheus(addr)?;
                 say!("iip: metrics as Prometheus text on http://{addr}/metrics");
             }
-            let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?;
+            let tls = pem_server_config(&tls_cert, &tls_key, tls_client_ca.as_deref())?.map(|tls| {
+                if tls_key_log {
+                    crate::tls::server_with_key_log(tls)
+                } else {
+                    tls
+                }
+            });
             let inside = if tls.is_some() { " inside TLS" } else { "" };
             let mut builder = Server::echo().config(config);
             if demo_routes {
