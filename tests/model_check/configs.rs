@@ -35,7 +35,7 @@ const NONE: Setup = Setup {
 const TIGHT: usize = 2 * iip::proto::server::WAITING_REQUEST_COST;
 
 /// What CI checks.
-pub const CONFIGS: [Config; 4] = [
+pub const CONFIGS: [Config; 5] = [
     Config {
         name: "pipelining",
         setup: Setup { requests: 3, chunked: true, opens: 1, max_channels: 2, budget: TIGHT, ..NONE },
@@ -58,6 +58,29 @@ pub const CONFIGS: [Config; 4] = [
         name: "endings",
         setup: Setup { requests: 2, opens: 1, hello: true, close: true, close_early: true, shutdown: true, ..NONE },
         reaches: &["reach: a client told to go away has left", "reach: a graceful shutdown has ended"],
+    },
+    Config {
+        name: "combined",
+        setup: Setup {
+            requests: 2,
+            chunked: true,
+            opens: 1,
+            deletes: 1,
+            hello: true,
+            close: true,
+            close_early: true,
+            shutdown: true,
+            max_channels: 2,
+            budget: TIGHT,
+            ..NONE
+        },
+        reaches: &[
+            "reach: two chunked requests in assembly at once",
+            "reach: a delete behind a request not yet answered",
+            "reach: back-pressure engaged and released",
+            "reach: a client told to go away has left",
+            "reach: a graceful shutdown has ended",
+        ],
     },
     Config {
         name: "hostile",
