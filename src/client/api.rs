@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tracing::Instrument;
 
 use crate::proto::client::RequestError;
 use crate::wire::answer::ErrorAnswer;
@@ -264,13 +265,29 @@ impl Channel {
 
     /// Like [`Channel::call_raw`] with its own timeout. On timeout the
     /// answer, when it comes, is dropped; later calls are not disturbed.
+    ///
+    /// Each call runs in a `call` span (at debug level, made only when a
+    /// subscriber listens there) with its `channel` and `route`, and, once
+    /// it ends, its `outcome` (`answered`, `error answer` with its `code`,
+    /// or the error that ended it) and its duration in `micros`.
     pub async fn call_raw_timeout(
         &self,
         path: impl Into<Bytes>,
         body: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes, ClientError> {
-        let inbox = self.client.submit(self.id, path.into(), body.into())?;
+        let path = path.into();
+        let Some(span) = tracing::enabled!(tracing::Level::DEBUG).then(|| call_span(self.id, &path)) else {
+            return self.call_unspanned(path, body.into(), timeout).await;
+        };
+        let started = std::time::Instant::now();
+        let result = self.call_unspanned(path, body.into(), timeout).instrument(span.clone()).await;
+        record_outcome(&span, &result, started.elapsed());
+        result
+    }
+
+    async fn call_unspanned(&self, path: Bytes, body: Bytes, timeout: Duration) -> Result<Bytes, ClientError> {
+        let inbox = self.client.submit(self.id, path, body)?;
         match tokio::time::timeout(timeout, inbox.body()).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(timeout)),
@@ -310,4 +327,36 @@ impl Channel {
         self.client.connection.wake_writer.notify_one();
         Ok(())
     }
+}
+
+/// The span of one call on `channel` to `path` (its route, without the query).
+fn call_span(channel: u32, path: &Bytes) -> tracing::Span {
+    let route = crate::wire::frame::split_path(path).0;
+    tracing::debug_span!(
+        "call",
+        channel,
+        route = %String::from_utf8_lossy(route),
+        outcome = tracing::field::Empty,
+        code = tracing::field::Empty,
+        micros = tracing::field::Empty,
+    )
+}
+
+/// Records how a call ended on its span.
+fn record_outcome(span: &tracing::Span, result: &Result<Bytes, ClientError>, took: Duration) {
+    match result {
+        Ok(body) => match ErrorAnswer::parse(body) {
+            Some(answer) => {
+                span.record("outcome", "error answer");
+                span.record("code", answer.code);
+            }
+            None => {
+                span.record("outcome", "answered");
+            }
+        },
+        Err(err) => {
+            span.record("outcome", tracing::field::display(err));
+        }
+    }
+    span.record("micros", u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
 }

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
+use tracing::Instrument;
 
 use crate::io::writer::WriteBuffer;
 use crate::sync::Arc;
@@ -42,8 +43,9 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) fn start(stream: TcpStream, limits: FrameLimits) -> Connection {
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().map_or_else(|_| "tcp".to_string(), |addr| addr.to_string());
         let (read_half, write_half) = stream.into_split();
-        Connection::start_halves(read_half, write_half, limits)
+        Connection::start_halves(read_half, write_half, limits, &peer)
     }
 
     /// Runs a connection over any byte stream.
@@ -52,10 +54,12 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read_half, write_half) = tokio::io::split(stream);
-        Connection::start_halves(read_half, write_half, limits)
+        Connection::start_halves(read_half, write_half, limits, "stream")
     }
 
-    fn start_halves<R, W>(read_half: R, mut write_half: W, limits: FrameLimits) -> Connection
+    /// The reader runs in a `connection` span (debug level) naming `peer`,
+    /// and says why the connection ended when it does.
+    fn start_halves<R, W>(read_half: R, mut write_half: W, limits: FrameLimits, peer: &str) -> Connection
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -66,29 +70,33 @@ impl Connection {
         let ended_tx = StdArc::new(ended_tx);
         let (retiring_tx, retiring) = tokio::sync::watch::channel(false);
         let (reader_mux, reader_wake, reader_ended) = (mux.clone(), wake_writer.clone(), ended_tx.clone());
-        let reader = tokio::spawn(async move {
-            let mut frames = FramedRead::new(read_half, FrameCodec::new(limits));
-            let reason = loop {
-                match frames.next().await {
-                    Some(Ok(frame)) => {
-                        if let Err(err) = reader_mux.deliver(frame) {
-                            break err.to_string();
+        let reader = tokio::spawn(
+            async move {
+                let mut frames = FramedRead::new(read_half, FrameCodec::new(limits));
+                let reason = loop {
+                    match frames.next().await {
+                        Some(Ok(frame)) => {
+                            if let Err(err) = reader_mux.deliver(frame) {
+                                break err.to_string();
+                            }
+                            if reader_mux.going_away() {
+                                retiring_tx.send_if_modified(|r| !std::mem::replace(r, true));
+                            }
+                            if reader_mux.closed().is_some() {
+                                break "server closed the connection".to_string();
+                            }
                         }
-                        if reader_mux.going_away() {
-                            retiring_tx.send_if_modified(|r| !std::mem::replace(r, true));
-                        }
-                        if reader_mux.closed().is_some() {
-                            break "server closed the connection".to_string();
-                        }
+                        Some(Err(err)) => break describe_read_error(&err),
+                        None => break "server closed the connection".to_string(),
                     }
-                    Some(Err(err)) => break describe_read_error(&err),
-                    None => break "server closed the connection".to_string(),
-                }
-            };
-            reader_mux.close(&reason);
-            reader_wake.notify_one();
-            reader_ended.send_replace(true);
-        });
+                };
+                tracing::debug!(%reason, "connection ended");
+                reader_mux.close(&reason);
+                reader_wake.notify_one();
+                reader_ended.send_replace(true);
+            }
+            .instrument(tracing::debug_span!("connection", %peer)),
+        );
         let (writer_mux, writer_wake) = (mux.clone(), wake_writer.clone());
         tokio::spawn(async move {
             let mut batch = Vec::new();
