@@ -240,7 +240,8 @@ async fn channels_are_reused_after_delete() {
     let again = client.open_channel().await.unwrap();
     assert_eq!(again.id(), 1);
     assert_eq!(&again.call("/echo", "reused").await.unwrap()[..], b"reused");
-    // Raw: the delete is answered {"code":0} ([CHAN-7]); a later frame on it closes.
+    // Raw: the delete is answered {"code":0} ([CHAN-7]); a later frame on it
+    // closes, citing [CHAN-10] ([CLOSE-4]).
     let mut conn = raw(server.local_addr()).await;
     conn.send(frame(1, "/sys/new_channel", 0, "{}")).await.unwrap();
     conn.send(frame(1, "/sys/delete_channel", 1, "{}")).await.unwrap();
@@ -249,7 +250,7 @@ async fn channels_are_reused_after_delete() {
     let bodies: Vec<&[u8]> = frames.iter().map(|f| &f.data[..]).collect();
     assert_eq!(&bodies[..2], [&br#"{"code":0,"channel_id":1}"#[..], br#"{"code":0}"#]);
     assert_eq!(frames[2].status, Status::Close);
-    assert!(String::from_utf8_lossy(&frames[2].data).contains("CHAN-6"));
+    assert!(String::from_utf8_lossy(&frames[2].data).contains("CHAN-10"));
     server.shutdown().await.unwrap();
 }
 
