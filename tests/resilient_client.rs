@@ -310,6 +310,15 @@ async fn failure_rate_pauses_a_failing_server_and_keys_stick() {
         Endpoints::Static(balancer.members().iter().map(|m| Endpoint::new(m.addr.clone())).collect()),
         BalancerConfig { strategy: Strategy::Hash, backend: quick(), ..BalancerConfig::default() },
     );
+    // A key sticks to its member while the members stay the same: a member
+    // whose connection is not up yet is passed over, so wait for them all.
+    for _ in 0..500 {
+        if hashed.members().iter().all(|m| m.up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(hashed.members().iter().all(|m| m.up), "the members connect: {:?}", hashed.members());
     for key in ["alice", "bob", "carol", "dave"] {
         let first = hashed.call_keyed(Some(key.as_bytes()), "/who", "", Duration::from_secs(3)).await.unwrap();
         for _ in 0..5 {
