@@ -58,7 +58,9 @@ pub fn all() -> Vec<Property<Iip>> {
         }),
         Property::always("PROP-2 no response without a request", |_: &Iip, s: &State| !s.client.unexpected),
         Property::always("PROP-3 a frame that breaks a rule ends the connection citing it", |_: &Iip, s: &State| {
-            !s.server.breach_missed && !s.server.acted_after_stop
+            // The model's server reads nothing after it stops; that the
+            // cores act on nothing they are given then is the replay's check.
+            !s.server.breach_missed
         }),
         Property::always(
             "PROP-4 channel ids are granted lowest first and never twice at once",

@@ -214,11 +214,9 @@ impl Real {
             }
             Action::GraceOver => {}
             Action::Finish => {
-                let reason = match after.server.stage {
-                    _ if before.server.stage == ServerStage::Stopped(Ending::PeerClosed) => None,
-                    _ if before.server.stage == ServerStage::Stopped(Ending::Shutdown) => {
-                        Some("server shutting down".to_string())
-                    }
+                let reason = match before.server.stage {
+                    ServerStage::Stopped(Ending::PeerClosed) => None,
+                    ServerStage::Stopped(Ending::Shutdown) => Some("server shutting down".to_string()),
                     _ => Some(self.ending.clone().ok_or("the server ended with no reason")?),
                 };
                 if let Some(reason) = reason {

@@ -118,8 +118,6 @@ pub struct Server {
     pub misgranted: bool,
     /// A frame that broke a rule was taken as a good one.
     pub breach_missed: bool,
-    /// A frame read after the server stopped reading was acted on.
-    pub acted_after_stop: bool,
     // What the reachability properties look at.
     pub paused: bool,
     pub resumed: bool,
@@ -141,7 +139,6 @@ impl Server {
             received: BTreeSet::new(),
             misgranted: false,
             breach_missed: false,
-            acted_after_stop: false,
             paused: false,
             resumed: false,
             reused_id: false,
