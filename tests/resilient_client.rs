@@ -396,3 +396,73 @@ async fn servers_from_a_dns_name_are_found_and_called() {
     assert!(members.iter().any(|m| m.addr == format!("127.0.0.1:{port}") && m.up), "{members:?}");
     handle.shutdown().await.unwrap();
 }
+
+/// Servers announced by a source of `tower::discover` changes, as a
+/// service registry would feed them: the changes ready at construction are
+/// in force at once, an insert adds a server, a remove takes it out of the
+/// picks, an insert under a known key replaces its server, and a source
+/// that ends keeps the servers it announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_from_a_discovery_source_come_and_go() {
+    use tower::discover::Change;
+    let mut addrs = Vec::new();
+    let mut handles = Vec::new();
+    for name in ["a", "b"] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap().to_string());
+        handles.push(counting_echo(listener, Arc::default(), name).await);
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Change<&'static str, Endpoint>>();
+    let source = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|change| (Ok::<_, std::convert::Infallible>(change), rx))
+    });
+    tx.send(Change::Insert("a", Endpoint::new(addrs[0].clone()))).unwrap();
+    let balancer = Balancer::discover(
+        source,
+        BalancerConfig { strategy: Strategy::RoundRobin, backend: quick(), ..BalancerConfig::default() },
+    );
+    assert_eq!(balancer.members().len(), 1, "the ready insert is in force: {:?}", balancer.members());
+    let whom = |balancer: Balancer| async move {
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..12 {
+            let who = balancer.call("/who", "").await.unwrap();
+            *seen.entry(String::from_utf8_lossy(&who).into_owned()).or_default() += 1;
+        }
+        seen.into_keys().collect::<Vec<_>>()
+    };
+    let all_up = |balancer: Balancer, count: usize| async move {
+        for _ in 0..500 {
+            let members = balancer.members();
+            if members.len() == count && members.iter().all(|m| m.up) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("members never settled: {:?}", balancer.members());
+    };
+    assert_eq!(whom(balancer.clone()).await, ["a"]);
+
+    tx.send(Change::Insert("b", Endpoint::new(addrs[1].clone()))).unwrap();
+    all_up(balancer.clone(), 2).await;
+    assert_eq!(whom(balancer.clone()).await, ["a", "b"], "round robin reaches both");
+
+    tx.send(Change::Remove("a")).unwrap();
+    all_up(balancer.clone(), 1).await;
+    assert_eq!(whom(balancer.clone()).await, ["b"], "a removed server gets no calls");
+
+    tx.send(Change::Insert("b", Endpoint::new(addrs[0].clone()))).unwrap();
+    for _ in 0..500 {
+        if balancer.members().iter().all(|m| m.addr == addrs[0] && m.up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(whom(balancer.clone()).await, ["a"], "an insert under a known key replaces its server");
+
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(whom(balancer.clone()).await, ["a"], "an ended source keeps its servers");
+    for handle in handles {
+        handle.shutdown().await.unwrap();
+    }
+}

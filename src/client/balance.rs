@@ -26,8 +26,10 @@
 //! [`ClientError::Unavailable`] only when no connection is up within the
 //! call's timeout.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -35,7 +37,10 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use tower::discover::{Change, Discover};
+
 use super::backend::random_below;
+use super::discovery::{follow, Dns, Membership};
 use super::{Backend, BackendConfig, ClientError, Endpoint};
 use crate::wire::answer::ErrorCode;
 
@@ -134,44 +139,54 @@ pub struct BalancerConfig {
     pub backend: BackendConfig,
 }
 
+/// Whether a member is paused, read on every pick without a lock.
 #[derive(Debug, Default)]
 struct Health {
     /// Paused by the probe until a probe succeeds.
-    probe_failed: bool,
-    /// Paused by the failure rate until then.
-    paused_until: Option<Instant>,
+    probe_failed: AtomicBool,
+    /// Paused by the failure rate until this many microseconds after the
+    /// member was made; 0 when not paused.
+    paused_until: AtomicU64,
     /// Outcomes of the last calls: true for a failure.
-    outcomes: VecDeque<bool>,
+    outcomes: Mutex<VecDeque<bool>>,
 }
 
 #[derive(Debug)]
-struct Member {
+pub(super) struct Member {
     backend: Backend,
-    health: Mutex<Health>,
+    health: Health,
+    /// The origin of [`Health::paused_until`].
+    made: Instant,
 }
 
 impl Member {
-    fn new(endpoint: Endpoint, config: BackendConfig) -> Arc<Member> {
-        Arc::new(Member { backend: Backend::new(endpoint, config), health: Mutex::new(Health::default()) })
+    pub(super) fn new(endpoint: Endpoint, config: BackendConfig) -> Arc<Member> {
+        Arc::new(Member { backend: Backend::new(endpoint, config), health: Health::default(), made: Instant::now() })
+    }
+
+    fn micros_since_made(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.made).as_micros()).unwrap_or(u64::MAX)
     }
 
     fn healthy(&self, now: Instant) -> bool {
-        self.health.lock().map(|h| !h.probe_failed && h.paused_until.is_none_or(|until| until <= now)).unwrap_or(true)
+        !self.health.probe_failed.load(Ordering::Relaxed)
+            && self.health.paused_until.load(Ordering::Relaxed) <= self.micros_since_made(now)
     }
 
     /// Records one call's outcome for [`HealthCheck::FailureRate`].
     fn record(&self, failed: bool, check: &HealthCheck) {
         let HealthCheck::FailureRate { window, min_calls, max_failure_rate, pause } = check else { return };
-        let Ok(mut health) = self.health.lock() else { return };
-        health.outcomes.push_back(failed);
-        while health.outcomes.len() > (*window).max(1) {
-            health.outcomes.pop_front();
+        let Ok(mut outcomes) = self.health.outcomes.lock() else { return };
+        outcomes.push_back(failed);
+        while outcomes.len() > (*window).max(1) {
+            outcomes.pop_front();
         }
-        let failures = health.outcomes.iter().filter(|f| **f).count();
-        let calls = health.outcomes.len();
+        let failures = outcomes.iter().filter(|f| **f).count();
+        let calls = outcomes.len();
         if calls >= *min_calls && failures as f64 > max_failure_rate * calls as f64 {
-            health.paused_until = Some(Instant::now() + *pause);
-            health.outcomes.clear();
+            let until = self.micros_since_made(Instant::now() + *pause).max(1);
+            self.health.paused_until.store(until, Ordering::Relaxed);
+            outcomes.clear();
             tracing::info!(addr = %self.backend.endpoint().addr, "server paused: {failures} of {calls} calls failed");
         }
     }
@@ -195,11 +210,12 @@ fn counts_as_failure(result: &Result<Bytes, ClientError>) -> bool {
 }
 
 #[derive(Debug)]
-struct Inner {
-    members: RwLock<Vec<Arc<Member>>>,
+pub(super) struct Inner {
+    /// The servers now, replaced whole by discovery.
+    pub(super) members: RwLock<Arc<[Arc<Member>]>>,
     /// Woken when discovery changes the members.
-    members_changed: tokio::sync::Notify,
-    config: BalancerConfig,
+    pub(super) members_changed: tokio::sync::Notify,
+    pub(super) config: BalancerConfig,
     turn: AtomicUsize,
 }
 
@@ -228,19 +244,42 @@ impl Balancer {
     /// A balancer over `endpoints`; it starts connecting to every server at
     /// once, on the current tokio runtime.
     pub fn new(endpoints: Endpoints, config: BalancerConfig) -> Balancer {
+        match endpoints {
+            Endpoints::Static(list) => {
+                let inserts = list.into_iter().enumerate().map(|(i, e)| Ok::<_, Infallible>(Change::Insert(i, e)));
+                Balancer::discover(futures::stream::iter(inserts), config)
+            }
+            Endpoints::Dns { name, interval, template } => {
+                Balancer::discover(Dns::new(name, interval, template), config)
+            }
+        }
+    }
+
+    /// A balancer over the servers `source` announces (see
+    /// [`super::discovery`]): a `tower::discover::Discover` of
+    /// [`Endpoint`]s, such as a stream fed by a service registry. Changes
+    /// the source has ready at once are in force when this returns; later
+    /// ones are followed by a task on the current tokio runtime, which
+    /// stops with the last clone of the balancer.
+    pub fn discover<D>(source: D, config: BalancerConfig) -> Balancer
+    where
+        D: Discover<Service = Endpoint> + Send + 'static,
+        D::Key: Send + 'static,
+        D::Error: std::fmt::Display,
+    {
         let stop = CancellationToken::new();
-        let members = match &endpoints {
-            Endpoints::Static(list) => list.iter().map(|e| Member::new(e.clone(), config.backend)).collect(),
-            Endpoints::Dns { .. } => Vec::new(),
-        };
         let inner = Arc::new(Inner {
-            members: RwLock::new(members),
+            members: RwLock::new(Arc::from(Vec::new())),
             members_changed: tokio::sync::Notify::new(),
             config,
             turn: AtomicUsize::new(0),
         });
-        if let Endpoints::Dns { name, interval, template } = endpoints {
-            tokio::spawn(follow_dns(inner.clone(), name, interval, template, stop.clone()));
+        let mut source = Box::pin(source);
+        let mut membership = Membership::new();
+        let going_on = membership.apply_ready(&inner, &mut source);
+        membership.publish(&inner);
+        if going_on {
+            tokio::spawn(follow(inner.clone(), source, membership, stop.clone()));
         }
         if let HealthCheck::Probe { route, interval, timeout } = inner.config.health.clone() {
             tokio::spawn(probe(inner.clone(), route, interval, timeout, stop.clone()));
@@ -291,14 +330,18 @@ impl Balancer {
         result
     }
 
-    fn snapshot(&self) -> Vec<Arc<Member>> {
-        self.inner.members.read().map(|m| m.clone()).unwrap_or_default()
+    fn snapshot(&self) -> Arc<[Arc<Member>]> {
+        self.inner.members.read().map(|m| m.clone()).unwrap_or_else(|_| Arc::from(Vec::new()))
     }
 
     /// A server for the next call: among healthy servers with a connection;
     /// failing that, any with a connection; failing that, waits until a
-    /// server comes up or discovery changes the servers (no polling).
+    /// server comes up or discovery changes the servers (no polling). A
+    /// pick that finds a server allocates nothing.
     async fn pick(&self, key: Option<&[u8]>, deadline: Instant) -> Result<Arc<Member>, ClientError> {
+        if let Some(member) = self.choose(&self.snapshot(), key) {
+            return Ok(member);
+        }
         loop {
             // Watch before looking, so that a change between the two wakes us.
             let members_changed = self.inner.members_changed.notified();
@@ -306,14 +349,10 @@ impl Balancer {
             members_changed.as_mut().enable();
             let members = self.snapshot();
             let mut watches: Vec<_> = members.iter().map(|m| m.backend.watch_live()).collect();
-            let now = Instant::now();
-            let up: Vec<&Arc<Member>> = members.iter().filter(|m| m.backend.is_up()).collect();
-            let healthy: Vec<&Arc<Member>> = up.iter().copied().filter(|m| m.healthy(now)).collect();
-            let candidates = if healthy.is_empty() { up } else { healthy };
-            if !candidates.is_empty() {
-                return Ok(self.choose(&candidates, key).clone());
+            if let Some(member) = self.choose(&members, key) {
+                return Ok(member);
             }
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 let addrs: Vec<String> = members.iter().map(|m| m.backend.endpoint().addr.clone()).collect();
                 let why = if addrs.is_empty() { "no servers known".to_string() } else { addrs.join(", ") };
                 return Err(ClientError::Unavailable(format!("no server reachable: {why}")));
@@ -333,36 +372,48 @@ impl Balancer {
         }
     }
 
-    fn choose<'m>(&self, candidates: &[&'m Arc<Member>], key: Option<&[u8]>) -> &'m Arc<Member> {
-        let n = candidates.len();
+    /// The strategy's choice among the candidates of `members`: the healthy
+    /// ones with a connection up, or if there are none every one with a
+    /// connection up. None when no connection is up (or when one went down
+    /// while choosing). Walks the list a few times and allocates nothing.
+    fn choose(&self, members: &[Arc<Member>], key: Option<&[u8]>) -> Option<Arc<Member>> {
+        let now = Instant::now();
+        let (mut up, mut healthy) = (0usize, 0usize);
+        for member in members.iter().filter(|m| m.backend.is_up()) {
+            up += 1;
+            healthy += usize::from(member.healthy(now));
+        }
+        let only_healthy = healthy > 0;
+        let n = if only_healthy { healthy } else { up };
+        if n == 0 {
+            return None;
+        }
+        let candidates = || members.iter().filter(move |m| m.backend.is_up() && (!only_healthy || m.healthy(now)));
         let turn = || self.inner.turn.fetch_add(1, Ordering::Relaxed) % n;
-        let fewer = |a: usize, b: usize| {
-            if candidates[b].backend.pending() < candidates[a].backend.pending() {
-                b
-            } else {
-                a
-            }
-        };
-        let two_choices = || {
-            let a = random_below(n as u64) as usize;
-            let b = (a + 1 + random_below((n as u64).saturating_sub(1).max(1)) as usize) % n;
-            fewer(a, b)
-        };
-        let index = match (self.inner.config.strategy, key) {
-            _ if n == 1 => 0,
-            (Strategy::RoundRobin, _) => turn(),
-            (Strategy::Random, _) => random_below(n as u64) as usize,
+        let chosen = match (self.inner.config.strategy, key) {
+            _ if n == 1 => candidates().next(),
+            (Strategy::RoundRobin, _) => candidates().nth(turn()),
+            (Strategy::Random, _) => candidates().nth(random_below(n as u64) as usize),
+            // The fewest pending; of equal counts, the first from this turn's start.
             (Strategy::FewestPending, _) => {
                 let start = turn();
-                (0..n).map(|i| (start + i) % n).fold(start, fewer)
+                candidates().enumerate().min_by_key(|(i, m)| (m.backend.pending(), (i + n - start) % n)).map(|(_, m)| m)
             }
             // The highest score wins; of equal scores, the member listed first.
-            (Strategy::Hash, Some(key)) => {
-                (0..n).rev().max_by_key(|&i| rendezvous_score(key, &candidates[i].backend.endpoint().addr)).unwrap_or(0)
+            (Strategy::Hash, Some(key)) => candidates()
+                .enumerate()
+                .max_by_key(|(i, m)| (rendezvous_score(key, &m.backend.endpoint().addr), Reverse(*i)))
+                .map(|(_, m)| m),
+            (Strategy::Hash, None) | (Strategy::PowerOfTwoChoices, _) => {
+                let a = random_below(n as u64) as usize;
+                let b = (a + 1 + random_below(n as u64 - 1) as usize) % n;
+                match (candidates().nth(a), candidates().nth(b)) {
+                    (Some(first), Some(second)) if second.backend.pending() < first.backend.pending() => Some(second),
+                    (first, second) => first.or(second),
+                }
             }
-            (Strategy::Hash, None) | (Strategy::PowerOfTwoChoices, _) => two_choices(),
         };
-        candidates[index]
+        chosen.cloned()
     }
 }
 
@@ -391,49 +442,20 @@ pub fn rendezvous_score(key: &[u8], member: &str) -> u64 {
 async fn probe(inner: Arc<Inner>, route: String, interval: Duration, timeout: Duration, stop: CancellationToken) {
     let route = Bytes::from(route);
     loop {
-        let members = inner.members.read().map(|m| m.clone()).unwrap_or_default();
+        let members = inner.members.read().map(|m| m.clone()).unwrap_or_else(|_| Arc::from(Vec::new()));
         let probes = members.iter().map(|member| {
             let route = route.clone();
             async move {
                 let result = member.backend.call_timeout(route, Bytes::new(), timeout).await;
                 let alive = !counts_as_failure(&result);
-                if let Ok(mut health) = member.health.lock() {
-                    if health.probe_failed == alive {
-                        tracing::info!(addr = %member.backend.endpoint().addr, alive, "probe changed the server's state");
-                    }
-                    health.probe_failed = !alive;
+                if member.health.probe_failed.swap(!alive, Ordering::Relaxed) == alive {
+                    tracing::info!(addr = %member.backend.endpoint().addr, alive, "probe changed the server's state");
                 }
             }
         });
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = futures::future::join_all(probes) => {}
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
-}
-
-/// Resolves `name` every `interval` and brings the members in line, each
-/// new one reached as `template` says.
-async fn follow_dns(inner: Arc<Inner>, name: String, interval: Duration, template: Endpoint, stop: CancellationToken) {
-    loop {
-        match tokio::net::lookup_host(name.as_str()).await {
-            Ok(addrs) => {
-                let wanted: HashSet<String> = addrs.map(|a| a.to_string()).collect();
-                if let Ok(mut members) = inner.members.write() {
-                    members.retain(|m| wanted.contains(&m.backend.endpoint().addr));
-                    let known: HashSet<String> = members.iter().map(|m| m.backend.endpoint().addr.clone()).collect();
-                    for addr in wanted.difference(&known) {
-                        let endpoint = Endpoint { addr: addr.clone(), ..template.clone() };
-                        members.push(Member::new(endpoint, inner.config.backend));
-                    }
-                    inner.members_changed.notify_waiters();
-                }
-            }
-            Err(err) => tracing::warn!(%name, %err, "cannot resolve the servers' name; keeping the known servers"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

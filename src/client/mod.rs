@@ -7,7 +7,8 @@
 //! - [`Backend`]: one server behind a connection that reconnects with
 //!   back-off and jitter; [`Pool`]: several of them to one server.
 //! - [`Balancer`]: several servers, picked per call by a [`Strategy`],
-//!   health-checked ([`HealthCheck`]), from a list or a DNS name.
+//!   health-checked ([`HealthCheck`]), from a list, a DNS name or any
+//!   `tower::discover::Discover` ([`discovery`]).
 //! - Every one of them is a `tower::Service<`[`Call`]`>`; [`retry::RetryPolicy`]
 //!   retries only what cannot run twice unless a route is idempotent.
 //!
@@ -28,6 +29,8 @@ pub mod backend;
 pub mod balance;
 #[cfg(not(loom))]
 mod connection;
+#[cfg(not(loom))]
+pub mod discovery;
 #[cfg(not(loom))]
 pub mod endpoint;
 #[cfg(not(loom))]
