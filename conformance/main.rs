@@ -164,8 +164,10 @@ fn main() {
     } else {
         Vec::new()
     };
+    let declared = iip::conformance::client_cmd::reference_client_extensions();
     for (chapter, case) in client_cases {
         let kind = case.level.name();
+        let skip = case.skipped_for(&declared).is_some();
         let name =
             format!("client::{}::{}", chapter.split_whitespace().next().unwrap_or("client").to_lowercase(), case.name);
         let (scripted_tls, client_trust) = (scripted_tls.clone(), client_trust.clone());
@@ -205,7 +207,8 @@ fn main() {
                     }
                 })
             })
-            .with_kind(kind),
+            .with_kind(kind)
+            .with_ignored_flag(skip),
         );
     }
     libtest_mimic::run(&args, trials).exit();

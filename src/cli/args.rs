@@ -528,6 +528,12 @@ pub(crate) enum Command {
         /// The private key of --tls-cert (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        /// The extensions of chapter 14 the client under test implements
+        /// (with --client-cmd), joined by `+`: `hello` (it can say hello),
+        /// `lz4`, `zstd`, `going_away`. Cases whose hello offers more are
+        /// skipped; none by default.
+        #[arg(long, default_value = "", value_parser = parse_extension_list)]
+        extensions: ExtensionList,
     },
     /// An HTTP gateway: HTTP/1.1 and HTTP/2 (h2c) requests become IIP
     /// requests to the upstream servers, answers become HTTP responses.
@@ -668,4 +674,19 @@ pub enum DecodeFormat {
     Hex,
     /// The raw bytes of one stream.
     Raw,
+}
+
+/// The `+`-joined names of `--extensions`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtensionList(pub Vec<String>);
+
+/// Reads `hello+lz4+going_away`; an unknown name is refused, saying which
+/// names there are.
+fn parse_extension_list(text: &str) -> Result<ExtensionList, String> {
+    const KNOWN: [&str; 4] = ["hello", "lz4", "zstd", "going_away"];
+    let names: Vec<String> = text.split('+').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+    if let Some(unknown) = names.iter().find(|n| !KNOWN.contains(&n.as_str())) {
+        return Err(format!("unknown extension {unknown:?}: the client cases know {}", KNOWN.join(", ")));
+    }
+    Ok(ExtensionList(names))
 }

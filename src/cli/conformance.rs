@@ -100,20 +100,29 @@ pub(super) fn report_and_judge(
     }
 }
 
+/// How a run's results are reported: on the terminal in `style`, and
+/// written as JSON and JUnit where asked.
+pub(super) struct Reports {
+    pub(super) style: crate::conformance::report::Style,
+    pub(super) json: Option<std::path::PathBuf>,
+    pub(super) junit: Option<std::path::PathBuf>,
+}
+
+/// `iip client-conformance --client-cmd`: every client case against the
+/// command, those needing an extension it does not declare skipped.
 pub(super) async fn client_conformance_unattended(
     command: &str,
     timeout: Duration,
     tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
-    style: crate::conformance::report::Style,
-    json: Option<std::path::PathBuf>,
-    junit: Option<std::path::PathBuf>,
+    reports: Reports,
+    extensions: &[String],
 ) -> Result<(), CliError> {
     use crate::conformance::client::load_client_cases;
     use crate::conformance::client_cmd::run_client_suite;
     let cases = load_client_cases(crate::conformance::files::DataDir::embedded("vectors/client-sessions"))
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    let results = run_client_suite(command, &cases, timeout, tls).await;
-    report_and_judge(&results, style, json, junit)
+    let results = run_client_suite(command, &cases, timeout, tls, extensions).await;
+    report_and_judge(&results, reports.style, reports.json, reports.junit)
 }
 
 pub(super) async fn client_conformance(

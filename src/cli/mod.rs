@@ -20,7 +20,9 @@ pub mod frame_load;
 pub mod loadgen;
 
 use args::{describe_agreed, Cli, ClientTls, Command, DecodeFormat};
-use conformance::{client_conformance, client_conformance_unattended, conformance, report_style, ConformanceRun};
+use conformance::{
+    client_conformance, client_conformance_unattended, conformance, report_style, ConformanceRun, Reports,
+};
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -525,12 +527,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 n => Err(format!("{n} attack(s) took the server down, failed the good client or went unpaced").into()),
             }
         }
-        Command::ClientConformance { listen, client_cmd, json, junit, timeout_ms, color, tls_cert, tls_key } => {
+        Command::ClientConformance {
+            listen,
+            client_cmd,
+            json,
+            junit,
+            timeout_ms,
+            color,
+            tls_cert,
+            tls_key,
+            extensions,
+        } => {
             let tls = pem_server_config(&tls_cert, &tls_key, None)?;
             let timeout = Duration::from_millis(timeout_ms);
             let style = report_style(&color)?;
+            let reports = Reports { style, json, junit };
             match client_cmd {
-                Some(command) => client_conformance_unattended(&command, timeout, tls, style, json, junit).await,
+                Some(command) => client_conformance_unattended(&command, timeout, tls, reports, &extensions.0).await,
                 None => Ok(client_conformance(&listen, timeout, tls).await?),
             }
         }

@@ -86,7 +86,12 @@ impl Connection {
                                 break "server closed the connection".to_string();
                             }
                         }
-                        Some(Err(err)) => break describe_read_error(&err),
+                        Some(Err(err)) => {
+                            if let Some(rule) = broken_rule(&err) {
+                                reader_mux.framing_error(&rule);
+                            }
+                            break describe_read_error(&err);
+                        }
                         None => break "server closed the connection".to_string(),
                     }
                 };
@@ -134,6 +139,21 @@ impl Drop for Connection {
         self.mux.close("client dropped");
         self.wake_writer.notify_one();
         self.reader.abort();
+    }
+}
+
+/// The close reason of a read error that is a rule the server broke,
+/// naming the requirement (`[CLOSE-4]`); `None` for a failed transport,
+/// which no close frame could reach.
+fn broken_rule(err: &crate::wire::codec::CodecError) -> Option<String> {
+    use crate::wire::codec::CodecError;
+    match err {
+        CodecError::Decode(e) => {
+            let text = e.to_string();
+            Some(if text.starts_with('[') { text } else { format!("[{}] {text}", e.kind.requirement()) })
+        }
+        CodecError::Forbidden { .. } => Some(err.to_string()),
+        CodecError::Encode(_) | CodecError::Io(_) => None,
     }
 }
 

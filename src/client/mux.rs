@@ -24,7 +24,6 @@ use crate::sync::{lock, Arc, Mutex};
 use crate::wire::frame::{Frame, FrameLimits};
 
 use super::ClientError;
-use crate::proto::server::ServerConnection;
 
 /// Why requests are refused after a going-away frame (`[EXT-16]`).
 const GOING_AWAY_REASON: &str = "[EXT-16] the server is going away";
@@ -203,7 +202,7 @@ impl Mux {
         let event = match state.core.receive(frame) {
             Ok(event) => event,
             Err(err) => {
-                Self::fail_all(&mut state, err.to_string());
+                Self::break_off(&mut state, err.to_string());
                 return Err(err);
             }
         };
@@ -239,6 +238,24 @@ impl Mux {
         Ok(())
     }
 
+    /// Ends the connection on a rule the server broke (`reason` names it,
+    /// `[CLOSE-4]`): every waiting request fails, and a close frame naming
+    /// the rule is the last frame the writer sends.
+    fn break_off(state: &mut State, reason: String) {
+        Self::fail_all(state, reason.clone());
+        state.outgoing.push(Frame::close_with_reason(&reason));
+    }
+
+    /// Ends the connection on a framing error in what the server sent
+    /// (`reason` names the broken requirement, `[CLOSE-4]`), as a protocol
+    /// error does.
+    pub fn framing_error(&self, reason: &str) {
+        let mut state = lock(&self.state);
+        if state.closed.is_none() {
+            Self::break_off(&mut state, reason.to_string());
+        }
+    }
+
     fn fail_all(state: &mut State, reason: String) {
         let error = |sent| ClientError::Closed { reason: reason.clone(), sent };
         Self::fail_all_with(state, &error);
@@ -262,7 +279,7 @@ impl Mux {
     fn close_if_drained(state: &mut State) {
         if state.going_away && state.slots.is_empty() && state.closed.is_none() {
             state.core.close();
-            state.outgoing.push(ServerConnection::close_frame(GOING_AWAY_REASON));
+            state.outgoing.push(Frame::close_with_reason(GOING_AWAY_REASON));
             state.closed = Some(GOING_AWAY_REASON.to_string());
         }
     }

@@ -42,10 +42,42 @@ pub struct CallAction {
     pub expect: CallOutcome,
 }
 
+/// A hello the client is asked to say (spec §12.3): `/sys/hello` on
+/// channel 0 as the connection's first request, offering exactly these
+/// extensions, then the extensions the answer names are in force.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HelloAction {
+    /// Offer `compression` with this one codec (`lz4` or `zstd`).
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// With `compression`: the offer's `min_size`. Default 0.
+    #[serde(default)]
+    pub min_size: u64,
+    /// Offer `going_away`.
+    #[serde(default)]
+    pub going_away: bool,
+}
+
+impl HelloAction {
+    /// The extensions a client must declare to be given this hello: `hello`,
+    /// the codec, and `going_away` when offered.
+    pub fn needs(&self) -> Vec<String> {
+        let mut needs = vec!["hello".to_string()];
+        needs.extend(self.compression.clone());
+        if self.going_away {
+            needs.push("going_away".into());
+        }
+        needs
+    }
+}
+
 /// One thing the client is asked to do.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Action {
+    /// Say hello (the first action only).
+    Hello(HelloAction),
     /// Make a call on the current channel (channel 0 until one is opened).
     Call(CallAction),
     /// Make these calls at once on the current channel (pipelined).
@@ -72,6 +104,24 @@ pub struct ClientCase {
     pub actions: Vec<Action>,
     /// The server's script.
     pub steps: Vec<Step>,
+}
+
+impl ClientCase {
+    /// The extensions of chapter 14 a client must declare
+    /// (`--extensions`) for this case to be run: those its hello offers.
+    pub fn needs(&self) -> Vec<String> {
+        match self.actions.first() {
+            Some(Action::Hello(hello)) => hello.needs(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why this case is not run against a client that declares
+    /// `declared`, if it is not.
+    pub fn skipped_for(&self, declared: &[String]) -> Option<String> {
+        let missing: Vec<String> = self.needs().into_iter().filter(|n| !declared.contains(n)).collect();
+        (!missing.is_empty()).then(|| format!("the client does not declare {}", missing.join("+")))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +161,19 @@ pub fn describe_actions(actions: &[Action]) -> String {
             Action::Concurrent(cs) => format!("at once: [{}]", cs.iter().map(call).collect::<Vec<_>>().join("; ")),
             Action::Open => "open a channel".into(),
             Action::Delete => "delete the channel".into(),
+            Action::Hello(hello) => {
+                let mut offers = Vec::new();
+                if let Some(codec) = &hello.compression {
+                    offers.push(format!("compression {codec} (min_size {})", hello.min_size));
+                }
+                if hello.going_away {
+                    offers.push("going_away".to_string());
+                }
+                format!(
+                    "say hello offering {}",
+                    if offers.is_empty() { "nothing".into() } else { offers.join(" and ") }
+                )
+            }
         })
         .collect::<Vec<_>>()
         .join(", then ")

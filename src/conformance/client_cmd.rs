@@ -46,6 +46,25 @@ pub enum ActionJson {
     Open,
     /// Delete the current channel and go back to channel 0.
     Delete,
+    /// Say hello, offering exactly these extensions (the first action only).
+    Hello(HelloJson),
+}
+
+/// A hello: `/sys/hello` on channel 0 as the connection's first request,
+/// offering `compression` with this one codec and `min_size` if given,
+/// and `going_away` if true; nothing else is offered, and nothing else is
+/// sent before its answer ([EXT-1]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HelloJson {
+    /// The codec to offer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The offer's `min_size`, with `compression`.
+    #[serde(default)]
+    pub min_size: u64,
+    /// Offer `going_away`.
+    #[serde(default)]
+    pub going_away: bool,
 }
 
 /// A call: path, body in hex, and what it must come to.
@@ -101,6 +120,11 @@ pub fn actions_file(case: &ClientCase) -> Result<ActionsFile, String> {
                 Action::Concurrent(cs) => ActionJson::Concurrent(cs.iter().map(call_json).collect::<Result<_, _>>()?),
                 Action::Open => ActionJson::Open,
                 Action::Delete => ActionJson::Delete,
+                Action::Hello(h) => ActionJson::Hello(HelloJson {
+                    compression: h.compression.clone(),
+                    min_size: h.min_size,
+                    going_away: h.going_away,
+                }),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -127,19 +151,25 @@ pub fn named(chapter: &str, case: &ClientCase) -> NamedCase {
 
 /// Runs `command` (a shell command line with `{addr}` and `{actions}`)
 /// through every case, each against a fresh scripted server; `timeout`
-/// bounds each step, and each client run gets ten times that.
+/// bounds each step, and each client run gets ten times that. A case whose
+/// hello offers an extension the client does not declare in `extensions`
+/// (`hello`, `lz4`, `zstd`, `going_away`) is skipped.
 pub async fn run_client_suite(
     command: &str,
     cases: &[(String, ClientCase)],
     timeout: Duration,
     tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
+    extensions: &[String],
 ) -> Vec<CaseResult> {
     let mut results = Vec::new();
     for (chapter, case) in cases {
         let started = Instant::now();
-        let verdict = match run_client_case(command, case, timeout, tls.clone()).await {
-            Ok(()) => Verdict::Passed,
-            Err(failure) => Verdict::Failed(failure),
+        let verdict = match case.skipped_for(extensions) {
+            Some(why) => Verdict::Skipped(why),
+            None => match run_client_case(command, case, timeout, tls.clone()).await {
+                Ok(()) => Verdict::Passed,
+                Err(failure) => Verdict::Failed(failure),
+            },
         };
         results.push(CaseResult { case: named(chapter, case), verdict, elapsed: started.elapsed() });
     }
@@ -246,16 +276,54 @@ async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {
     }
 }
 
+/// What the reference client offers for a case: exactly what its hello
+/// action names, or no hello at all (plain IIP/1: the scripted server then
+/// expects the very frames the deployed client sends).
+fn offered(file: &ActionsFile, timeout: Duration) -> Result<ClientExtensions, String> {
+    if file.actions.iter().skip(1).any(|a| matches!(a, ActionJson::Hello(_))) {
+        return Err("a hello can only be the first action".into());
+    }
+    let Some(ActionJson::Hello(hello)) = file.actions.first() else { return Ok(ClientExtensions::off()) };
+    let compression = match &hello.compression {
+        None => None,
+        Some(name) => Some(
+            crate::proto::extensions::Codec::from_name(name)
+                .filter(|_| cfg!(feature = "compression"))
+                .ok_or_else(|| format!("this client cannot offer the codec {name}"))?,
+        ),
+    };
+    Ok(ClientExtensions {
+        enabled: true,
+        ping: None,
+        limits: false,
+        compression,
+        min_compress: hello.min_size,
+        going_away: hello.going_away,
+        hello_timeout: timeout,
+    })
+}
+
+/// The extensions of chapter 14 this crate's client declares for the
+/// client cases: `hello`, `going_away`, and the codecs it was built with.
+pub fn reference_client_extensions() -> Vec<String> {
+    let mut declared = vec!["hello".to_string(), "going_away".to_string()];
+    if cfg!(feature = "compression") {
+        declared.extend(["lz4".to_string(), "zstd".to_string()]);
+    }
+    declared
+}
+
 /// Performs an actions file with this crate's client against `target`:
 /// what `iip play-actions` does, and the model for a client under test.
 pub async fn play_actions(target: &Endpoint, file: &ActionsFile, timeout: Duration) -> Result<(), String> {
-    // The client cases are of plain IIP/1: the scripted server expects
-    // the very frames the deployed client sends, so no hello.
-    let config = ClientConfig { timeout, extensions: ClientExtensions::off(), ..ClientConfig::default() };
+    let extensions = offered(file, timeout)?;
+    let config = ClientConfig { timeout, extensions, ..ClientConfig::default() };
     let client: Client = target.connect(config).await.map_err(|e| e.to_string())?;
     let mut channel = client.channel_zero();
     for action in &file.actions {
         match action {
+            // Said by `connect`, before anything else.
+            ActionJson::Hello(_) => {}
             ActionJson::Call(call) => perform(&channel, call).await?,
             ActionJson::Concurrent(calls) => {
                 let results = futures::future::join_all(calls.iter().map(|c| perform(&channel, c))).await;

@@ -60,6 +60,13 @@ impl Frame {
         Frame::new(Status::Close, Bytes::new(), channel, Bytes::new())
     }
 
+    /// A close frame on channel 0 whose data is `reason`: the close a peer
+    /// sends before closing, naming the broken requirement on an error
+    /// (`[CLOSE-4]`).
+    pub fn close_with_reason(reason: &str) -> Frame {
+        Frame::new(Status::Close, Bytes::new(), 0, Bytes::from(reason.to_string()))
+    }
+
     /// The number of bytes this frame takes on the wire.
     pub fn encoded_len(&self) -> usize {
         FIXED_OVERHEAD + self.path.len() + self.data.len()

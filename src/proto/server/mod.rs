@@ -679,7 +679,7 @@ impl ServerConnection {
 
     /// The close frame to send before closing, naming `reason` (`[CLOSE-4]`).
     pub fn close_frame(reason: &str) -> Frame {
-        Frame::new(Status::Close, Bytes::new(), 0, Bytes::from(reason.to_string()))
+        Frame::close_with_reason(reason)
     }
 }
 
