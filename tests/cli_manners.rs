@@ -195,7 +195,30 @@ async fn attack_serve_judges_a_client_against_bad_servers() {
     .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(said.lines().filter(|l| l.contains(" ok ")).count(), 6, "{said}");
+    assert_eq!(said.lines().filter(|l| l.contains(" ok ")).count(), 7, "{said}");
+    // Offering compression exposes it to the bomb, which it refuses at its
+    // answer limit instead of inflating 2 GiB.
+    for codec in ["zstd", "lz4"] {
+        let client = format!("'{IIP}' call {{addr}} /echo x --timeout 5 --compress {codec}");
+        let out = tokio::task::spawn_blocking(move || {
+            iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", &client, "--server", "compression-bomb"], None)
+        })
+        .await
+        .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{codec}: {said}");
+        assert!(said.contains("compression-bomb ok"), "{codec}: {said}");
+    }
+    // A client that holds more than 1 GiB is caught, however briefly.
+    let hog = "python3 -c 'import time; x = b\"1\" * (1200 << 20); time.sleep(0.5)'";
+    let out = tokio::task::spawn_blocking(move || {
+        iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", hog, "--server", "compression-bomb"], None)
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("UNBOUNDED"), "{said}");
     let out = tokio::task::spawn_blocking(|| {
         iip(
             &[

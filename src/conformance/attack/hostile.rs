@@ -3,8 +3,10 @@
 //! runs against it (`{addr}` in the command is the listener's address). A
 //! client passes a server when its command ends within the limit, whatever
 //! its exit status (failing the call is the right outcome), having taken at
-//! most [`MAX_TAKEN`] bytes from it: a bounded client stops reading an
-//! answer past its limit and gives up on a server that says nothing.
+//! most [`MAX_TAKEN`] bytes from it and held at most [`MAX_HELD`] bytes of
+//! memory (its whole process tree, sampled every 10 ms on Linux): a bounded
+//! client stops reading an answer past its limit, stops inflating one past
+//! it, and gives up on a server that says nothing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +26,12 @@ use crate::wire::status::Status;
 /// gives up on it.
 pub const MAX_TAKEN: u64 = 1 << 30;
 
+/// The most memory a client's process tree may hold against a bad server.
+pub const MAX_HELD: u64 = 1 << 30;
+
+/// What a compression bomb inflates to: twice [`MAX_HELD`].
+const BOMB_INFLATED: u64 = 2 << 30;
+
 /// The bad servers, in the order they are played.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -41,17 +49,21 @@ pub enum HostileServer {
     Garbage,
     /// Answers the hello with a chunked 256 MiB JSON body.
     HugeHello,
+    /// Accepts the compression the client offers, then answers every
+    /// request with a small compressed body that inflates to 2 GiB.
+    CompressionBomb,
 }
 
 impl HostileServer {
     /// Every bad server.
-    pub const ALL: [HostileServer; 6] = [
+    pub const ALL: [HostileServer; 7] = [
         HostileServer::EndlessAnswer,
         HostileServer::Silent,
         HostileServer::Trickle,
         HostileServer::HugeFrame,
         HostileServer::Garbage,
         HostileServer::HugeHello,
+        HostileServer::CompressionBomb,
     ];
 
     /// Its name on the command line.
@@ -63,6 +75,7 @@ impl HostileServer {
             HostileServer::HugeFrame => "huge-frame",
             HostileServer::Garbage => "garbage",
             HostileServer::HugeHello => "huge-hello",
+            HostileServer::CompressionBomb => "compression-bomb",
         }
     }
 }
@@ -81,13 +94,16 @@ pub struct HostileResult {
     pub connections: u64,
     /// Bytes the client took (the server wrote without error).
     pub bytes_taken: u64,
+    /// The most memory its process tree held at one sample; `None` where
+    /// it cannot be read.
+    pub peak_held: Option<u64>,
 }
 
 impl HostileResult {
     /// Whether the client passed: it ended within the limit having taken
-    /// at most [`MAX_TAKEN`] bytes.
+    /// at most [`MAX_TAKEN`] bytes and held at most [`MAX_HELD`].
     pub fn passed(&self) -> bool {
-        self.exit_code.is_some() && self.bytes_taken <= MAX_TAKEN
+        self.exit_code.is_some() && self.bytes_taken <= MAX_TAKEN && self.peak_held.is_none_or(|held| held <= MAX_HELD)
     }
 }
 
@@ -100,13 +116,14 @@ impl fmt::Display for HostileResult {
         };
         write!(
             f,
-            "{:<15} {:<9} client {} after {:.1} s; {} connection(s), {:.1} MiB taken",
+            "{:<16} {:<9} client {} after {:.1} s; {} connection(s), {:.1} MiB taken, {} held at most",
             self.server.name(),
             verdict,
             self.exit_code.map_or("killed".to_string(), |c| format!("exited {c}")),
             self.ran_ms as f64 / 1000.0,
             self.connections,
             self.bytes_taken as f64 / (1u64 << 20) as f64,
+            self.peak_held.map_or("? MiB".to_string(), |b| format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)),
         )
     }
 }
@@ -142,7 +159,22 @@ pub async fn run(
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let exit_code = match tokio::time::timeout(limit, child.wait()).await {
+        let mut peak_held = None;
+        let watched = async {
+            let pid = child.id();
+            let mut ticks = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    status = child.wait() => return status,
+                    _ = ticks.tick() => {
+                        if let Some(held) = pid.and_then(super::tree_memory::resident_bytes) {
+                            peak_held = Some(peak_held.unwrap_or(0).max(held));
+                        }
+                    }
+                }
+            }
+        };
+        let exit_code = match tokio::time::timeout(limit, watched).await {
             Ok(Ok(status)) => Some(status.code().unwrap_or(-1)),
             _ => {
                 let _ = child.kill().await;
@@ -158,6 +190,7 @@ pub async fn run(
             ran_ms,
             connections: taken.connections.load(Ordering::Relaxed),
             bytes_taken: taken.bytes.load(Ordering::Relaxed),
+            peak_held,
         };
         progress(&result);
         results.push(result);
@@ -275,5 +308,135 @@ async fn connection(mut stream: TcpStream, server: HostileServer, taken: Arc<Tak
             let mut sink = vec![0u8; 64 * 1024];
             while !stop.load(Ordering::Relaxed) && stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
         }
+        HostileServer::CompressionBomb => compression_bomb(stream, &taken, &stop).await,
+    }
+}
+
+/// Answers a hello that offers compression by accepting its first codec
+/// (any `min_size` offered is taken), then every request with the marker
+/// `01` and a frame of that codec inflating to [`BOMB_INFLATED`] zero
+/// bytes. A hello without compression is accepted with nothing, and its
+/// requests answered plainly: such a client is not exposed.
+async fn compression_bomb(stream: TcpStream, taken: &Taken, stop: &AtomicBool) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = crate::io::reader::FrameReader::new(read, FrameLimits::default());
+    let mut bomb: Option<Bytes> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(Ok(frame)) = reader.next().await else { return };
+        if frame.status == Status::Close {
+            return;
+        }
+        if frame.status != Status::RequestWhole && frame.status != Status::RequestLast {
+            continue;
+        }
+        let answer = if frame.path == crate::proto::extensions::HELLO {
+            let offered = crate::proto::extensions::HelloRequest::parse(&frame.data)
+                .and_then(|hello| hello.extensions.compression)
+                .and_then(|offer| offer.codecs.into_iter().find_map(|name| bomb_of(&name).map(|b| (name, b))));
+            let accepted = match offered {
+                Some((name, frame_of_codec)) => {
+                    bomb = Some(frame_of_codec);
+                    format!(r#"{{"revision":1,"extensions":{{"compression":{{"codec":"{name}","min_size":0}}}}}}"#)
+                }
+                None => r#"{"revision":1,"extensions":{}}"#.to_string(),
+            };
+            Bytes::from(accepted)
+        } else {
+            match &bomb {
+                Some(bomb) => bomb.clone(),
+                None => frame.data.clone(),
+            }
+        };
+        let answer = encoded(Frame::new(Status::ResponseWhole, frame.path, frame.channel, answer));
+        if write.write_all(&answer).await.is_err() {
+            return;
+        }
+        taken.bytes.fetch_add(answer.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The marker `01` and a frame of codec `name` that inflates to
+/// [`BOMB_INFLATED`] zero bytes, made without ever holding them; `None`
+/// for a codec this build cannot make.
+fn bomb_of(name: &str) -> Option<Bytes> {
+    match name {
+        "zstd" => Some(zstd_bomb()),
+        #[cfg(feature = "compression")]
+        "lz4" => lz4_bomb(),
+        _ => None,
+    }
+}
+
+/// A Zstandard frame (RFC 8878) of run-length blocks: a 128 KiB window, no
+/// content size, and each block 128 KiB of one zero byte in four bytes.
+fn zstd_bomb() -> Bytes {
+    const BLOCK: u32 = 128 << 10;
+    let blocks = (BOMB_INFLATED / u64::from(BLOCK)) as usize;
+    let mut out = Vec::with_capacity(1 + 6 + blocks * 4);
+    out.push(0x01);
+    // Magic; frame header descriptor: nothing optional; window 2^(10+7).
+    out.extend_from_slice(&[0x28, 0xB5, 0x2F, 0xFD, 0x00, 7 << 3]);
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        // Block header, 3 bytes little endian: last flag, type 1 (RLE), size.
+        let header = last | (1 << 1) | (BLOCK << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.push(0);
+    }
+    Bytes::from(out)
+}
+
+/// An LZ4 frame of independent 4 MiB blocks, each 4 MiB of zero bytes,
+/// compressed once and repeated.
+#[cfg(feature = "compression")]
+fn lz4_bomb() -> Option<Bytes> {
+    use std::io::Write as _;
+    const BLOCK: usize = 4 << 20;
+    let info = lz4_flex::frame::FrameInfo::new()
+        .block_size(lz4_flex::frame::BlockSize::Max4MB)
+        .block_mode(lz4_flex::frame::BlockMode::Independent);
+    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+    encoder.write_all(&vec![0u8; BLOCK]).ok()?;
+    let one = encoder.finish().ok()?;
+    // Header: magic, FLG, BD, header checksum; then one block; then the
+    // end mark of four zero bytes.
+    let (header, rest) = one.split_at_checked(7)?;
+    let block = rest.get(..rest.len().checked_sub(4)?)?;
+    let blocks = (BOMB_INFLATED / BLOCK as u64) as usize;
+    let mut out = Vec::with_capacity(1 + header.len() + block.len() * blocks + 4);
+    out.push(0x01);
+    out.extend_from_slice(header);
+    for _ in 0..blocks {
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&[0; 4]);
+    Some(Bytes::from(out))
+}
+
+#[cfg(all(test, feature = "compression"))]
+mod tests {
+    use super::*;
+    use crate::proto::extensions::{BodyCodec, BodyError, Codec};
+
+    /// Each bomb is a frame of its codec that inflates past 32 MiB (a
+    /// receiver keeping to that limit refuses it there) and is invalid when
+    /// cut short.
+    #[test]
+    fn each_bomb_inflates_past_a_limit() {
+        const ROOM: usize = 32 << 20;
+        for (name, codec) in [("zstd", Codec::Zstd), ("lz4", Codec::Lz4)] {
+            let bomb = bomb_of(name).expect("a bomb of each built-in codec");
+            assert_eq!(bomb[0], 0x01, "{name}: marked compressed");
+            assert!(bomb.len() < 16 << 20, "{name}: {} bytes fit one frame", bomb.len());
+            let limited = BodyCodec::new(codec, 0, ROOM);
+            match limited.open_within(&bomb, ROOM) {
+                Err(BodyError::TooLarge { .. }) => {}
+                other => panic!("{name}: not refused at the limit: {:?}", other.map(|b| b.len())),
+            }
+            let roomy = BodyCodec::new(codec, 0, usize::MAX);
+            let prefix = roomy.open_within(&bomb.slice(..bomb.len().min(64 << 10)), ROOM);
+            assert!(prefix.is_err(), "{name}: a cut bomb is not a whole frame");
+        }
+        assert!(bomb_of("brotli").is_none());
     }
 }

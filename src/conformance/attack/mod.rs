@@ -24,6 +24,7 @@ mod guess;
 mod held;
 pub mod hostile;
 mod http;
+mod tree_memory;
 
 use crate::client::Endpoint;
 use crate::proto::extensions::Credentials;
