@@ -183,61 +183,43 @@ async fn a_silent_server_fails_call_and_bench_in_bounded_time() {
     silent.abort();
 }
 
+/// `iip attack --serve 127.0.0.1:0 --client-cmd CLIENT` with `extra`
+/// arguments, off the runtime's threads: (exit code, what it printed).
+async fn attack_serve(client: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args: Vec<String> = ["attack", "--serve", "127.0.0.1:0", "--client-cmd", client].map(String::from).to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        iip(&args, None)
+    })
+    .await
+    .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), said)
+}
+
 /// `iip attack --serve` plays bad servers for a client under test: this
 /// crate's `iip call` passes each; a client that hangs is caught.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_serve_judges_a_client_against_bad_servers() {
-    let client = format!("'{IIP}' call {{addr}} /echo x --timeout 2");
-    let out = tokio::task::spawn_blocking(move || {
-        iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", &client, "--client-limit", "10"], None)
-    })
-    .await
-    .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let (code, said) =
+        attack_serve(&format!("'{IIP}' call {{addr}} /echo x --timeout 2"), &["--client-limit", "10"]).await;
+    assert_eq!(code, Some(0), "{said}");
     assert_eq!(said.lines().filter(|l| l.contains(" ok ")).count(), 7, "{said}");
     // Offering compression exposes it to the bomb, which it refuses at its
     // answer limit instead of inflating 2 GiB.
     for codec in ["zstd", "lz4"] {
         let client = format!("'{IIP}' call {{addr}} /echo x --timeout 5 --compress {codec}");
-        let out = tokio::task::spawn_blocking(move || {
-            iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", &client, "--server", "compression-bomb"], None)
-        })
-        .await
-        .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{codec}: {said}");
+        let (code, said) = attack_serve(&client, &["--server", "compression-bomb"]).await;
+        assert_eq!(code, Some(0), "{codec}: {said}");
         assert!(said.contains("compression-bomb ok"), "{codec}: {said}");
     }
     // A client that holds more than 1 GiB is caught, however briefly.
     let hog = "python3 -c 'import time; x = b\"1\" * (1200 << 20); time.sleep(0.5)'";
-    let out = tokio::task::spawn_blocking(move || {
-        iip(&["attack", "--serve", "127.0.0.1:0", "--client-cmd", hog, "--server", "compression-bomb"], None)
-    })
-    .await
-    .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_ne!(out.status.code(), Some(0), "{said}");
+    let (code, said) = attack_serve(hog, &["--server", "compression-bomb"]).await;
+    assert_ne!(code, Some(0), "{said}");
     assert!(said.contains("UNBOUNDED"), "{said}");
-    let out = tokio::task::spawn_blocking(|| {
-        iip(
-            &[
-                "attack",
-                "--serve",
-                "127.0.0.1:0",
-                "--client-cmd",
-                "sleep 30",
-                "--client-limit",
-                "0.5",
-                "--server",
-                "silent",
-            ],
-            None,
-        )
-    })
-    .await
-    .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_ne!(out.status.code(), Some(0), "{said}");
+    let (code, said) = attack_serve("sleep 30", &["--client-limit", "0.5", "--server", "silent"]).await;
+    assert_ne!(code, Some(0), "{said}");
     assert!(said.contains("HUNG"), "{said}");
 }
