@@ -1,12 +1,13 @@
-//! End-to-end 64 B and 14 KB echo over loopback, in-process, at the loads of
-//! issue 18, against four servers driven by the same load code:
+//! End-to-end 64 B and 14 KB echo over loopback, in-process, at the
+//! Performance chapter's loads, against four servers driven by the same
+//! load code:
 //!
 //! - `iip`: this crate's server;
-//! - `floor`: the unchecked IIP echo (`iip::cli::floor`: one read, every
+//! - `floor`: the unchecked IIP echo (`iip_dev::floor`: one read, every
 //!   whole frame answered with no checks, one write; no channel state);
-//! - `checked`: the checked IIP echo (`iip::cli::floor::checked`): the
-//!   floor plus the work the spec asks of every request (frame, channel
-//!   and message checks, routes, an unwind guard, statistics);
+//! - `checked`: the checked IIP echo (`iip_dev::floor::checked`): this
+//!   crate's sans-IO server core behind the thinnest shell (one read, every
+//!   frame through the core, handlers that never wait, statistics kept);
 //! - `h2`: hyper's HTTP/2 echo, one stream per call, driven by the h2
 //!   client at the same concurrency.
 //!
@@ -26,11 +27,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::future::join_all;
-use iip::cli::floor::checked::serve_checked_iip;
-use iip::cli::floor::{serve_h2_echo, serve_unchecked_iip};
 use iip::cli::loadgen::cpu_time;
 use iip::client::{Channel, Client, ClientConfig, ClientExtensions};
 use iip::server::Server;
+use iip_dev::floor::checked::serve_checked_iip;
+use iip_dev::floor::{serve_h2_echo, serve_unchecked_iip};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 

@@ -182,7 +182,7 @@ fn figures_are_drawn_from_the_spec_and_the_vectors() {
     let chapter = |file: &str| std::fs::read_to_string(spec_dir().join(file)).ok();
     let cases = shipped_cases().unwrap();
     let case = |id: &str| cases.iter().find(|c| c.id == id).map(|c| c.case.clone());
-    let figures = iip::conformance::book::figures(&chapter, &case).unwrap();
+    let figures = iip_dev::book::figures(&chapter, &case).unwrap();
     let dir = spec_dir().join("figures");
     let update = std::env::var("IIP_UPDATE_FIGURES").is_ok_and(|v| v == "1");
     let mut stale = Vec::new();
@@ -210,7 +210,7 @@ fn every_requirement_reference_has_a_definition() {
     let files = markdown_files(&spec_dir());
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        for id in iip::conformance::book::defined_ids(&text) {
+        for id in iip_dev::book::defined_ids(&text) {
             defined.insert(id, file.strip_prefix(spec_dir()).unwrap().to_path_buf());
         }
     }
@@ -218,7 +218,7 @@ fn every_requirement_reference_has_a_definition() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let chapter = file.strip_prefix(spec_dir()).unwrap();
-        let (linked, missing) = iip::conformance::book::link_requirements(&text, chapter, &defined);
+        let (linked, missing) = iip_dev::book::link_requirements(&text, chapter, &defined);
         unknown.extend(missing.into_iter().map(|id| format!("{}: {id}", chapter.display())));
         if text.contains("**[") && chapter.starts_with("0") {
             assert!(linked.contains("<a id=\""), "{} defines requirements but got no anchors", chapter.display());

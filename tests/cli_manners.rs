@@ -223,3 +223,24 @@ async fn attack_serve_judges_a_client_against_bad_servers() {
     assert_ne!(code, Some(0), "{said}");
     assert!(said.contains("HUNG"), "{said}");
 }
+
+/// Every option with a fixed set of values refuses any other with exit
+/// code 2, naming the values it takes, before anything runs: no choice
+/// falls through to a default.
+#[test]
+fn choices_outside_their_set_are_refused_by_name() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["bench", "127.0.0.1:9", "--balance", "fastest"], "round-robin, random, fewest-pending, p2c"),
+        (&["conformance", "127.0.0.1:9", "--level", "most"], "must, should, all"),
+        (&["conformance", "127.0.0.1:9", "--color", "blue"], "auto, always, never"),
+        (&["conformance", "127.0.0.1:9", "--peer", "java-iip"], "go-iip"),
+        (&["client-conformance", "--color", "red"], "auto, always, never"),
+        (&["--log-format", "xml", "serve"], "text, json"),
+    ];
+    for (args, values) in cases {
+        let out = iip(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(values), "{args:?} names the values {values}: {stderr}");
+    }
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use iip::conformance::spec::table;
-use iip::proto::server::{DirectAnswer, ServerConfig, ServerConnection, ServerEvent};
+use iip::proto::server::{ServerConfig, ServerConnection, ServerEvent};
 use iip::{Frame, FrameDecoder, FrameLimits, MessageKind, Position, Status};
 use proptest::prelude::*;
 
@@ -222,7 +222,7 @@ fn decode_all(out: &mut BytesMut) -> BTreeSet<Sent> {
 }
 
 fn drain(core: &mut ServerConnection) -> BTreeSet<Sent> {
-    std::iter::from_fn(|| core.poll_transmit()).map(|f| (f.channel, f.path.to_vec(), f.data.to_vec())).collect()
+    core.transmit().map(|f| (f.channel, f.path.to_vec(), f.data.to_vec())).collect()
 }
 
 proptest! {
@@ -251,10 +251,24 @@ proptest! {
                     let frame = Frame::new(status, Bytes::from_static(route.path()), channel, Bytes::from(body.clone()));
                     let expected = model.send(channel, position, route, &body);
                     // Every frame is offered for a direct answer first; a
-                    // frame given back goes the usual way.
-                    let (actual, direct) = match core.receive_direct(frame) {
-                        Ok(direct) => (Ok(None), Some(direct)),
-                        Err(frame) => (core.receive(frame), None),
+                    // frame that is not direct goes the usual way. A direct
+                    // request with an even first byte is answered at once
+                    // (written out, or queued when it may not be), one with
+                    // an odd first byte deferred to be answered later.
+                    let mut written = BytesMut::new();
+                    let (actual, direct) = match core.direct(&frame) {
+                        Some(direct) => {
+                            prop_assert_eq!(direct.channel(), channel);
+                            let route = Bytes::from_static(route.path());
+                            let outcome = if body[0] % 2 == 0 {
+                                direct.answer(&route, Bytes::from(body.clone()), Some(&mut written));
+                                None
+                            } else {
+                                Some(direct.defer(route, body.len()))
+                            };
+                            (Ok(None), Some(outcome))
+                        }
+                        None => (core.receive(frame), None),
                     };
                     match (&expected, &actual) {
                         (Err(()), Err(_)) => {
@@ -269,23 +283,18 @@ proptest! {
                         handed_out.insert(next_app, (r.channel, r.seq, r.body.to_vec()));
                     }
                     let mut expected: BTreeSet<_> = expected.unwrap_or_default().into_iter().collect();
-                    let mut sent = drain(&mut core);
-                    if let Some(direct) = direct {
-                        next_app += 1;
-                        prop_assert_eq!((direct.ticket.channel, &direct.body[..]), (channel, &body[..]));
-                        if body[0] % 2 == 0 {
-                            // Answered at once: written out, or queued when it may not be.
-                            let mut out = BytesMut::new();
-                            let answer = Bytes::from(body.clone());
-                            if let DirectAnswer::Written { .. } = core.answer_direct(direct.ticket, &direct.route, answer, Some(&mut out)) {
-                                sent.extend(decode_all(&mut out));
-                            }
-                            sent.extend(drain(&mut core));
+                    let mut sent = decode_all(&mut written);
+                    sent.extend(drain(&mut core));
+                    match direct {
+                        Some(None) => {
+                            next_app += 1;
                             expected.extend(model.answer(next_app, body));
-                        } else {
-                            let seq = core.defer(direct.ticket, direct.route, body.len());
+                        }
+                        Some(Some(seq)) => {
+                            next_app += 1;
                             handed_out.insert(next_app, (channel, seq, body));
                         }
+                        None => {}
                     }
                     prop_assert_eq!(sent, expected);
                 }

@@ -33,7 +33,7 @@ fn pump(mux: &Mux, server: &mut ServerConnection) {
         }
     }
     let mut answers = Vec::new();
-    server.drain_transmit(&mut answers);
+    answers.extend(server.transmit());
     for frame in answers {
         mux.deliver(frame).expect("the server core's answers follow the protocol");
     }
@@ -185,7 +185,7 @@ fn concurrent_chunked_sends_never_interleave() {
             }
         }
         let mut answers = Vec::new();
-        server.drain_transmit(&mut answers);
+        answers.extend(server.transmit());
         for frame in answers {
             mux.deliver(frame).unwrap();
         }

@@ -260,7 +260,7 @@ fn a_deleting_channel_holds_its_id_and_counts_toward_the_limit() {
     let mut out = Vec::new();
     let granted = |core: &mut ServerConnection, out: &mut Vec<Frame>| {
         core.receive(request("/sys/new_channel", 0)).unwrap();
-        core.drain_transmit(out);
+        out.extend(core.transmit());
         out.pop().map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default()
     };
     assert_eq!(granted(&mut core, &mut out), r#"{"code":0,"channel_id":1}"#);

@@ -44,7 +44,7 @@ fuzz_target!(|input: &[u8]| {
                 }
             }
         }
-        core.drain_transmit(&mut out);
+        out.extend(core.transmit());
         out.clear();
         if core.is_closed() {
             break;
@@ -53,7 +53,7 @@ fuzz_target!(|input: &[u8]| {
     for (channel, seq) in waiting.drain(..) {
         core.respond(channel, seq, Bytes::from_static(b"late"));
     }
-    core.drain_transmit(&mut out);
+    out.extend(core.transmit());
     let held = core.held();
     assert_eq!(held.handed_out + held.answers, 0, "answered and sent, yet held: {held:?}");
 });

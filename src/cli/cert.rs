@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::CliError;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
@@ -109,4 +111,41 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     file.write_all(bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The arguments of `iip cert`.
+#[derive(clap::Args)]
+pub(crate) struct CertArgs {
+    /// A DNS name the server's certificate holds (repeatable).
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// An IP address the server's certificate holds (repeatable).
+    #[arg(long = "ip")]
+    ips: Vec<std::net::IpAddr>,
+    /// Also make a client certificate with this common name (mutual TLS).
+    #[arg(long)]
+    client: Option<String>,
+    /// The folder for ca.pem, server.pem, server-key.pem (and client.pem,
+    /// client-key.pem); ca-key.pem stays beside them to make more.
+    #[arg(long, default_value = "certs")]
+    out: std::path::PathBuf,
+    /// How many days the certificates are valid.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+}
+
+impl CertArgs {
+    pub(super) async fn run(self) -> Result<(), CliError> {
+        let CertArgs { names, ips, client, out, days } = self;
+        let request = CertRequest { dir: out.clone(), names, ips, client, days };
+        for path in make(&request)? {
+            println!("{}", path.display());
+        }
+        let dir = out.display();
+        say!(
+            "iip: serve with --tls-cert {dir}/server.pem --tls-key {dir}/server-key.pem; \
+                 clients trust it with --tls --tls-ca {dir}/ca.pem"
+        );
+        Ok(())
+    }
 }

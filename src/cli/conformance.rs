@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::CliError;
+use super::args::ClientTls;
+use super::{pem_server_config, CliError};
 use crate::client::{ClientConfig, ClientError, Endpoint};
 
 /// What `iip conformance` was asked to do.
@@ -64,15 +65,14 @@ pub(super) async fn probe(target: &Endpoint, limit: Duration) -> Result<(), CliE
     }
 }
 
-/// The report's colours for `--color`: auto (on a terminal), always or never.
-pub(super) fn report_style(color: &str) -> Result<crate::conformance::report::Style, CliError> {
+/// The report's colours for `--color`.
+pub(super) fn report_style(color: ColorChoice) -> crate::conformance::report::Style {
     use crate::conformance::report::Style;
     match color {
-        "always" => Ok(Style::coloured()),
-        "never" => Ok(Style::plain()),
-        "auto" if std::io::IsTerminal::is_terminal(&std::io::stdout()) => Ok(Style::coloured()),
-        "auto" => Ok(Style::plain()),
-        other => Err(CliError::Usage(format!("--color {other}: auto, always or never"))),
+        ColorChoice::Always => Style::coloured(),
+        ColorChoice::Never => Style::plain(),
+        ColorChoice::Auto if std::io::IsTerminal::is_terminal(&std::io::stdout()) => Style::coloured(),
+        ColorChoice::Auto => Style::plain(),
     }
 }
 
@@ -160,4 +160,209 @@ pub(super) async fn client_conformance(
     } else {
         Err(format!("{failed} case(s) failed"))
     }
+}
+
+/// The arguments of `iip conformance`.
+#[derive(clap::Args)]
+pub(crate) struct ConformanceArgs {
+    /// Server address: host:port, or unix:/path.
+    addr: String,
+    /// What the server declares beyond /echo, e.g. `max-channels=8,max-message=1048576,fail-route`.
+    #[arg(long, default_value = "")]
+    profile: String,
+    /// The implementation the server is: failures its Appendix A entries
+    /// excuse are reported as deviations.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::conformance::KNOWN_PEERS))]
+    peer: Option<String>,
+    /// Which cases run, by the level of what they check.
+    #[arg(long, value_enum, default_value_t = Level::All)]
+    level: Level,
+    /// Only cases citing a requirement matching this pattern, e.g. 'CHAN-*' (repeatable).
+    #[arg(long = "requirement")]
+    requirements: Vec<String>,
+    /// Only cases of this chapter, e.g. 6 or 06-channels (repeatable).
+    #[arg(long = "chapter")]
+    chapters: Vec<String>,
+    /// Only cases whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Run the cases of this folder (laid out as vectors/: sessions/*.toml)
+    /// instead of the ones built in.
+    #[arg(long)]
+    vectors: Option<std::path::PathBuf>,
+    /// Colour of the report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Milliseconds each step may wait.
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    /// Seconds the whole run may take: past it, the case waiting fails
+    /// with what it waited for and the rest are not run.
+    #[arg(long, default_value_t = 120.0)]
+    deadline: f64,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    tls: ClientTls,
+}
+
+impl ConformanceArgs {
+    pub(super) async fn run(self) -> Result<(), CliError> {
+        let ConformanceArgs {
+            addr,
+            profile,
+            peer,
+            level,
+            requirements,
+            chapters,
+            filter,
+            vectors,
+            color,
+            timeout_ms,
+            deadline,
+            json,
+            junit,
+            tls,
+        } = self;
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(deadline.clamp(0.1, 86_400.0));
+        let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
+        let mut profile = crate::conformance::Profile::parse(&profile).map_err(CliError::Usage)?;
+        if peer.is_some() {
+            profile.peer = peer;
+        }
+        let level = Some(level.name().to_string());
+        let selection = crate::conformance::Selection { level, requirements, chapters, name: filter };
+        let style = report_style(color);
+        let run = ConformanceRun { target, profile, selection, vectors, style, json, junit };
+        let waits = crate::conformance::Waits { step: Duration::from_millis(timeout_ms), deadline: Some(deadline) };
+        conformance(run, waits).await
+    }
+}
+
+/// The arguments of `iip client-conformance`.
+#[derive(clap::Args)]
+pub(crate) struct ClientConformanceArgs {
+    /// Address to listen on (without --client-cmd).
+    #[arg(long, default_value = "127.0.0.1:9191")]
+    listen: String,
+    /// The client under test, e.g. 'python3 myclient.py {addr} {actions}'.
+    #[arg(long)]
+    client_cmd: Option<String>,
+    /// Write a JSON report here (with --client-cmd).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write a JUnit XML report here (with --client-cmd).
+    #[arg(long)]
+    junit: Option<std::path::PathBuf>,
+    /// Milliseconds each step may wait.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Colour of the report (with --client-cmd).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Play the scripts inside TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The extensions of chapter 14 the client under test implements
+    /// (with --client-cmd), joined by `+`: `hello` (it can say hello),
+    /// `lz4`, `zstd`, `going_away`. Cases whose hello offers more are
+    /// skipped; none by default.
+    #[arg(long, default_value = "", value_parser = parse_extension_list)]
+    extensions: ExtensionList,
+}
+
+impl ClientConformanceArgs {
+    pub(super) async fn run(self) -> Result<(), CliError> {
+        let ClientConformanceArgs { listen, client_cmd, json, junit, timeout_ms, color, tls_cert, tls_key, extensions } =
+            self;
+        let tls = pem_server_config(&tls_cert, &tls_key, None)?;
+        let timeout = Duration::from_millis(timeout_ms);
+        let style = report_style(color);
+        let reports = Reports { style, json, junit };
+        match client_cmd {
+            Some(command) => client_conformance_unattended(&command, timeout, tls, reports, &extensions.0).await,
+            None => Ok(client_conformance(&listen, timeout, tls).await?),
+        }
+    }
+}
+
+/// The arguments of `iip play-actions`.
+#[derive(clap::Args)]
+pub(crate) struct PlayActionsArgs {
+    /// Server address: host:port or unix:/path.
+    addr: String,
+    /// The actions file.
+    actions: std::path::PathBuf,
+    /// Seconds each call may wait.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    #[command(flatten)]
+    tls: ClientTls,
+}
+
+impl PlayActionsArgs {
+    pub(super) async fn run(self) -> Result<(), CliError> {
+        let PlayActionsArgs { addr, actions, timeout, tls } = self;
+        let target = tls.endpoint(&addr).map_err(CliError::Usage)?;
+        let text = std::fs::read(&actions).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
+        let file: crate::conformance::client_cmd::ActionsFile =
+            serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("{}: {e}", actions.display())))?;
+        let timeout = Duration::from_secs_f64(timeout.clamp(0.001, 3600.0));
+        Ok(crate::conformance::client_cmd::play_actions(&target, &file, timeout).await?)
+    }
+}
+
+/// Which cases `iip conformance --level` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Level {
+    /// The cases of MUST requirements.
+    Must,
+    /// The cases of MUST and SHOULD requirements.
+    Should,
+    /// Every case, the compatibility cases too.
+    All,
+}
+
+impl Level {
+    /// The level's name, as a [`crate::conformance::Selection`] takes it.
+    fn name(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::All => "all",
+        }
+    }
+}
+
+/// When a report is in colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The `+`-joined names of `--extensions`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtensionList(pub Vec<String>);
+
+/// Reads `hello+lz4+going_away`; an unknown name is refused, saying which
+/// names there are.
+fn parse_extension_list(text: &str) -> Result<ExtensionList, String> {
+    const KNOWN: [&str; 4] = ["hello", "lz4", "zstd", "going_away"];
+    let names: Vec<String> = text.split('+').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+    if let Some(unknown) = names.iter().find(|n| !KNOWN.contains(&n.as_str())) {
+        return Err(format!("unknown extension {unknown:?}: the client cases know {}", KNOWN.join(", ")));
+    }
+    Ok(ExtensionList(names))
 }

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::DataLink;
 
+use super::CliError;
 use crate::conformance::run::show_frame;
 use crate::wire::decode::FrameDecoder;
 use crate::wire::frame::{Frame, FrameLimits};
@@ -236,4 +237,62 @@ pub fn report_json(streams: &[Stream]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "streams": streams })
+}
+
+/// The arguments of `iip decode`.
+#[derive(clap::Args)]
+pub(crate) struct DecodeArgs {
+    /// The input file; `-` reads standard input.
+    input: std::path::PathBuf,
+    /// How to read the input: a capture (by default for .pcap and
+    /// .pcapng files), hex text, or the raw bytes of one stream.
+    #[arg(long, value_enum)]
+    format: Option<DecodeFormat>,
+    /// Keep only the TCP connections with this port (captures).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Write JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl DecodeArgs {
+    pub(super) async fn run(self) -> Result<(), CliError> {
+        let DecodeArgs { input, format, port, json } = self;
+        let data = if input.as_os_str() == "-" {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut data).map(|_| data)
+        } else {
+            std::fs::read(&input)
+        }
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+        let capture_name = input.extension().is_some_and(|e| e == "pcap" || e == "pcapng");
+        let streams = match format.unwrap_or(if capture_name { DecodeFormat::Capture } else { DecodeFormat::Hex }) {
+            DecodeFormat::Capture => capture_streams(&data, port)?,
+            DecodeFormat::Hex => {
+                let text = String::from_utf8(data).map_err(|_| "the hex input is not text".to_string())?;
+                vec![Stream { label: input.display().to_string(), bytes: parse_hex(&text)?, gap_at: None }]
+            }
+            DecodeFormat::Raw => {
+                vec![Stream { label: input.display().to_string(), bytes: data, gap_at: None }]
+            }
+        };
+        if json {
+            println!("{}", report_json(&streams));
+        } else {
+            print!("{}", report(&streams));
+        }
+        Ok(())
+    }
+}
+
+/// How `iip decode` reads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DecodeFormat {
+    /// A pcap or pcapng capture.
+    Capture,
+    /// Hex digits (white space, `0x` and xxd's offsets and text ignored).
+    Hex,
+    /// The raw bytes of one stream.
+    Raw,
 }

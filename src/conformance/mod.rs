@@ -2,7 +2,6 @@
 //! any IIP server, reports, and a scripted server for testing clients.
 
 pub mod attack;
-pub mod book;
 pub mod client;
 pub mod client_cmd;
 pub mod report;

@@ -26,7 +26,7 @@ pub mod memory;
 pub mod metrics;
 mod offload;
 pub mod stats;
-pub(crate) mod tally;
+pub mod tally;
 pub mod transport;
 mod turn_clock;
 

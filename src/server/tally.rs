@@ -4,6 +4,9 @@
 //! statistics once per write (and when the connection ends), so that a
 //! statistics path read by any client lags by at most the answers of one
 //! read, none of which it has received yet.
+//!
+//! [`Tally`] and [`Answered`] are public for shells of their own over the
+//! sans-IO core that keep a route's statistics the way the server does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +20,17 @@ use super::Route;
 
 /// One answered request, as its route's statistics record it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Answered {
+pub struct Answered {
     /// The handler's time.
-    pub(crate) elapsed: Duration,
-    /// When the handler ended.
-    pub(crate) ended: Instant,
-    /// Frames and whole-frame bytes of the answer (`[SYS-8]`).
-    pub(crate) frames: u64,
-    pub(crate) bytes: u64,
+    pub elapsed: Duration,
+    /// When the handler ended, on the latency clock
+    /// ([`latency_now`](super::stats::latency_now)): it places the request
+    /// in its second.
+    pub ended: Instant,
+    /// Frames of the answer (`[SYS-8]`).
+    pub frames: u64,
+    /// Whole-frame bytes of the answer, headers included (`[SYS-8]`).
+    pub bytes: u64,
 }
 
 impl Answered {
@@ -55,9 +61,10 @@ struct RouteTally {
     tally: Tally,
 }
 
-/// One route's counts and latencies not yet in its statistics.
+/// One route's counts and latencies not yet in its statistics: empty when
+/// made, added to them by [`Tally::report_to`].
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     counts: Counts,
     measure: MeasureBatch,
     /// Requests seen, for sampling the handlers' busy time.
@@ -124,14 +131,14 @@ impl Drop for RouteTallies {
 
 impl Tally {
     /// Counts one request received in `frames` frames of `bytes` bytes.
-    pub(crate) fn received(&mut self, frames: u64, bytes: u64) {
+    pub fn received(&mut self, frames: u64, bytes: u64) {
         self.counts.packets_received += frames;
         self.counts.whole_received += 1;
         self.counts.bytes_received += bytes;
     }
 
     /// Counts and measures one answer of the route whose statistics are `stats`.
-    pub(crate) fn answered(&mut self, stats: &RouteStats, answered: &Answered) {
+    pub fn answered(&mut self, stats: &RouteStats, answered: &Answered) {
         stats.measure.record_into(&mut self.measure, answered.elapsed, answered.ended);
         self.counts.packets_sent += answered.frames;
         self.counts.whole_sent += 1;
@@ -140,7 +147,7 @@ impl Tally {
 
     /// Adds what this tally holds to `stats`, its route's statistics, and
     /// empties it.
-    pub(crate) fn report_to(&mut self, stats: &RouteStats) {
+    pub fn report_to(&mut self, stats: &RouteStats) {
         if self.counts != Counts::default() {
             stats.count.add(&std::mem::take(&mut self.counts));
         }

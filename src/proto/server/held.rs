@@ -13,7 +13,7 @@ pub struct HeldBytes {
     pub assembling: usize,
     /// Bodies of requests handed out and not yet answered.
     pub handed_out: usize,
-    /// Answers given and not yet taken by `poll_transmit`/`drain_transmit`,
+    /// Answers given and not yet taken by `transmit`,
     /// as encoded frame bytes once they are frames.
     pub answers: usize,
     /// [`WAITING_REQUEST_COST`](super::WAITING_REQUEST_COST) for each request given a place in its

@@ -4,18 +4,18 @@
 //! answers `/sys/new_channel` and `/sys/delete_channel` itself and hands every
 //! other complete request out as an [`IncomingRequest`] with a per-channel
 //! sequence number. Give each answer back with [`ServerConnection::respond`],
-//! in any order; frames come out of [`ServerConnection::poll_transmit`] in the
+//! in any order; frames come out of [`ServerConnection::transmit`] in the
 //! order the spec demands (`[ORDER-2]`).
 //!
-//! A shell that can answer at once may offer every frame to
-//! [`ServerConnection::receive_direct`] first (or, keeping the frame, ask
-//! [`ServerConnection::direct_ticket`] about it). A whole request on a channel
-//! with nothing before it in line comes back as a [`DirectRequest`] whose
-//! answer [`ServerConnection::answer_direct`] encodes straight into the
-//! shell's write buffer: no place in the channel's order, no frame in the
-//! outbox. A handler that must wait instead takes the request's place with
-//! [`ServerConnection::defer`] and answers through `respond` as usual. Any
-//! other frame is given back untouched, for `receive`.
+//! A shell that can answer at once may first ask
+//! [`ServerConnection::direct`] about each frame. A whole request on a
+//! channel with nothing before it in line comes back as a [`Direct`] guard,
+//! which borrows the core until the request is answered
+//! ([`Direct::answer`], encoding straight into the shell's write buffer: no
+//! place in the channel's order, no frame in the outbox) or deferred
+//! ([`Direct::defer`], for a handler that must wait, answered through
+//! `respond` as usual). While the guard lives the core takes nothing else,
+//! and the compiler holds that order. Any other frame goes to `receive`.
 
 use std::collections::VecDeque;
 
@@ -27,10 +27,12 @@ use crate::wire::scan::same_bytes;
 use crate::wire::status::{MessageKind, Sender, Status};
 
 mod config;
+mod direct;
 mod events;
 mod held;
 
 pub use config::*;
+pub use direct::Direct;
 pub use events::*;
 pub use held::HeldBytes;
 use held::{append_within, message_limit};
@@ -38,7 +40,7 @@ use held::{append_within, message_limit};
 use crate::proto::channels::{ChannelIds, ChannelTable};
 use crate::proto::error::{receive_unless_broken, Breakable, ProtocolError};
 use crate::proto::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
-use crate::proto::message::{chunk_body_into, encode_body_into, transition, MessageState, Step};
+use crate::proto::message::{chunk_body_into, transition, MessageState, Step};
 
 /// The route that opens a channel (`[CHAN-2]`).
 pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
@@ -311,98 +313,6 @@ impl ServerConnection {
         receive_unless_broken(self, frame, Self::receive_inner)
     }
 
-    /// Takes one frame from the client if it is a request that may be
-    /// answered at once, with nothing kept in the core while its handler
-    /// runs; gives the frame back untouched otherwise, to go to
-    /// [`ServerConnection::receive`].
-    ///
-    /// A request is direct when it is whole (status 1), on an open channel
-    /// with no request of its own in progress or unanswered, within the
-    /// message limit, on a route outside `/sys/`, on a connection past its
-    /// hello with no body marker in force (or with extensions off), and
-    /// nothing is queued to be sent: then its answer is the next thing its
-    /// channel sends (`[ORDER-1]`) and may be written straight after what
-    /// was sent before. Every decision `receive` would make about it is the
-    /// same: it would be handed out as the channel's next request.
-    pub fn receive_direct(&mut self, frame: Frame) -> Result<DirectRequest, Frame> {
-        let Some(ticket) = self.direct_ticket(&frame) else { return Err(frame) };
-        let bytes = frame.encoded_len() as u64;
-        let (route, query) = split_route(frame.path);
-        Ok(DirectRequest { ticket, route, query, body: frame.data, bytes })
-    }
-
-    /// [`ServerConnection::receive_direct`] for a shell that keeps the
-    /// frame: the request's ticket when `frame` is direct (by the same
-    /// rules), `None` when it must go to [`ServerConnection::receive`].
-    /// Nothing moves in or out but the ticket; the shell takes the route,
-    /// query and body from the frame itself.
-    #[inline(always)]
-    pub fn direct_ticket(&mut self, frame: &Frame) -> Option<DirectTicket> {
-        let possible = !self.closed
-            && frame.status == Status::RequestWhole
-            && self.outbox.is_empty()
-            && self.body_codec.is_none()
-            && frame.data.len() <= self.config.max_message
-            && !frame.path.starts_with(b"/sys/")
-            && self.handshake.proceeds();
-        if !possible {
-            return None;
-        }
-        let channel = self.channels.get(frame.channel)?;
-        if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
-            return None;
-        }
-        Some(DirectTicket { channel: frame.channel, seq: channel.next_to_send })
-    }
-
-    /// The answer to a direct request: its frames are encoded into `dst`
-    /// when there is one and the answer fits one frame, and queued like any
-    /// other answer otherwise (then [`DirectAnswer::Queued`]). `route` is
-    /// the request's route, which the answer's frames carry; one that is
-    /// not a valid path within the frame limits is queued, and refused
-    /// where frames are encoded.
-    #[inline(always)]
-    pub fn answer_direct(
-        &mut self,
-        ticket: DirectTicket,
-        route: &Bytes,
-        body: Bytes,
-        dst: Option<&mut bytes::BytesMut>,
-    ) -> DirectAnswer {
-        let limits = self.config.frame_limits;
-        let (channel_id, seq) = (ticket.channel, ticket.seq);
-        let fits = self.outbox.is_empty()
-            && body.len() <= limits.max_data as usize
-            && route.len() <= limits.max_path
-            && crate::wire::scan::find_byte(0, route).is_none();
-        // Its turn, when nothing of its channel waits before it.
-        let in_turn = self.channels.get_mut(channel_id).filter(|c| fits && c.slots.is_empty() && c.next_to_send == seq);
-        match (in_turn, dst) {
-            (Some(channel), Some(dst)) => {
-                channel.next_to_send += 1;
-                let body = seal(&self.body_codec, body);
-                let (frames, bytes) =
-                    encode_body_into(MessageKind::Response, route, channel_id, &body, limits.max_data, dst);
-                DirectAnswer::Written { frames, bytes }
-            }
-            _ => {
-                let seq = self.defer(ticket, route.clone(), 0);
-                self.respond(channel_id, seq, body);
-                DirectAnswer::Queued
-            }
-        }
-    }
-
-    /// Gives a direct request its place in its channel's order, to be
-    /// answered later with [`ServerConnection::respond`] like a request
-    /// that [`ServerConnection::receive`] handed out; `held` is its body's
-    /// size while it waits. Returns its seq: the ticket's, when the ticket
-    /// comes back before the core is given anything else.
-    pub fn defer(&mut self, ticket: DirectTicket, route: Bytes, held: usize) -> u64 {
-        let Some(channel) = self.channels.get_mut(ticket.channel) else { return ticket.seq };
-        channel.take_seq(route, held, &mut self.held)
-    }
-
     fn receive_inner(&mut self, frame: Frame) -> Result<Option<ServerEvent>, ProtocolError> {
         if frame.status == Status::Close {
             self.closed = true;
@@ -614,18 +524,6 @@ impl ServerConnection {
             self.held.channels -= CHANNEL_COST;
         }
         self.ids.release(channel_id);
-    }
-
-    /// The next frame to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<Frame> {
-        let frame = self.outbox.pop_front()?;
-        self.held.answers -= frame.encoded_len();
-        Some(frame)
-    }
-
-    /// Moves every frame waiting to be sent into `out`.
-    pub fn drain_transmit(&mut self, out: &mut Vec<Frame>) {
-        out.extend(self.transmit());
     }
 
     /// Takes every frame waiting to be sent, in order; the core no longer

@@ -6,7 +6,7 @@ fn req(status: u8, path: &'static [u8], channel: u32, data: &'static [u8]) -> Fr
 }
 
 fn sent(core: &mut ServerConnection) -> Vec<(u32, Vec<u8>)> {
-    std::iter::from_fn(|| core.poll_transmit()).map(|f| (f.channel, f.data.to_vec())).collect()
+    core.transmit().map(|f| (f.channel, f.data.to_vec())).collect()
 }
 
 #[test]
@@ -37,8 +37,8 @@ fn plain(config: ServerConfig) -> ServerConnection {
     core
 }
 
-fn direct(core: &mut ServerConnection, frame: Frame) -> DirectRequest {
-    core.receive_direct(frame).unwrap_or_else(|frame| panic!("not direct: {frame:?}"))
+fn direct<'a>(core: &'a mut ServerConnection, frame: &Frame) -> Direct<'a> {
+    core.direct(frame).unwrap_or_else(|| panic!("not direct: {frame:?}"))
 }
 
 #[test]
@@ -47,17 +47,16 @@ fn a_direct_answer_is_the_frame_the_core_would_have_sent() {
     let mut core = plain(ServerConfig::default());
     let mut out = BytesMut::new();
     for (seq, body) in [(0, &b"a"[..]), (1, b"")] {
-        // Asking for the ticket alone takes no place: the request that
-        // follows gets the same one.
-        let ticket = core.direct_ticket(&req(1, b"/echo?x=1", 0, b"q"));
-        assert_eq!(ticket, Some(DirectTicket { channel: 0, seq }));
-        let request = direct(&mut core, req(1, b"/echo?x=1", 0, b"q"));
-        assert_eq!(
-            (request.ticket.seq, &request.route[..], request.query.as_deref()),
-            (seq, &b"/echo"[..], Some(&b"x=1"[..]))
-        );
-        assert_eq!((&request.body[..], request.bytes), (&b"q"[..], 20));
-        let answer = core.answer_direct(request.ticket, &request.route, Bytes::copy_from_slice(body), Some(&mut out));
+        let frame = req(1, b"/echo?x=1", 0, b"q");
+        // A guard dropped unspent takes no place: the request asked about
+        // again gets the same one.
+        let unspent = direct(&mut core, &frame);
+        assert_eq!((unspent.channel(), unspent.seq()), (0, seq));
+        drop(unspent);
+        let guard = direct(&mut core, &frame);
+        assert_eq!(guard.seq(), seq);
+        let (route, _) = split_route(frame.path.clone());
+        let answer = guard.answer(&route, Bytes::copy_from_slice(body), Some(&mut out));
         let expected =
             Frame::new(Status::ResponseWhole, &b"/echo"[..], 0, if body.is_empty() { &b"{}"[..] } else { body });
         assert_eq!(answer, DirectAnswer::Written { frames: 1, bytes: expected.encoded_len() });
@@ -72,7 +71,7 @@ fn a_direct_answer_is_the_frame_the_core_would_have_sent() {
 }
 
 #[test]
-fn requests_that_are_not_direct_come_back_untouched() {
+fn requests_that_are_not_direct_are_left_for_receive() {
     let codec_core = || {
         let mut core = plain(ServerConfig::default());
         core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 1 << 20)));
@@ -94,24 +93,22 @@ fn requests_that_are_not_direct_come_back_untouched() {
         ("before the first request decides the hello", fresh_handshake(), req(1, b"/echo", 0, b"q")),
     ];
     for (case, mut core, frame) in cases {
-        assert_eq!(core.direct_ticket(&frame), None, "{case}");
-        assert_eq!(core.receive_direct(frame.clone()), Err(frame), "{case}");
+        assert!(core.direct(&frame).is_none(), "{case}");
     }
     // A channel with a request unanswered, and a connection with an answer unsent.
     let mut core = plain(ServerConfig::default());
     let Some(ServerEvent::Request(first)) = core.receive(req(1, b"/echo", 0, b"q")).unwrap() else { panic!() };
-    assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_err(), "behind a request waiting");
+    assert!(core.direct(&req(1, b"/echo", 0, b"q")).is_none(), "behind a request waiting");
     core.respond(0, first.seq, Bytes::from_static(b"a"));
-    assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_err(), "behind an answer unsent");
+    assert!(core.direct(&req(1, b"/echo", 0, b"q")).is_none(), "behind an answer unsent");
     let _ = sent(&mut core);
-    assert!(core.receive_direct(req(1, b"/echo", 0, b"q")).is_ok());
+    assert!(core.direct(&req(1, b"/echo", 0, b"q")).is_some());
 }
 
 #[test]
 fn a_deferred_direct_request_keeps_its_place() {
     let mut core = plain(ServerConfig::default());
-    let first = direct(&mut core, req(1, b"/slow", 0, b"abc"));
-    let seq = core.defer(first.ticket, first.route, 3);
+    let seq = direct(&mut core, &req(1, b"/slow", 0, b"abc")).defer(Bytes::from_static(b"/slow"), 3);
     assert_eq!((seq, core.held().handed_out, core.unanswered()), (0, 3, 1));
     // The next request on the channel waits behind it.
     let Some(ServerEvent::Request(second)) = core.receive(req(1, b"/fast", 0, b"q")).unwrap() else { panic!() };
@@ -128,17 +125,15 @@ fn a_direct_answer_with_no_buffer_or_too_large_is_queued() {
     let config =
         ServerConfig { frame_limits: FrameLimits { max_data: 4, ..FrameLimits::default() }, ..ServerConfig::default() };
     let mut core = plain(config);
-    let request = direct(&mut core, req(1, b"/echo", 0, b"q"));
-    assert_eq!(
-        core.answer_direct(request.ticket, &request.route, Bytes::from_static(b"A"), None),
-        DirectAnswer::Queued
-    );
+    let route = Bytes::from_static(b"/echo");
+    let answer = direct(&mut core, &req(1, b"/echo", 0, b"q")).answer(&route, Bytes::from_static(b"A"), None);
+    assert_eq!(answer, DirectAnswer::Queued);
     assert_eq!(sent(&mut core), vec![(0, b"A".to_vec())]);
-    let request = direct(&mut core, req(1, b"/echo", 0, b"q"));
     let mut out = BytesMut::new();
-    let answer = core.answer_direct(request.ticket, &request.route, Bytes::from_static(b"ABCDEF"), Some(&mut out));
+    let guard = direct(&mut core, &req(1, b"/echo", 0, b"q"));
+    let answer = guard.answer(&route, Bytes::from_static(b"ABCDEF"), Some(&mut out));
     assert_eq!((answer, out.len()), (DirectAnswer::Queued, 0));
-    let frames: Vec<Frame> = std::iter::from_fn(|| core.poll_transmit()).collect();
+    let frames: Vec<Frame> = core.transmit().collect();
     let statuses: Vec<Status> = frames.iter().map(|f| f.status).collect();
     assert_eq!(statuses, vec![Status::ResponseFirst, Status::ResponseLast]);
     assert_eq!(core.unanswered(), 0);
@@ -205,8 +200,7 @@ fn held_bytes_follow_a_request_to_its_answer_on_the_wire() {
     let frame_len = 1 + 3 + 1 + 8 + 10;
     assert_eq!(core.held(), HeldBytes { answers: frame_len, ..HeldBytes::default() });
     assert_eq!(core.held().outbound(), frame_len);
-    let mut out = Vec::new();
-    core.drain_transmit(&mut out);
+    let _ = core.transmit();
     assert_eq!(core.held().total(), 0);
 }
 

@@ -20,11 +20,11 @@ use tracing::Instrument;
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
 use crate::proto::extensions::{Handshake, HELLO, PING};
-use crate::proto::server::{DirectAnswer, DirectTicket, IncomingRequest, ServerConnection, ServerEvent};
+use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
 use crate::wire::codec::CodecError;
-use crate::wire::frame::{split_route, Frame};
+use crate::wire::frame::Frame;
 
 use super::extensions::{answer_hello, HelloOutcome};
 use super::handler::{HandlerError, Reply, Request};
@@ -37,6 +37,8 @@ use super::turn_clock::TurnClock;
 use super::Shared;
 
 mod counts;
+mod direct;
+use direct::offload;
 mod start;
 mod system;
 
@@ -502,14 +504,10 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// Handles one frame; `Err(reason)` means close the connection, with a
     /// close frame carrying the reason when there is one.
     fn on_frame(&mut self, frame: Frame) -> Result<(), Option<String>> {
+        let bytes = frame.encoded_len() as u64;
         // Most requests are answered in this turn, with no place kept for
         // them in their channel's order.
-        let bytes = frame.encoded_len() as u64;
-        if let Some(ticket) = self.core.direct_ticket(&frame) {
-            self.count_received(ticket.channel, bytes, true);
-            self.dispatch_direct(ticket, frame, bytes);
-            return Ok(());
-        }
+        let Err(frame) = self.on_direct_frame(frame, bytes) else { return Ok(()) };
         let channel = frame.channel;
         // A chunked message grows by assembly, a compressed one by
         // inflation, and a new channel adds its state: each within what
@@ -559,7 +557,9 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         }
     }
 
-    /// Answers system paths at once and runs handlers in their own tasks.
+    /// Answers system paths at once and starts the handler of any other
+    /// route: polled in this connection's task, or on a task of its own
+    /// when its route is offloaded.
     fn dispatch(&mut self, request: IncomingRequest) {
         let IncomingRequest { channel, seq, route, query, body, frames, bytes } = request;
         let frame_limit = self.shared.config.core.frame_limits.max_data;
@@ -604,69 +604,8 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
         match start_handler(&self.shared, found, tally, request, seq, (frames, bytes), &mut self.clock) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::Waiting(work) => self.handlers.push(work),
-            Started::Offloaded(work) => self.offload(work, channel, seq),
+            Started::Offloaded(work) => offload(&mut self.handlers, work, channel, seq),
         }
-    }
-
-    /// Runs the handler of a request the core let through directly: an
-    /// answer ready at once is written straight out; a handler that waits
-    /// first gives the request its place in its channel's order. `frame` is
-    /// the request's one frame, of `bytes` bytes on the wire.
-    fn dispatch_direct(&mut self, ticket: DirectTicket, frame: Frame, bytes: u64) {
-        let (route, query) = split_route(frame.path);
-        let body = frame.data;
-        let (channel, seq, held) = (ticket.channel, ticket.seq, body.len());
-        let Some(Found { name, route: found, tally }) = self.tallies.find(&self.shared.routes, &route) else {
-            return self.answer_direct(ticket, &route, ErrorAnswer::no_handler().to_body());
-        };
-        let request = request_from(&self.peer, &self.identity, channel, route, query, body);
-        match start_handler(&self.shared, found, tally, request, seq, (1, bytes), &mut self.clock) {
-            // The answer's frames carry the route's name as the server
-            // holds it: the request's own went to the handler.
-            Started::Answered(answer) => {
-                let dst = self.writer.direct_buffer();
-                let answered = self.core.answer_direct(ticket, name, answer, dst);
-                self.direct_answered(channel, answered);
-            }
-            Started::Waiting(work) => {
-                self.core.defer(ticket, name.clone(), held);
-                self.handlers.push(work);
-            }
-            Started::Offloaded(work) => {
-                self.core.defer(ticket, name.clone(), held);
-                self.offload(work, channel, seq);
-            }
-        }
-    }
-
-    /// Answers a direct request with `answer`, on `route`.
-    fn answer_direct(&mut self, ticket: DirectTicket, route: &Bytes, answer: Bytes) {
-        let channel = ticket.channel;
-        let dst = self.writer.direct_buffer();
-        let answered = self.core.answer_direct(ticket, route, answer, dst);
-        self.direct_answered(channel, answered);
-    }
-
-    /// Counts a direct answer written straight into the writer's buffer.
-    #[inline(always)]
-    fn direct_answered(&mut self, channel: u32, answered: DirectAnswer) {
-        if let DirectAnswer::Written { frames, bytes } = answered {
-            self.writer.appended(frames, bytes);
-            self.count(channel, |c| c.message_sent(frames, bytes as u64));
-        }
-    }
-
-    /// Runs a slow route's handler on a task of its own, which another
-    /// worker may take; its answer comes back with the others.
-    fn offload(&mut self, work: BoxFuture<'static, Done>, channel: u32, seq: u64) {
-        // Cancelled with the connection, like a handler polled here.
-        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(work));
-        self.handlers.push(Box::pin(async move {
-            task.await.unwrap_or_else(|_| {
-                let answer = HandlerError::crashed("handler task cancelled").to_answer().to_body();
-                Done::answer(channel, seq, answer)
-            })
-        }));
     }
 
     /// Writes every frame the core has ready, as far as the socket takes

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 /// The clock of handler latencies: the CPU's time-stamp counter where it
 /// is steady (a third of the cost of the system's monotonic clock here,
-/// read twice per request), the monotonic clock elsewhere.
-pub(crate) use quanta::Instant;
+/// read twice per request), the monotonic clock elsewhere. Read it with
+/// [`latency_now`].
+pub use quanta::Instant;
 
 /// The time now on the latency clock: [`Instant::now`] without its look
 /// for a clock that a test of quanta's own set on the thread, which costs
 /// as much as reading the counter (this crate sets none).
-pub(crate) fn latency_now() -> Instant {
+pub fn latency_now() -> Instant {
     static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
     CLOCK.get_or_init(quanta::Clock::new).now()
 }

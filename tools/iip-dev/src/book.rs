@@ -1,5 +1,5 @@
 //! The book's generated parts: links from every `[ID]` to the requirement
-//! it names, annotated hex examples (an mdBook preprocessor, `iip
+//! it names, annotated hex examples (an mdBook preprocessor, `iip-dev
 //! book-preprocess`), and the figures drawn from the spec's own tables and
 //! vectors (`spec/figures/*.svg`, checked for staleness by `tests/book.rs`).
 
@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::session::{Case, CloseExpect, ExpectFrame, Step};
-use super::spec::Table;
-use super::vector::{parse_hex, Blob};
-use crate::wire::decode::FrameDecoder;
-use crate::wire::frame::FrameLimits;
+use iip::conformance::session::{Case, CloseExpect, ExpectFrame, Step};
+use iip::conformance::spec::Table;
+use iip::conformance::vector::{parse_hex, Blob};
+use iip::wire::decode::FrameDecoder;
+use iip::wire::frame::FrameLimits;
 
 /// Whether `text` starts with a requirement id (`CHAN-6`); its length.
 fn id_at(text: &str) -> Option<usize> {
@@ -462,7 +462,7 @@ pub fn figures(
 ) -> Result<Vec<(String, String)>, String> {
     let table = |file: &str, name: &str| -> Result<Table, String> {
         let text = chapter(file).ok_or(format!("no chapter {file}"))?;
-        super::spec::table(&text, name).map_err(|e| e.to_string())
+        iip::conformance::spec::table(&text, name).map_err(|e| e.to_string())
     };
     let mut out = vec![
         (

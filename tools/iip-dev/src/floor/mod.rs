@@ -1,16 +1,18 @@
-//! Comparison servers for benchmarks (`iip floor`, `benches/echo.rs`): what
-//! an echo costs with nearly no protocol work, so that a figure of ours can
-//! be read as a fraction of the floor measured in the same run.
+//! Comparison servers for benchmarks (`iip-dev floor`, `benches/echo.rs`):
+//! what an echo costs with nearly no protocol work, so that a figure of
+//! `iip serve` can be read as a fraction of the floor measured in the same
+//! run.
 //!
 //! - [`serve_unchecked_iip`]: an IIP echo that reads once, walks every whole
 //!   frame in the buffer with no checks at all, and writes every answer in
 //!   one write. No channel state, no ordering, no limits, no statistics.
 //!   It is only as correct as a well-behaved client makes it, and must never
 //!   face real traffic.
-//! - [`checked::serve_checked_iip`]: the unchecked echo plus the work the
-//!   spec asks of a server for every request (checks, channel and message
-//!   state, routes, an unwind guard, statistics), written as tightly as
-//!   we can: what those obligations cost at least.
+//! - [`checked::serve_checked_iip`]: the crate's own sans-IO server core
+//!   behind the thinnest shell that drives it (one read, every frame
+//!   through the core, handlers that never wait, one write): what the
+//!   spec's per-request obligations cost in this crate, without the tokio
+//!   server's budgets, timers, extensions and waiting handlers.
 //! - [`serve_h2_echo`]: hyper's HTTP/2 server answering every request with
 //!   its body, what a tonic user runs underneath.
 
@@ -20,9 +22,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::wire::answer::{channel_granted_body, ErrorAnswer, ErrorCode};
-use crate::wire::encode::encode_parts;
-use crate::wire::status::Status;
+use iip::proto::message::encode_body_into;
+use iip::wire::answer::{channel_granted_body, ErrorAnswer, ErrorCode};
+use iip::wire::status::MessageKind;
 
 pub mod checked;
 
@@ -79,7 +81,7 @@ fn answer_whole_frames(input: &[u8], output: &mut BytesMut, next_channel: &mut u
                 } else {
                     ErrorAnswer::named(ErrorCode::HandleError).to_body()
                 };
-                encode_parts(Status::ResponseWhole, frame.path, frame.channel, &body, output);
+                encode_body_into(MessageKind::Response, frame.path, frame.channel, &body, u32::MAX, output);
             }
             status @ 0..=3 => {
                 output.put_u8(status + 4);
@@ -130,11 +132,11 @@ pub async fn serve_h2_echo(listener: TcpListener) -> io::Result<()> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::wire::decode::FrameDecoder;
-    use crate::wire::encode::encode_frame;
-    use crate::{Frame, FrameLimits};
+    use iip::wire::decode::FrameDecoder;
+    use iip::wire::encode::encode_frame;
+    use iip::{Frame, FrameLimits, Status};
 
     /// `list` encoded one after the other.
     pub(crate) fn frames(list: &[Frame]) -> BytesMut {
