@@ -27,8 +27,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     pub(super) fn on_direct_frame(&mut self, frame: Frame, bytes: u64) -> Result<(), Frame> {
         let Some(direct) = self.core.direct(&frame) else { return Err(frame) };
         let (channel, seq, highest) = (direct.channel(), direct.seq(), direct.highest_channel_id());
-        let counts = (&mut self.channel_counts, &mut self.connection_count);
-        count_in(counts.0, counts.1, (channel, highest), |c| {
+        count_in(&mut self.channel_counts, &mut self.connection_count, (channel, highest), |c| {
             c.frame_received(bytes);
             c.whole_received += 1;
         });
