@@ -1,7 +1,7 @@
 //! Runs session cases against a server over TCP and says, for a failure,
 //! which step broke, what was expected and what arrived: the session
-//! driver here, what a step expects in [`expect`], how a failure reads in
-//! [`failure`].
+//! driver here, what a step expects in the `expect` module, how a failure
+//! reads in the `failure` module.
 
 mod expect;
 mod failure;
