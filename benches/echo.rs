@@ -66,7 +66,11 @@ enum Lanes {
 
 impl Lanes {
     async fn iip(addr: SocketAddr, load: &Load) -> Lanes {
-        let config = ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() };
+        let config = {
+            let mut cfg = ClientConfig::default();
+            cfg.extensions = ClientExtensions::off();
+            cfg
+        };
         let mut lanes = Vec::new();
         for _ in 0..load.connections {
             let client = Client::connect_with(addr, config).await.expect("connect");

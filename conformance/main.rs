@@ -153,6 +153,10 @@ fn main() {
                         explain(&case, &failure, &requirements),
                         failure.transcript()
                     ))),
+                    other => Err(Failed::from(format!(
+                        "server::{}: a verdict this harness does not know: {other:?}",
+                        case.id
+                    ))),
                 }
             })
             .with_kind(kind)

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         // The echo never waits: a plain function, answered in the
         // connection's turn with no future per request.
-        .route_sync("/echo", |req: Request| Ok::<_, std::convert::Infallible>(req.body))
+        .route_sync("/echo", |req: Request| Ok::<_, std::convert::Infallible>(req.into_body()))
         .build()?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("echo server on {} (Ctrl-C stops)", listener.local_addr()?);

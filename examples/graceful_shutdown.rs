@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         .route("/slow", |req: Request| async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            Ok::<_, std::convert::Infallible>(req.body)
+            Ok::<_, std::convert::Infallible>(req.into_body())
         })
         .grace(Duration::from_secs(5))
         .build()?;

@@ -10,7 +10,7 @@ use iip::server::{Request, Server};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         .route("/hello", |req: Request| async move {
-            Ok::<_, std::convert::Infallible>(format!("hello, {}", String::from_utf8_lossy(&req.body)))
+            Ok::<_, std::convert::Infallible>(format!("hello, {}", String::from_utf8_lossy(req.body())))
         })
         .build()?;
     let handle = server.spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;

@@ -22,14 +22,14 @@ async fn main() -> Result<(), tower::BoxError> {
         .init();
 
     let server = Server::builder()
-        .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
+        .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.into_body()) })
         .route("/slow", |_req: Request| async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             Ok::<_, std::convert::Infallible>("too late")
         })
         // Outermost first: log, then limit, then time out.
         .layer(tower::util::MapRequestLayer::new(|req: Request| {
-            tracing::info!(route = %req.route_str(), peer = %req.peer, bytes = req.body.len(), "request");
+            tracing::info!(route = %req.route_str(), peer = %req.peer(), bytes = req.body().len(), "request");
             req
         }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(64))

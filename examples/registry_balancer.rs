@@ -52,7 +52,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = futures::stream::unfold(changes, |mut changes| async move {
         changes.recv().await.map(|change| (Ok::<_, Infallible>(change), changes))
     });
-    let config = BalancerConfig { strategy: Strategy::RoundRobin, ..BalancerConfig::default() };
+    let config = {
+        let mut cfg = BalancerConfig::default();
+        cfg.strategy = Strategy::RoundRobin;
+        cfg
+    };
     registry.send(Change::Insert("east-1", addr(0)))?;
     let balancer = Balancer::discover(source, config);
     println!("one server announced: {:?}", answering(&balancer).await?);

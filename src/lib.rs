@@ -16,7 +16,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder()
 //!     .route("/hello", |req: Request| async move {
-//!         Ok::<_, std::convert::Infallible>(format!("hello, {}", String::from_utf8_lossy(&req.body)))
+//!         Ok::<_, std::convert::Infallible>(format!("hello, {}", String::from_utf8_lossy(req.body())))
 //!     })
 //!     .build()?;
 //! let handle = server.spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;
@@ -30,6 +30,40 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## The main types
+//!
+//! - **Serving**: `server::Server` (built by `Server::builder()`, a
+//!   `ServerBuilder` of routes, tower layers and a `ServerConfig`) runs
+//!   handlers that take a `server::Request` and answer a body or a
+//!   `server::HandlerError`; `Server::spawn` gives a `ServerHandle` for
+//!   its address, statistics and graceful shutdown.
+//! - **Calling**: `client::Client` is one connection, `client::Channel` one
+//!   of its channels; `client::Backend` reconnects, `client::Pool` holds
+//!   several connections to one server, `client::Balancer` spreads calls
+//!   over several servers. Each calls `call(path, body)` and
+//!   `call_with(Call)`, where a `client::Call` carries the options
+//!   (timeout, raw answers, balancing key), and each is a
+//!   `tower::Service<Call>`; failures are a `client::ClientError`.
+//! - **The protocol without I/O**: [`wire`] encodes and decodes frames
+//!   ([`Frame`], [`FrameDecoder`], `FrameCodec` for tokio-util);
+//!   [`proto::server::ServerConnection`] and
+//!   [`proto::client::ClientConnection`] are the state machines, fed frames
+//!   and instants, giving back events and frames to send.
+//! - **Checking an implementation**: `conformance::run_suite` runs the
+//!   server cases against any address, `conformance::attack` the attacks;
+//!   the `iip conformance` and `iip attack` commands wrap them.
+//! - **HTTP in front**: `gateway::Gateway` maps HTTP/1.1 and HTTP/2
+//!   requests to IIP calls.
+//!
+//! ## Stability
+//!
+//! The crate is at 0.x: a minor release may break the API, a patch release
+//! does not. Public enums and configuration structs are
+//! `#[non_exhaustive]` (configurations start from `default()`), and
+//! requests, calls and answers are read through methods, so new variants,
+//! settings and fields arrive in minor releases without breaking callers.
+//! The wire is IIP/1 and does not change within it.
 //!
 //! ## Rooms and features
 //!

@@ -189,6 +189,7 @@ pub fn explain_certificate_error(err: &rustls::Error) -> Option<String> {
 
 /// How a client checks the server's certificate.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum ServerTrust<'a> {
     /// The CA certificates of a PEM file.
     CaFile(&'a Path),

@@ -26,16 +26,22 @@ async fn the_server_survives_every_attack_within_its_budgets() {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<_, std::convert::Infallible>("late")
         })
-        .frame_limits(FrameLimits { max_path: 2048, max_data: MAX_DATA as u32 })
+        .frame_limits({
+            let mut cfg = FrameLimits::default();
+            cfg.max_path = 2048;
+            cfg.max_data = MAX_DATA as u32;
+            cfg
+        })
         .max_message(4 << 20)
         .max_connection_bytes(CONNECTION_BUDGET)
         .max_server_bytes(SERVER_BUDGET)
         .max_connections(64)
-        .timeouts(Timeouts {
-            idle: Some(IDLE),
-            frame: Some(Duration::from_millis(800)),
-            write: Some(IDLE),
-            ..Timeouts::default()
+        .timeouts({
+            let mut cfg = Timeouts::default();
+            cfg.idle = Some(IDLE);
+            cfg.frame = Some(Duration::from_millis(800));
+            cfg.write = Some(IDLE);
+            cfg
         })
         .build()
         .unwrap();
@@ -44,31 +50,32 @@ async fn the_server_survives_every_attack_within_its_budgets() {
     let mut plan = AttackPlan::new(handle.local_addr().to_string());
     plan.duration = Duration::from_millis(3000);
     plan.recovery = Duration::from_secs(5);
-    plan.scale = AttackScale {
-        never_read_connections: 3,
-        never_read_body: MAX_DATA - 100,
-        chunked_channels: 8,
-        chunked_frames: 40,
-        chunk_size: MAX_DATA - 100,
-        big_channels: 8,
-        big_frame: MAX_DATA,
-        idle_connections: 80,
-        loris_connections: 30,
-        loris_interval: Duration::from_millis(200),
-        stats_connections: 2,
-        stats_channels: 60,
-        garbage_streams: 300,
-        bomb_connections: 12,
-        bomb_size: 4 << 20,
-        hello_connections: 3,
-        hello_size: 3 << 20,
-        hoard_connections: 12,
-        hoard_channels: 1_023,
-        parked_connections: 12,
-        parked_requests: 1_024,
-        parked_path: "/park",
-        guess_connections: 16,
-        ..AttackScale::default()
+    plan.scale = {
+        let mut cfg = AttackScale::default();
+        cfg.never_read_connections = 3;
+        cfg.never_read_body = MAX_DATA - 100;
+        cfg.chunked_channels = 8;
+        cfg.chunked_frames = 40;
+        cfg.chunk_size = MAX_DATA - 100;
+        cfg.big_channels = 8;
+        cfg.big_frame = MAX_DATA;
+        cfg.idle_connections = 80;
+        cfg.loris_connections = 30;
+        cfg.loris_interval = Duration::from_millis(200);
+        cfg.stats_connections = 2;
+        cfg.stats_channels = 60;
+        cfg.garbage_streams = 300;
+        cfg.bomb_connections = 12;
+        cfg.bomb_size = 4 << 20;
+        cfg.hello_connections = 3;
+        cfg.hello_size = 3 << 20;
+        cfg.hoard_connections = 12;
+        cfg.hoard_channels = 1_023;
+        cfg.parked_connections = 12;
+        cfg.parked_requests = 1_024;
+        cfg.parked_path = "/park";
+        cfg.guess_connections = 16;
+        cfg
     };
     // What one connection may hold beyond its budget: the frame it read
     // last, an unfinished frame in its read buffer, and one answer (the

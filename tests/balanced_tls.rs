@@ -23,7 +23,7 @@ async fn tls_server(
 ) -> ServerHandle {
     Server::echo()
         .route("/who", move |req: Request| async move {
-            let identity = req.identity.as_deref().unwrap_or("nobody").to_string();
+            let identity = req.identity().unwrap_or("nobody").to_string();
             Ok::<_, HandlerError>(Bytes::from(format!("{identity}@{name}")))
         })
         .authenticator(BearerTokens::new().with("s3cret", "alice"), AuthPolicy::Required)
@@ -54,7 +54,11 @@ async fn a_dns_balancer_reaches_every_server_inside_tls_with_the_credentials() {
         .with_credentials(Credentials { scheme: "bearer".into(), credentials: "s3cret".into() });
     let balancer = Balancer::new(
         Endpoints::Dns { name: format!("localhost:{port}"), interval: Duration::from_millis(200), template },
-        BalancerConfig { strategy: Strategy::RoundRobin, ..BalancerConfig::default() },
+        {
+            let mut cfg = BalancerConfig::default();
+            cfg.strategy = Strategy::RoundRobin;
+            cfg
+        },
     );
     let mut answers = HashSet::new();
     let started = std::time::Instant::now();

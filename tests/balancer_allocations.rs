@@ -50,17 +50,23 @@ fn a_balancer_pick_allocates_nothing() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             servers.push(Server::echo().build().expect("routes").spawn(listener).expect("serve"));
         }
-        let config = BackendConfig {
-            client: ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() },
-            channels: CHANNELS,
-            ..BackendConfig::default()
+        let config = {
+            let mut cfg = BackendConfig::default();
+            cfg.client = {
+                let mut cfg = ClientConfig::default();
+                cfg.extensions = ClientExtensions::off();
+                cfg
+            };
+            cfg.channels = CHANNELS;
+            cfg
         };
         let endpoints: Vec<Endpoint> = servers.iter().map(|s| Endpoint::new(s.local_addr().to_string())).collect();
         let backend = Backend::new(endpoints[0].clone(), config);
-        let balancer = Balancer::new(
-            Endpoints::Static(endpoints),
-            BalancerConfig { backend: config, ..BalancerConfig::default() },
-        );
+        let balancer = Balancer::new(Endpoints::Static(endpoints), {
+            let mut cfg = BalancerConfig::default();
+            cfg.backend = config;
+            cfg
+        });
         backend.ready(std::time::Duration::from_secs(5)).await.expect("backend up");
         while balancer.members().iter().any(|m| !m.up) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

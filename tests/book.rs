@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use iip::conformance::client::load_client_cases;
-use iip::conformance::spec::{requirements, Level, Requirement};
+use iip::conformance::spec::{requirements, Requirement};
 use iip::conformance::vector::{parse_hex, FrameVector};
 use iip::conformance::{shipped_cases, spec_dir, vectors_dir};
 
@@ -136,12 +136,7 @@ fn index_markdown() -> String {
     let (mut total, mut covered) = (0, 0);
     for req in ordered {
         let chapter = req.chapter.file_name().unwrap().to_string_lossy();
-        let level = match req.level {
-            Level::Must => "MUST",
-            Level::Should => "SHOULD",
-            Level::May => "MAY",
-            Level::Definition => "definition",
-        };
+        let level = req.level.name();
         let cited = vectors.get(&req.id).cloned().unwrap_or_default();
         let code: Vec<String> = sources
             .iter()

@@ -68,11 +68,12 @@ async fn hostile_server(frames: Option<usize>) -> String {
 }
 
 fn config() -> ClientConfig {
-    ClientConfig {
-        max_answer: Some(LIMIT),
-        extensions: ClientExtensions::off(),
-        timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
+    {
+        let mut cfg = ClientConfig::default();
+        cfg.max_answer = Some(LIMIT);
+        cfg.extensions = ClientExtensions::off();
+        cfg.timeout = Duration::from_secs(10);
+        cfg
     }
 }
 

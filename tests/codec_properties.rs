@@ -62,7 +62,7 @@ proptest! {
         tail in proptest::collection::vec(any::<u8>(), 0..40),
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
-        let limits = FrameLimits { max_path: 40, max_data: 200 };
+        let limits = { let mut cfg = FrameLimits::default(); cfg.max_path = 40; cfg.max_data = 200; cfg };
         let mut stream = BytesMut::new();
         for frame in &frames {
             // Frames over the small limits are written raw, so they become errors.
@@ -82,7 +82,7 @@ proptest! {
         max_path in 0usize..64,
         max_data in 0u32..512,
     ) {
-        let limits = FrameLimits { max_path, max_data };
+        let limits = { let mut cfg = FrameLimits::default(); cfg.max_path = max_path; cfg.max_data = max_data; cfg };
         let mut decoder = FrameDecoder::new(limits);
         let mut buf = BytesMut::from(&bytes[..]);
         loop {
@@ -114,7 +114,12 @@ proptest! {
 #[test]
 fn decoded_frames_reencode_to_their_source_bytes() {
     fn property(bytes: Vec<u8>) -> bool {
-        let limits = FrameLimits { max_path: 16, max_data: 64 };
+        let limits = {
+            let mut cfg = FrameLimits::default();
+            cfg.max_path = 16;
+            cfg.max_data = 64;
+            cfg
+        };
         let mut decoder = FrameDecoder::new(limits);
         let mut buf = BytesMut::from(&bytes[..]);
         let mut reencoded = BytesMut::new();

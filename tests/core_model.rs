@@ -231,7 +231,7 @@ proptest! {
     #[test]
     fn core_agrees_with_the_model(ops in proptest::collection::vec(arb_op(), 1..60)) {
         let mut model = Model::new();
-        let mut core = ServerConnection::new(ServerConfig { max_channels: MAX_CHANNELS, ..ServerConfig::default() });
+        let mut core = ServerConnection::new({ let mut cfg = ServerConfig::default(); cfg.max_channels = MAX_CHANNELS; cfg });
         // Core request (channel, seq) for each model application id.
         let mut handed_out: BTreeMap<u64, (u32, u64, Vec<u8>)> = BTreeMap::new();
         let mut next_app = 0u64;
@@ -240,7 +240,7 @@ proptest! {
             if model.closed {
                 // A protocol error or close ends a connection: go on with a new one.
                 model = Model::new();
-                core = ServerConnection::new(ServerConfig { max_channels: MAX_CHANNELS, ..ServerConfig::default() });
+                core = ServerConnection::new({ let mut cfg = ServerConfig::default(); cfg.max_channels = MAX_CHANNELS; cfg });
                 handed_out.clear();
                 next_app = 0;
             }

@@ -32,17 +32,22 @@ async fn start(builder: ServerBuilder) -> ServerHandle {
 fn routes() -> ServerBuilder {
     Server::echo()
         .route("/whoami", |req: Request| async move {
-            Ok::<_, HandlerError>(Bytes::from(req.identity.as_deref().unwrap_or("nobody").to_string()))
+            Ok::<_, HandlerError>(Bytes::from(req.identity().unwrap_or("nobody").to_string()))
         })
         .route("/sleep", |req: Request| async move {
-            let ms: u64 = String::from_utf8_lossy(&req.body).parse().unwrap_or(0);
+            let ms: u64 = String::from_utf8_lossy(req.body()).parse().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, HandlerError>(req.body)
+            Ok::<_, HandlerError>(req.into_body())
         })
 }
 
 fn config(extensions: ClientExtensions) -> ClientConfig {
-    ClientConfig { timeout: WAIT, extensions, ..ClientConfig::default() }
+    {
+        let mut cfg = ClientConfig::default();
+        cfg.timeout = WAIT;
+        cfg.extensions = extensions;
+        cfg
+    }
 }
 
 fn frame(status: Status, path: &'static str, channel: u32, data: impl Into<Bytes>) -> Frame {
@@ -183,7 +188,11 @@ async fn close_text(conn: &mut Framed<TcpStream, FrameCodec>) -> String {
 async fn a_client_that_does_not_authenticate_in_time_is_closed() {
     let tokens = BearerTokens::new().with("s3cret", "alice");
     let hello_in = Duration::from_millis(400);
-    let timeouts = iip::server::Timeouts { hello: Some(hello_in), ..iip::server::Timeouts::default() };
+    let timeouts = {
+        let mut cfg = iip::server::Timeouts::default();
+        cfg.hello = Some(hello_in);
+        cfg
+    };
     let server = start(routes().authenticator(tokens, AuthPolicy::Required).timeouts(timeouts)).await;
     // Silent, and trickling a hello a byte at a time: both closed at the
     // hello timeout, well before the idle or frame read timeout ([RES-10]).
@@ -294,7 +303,12 @@ async fn compressed_bodies_round_trip_and_a_bomb_is_answered_110() {
     let server = start(routes().max_message(100_000)).await;
     let body: String = (0..200).map(|i| format!(r#"{{"id":{i},"name":"user {i}","active":true}},"#)).collect();
     for codec in [Codec::Lz4, Codec::Zstd] {
-        let extensions = ClientExtensions { compression: Some(codec), min_compress: 64, ..ClientExtensions::default() };
+        let extensions = {
+            let mut cfg = ClientExtensions::default();
+            cfg.compression = Some(codec);
+            cfg.min_compress = 64;
+            cfg
+        };
         let client = Client::connect_with(server.local_addr(), config(extensions)).await.unwrap();
         let agreed = client.agreed().unwrap().compression.clone().unwrap();
         assert_eq!((agreed.codec.as_str(), agreed.min_size), (codec.name(), 1024), "the larger threshold");
@@ -355,7 +369,12 @@ async fn detection_time(extensions: ClientExtensions, call_timeout: Duration) ->
     let server = start(routes()).await;
     let cut = Arc::new(AtomicBool::new(false));
     let proxy = blackhole_proxy(server.local_addr(), cut.clone()).await;
-    let config = ClientConfig { timeout: call_timeout, extensions, ..ClientConfig::default() };
+    let config = {
+        let mut cfg = ClientConfig::default();
+        cfg.timeout = call_timeout;
+        cfg.extensions = extensions;
+        cfg
+    };
     let client = Client::connect_with(proxy, config).await.unwrap();
     assert_eq!(&client.call("/echo", "alive").await.unwrap()[..], b"alive");
     cut.store(true, Ordering::SeqCst);
@@ -366,14 +385,27 @@ async fn detection_time(extensions: ClientExtensions, call_timeout: Duration) ->
 
 #[tokio::test]
 async fn a_dead_server_is_found_within_interval_plus_timeout_with_ping_and_not_without() {
-    let ping = PingConfig { interval: Duration::from_millis(200), timeout: Duration::from_millis(300) };
-    let on = ClientExtensions { ping: Some(ping), ..ClientExtensions::default() };
+    let ping = {
+        let mut cfg = PingConfig::default();
+        cfg.interval = Duration::from_millis(200);
+        cfg.timeout = Duration::from_millis(300);
+        cfg
+    };
+    let on = {
+        let mut cfg = ClientExtensions::default();
+        cfg.ping = Some(ping);
+        cfg
+    };
     let (took, err) = detection_time(on, Duration::from_secs(5)).await;
     assert!(matches!(err, ClientError::DeadPeer { sent: true, .. }), "{err}");
     assert!(err.may_have_reached_server() && err.is_transport());
     // Bounded by interval + timeout after the last frame ([EXT-7]), plus scheduling.
     assert!(took < Duration::from_millis(2_000), "dead peer found after {took:?}");
-    let off = ClientExtensions { ping: None, ..ClientExtensions::default() };
+    let off = {
+        let mut cfg = ClientExtensions::default();
+        cfg.ping = None;
+        cfg
+    };
     let (waited, err) = detection_time(off, Duration::from_millis(1_500)).await;
     assert!(matches!(err, ClientError::Timeout(_)), "{err}");
     assert!(waited >= Duration::from_millis(1_500));

@@ -43,7 +43,7 @@ async fn upstream() -> ServerHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     Server::echo()
         .route("/fail", |req: Request| async move {
-            Err::<bytes::Bytes, _>(HandlerError::new(String::from_utf8_lossy(&req.body)))
+            Err::<bytes::Bytes, _>(HandlerError::new(String::from_utf8_lossy(req.body())))
         })
         .route("/slow", |_req: Request| async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -57,7 +57,7 @@ async fn upstream() -> ServerHandle {
         })
         .route("/delay", |req: Request| async move {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            Ok::<_, std::convert::Infallible>(req.body)
+            Ok::<_, std::convert::Infallible>(req.into_body())
         })
         .handler_timeout(Duration::from_millis(300))
         .max_message(60 << 20)
@@ -91,11 +91,12 @@ async fn gateway(upstreams: Vec<String>, config: GatewayConfig) -> RunningGatewa
 }
 
 fn test_config() -> GatewayConfig {
-    GatewayConfig {
-        max_body: 100 << 20,
-        request_timeout: Duration::from_secs(1),
-        upstream_timeout: Duration::from_secs(10),
-        ..GatewayConfig::default()
+    {
+        let mut cfg = GatewayConfig::default();
+        cfg.max_body = 100 << 20;
+        cfg.request_timeout = Duration::from_secs(1);
+        cfg.upstream_timeout = Duration::from_secs(10);
+        cfg
     }
 }
 
@@ -153,7 +154,12 @@ async fn http_requests_become_iip_requests_and_errors_map_to_statuses() {
 async fn the_gateway_enforces_its_own_limits() {
     require_curl();
     let server = upstream().await;
-    let config = GatewayConfig { max_body: 1000, max_header_bytes: 8192, ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.max_body = 1000;
+        cfg.max_header_bytes = 8192;
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let url = format!("{}/echo", gw.url);
     let (status, _) = curl(vec![url.clone(), "-d".into(), "y".repeat(1001)]).await;
@@ -264,7 +270,11 @@ async fn https_with_http2_by_alpn() {
     require_curl();
     let server = upstream().await;
     let pki = certs::TestPki::new("gateway");
-    let config = GatewayConfig { tls: Some(certs::localhost_server(&pki)), ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.tls = Some(certs::localhost_server(&pki));
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let url = gw.url.replace("http://127.0.0.1", "https://localhost");
     let port = url.rsplit(':').next().unwrap().to_string();
@@ -310,8 +320,11 @@ fn post(path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_paths_stay_inside_unless_named_and_channel_paths_never_go_upstream() {
     let server = upstream().await;
-    let config =
-        GatewayConfig { forward_sys: vec!["/sys/server_count".into(), "/sys/delete_channel".into()], ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.forward_sys = vec!["/sys/server_count".into(), "/sys/delete_channel".into()];
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let addr = gw.url.trim_start_matches("http://").to_string();
     for path in [
@@ -338,7 +351,12 @@ async fn system_paths_stay_inside_unless_named_and_channel_paths_never_go_upstre
 async fn connections_past_the_limit_get_503_and_slow_heads_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = upstream().await;
-    let config = GatewayConfig { max_connections: 2, header_timeout: Duration::from_millis(300), ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.max_connections = 2;
+        cfg.header_timeout = Duration::from_millis(300);
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let addr = gw.url.trim_start_matches("http://").to_string();
     // Two connections that begin a head and never finish it.
@@ -405,7 +423,12 @@ async fn a_slow_request_delays_no_other_and_waiting_is_bounded() {
     gw.stop().await;
 
     // Two channels, one request may wait: the next is refused at once.
-    let config = GatewayConfig { channels_per_upstream: 2, max_waiting: 1, ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.channels_per_upstream = 2;
+        cfg.max_waiting = 1;
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let addr = gw.url.trim_start_matches("http://").to_string();
     let mut holders = Vec::new();
@@ -432,7 +455,11 @@ async fn a_slow_request_delays_no_other_and_waiting_is_bounded() {
 async fn request_bodies_are_held_within_one_budget() {
     use tokio::io::AsyncWriteExt;
     let server = upstream().await;
-    let config = GatewayConfig { max_held_bytes: 1 << 20, ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.max_held_bytes = 1 << 20;
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let addr = gw.url.trim_start_matches("http://").to_string();
     // A client sends 800 KiB of a 4 MiB body and stalls.
@@ -481,10 +508,11 @@ async fn raw_http_on(mut stream: tokio::net::TcpStream) -> (u16, String) {
 async fn a_kept_alive_connection_with_no_request_is_closed_at_the_idle_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = upstream().await;
-    let config = GatewayConfig {
-        idle_timeout: Duration::from_millis(300),
-        header_timeout: Duration::from_secs(30),
-        ..test_config()
+    let config = {
+        let mut cfg = test_config();
+        cfg.idle_timeout = Duration::from_millis(300);
+        cfg.header_timeout = Duration::from_secs(30);
+        cfg
     };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let addr = gw.url.trim_start_matches("http://").to_string();
@@ -500,7 +528,11 @@ async fn a_kept_alive_connection_with_no_request_is_closed_at_the_idle_timeout()
     // however quiet it is (it sends no byte of a head either).
     drop(stream);
     gw.stop().await;
-    let config = GatewayConfig { header_timeout: Duration::from_millis(300), ..test_config() };
+    let config = {
+        let mut cfg = test_config();
+        cfg.header_timeout = Duration::from_millis(300);
+        cfg
+    };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let mut silent = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
     let mut rest = Vec::new();
@@ -526,13 +558,14 @@ async fn the_gateway_survives_the_http_attacks_within_its_budget() {
         .unwrap()
         .spawn(listener)
         .unwrap();
-    let config = GatewayConfig {
-        max_held_bytes: 4 << 20,
-        max_connections: 64,
-        header_timeout: Duration::from_millis(800),
-        idle_timeout: Duration::from_millis(800),
-        request_timeout: Duration::from_millis(800),
-        ..test_config()
+    let config = {
+        let mut cfg = test_config();
+        cfg.max_held_bytes = 4 << 20;
+        cfg.max_connections = 64;
+        cfg.header_timeout = Duration::from_millis(800);
+        cfg.idle_timeout = Duration::from_millis(800);
+        cfg.request_timeout = Duration::from_millis(800);
+        cfg
     };
     let gw = gateway(vec![server.local_addr().to_string()], config).await;
     let mut plan = AttackPlan::new(gw.url.trim_start_matches("http://"));

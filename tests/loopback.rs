@@ -17,7 +17,11 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A client that says no hello: plain IIP/1, frame for frame the deployed client's.
 fn plain() -> ClientConfig {
-    ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() }
+    {
+        let mut cfg = ClientConfig::default();
+        cfg.extensions = ClientExtensions::off();
+        cfg
+    }
 }
 
 async fn start(builder: ServerBuilder) -> ServerHandle {
@@ -30,21 +34,21 @@ async fn test_server(gate: Arc<Notify>) -> ServerHandle {
     let builder = Server::echo()
         .route("/fail", |_req: Request| async { Err::<Bytes, _>(HandlerError::new("nope")) })
         .route("/panic", |req: Request| async move {
-            if !req.body.is_empty() {
+            if !req.body().is_empty() {
                 panic!("handler panicked on purpose");
             }
-            Ok::<_, HandlerError>(req.body)
+            Ok::<_, HandlerError>(req.into_body())
         })
         .route("/sleep", |req: Request| async move {
-            let ms: u64 = String::from_utf8_lossy(&req.body).parse().unwrap_or(0);
+            let ms: u64 = String::from_utf8_lossy(req.body()).parse().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, HandlerError>(req.body)
+            Ok::<_, HandlerError>(req.into_body())
         })
         .route("/block", move |req: Request| {
             let gate = gate.clone();
             async move {
                 gate.notified().await;
-                Ok::<_, HandlerError>(req.body)
+                Ok::<_, HandlerError>(req.into_body())
             }
         });
     start(builder).await
@@ -127,9 +131,18 @@ async fn pipelined_answers_come_back_in_request_order() {
 
 #[tokio::test]
 async fn chunked_messages_in_both_directions() {
-    let limits = FrameLimits { max_path: 2048, max_data: 1000 };
+    let limits = {
+        let mut cfg = FrameLimits::default();
+        cfg.max_path = 2048;
+        cfg.max_data = 1000;
+        cfg
+    };
     let server = start(Server::echo().frame_limits(limits)).await;
-    let config = ClientConfig { frame_limits: limits, ..ClientConfig::default() };
+    let config = {
+        let mut cfg = ClientConfig::default();
+        cfg.frame_limits = limits;
+        cfg
+    };
     let client = Client::connect_with(server.local_addr(), config).await.unwrap();
     let body: Bytes = (0..25_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     assert_eq!(client.call("/echo", body.clone()).await.unwrap(), body);
@@ -183,15 +196,16 @@ async fn error_answers() {
     let client = Client::connect_with(server.local_addr(), plain()).await.unwrap();
     expect_server_error(client.call("/nowhere", "x").await, 102).await;
     expect_server_error(client.call("/sys/unknown", "x").await, 102).await;
-    let raw_fail = client.channel_zero().call_raw("/fail", "x").await.unwrap();
+    let raw_fail = client.channel_zero().call_with(iip::client::Call::new("/fail", "x").raw()).await.unwrap();
     assert_eq!(&raw_fail[..], br#"{"code":-1,"message":"handler fail:nope"}"#);
     // A handler that crashed: 104, "unknown" with a detail, and the
     // connection goes on ([ANSWER-11], [ANSWER-10]).
-    let panicked = client.channel_zero().call_raw("/panic", "x").await.unwrap();
+    let panicked = client.channel_zero().call_with(iip::client::Call::new("/panic", "x").raw()).await.unwrap();
     assert_eq!(&panicked[..], br#"{"code":104,"message":"unknown: handler panicked"}"#);
-    let sync_fail = client.channel_zero().call_raw("/sync_fail", "x").await.unwrap();
+    let sync_fail = client.channel_zero().call_with(iip::client::Call::new("/sync_fail", "x").raw()).await.unwrap();
     assert_eq!(&sync_fail[..], br#"{"code":1001,"message":"sync nope"}"#);
-    let sync_panicked = client.channel_zero().call_raw("/sync_panic", "x").await.unwrap();
+    let sync_panicked =
+        client.channel_zero().call_with(iip::client::Call::new("/sync_panic", "x").raw()).await.unwrap();
     assert_eq!(&sync_panicked[..], br#"{"code":104,"message":"unknown: handler panicked"}"#);
     expect_server_error(client.call("/slow", "x").await, 103).await;
     expect_server_error(client.call("/echo", vec![b'x'; 101]).await, 110).await;
@@ -323,10 +337,11 @@ async fn client_fails_calls_when_the_connection_drops() {
     assert!(matches!(answer, Err(ClientError::Closed { sent: true, .. })), "{answer:?}");
     assert!(answer.unwrap_err().may_have_reached_server());
     accept.await.unwrap();
-    let timeout_client = Client::connect_with(
-        server_that_never_answers().await,
-        ClientConfig { timeout: Duration::from_millis(50), ..plain() },
-    )
+    let timeout_client = Client::connect_with(server_that_never_answers().await, {
+        let mut cfg = plain();
+        cfg.timeout = Duration::from_millis(50);
+        cfg
+    })
     .await
     .unwrap();
     assert!(matches!(timeout_client.call("/echo", "x").await, Err(ClientError::Timeout(_))));
@@ -389,7 +404,7 @@ async fn handler_time_covers_the_handler_and_not_what_came_before_it() {
         // calibrated) and the one the sleep keeps may differ in rate by a
         // part in a thousand, which once measured a 100 ms sleep as 99.88.
         std::thread::sleep(SPIN + SPIN / 50);
-        Ok::<_, std::convert::Infallible>(req.body)
+        Ok::<_, std::convert::Infallible>(req.into_body())
     }))
     .await;
     let mut conn = raw(server.local_addr()).await;
@@ -422,7 +437,7 @@ async fn serve_with_shutdown_answers_what_it_received_and_returns() {
     let server = Server::echo()
         .route("/slow", |req: Request| async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok::<_, std::convert::Infallible>(req.body)
+            Ok::<_, std::convert::Infallible>(req.into_body())
         })
         .build()
         .unwrap();
@@ -449,7 +464,7 @@ async fn serve_with_shutdown_answers_what_it_received_and_returns() {
 #[test]
 fn reserved_duplicate_and_malformed_routes_are_refused_by_name() {
     use iip::server::RouteError;
-    let echo = |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) };
+    let echo = |req: Request| async move { Ok::<_, std::convert::Infallible>(req.into_body()) };
     let reserved = Server::builder().route("/sys/mine", echo).build().err();
     assert_eq!(reserved, Some(RouteError::Reserved("/sys/mine".into())));
     let twice = Server::builder().route("/a", echo).route("/a", echo).build().err();

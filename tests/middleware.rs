@@ -17,7 +17,7 @@ async fn layers_wrap_every_route_in_order_and_leave_system_paths_alone() {
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
     let server = Server::builder()
-        .route("/before", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
+        .route("/before", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.into_body()) })
         // Outermost: appends "!" to whatever the inner layers answer.
         .layer(tower::util::MapResponseLayer::new(|answer: Bytes| {
             let mut out = answer.to_vec();
@@ -27,11 +27,11 @@ async fn layers_wrap_every_route_in_order_and_leave_system_paths_alone() {
         // Inner: counts every request and upper-cases the body on its way in.
         .layer(tower::util::MapRequestLayer::new(move |mut req: Request| {
             counter.fetch_add(1, Ordering::SeqCst);
-            req.body = Bytes::from(req.body.to_ascii_uppercase());
+            *req.body_mut() = Bytes::from(req.body().to_ascii_uppercase());
             req
         }))
         .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(200)))
-        .route("/after", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
+        .route("/after", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.into_body()) })
         .route("/slow", |_req: Request| async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok::<_, std::convert::Infallible>("late")
@@ -89,7 +89,7 @@ async fn handlers_fail_with_typed_codes() {
     let handle = server.spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     let client = Client::connect(handle.local_addr()).await.unwrap();
     // An application code and its message arrive unchanged ([ANSWER-6]).
-    let raw = client.channel_zero().call_raw("/quota", "").await.unwrap();
+    let raw = client.channel_zero().call_with(iip::client::Call::new("/quota", "").raw()).await.unwrap();
     assert_eq!(&raw[..], br#"{"code":1042,"message":"quota exceeded"}"#);
     let reserved = client.call("/reserved", "").await.unwrap_err();
     assert_eq!(reserved.code(), Some(-1), "{reserved:?}");

@@ -150,10 +150,15 @@ fn netem_client() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         use iip::client::{Backend, BackendConfig, ClientConfig, Endpoint};
-        let config = BackendConfig {
-            client: ClientConfig { timeout: Duration::from_secs(20), ..ClientConfig::default() },
-            channels: 4,
-            ..BackendConfig::default()
+        let config = {
+            let mut cfg = BackendConfig::default();
+            cfg.client = {
+                let mut cfg = ClientConfig::default();
+                cfg.timeout = Duration::from_secs(20);
+                cfg
+            };
+            cfg.channels = 4;
+            cfg
         };
         let backend = Backend::new(Endpoint::new(addr), config);
         backend.ready(Duration::from_secs(20)).await.expect("the server is reachable across the link");

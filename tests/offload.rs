@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use iip::client::Client;
-use iip::server::{HandlerError, Request, Server};
+use iip::server::{HandlerError, Request, Server, ServerConfig};
 use tokio::net::TcpListener;
 
 /// Spins for 300 µs of CPU, counting the handlers spinning at once.
@@ -31,14 +31,18 @@ async fn most_at_once(offload_after: Option<Duration>, sync: bool) -> usize {
     let most = Arc::new(AtomicUsize::new(0));
     let (r, m) = (running.clone(), most.clone());
     let mut builder = if sync {
-        Server::echo().route_sync("/spin", move |req: Request| spin(&r, &m, req.body))
+        Server::echo().route_sync("/spin", move |req: Request| spin(&r, &m, req.into_body()))
     } else {
         Server::echo().route("/spin", move |req: Request| {
             let (running, most) = (r.clone(), m.clone());
-            async move { spin(&running, &most, req.body) }
+            async move { spin(&running, &most, req.into_body()) }
         })
     };
-    builder = builder.config(iip::server::ServerConfig { offload_after, ..Default::default() });
+    builder = builder.config({
+        let mut cfg = ServerConfig::default();
+        cfg.offload_after = offload_after;
+        cfg
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = builder.build().unwrap().spawn(listener).unwrap();
     let client = Client::connect(server.local_addr()).await.unwrap();

@@ -23,7 +23,11 @@ const CHANNELS: usize = 10;
 async fn allocations_per_call() -> f64 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = Server::echo().build().expect("routes").spawn(listener).expect("serve");
-    let config = ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() };
+    let config = {
+        let mut cfg = ClientConfig::default();
+        cfg.extensions = ClientExtensions::off();
+        cfg
+    };
     let client = Client::connect_with(server.local_addr(), config).await.expect("connect");
     let mut channels = Vec::new();
     for _ in 0..CHANNELS {

@@ -33,8 +33,8 @@ async fn counting_echo(
         .route("/echo", move |req: Request| {
             let seen = seen.clone();
             async move {
-                *seen.lock().unwrap().entry(req.body.clone()).or_default() += 1;
-                Ok::<_, std::convert::Infallible>(req.body)
+                *seen.lock().unwrap().entry(req.body().clone()).or_default() += 1;
+                Ok::<_, std::convert::Infallible>(req.into_body())
             }
         })
         .route("/who", move |_req: Request| async move { Ok::<_, std::convert::Infallible>(name) })
@@ -46,11 +46,22 @@ async fn counting_echo(
 }
 
 fn quick() -> BackendConfig {
-    BackendConfig {
-        client: ClientConfig { timeout: Duration::from_secs(3), ..ClientConfig::default() },
-        channels: 4,
-        connect_timeout: Duration::from_secs(1),
-        backoff: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) },
+    {
+        let mut cfg = BackendConfig::default();
+        cfg.client = {
+            let mut cfg = ClientConfig::default();
+            cfg.timeout = Duration::from_secs(3);
+            cfg
+        };
+        cfg.channels = 4;
+        cfg.connect_timeout = Duration::from_secs(1);
+        cfg.backoff = {
+            let mut cfg = Backoff::default();
+            cfg.initial = Duration::from_millis(20);
+            cfg.max = Duration::from_millis(200);
+            cfg
+        };
+        cfg
     }
 }
 
@@ -86,7 +97,7 @@ async fn a_server_restarted_under_load_is_reconnected_and_nothing_runs_twice() {
                 let (backend, tally) = (backend.clone(), attempts.clone());
                 async move {
                     tally.attempts.fetch_add(1, Ordering::Relaxed);
-                    backend.call(call.path, call.body).await
+                    backend.call_with(call).await
                 }
             });
             let mut service = ServiceBuilder::new().retry(RetryPolicy::safe(20)).service(counted);
@@ -171,22 +182,23 @@ async fn the_balancer_routes_around_a_killed_and_a_hung_server() {
         handles.push(handle);
     }
     let probe_every = Duration::from_millis(200);
-    let backend = BackendConfig {
-        client: ClientConfig { timeout: Duration::from_millis(800), ..ClientConfig::default() },
-        ..quick()
+    let backend = {
+        let mut cfg = quick();
+        cfg.client = {
+            let mut cfg = ClientConfig::default();
+            cfg.timeout = Duration::from_millis(800);
+            cfg
+        };
+        cfg
     };
-    let balancer = Balancer::new(
-        Endpoints::Static(endpoints),
-        BalancerConfig {
-            strategy: Strategy::RoundRobin,
-            health: HealthCheck::Probe {
-                route: "/who".into(),
-                interval: probe_every,
-                timeout: Duration::from_millis(150),
-            },
-            backend,
-        },
-    );
+    let balancer = Balancer::new(Endpoints::Static(endpoints), {
+        let mut cfg = BalancerConfig::default();
+        cfg.strategy = Strategy::RoundRobin;
+        cfg.health =
+            HealthCheck::Probe { route: "/who".into(), interval: probe_every, timeout: Duration::from_millis(150) };
+        cfg.backend = backend;
+        cfg
+    });
     for _ in 0..3 {
         balancer.call("/who", "").await.unwrap();
     }
@@ -280,14 +292,13 @@ async fn failure_rate_pauses_a_failing_server_and_keys_stick() {
         );
     }
     let pause = Duration::from_millis(2500);
-    let balancer = Balancer::new(
-        Endpoints::Static(endpoints),
-        BalancerConfig {
-            strategy: Strategy::RoundRobin,
-            health: HealthCheck::FailureRate { window: 10, min_calls: 4, max_failure_rate: 0.5, pause },
-            backend: quick(),
-        },
-    );
+    let balancer = Balancer::new(Endpoints::Static(endpoints), {
+        let mut cfg = BalancerConfig::default();
+        cfg.strategy = Strategy::RoundRobin;
+        cfg.health = HealthCheck::FailureRate { window: 10, min_calls: 4, max_failure_rate: 0.5, pause };
+        cfg.backend = quick();
+        cfg
+    });
     let mut shed = 0;
     for _ in 0..40 {
         if let Err(err) = balancer.call("/who", "").await {
@@ -306,10 +317,13 @@ async fn failure_rate_pauses_a_failing_server_and_keys_stick() {
     }
     assert!(answered.get("sick").copied().unwrap_or(0) > 0, "the server did not come back: {answered:?}");
 
-    let hashed = Balancer::new(
-        Endpoints::Static(balancer.members().iter().map(|m| Endpoint::new(m.addr.clone())).collect()),
-        BalancerConfig { strategy: Strategy::Hash, backend: quick(), ..BalancerConfig::default() },
-    );
+    let hashed =
+        Balancer::new(Endpoints::Static(balancer.members().iter().map(|m| Endpoint::new(m.addr.clone())).collect()), {
+            let mut cfg = BalancerConfig::default();
+            cfg.strategy = Strategy::Hash;
+            cfg.backend = quick();
+            cfg
+        });
     // A key sticks to its member while the members stay the same: a member
     // whose connection is not up yet is passed over, so wait for them all.
     for _ in 0..500 {
@@ -320,9 +334,15 @@ async fn failure_rate_pauses_a_failing_server_and_keys_stick() {
     }
     assert!(hashed.members().iter().all(|m| m.up), "the members connect: {:?}", hashed.members());
     for key in ["alice", "bob", "carol", "dave"] {
-        let first = hashed.call_keyed(Some(key.as_bytes()), "/who", "", Duration::from_secs(3)).await.unwrap();
+        let first = hashed
+            .call_with(iip::client::Call::new("/who", "").with_key(key).with_timeout(Duration::from_secs(3)))
+            .await
+            .unwrap();
         for _ in 0..5 {
-            let again = hashed.call_keyed(Some(key.as_bytes()), "/who", "", Duration::from_secs(3)).await.unwrap();
+            let again = hashed
+                .call_with(iip::client::Call::new("/who", "").with_key(key).with_timeout(Duration::from_secs(3)))
+                .await
+                .unwrap();
             assert_eq!(again, first, "key {key} moved");
         }
     }
@@ -339,7 +359,10 @@ async fn an_unreachable_server_fails_calls_in_time_and_says_why() {
     let addr = format!("127.0.0.1:{port}");
     let backend = Backend::new(Endpoint::new(addr.clone()), quick());
     let started = Instant::now();
-    let err = backend.call_timeout("/echo", "x", Duration::from_millis(300)).await.unwrap_err();
+    let err = backend
+        .call_with(iip::client::Call::new("/echo", "x").with_timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(matches!(err, ClientError::Unavailable(_)) && !err.may_have_reached_server(), "{err:?}");
     assert!(err.to_string().contains(&addr), "{err}");
@@ -360,7 +383,11 @@ async fn a_pool_survives_a_server_restart() {
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let first = counting_echo(listener, seen.clone(), "first").await;
-    let config = ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() };
+    let config = {
+        let mut cfg = ClientConfig::default();
+        cfg.timeout = Duration::from_secs(5);
+        cfg
+    };
     let pool = iip::client::Pool::connect(addr.to_string(), 2, 3, config).await.unwrap();
     assert_eq!(&pool.call("/who", "").await.unwrap()[..], b"first");
     first.shutdown().await.unwrap();
@@ -387,10 +414,11 @@ async fn servers_from_a_dns_name_are_found_and_called() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = counting_echo(listener, Arc::default(), "dns").await;
-    let balancer = Balancer::new(
-        Endpoints::dns(format!("localhost:{port}"), Duration::from_millis(200)),
-        BalancerConfig { backend: quick(), ..BalancerConfig::default() },
-    );
+    let balancer = Balancer::new(Endpoints::dns(format!("localhost:{port}"), Duration::from_millis(200)), {
+        let mut cfg = BalancerConfig::default();
+        cfg.backend = quick();
+        cfg
+    });
     assert_eq!(&balancer.call("/who", "").await.unwrap()[..], b"dns");
     let members = balancer.members();
     assert!(members.iter().any(|m| m.addr == format!("127.0.0.1:{port}") && m.up), "{members:?}");
@@ -417,10 +445,12 @@ async fn servers_from_a_discovery_source_come_and_go() {
         rx.recv().await.map(|change| (Ok::<_, std::convert::Infallible>(change), rx))
     });
     tx.send(Change::Insert("a", Endpoint::new(addrs[0].clone()))).unwrap();
-    let balancer = Balancer::discover(
-        source,
-        BalancerConfig { strategy: Strategy::RoundRobin, backend: quick(), ..BalancerConfig::default() },
-    );
+    let balancer = Balancer::discover(source, {
+        let mut cfg = BalancerConfig::default();
+        cfg.strategy = Strategy::RoundRobin;
+        cfg.backend = quick();
+        cfg
+    });
     assert_eq!(balancer.members().len(), 1, "the ready insert is in force: {:?}", balancer.members());
     let whom = |balancer: Balancer| async move {
         let mut seen = std::collections::BTreeMap::<String, usize>::new();

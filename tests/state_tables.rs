@@ -255,7 +255,11 @@ fn channel_lifecycle_matches_the_table_pair_by_pair() {
 /// granted again.
 #[test]
 fn a_deleting_channel_holds_its_id_and_counts_toward_the_limit() {
-    let config = ServerConfig { max_channels: 2, ..ServerConfig::default() };
+    let config = {
+        let mut cfg = ServerConfig::default();
+        cfg.max_channels = 2;
+        cfg
+    };
     let mut core = ServerConnection::new(config);
     let mut out = Vec::new();
     let granted = |core: &mut ServerConnection, out: &mut Vec<Frame>| {

@@ -22,7 +22,11 @@ use iip::wire::frame::{Frame, FrameLimits};
 use iip::wire::status::Status;
 
 fn config() -> ClientConfig {
-    ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() }
+    {
+        let mut cfg = ClientConfig::default();
+        cfg.timeout = Duration::from_secs(5);
+        cfg
+    }
 }
 
 async fn tls_echo_server(tls: Arc<iip::tls::ServerConfig>) -> ServerHandle {
@@ -255,7 +259,11 @@ async fn our_client_talks_to_openssl_s_server() {
         .with_tls(client_config(ServerTrust::CaFile(&pki.ca()), None).unwrap(), server_name("localhost").unwrap());
     let mut client = None;
     // openssl s_server is a pipe this test answers by hand: no hello.
-    let plain = ClientConfig { extensions: iip::client::ClientExtensions::off(), ..config() };
+    let plain = {
+        let mut cfg = config();
+        cfg.extensions = iip::client::ClientExtensions::off();
+        cfg
+    };
     for _ in 0..50 {
         if let Ok(c) = target.connect(plain).await {
             client = Some(c);

@@ -96,8 +96,8 @@ pub fn file_server(root: impl Into<PathBuf>) -> ServerBuilder {
                 if offset != size {
                     return Err(HandlerError::new(format!("offset {offset}: the upload has {size} bytes")));
                 }
-                append(&path, &req.body).await.map_err(io_error)?;
-                Ok(size_answer(size + req.body.len() as u64, None))
+                append(&path, req.body()).await.map_err(io_error)?;
+                Ok(size_answer(size + req.body().len() as u64, None))
             }
         })
         .route("/file/finish", move |req: Request| {

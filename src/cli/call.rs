@@ -70,7 +70,11 @@ impl CallArgs {
             }
             *waiting_for.borrow_mut() = format!("the answer to {path}");
             let channel = client.channel_zero();
-            let answer = if raw { channel.call_raw(path, body).await } else { channel.call(path, body).await };
+            let answer = if raw {
+                channel.call_with(crate::client::Call::new(path, body).raw()).await
+            } else {
+                channel.call(path, body).await
+            };
             Ok::<_, CliError>(answer)
         };
         let answer = match tokio::time::timeout(limit, work).await {

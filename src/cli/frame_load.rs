@@ -27,6 +27,7 @@ use crate::{Frame, FrameLimits, Status};
 
 /// Why a raw load could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RawLoadError {
     /// The plan asks for what bare frames do not do.
     #[error("--raw: {0}")]

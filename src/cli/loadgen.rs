@@ -209,6 +209,7 @@ impl Tally {
 
 /// What came of it.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct LoadReport {
     /// Requests answered correctly.
     pub requests: u64,

@@ -12,7 +12,7 @@ use crate::proto::client::RequestError;
 use crate::wire::answer::ErrorAnswer;
 
 use super::connection::Connection;
-use super::{ClientConfig, ClientError, Delivery, Inbox, Mux};
+use super::{Call, ClientConfig, ClientError, Delivery, Inbox, Mux};
 
 /// One client connection. Cheap to clone; every clone shares the
 /// connection, which closes when the last clone is dropped.
@@ -124,19 +124,14 @@ impl Client {
         Channel { client: self.clone(), id: 0 }
     }
 
-    /// Calls `path` on channel 0.
+    /// Calls `path` with `body` on channel 0; see [`Channel::call`].
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.channel_zero().call(path, body).await
+        self.channel_zero().call_with(Call::new(path, body)).await
     }
 
-    /// Calls `path` on channel 0 with its own timeout.
-    pub async fn call_timeout(
-        &self,
-        path: impl Into<Bytes>,
-        body: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
-        self.channel_zero().call_timeout(path, body, timeout).await
+    /// Makes `call` on channel 0; see [`Channel::call_with`].
+    pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
+        self.channel_zero().call_with(call).await
     }
 
     /// Opens a new channel and waits until the server has granted it (`[CHAN-5]`).
@@ -238,52 +233,42 @@ impl Channel {
         &self.client
     }
 
-    /// Calls `path` with `body` and returns the response body; an error
-    /// answer becomes [`ClientError::Server`] (`[ANSWER-4]`).
+    /// Calls `path` with `body` within the client's timeout and returns
+    /// the response body; an error answer becomes [`ClientError::Server`]
+    /// (`[ANSWER-4]`). The same as `call_with(Call::new(path, body))`.
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.call_timeout(path, body, self.client.config.timeout).await
+        self.call_with(Call::new(path, body)).await
     }
 
-    /// Like [`Channel::call`] with its own timeout instead of the client's.
-    pub async fn call_timeout(
-        &self,
-        path: impl Into<Bytes>,
-        body: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
-        let body = self.call_raw_timeout(path, body, timeout).await?;
-        match ErrorAnswer::parse(&body) {
-            Some(answer) => Err(ClientError::Server { code: answer.code, message: answer.message }),
-            None => Ok(body),
-        }
-    }
-
-    /// Calls `path` and returns the response body as it is, error answers included.
-    pub async fn call_raw(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.call_raw_timeout(path, body, self.client.config.timeout).await
-    }
-
-    /// Like [`Channel::call_raw`] with its own timeout. On timeout the
-    /// answer, when it comes, is dropped; later calls are not disturbed.
+    /// Makes `call` on this channel, with its options ([`Call`]): its own
+    /// timeout or the client's, error answers as [`ClientError::Server`]
+    /// unless it is [`Call::raw`]. On timeout the answer, when it comes,
+    /// is dropped; later calls are not disturbed.
     ///
     /// Each call runs in a `call` span (at debug level, made only when a
     /// subscriber listens there) with its `channel` and `route`, and, once
     /// it ends, its `outcome` (`answered`, `error answer` with its `code`,
     /// or the error that ended it) and its duration in `micros`.
-    pub async fn call_raw_timeout(
-        &self,
-        path: impl Into<Bytes>,
-        body: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
-        let path = path.into();
-        let Some(span) = tracing::enabled!(tracing::Level::DEBUG).then(|| call_span(self.id, &path)) else {
-            return self.call_unspanned(path, body.into(), timeout).await;
-        };
-        let started = std::time::Instant::now();
-        let result = self.call_unspanned(path, body.into(), timeout).instrument(span.clone()).await;
-        record_outcome(&span, &result, started.elapsed());
-        result
+    pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
+        let timeout = call.timeout_or(self.client.config.timeout);
+        let raw = call.is_raw();
+        let (path, body) = call.into_parts();
+        let body = match tracing::enabled!(tracing::Level::DEBUG).then(|| call_span(self.id, &path)) {
+            None => self.call_unspanned(path, body, timeout).await,
+            Some(span) => {
+                let started = std::time::Instant::now();
+                let result = self.call_unspanned(path, body, timeout).instrument(span.clone()).await;
+                record_outcome(&span, &result, started.elapsed());
+                result
+            }
+        }?;
+        if raw {
+            return Ok(body);
+        }
+        match ErrorAnswer::parse(&body) {
+            Some(answer) => Err(ClientError::Server { code: answer.code, message: answer.message }),
+            None => Ok(body),
+        }
     }
 
     async fn call_unspanned(&self, path: Bytes, body: Bytes, timeout: Duration) -> Result<Bytes, ClientError> {

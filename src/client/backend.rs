@@ -28,10 +28,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{Channel, Client, ClientConfig, ClientError, Endpoint};
+use super::{Call, Channel, Client, ClientConfig, ClientError, Endpoint};
 
 /// Exponential back-off with jitter between reconnection attempts.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The wait after the first failed attempt. Default 50 ms.
     pub initial: Duration,
@@ -69,7 +73,11 @@ pub(crate) fn random_below(n: u64) -> u64 {
 }
 
 /// Settings of a [`Backend`].
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct BackendConfig {
     /// Settings of each connection: frame limits and the default call
     /// timeout (30 s), which also bounds how long a call waits for a
@@ -99,6 +107,7 @@ impl Default for BackendConfig {
 
 /// Where a backend's connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendStatus {
     /// Connected, channels open.
     Up,
@@ -203,27 +212,23 @@ impl Backend {
         self.live(Instant::now() + timeout).await.map(drop)
     }
 
-    /// Calls `path` with the default timeout; see [`Backend::call_timeout`].
+    /// Calls `path` with `body`: `call_with(Call::new(path, body))`.
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.call_timeout(path, body, self.inner.config.client.timeout).await
+        self.call_with(Call::new(path, body)).await
     }
 
-    /// Calls `path` on the next channel. Waits for a connection if there is
-    /// none, all within `timeout`: without one in time it fails with
-    /// [`ClientError::Unavailable`] (not sent); a connection that dies
-    /// before the answer fails it with [`ClientError::Closed`].
-    pub async fn call_timeout(
-        &self,
-        path: impl Into<Bytes>,
-        body: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
-        let deadline = Instant::now() + timeout;
+    /// Makes `call` on the next channel. Waits for a connection if there
+    /// is none, all within the call's timeout (default: the client's):
+    /// without one in time it fails with [`ClientError::Unavailable`] (not
+    /// sent); a connection that dies before the answer fails it with
+    /// [`ClientError::Closed`].
+    pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
+        let deadline = Instant::now() + call.timeout_or(self.inner.config.client.timeout);
         self.inner.pending.fetch_add(1, Ordering::Relaxed);
         let _pending = PendingGuard(&self.inner.pending);
         let live = self.live(deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        live.channel().call_timeout(path, body, left).await
+        live.channel().call_with(call.with_timeout(left)).await
     }
 
     async fn live(&self, deadline: Instant) -> Result<Arc<Live>, ClientError> {

@@ -9,11 +9,9 @@
 //! use iip::client::{Balancer, BalancerConfig, Endpoint, Endpoints, HealthCheck, Strategy};
 //!
 //! let servers = Endpoints::Static(vec![Endpoint::new("10.0.0.1:9090"), Endpoint::new("10.0.0.2:9090")]);
-//! let config = BalancerConfig {
-//!     strategy: Strategy::PowerOfTwoChoices,
-//!     health: HealthCheck::Probe { route: "/echo".into(), interval: Duration::from_secs(1), timeout: Duration::from_millis(500) },
-//!     ..BalancerConfig::default()
-//! };
+//! let mut config = BalancerConfig::default();
+//! config.strategy = Strategy::PowerOfTwoChoices;
+//! config.health = HealthCheck::Probe { route: "/echo".into(), interval: Duration::from_secs(1), timeout: Duration::from_millis(500) };
 //! let balancer = Balancer::new(servers, config);
 //! let answer = balancer.call("/echo", "hello").await?;
 //! # Ok(()) }
@@ -41,11 +39,12 @@ use tower::discover::{Change, Discover};
 
 use super::backend::random_below;
 use super::discovery::{follow, Dns, Membership};
-use super::{Backend, BackendConfig, ClientError, Endpoint};
+use super::{Backend, BackendConfig, Call, ClientError, Endpoint};
 use crate::wire::answer::ErrorCode;
 
 /// How a balancer picks a server for a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Each server in turn.
     RoundRobin,
@@ -66,6 +65,7 @@ pub enum Strategy {
 
 /// Where the servers are.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Endpoints {
     /// A fixed list.
     Static(Vec<Endpoint>),
@@ -96,6 +96,7 @@ impl Endpoints {
 
 /// How a balancer decides that a server should be paused.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub enum HealthCheck {
     /// Only a server whose connection is down is skipped. The default.
     #[default]
@@ -129,7 +130,11 @@ pub enum HealthCheck {
 }
 
 /// Settings of a [`Balancer`].
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct BalancerConfig {
     /// How a server is picked. Default [`Strategy::PowerOfTwoChoices`].
     pub strategy: Strategy,
@@ -229,6 +234,7 @@ pub struct Balancer {
 
 /// One server as a balancer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberStatus {
     /// The server's address.
     pub addr: String,
@@ -307,25 +313,22 @@ impl Balancer {
         self.inner.config.backend.client.timeout
     }
 
-    /// Calls `path` on a server picked by the strategy, with the default timeout.
+    /// Calls `path` with `body` on a server picked by the strategy:
+    /// `call_with(Call::new(path, body))`.
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        self.call_keyed(None, path, body, self.inner.config.backend.client.timeout).await
+        self.call_with(Call::new(path, body)).await
     }
 
-    /// Calls `path` on a server picked by the strategy, `key` choosing the
-    /// server under [`Strategy::Hash`] (ignored by the others), all within
-    /// `timeout`: waiting for a server with a connection, and the call.
-    pub async fn call_keyed(
-        &self,
-        key: Option<&[u8]>,
-        path: impl Into<Bytes>,
-        body: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
-        let deadline = Instant::now() + timeout;
-        let member = self.pick(key, deadline).await?;
+    /// Makes `call` on a server picked by the strategy, its key
+    /// ([`Call::with_key`]) choosing the server under [`Strategy::Hash`]
+    /// (ignored by the others), all within its timeout (default: the
+    /// backends' client timeout): waiting for a server with a connection,
+    /// and the call.
+    pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
+        let deadline = Instant::now() + call.timeout_or(self.default_timeout());
+        let member = self.pick(call.key().map(|k| &k[..]), deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        let result = member.backend.call_timeout(path, body, left).await;
+        let result = member.backend.call_with(call.with_timeout(left)).await;
         member.record(counts_as_failure(&result), &self.inner.config.health);
         result
     }
@@ -446,7 +449,8 @@ async fn probe(inner: Arc<Inner>, route: String, interval: Duration, timeout: Du
         let probes = members.iter().map(|member| {
             let route = route.clone();
             async move {
-                let result = member.backend.call_timeout(route, Bytes::new(), timeout).await;
+                let result =
+                    member.backend.call_with(crate::client::Call::new(route, Bytes::new()).with_timeout(timeout)).await;
                 let alive = !counts_as_failure(&result);
                 if member.health.probe_failed.swap(!alive, Ordering::Relaxed) == alive {
                     tracing::info!(addr = %member.backend.endpoint().addr, alive, "probe changed the server's state");

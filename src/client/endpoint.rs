@@ -32,6 +32,7 @@ pub struct TlsTarget {
 /// TLS settings of an endpoint: none exist without the `tls` feature.
 #[cfg(not(feature = "tls"))]
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum TlsTarget {}
 
 #[cfg(feature = "tls")]

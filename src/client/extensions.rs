@@ -19,7 +19,11 @@ use super::ClientError;
 /// Liveness settings: ping after `interval` without a frame (at most half
 /// the server's idle timeout), and declare the server dead when nothing
 /// arrives within `timeout` of the ping (`[EXT-7]`).
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PingConfig {
     /// Silence after which a ping goes out. Default 15 s.
     pub interval: Duration,
@@ -37,7 +41,11 @@ impl Default for PingConfig {
 /// What the client offers in its hello (spec chapter 14). Against a server
 /// without extensions (the Go server, or ours with them off) the hello is
 /// answered 102 and the client carries on in plain IIP/1 (`[EXT-5]`).
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientExtensions {
     /// Say hello at all. Default true; false for a plain IIP/1 client that
     /// sends exactly what the deployed client sends.
@@ -110,7 +118,9 @@ pub(crate) async fn say_hello(
 ) -> Result<Option<Agreed>, ClientError> {
     let body = serde_json::to_vec(&extensions.offer(credentials)).unwrap_or_default();
     let timeout = extensions.hello_timeout.min(channel.client().config().timeout);
-    let answer = channel.call_raw_timeout(Bytes::from_static(HELLO), body, timeout).await?;
+    let answer = channel
+        .call_with(crate::client::Call::new(Bytes::from_static(HELLO), body).with_timeout(timeout).raw())
+        .await?;
     if let Some(error) = ErrorAnswer::parse(&answer) {
         if error.code == ErrorCode::Unauthenticated.value() {
             return Err(ClientError::Unauthenticated(error.message));

@@ -28,6 +28,8 @@ pub mod backend;
 #[cfg(not(loom))]
 pub mod balance;
 #[cfg(not(loom))]
+mod call;
+#[cfg(not(loom))]
 mod connection;
 #[cfg(not(loom))]
 pub mod discovery;
@@ -52,6 +54,8 @@ pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
 #[cfg(not(loom))]
 pub use balance::{rendezvous_score, Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
 #[cfg(not(loom))]
+pub use call::Call;
+#[cfg(not(loom))]
 pub use endpoint::{BoxStream, Endpoint, TlsTarget};
 #[cfg(not(loom))]
 pub use extensions::{ClientExtensions, PingConfig};
@@ -59,13 +63,14 @@ pub use mux::{Delivery, Inbox, Mux};
 #[cfg(not(loom))]
 pub use pool::Pool;
 #[cfg(not(loom))]
-pub use service::{Call, CallFuture};
+pub use service::CallFuture;
 
 use crate::proto::client::RequestError;
 use crate::wire::frame::FrameLimits;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// No complete answer within the timeout.
     #[error("timed out after {0:?}")]
@@ -175,7 +180,11 @@ impl ClientError {
 }
 
 /// Settings of a client.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Frame limits: reading, and the size at which bodies are chunked.
     /// Default [`FrameLimits::default`] (16 MiB frames).

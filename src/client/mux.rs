@@ -30,6 +30,7 @@ const GOING_AWAY_REASON: &str = "[EXT-16] the server is going away";
 
 /// Something that arrived for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delivery {
     /// A frame's data of the response; `complete` on its last frame.
     Data {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Backend, BackendConfig, ClientConfig, ClientError, Endpoint};
+use super::{Backend, BackendConfig, Call, ClientConfig, ClientError, Endpoint};
 
 /// Connections to one server, used round robin; calls on different
 /// channels run concurrently on the server (`[ORDER-3]`). Cheap to clone.
@@ -53,11 +53,17 @@ impl Pool {
         &self.backends
     }
 
-    /// Calls `path` on the next connection (each spreads its calls over its
-    /// channels); waits for a reconnection within the timeout when that
-    /// connection is down.
+    /// Calls `path` with `body`: `call_with(Call::new(path, body))`.
     pub async fn call(&self, path: impl Into<Bytes>, body: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        self.call_with(Call::new(path, body)).await
+    }
+
+    /// Makes `call` on the next connection (each spreads its calls over
+    /// its channels); waits for a reconnection within the call's timeout
+    /// (default: the client's) when that connection is down.
+    pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-        self.backends[i].call_timeout(path, body, self.timeout).await
+        let timeout = call.timeout_or(self.timeout);
+        self.backends[i].call_with(call.with_timeout(timeout)).await
     }
 }

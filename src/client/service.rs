@@ -23,34 +23,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::{Backend, Balancer, Channel, Client, ClientError, Pool};
-
-/// One request for a client service: a path (route and optional `?query`)
-/// and a body. The response is the answer body; an error answer is
-/// [`ClientError::Server`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    /// The path, e.g. `/echo` or `/delay?ms=5`.
-    pub path: Bytes,
-    /// The request body.
-    pub body: Bytes,
-    /// What a [`Balancer`] under [`super::Strategy::Hash`] hashes to pick
-    /// the server; ignored elsewhere.
-    pub key: Option<Bytes>,
-}
-
-impl Call {
-    /// A call of `path` with `body`.
-    pub fn new(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Call {
-        Call { path: path.into(), body: body.into(), key: None }
-    }
-
-    /// The same call with a key for [`super::Strategy::Hash`].
-    pub fn with_key(mut self, key: impl Into<Bytes>) -> Call {
-        self.key = Some(key.into());
-        self
-    }
-}
+use super::{Backend, Balancer, Call, Channel, Client, ClientError, Pool};
 
 /// The future of a client service's call.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Bytes, ClientError>> + Send>>;
@@ -83,7 +56,7 @@ impl CallTarget for Channel {
     }
 
     fn call_owned(self, call: Call) -> CallFuture {
-        Box::pin(async move { self.call(call.path, call.body).await })
+        Box::pin(async move { self.call_with(call).await })
     }
 }
 
@@ -93,30 +66,23 @@ impl CallTarget for Client {
     }
 
     fn call_owned(self, call: Call) -> CallFuture {
-        Box::pin(async move { self.call(call.path, call.body).await })
+        Box::pin(async move { self.call_with(call).await })
     }
 }
 
-impl CallTarget for Pool {
-    fn call_owned(self, call: Call) -> CallFuture {
-        Box::pin(async move { self.call(call.path, call.body).await })
-    }
+/// The reconnecting types: ready unless said otherwise, calling through
+/// their own `call_with`.
+macro_rules! reconnecting_target {
+    ($($target:ty),*) => {$(
+        impl CallTarget for $target {
+            fn call_owned(self, call: Call) -> CallFuture {
+                Box::pin(async move { self.call_with(call).await })
+            }
+        }
+    )*};
 }
 
-impl CallTarget for Backend {
-    fn call_owned(self, call: Call) -> CallFuture {
-        Box::pin(async move { self.call(call.path, call.body).await })
-    }
-}
-
-impl CallTarget for Balancer {
-    fn call_owned(self, call: Call) -> CallFuture {
-        Box::pin(async move {
-            let timeout = self.default_timeout();
-            self.call_keyed(call.key.as_deref(), call.path, call.body, timeout).await
-        })
-    }
-}
+reconnecting_target!(Pool, Backend, Balancer);
 
 /// `tower::Service<Call>` for each client type, through [`CallTarget`].
 macro_rules! call_service {

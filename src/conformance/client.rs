@@ -21,6 +21,7 @@ use super::session::{CaseLevel, Step};
 /// What a call must come to.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CallOutcome {
     /// The call returns this body.
     Body(Blob),
@@ -75,6 +76,7 @@ impl HelloAction {
 /// One thing the client is asked to do.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Action {
     /// Say hello (the first action only).
     Hello(HelloAction),

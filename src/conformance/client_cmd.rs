@@ -37,6 +37,7 @@ pub struct ActionsFile {
 /// channel without waiting for an answer, and go back to channel 0).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ActionJson {
     /// Make a call on the current channel (channel 0 until one is opened).
     Call(CallJson),
@@ -83,6 +84,7 @@ pub struct CallJson {
 /// call fails because the connection closed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ExpectJson {
     /// The answer body, hex.
     BodyHex(String),

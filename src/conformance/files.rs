@@ -11,6 +11,7 @@ mod embedded {
 
 /// A folder of data files.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DataDir {
     /// A folder on disk.
     Disk(PathBuf),

@@ -14,6 +14,7 @@ use super::session::NamedCase;
 
 /// The verdict on one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The server did what the case expects.
     Passed,

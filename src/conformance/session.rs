@@ -9,6 +9,7 @@ use crate::conformance::vector::{read_tomls, Blob, FrameSpec, VectorError};
 /// How binding a case is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CaseLevel {
     /// A MUST of the spec.
     Must,
@@ -92,6 +93,7 @@ pub struct ExpectMessage {
 /// How the connection must end.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CloseExpect {
     /// The server closes; a close frame before it is allowed, nothing else.
     Any,
@@ -166,6 +168,7 @@ pub struct Requires {
 /// [`Profile::instantiate`](super::Profile::instantiate)).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Generator {
     /// Opens channels up to the declared limit N (ids 1 to N-1 granted),
     /// expects 106 for one more, and a close for a frame on id N.

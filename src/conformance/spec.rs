@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// The strongest RFC 2119 keyword in a requirement's text (`[CONF-1]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Level {
     /// MUST, MUST NOT, REQUIRED, SHALL.
     Must,
@@ -20,6 +21,25 @@ pub enum Level {
     /// No keyword: the requirement says what the protocol is (a layout, a
     /// name, a meaning), and the requirements that rely on it bind it.
     Definition,
+}
+
+impl Level {
+    /// The level as the requirements index writes it: `MUST`, `SHOULD`,
+    /// `MAY` or `definition`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+            Level::Definition => "definition",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One requirement of the spec.
@@ -37,6 +57,7 @@ pub struct Requirement {
 
 /// An error reading the spec.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpecError {
     /// A file could not be read.
     #[error("{path}: {source}")]

@@ -21,6 +21,7 @@ use crate::wire::status::Status;
 /// A byte string in a sidecar: text, hex, or one byte repeated.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Blob {
     /// UTF-8 text taken as its bytes.
     Text(String),
@@ -181,6 +182,7 @@ pub struct RawPiece {
 /// How the decoded stream must end.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum End {
     /// Every byte was consumed as whole frames.
     Clean,
@@ -254,6 +256,7 @@ pub struct FrameVector {
 
 /// Something wrong with a vector or with what a decoder made of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VectorError {
     /// The sidecar cannot be read or understood.
     #[error("bad vector: {0}")]

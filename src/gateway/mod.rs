@@ -46,7 +46,11 @@ pub use upstream::Upstreams;
 use upstream::{Lease, Unavailable};
 
 /// Settings of a gateway.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GatewayConfig {
     /// Largest HTTP request body; larger is answered 413. Default 64 MiB.
     pub max_body: usize,

@@ -50,6 +50,7 @@ struct Upstream {
 
 /// Why no channel could be had.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Unavailable {
     /// No upstream server could be reached, with the last one's error.
     Upstream(ClientError),

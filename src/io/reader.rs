@@ -289,6 +289,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 /// What one [`FrameReader::step`] came to.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReadStep {
     /// A frame, or the error that ends the stream.
     Frame(Result<Frame, CodecError>),

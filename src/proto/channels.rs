@@ -1,6 +1,12 @@
-//! Channel id allocation: the lowest free id of 1 or more (`[CHAN-4]`).
+//! Channels: the routes that open and delete them (`[CHAN-2]`, `[CHAN-7]`)
+//! and id allocation, the lowest free id of 1 or more (`[CHAN-4]`).
 
 use std::collections::BTreeSet;
+
+/// The route that opens a channel (`[CHAN-2]`).
+pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
+/// The route that deletes the channel it arrives on (`[CHAN-7]`).
+pub const DELETE_CHANNEL: &[u8] = b"/sys/delete_channel";
 
 /// The set of channel ids in use on a connection; channel 0 is always in use.
 #[derive(Debug, Clone, PartialEq, Eq)]

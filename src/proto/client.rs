@@ -16,11 +16,11 @@ use crate::wire::frame::{Frame, FrameLimits};
 use crate::wire::frame_error::EncodeError;
 use crate::wire::status::{MessageKind, Sender, Status};
 
+use super::channels::{DELETE_CHANNEL, NEW_CHANNEL};
 use super::error::{receive_unless_broken, Breakable, ProtocolError};
 use super::extensions::body::{COMPRESSED, IDENTITY};
 use super::extensions::{BodyCodec, BodyError, GOING_AWAY};
 use super::message::{chunk_body_into, transition, MessageState, Step};
-use super::server::{DELETE_CHANNEL, NEW_CHANNEL};
 
 /// A request body with the marker of `codec` (`[EXT-12]`): an empty body
 /// is `{}` as in plain IIP/1 (`[MSG-9]`), then marked.
@@ -34,6 +34,7 @@ pub struct RequestId(pub u64);
 
 /// What a server frame means for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// A frame of the response to `id`; `complete` on its last frame.
     Response {
@@ -92,6 +93,7 @@ const MAX_GRANT: usize = 4096;
 
 /// A request the client refuses to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// The channel is not open on this connection (`[CHAN-5]`).
     #[error("[CHAN-5] channel {0} is not open")]

@@ -8,6 +8,7 @@ use super::message::MessageState;
 
 /// A broken rule of the channel or message layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A peer sent a status reserved for the other role.
     #[error("[STATUS-3] status {status} may not be sent by the {sender}")]

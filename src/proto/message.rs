@@ -11,6 +11,7 @@ use crate::wire::status::{MessageKind, Position, Status};
 
 /// Whether a message is open on a channel in one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum MessageState {
     /// No message is open.
     #[default]
@@ -37,6 +38,7 @@ impl fmt::Display for MessageState {
 
 /// What a frame did to its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Step {
     /// The message is complete.
     Complete,

@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 
 /// Time limits of a server connection; `None` switches one off (in a
 /// configuration file: seconds, `0` for off).
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Idle timeout (`[RES-5]`): with nothing in flight and no frame
     /// received for this long, the server sends a close frame and closes.
@@ -47,6 +51,7 @@ impl Default for Timeouts {
 
 /// Which time limit passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Expiry {
     /// Nothing in flight and no frame for the idle timeout.
     Idle,

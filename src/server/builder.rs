@@ -21,6 +21,7 @@ pub struct ServerBuilder {
 
 /// A route the builder refused; [`ServerBuilder::build`] returns the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RouteError {
     /// The route lies under `/sys/`, which the spec reserves (`[SYS-1]`).
     #[error("route {0} is reserved: /sys/ routes are the server's own [SYS-1]")]

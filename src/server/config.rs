@@ -31,6 +31,7 @@ pub const ENV_PREFIX: &str = "IIP_SERVER_";
 /// Why a configuration could not be loaded; each names the file or the
 /// variable at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read the configuration file {path}: {source}")]

@@ -21,8 +21,12 @@ use super::ServerConfig;
 /// configuration file; every key optional). Each is switchable; with
 /// `enabled` false the server is a plain IIP/1 server and answers
 /// `/sys/hello` with 102, as the deployed implementation does.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ExtensionsConfig {
     /// Answer `/sys/hello` at all. Default true.
     pub enabled: bool,

@@ -11,33 +11,89 @@ use tower::ServiceExt;
 
 use crate::wire::answer::{ErrorAnswer, ErrorCode, FIRST_APPLICATION_CODE};
 
-/// A complete request as a handler sees it.
+/// A complete request as a handler sees it: its route, query and body, the
+/// channel it came on and who sent it. Read through the accessors; the
+/// type grows (fields are private) without breaking handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The channel it came on.
-    pub channel: u32,
-    /// The route: the path up to the first `?`.
-    pub route: Bytes,
-    /// The query: what follows the first `?`, if any.
-    pub query: Option<Bytes>,
-    /// The whole body.
-    pub body: Bytes,
-    /// Who sent it: the client's address.
-    pub peer: super::transport::Peer,
-    /// Who the client proved to be in its hello (`[EXT-8]`), if it
-    /// authenticated; `None` on a connection without authentication.
-    pub identity: Option<std::sync::Arc<str>>,
+    pub(crate) channel: u32,
+    pub(crate) route: Bytes,
+    pub(crate) query: Option<Bytes>,
+    pub(crate) body: Bytes,
+    pub(crate) peer: super::transport::Peer,
+    pub(crate) identity: Option<std::sync::Arc<str>>,
 }
 
 impl Request {
+    /// A request for `path` (split at its first `?` into route and query)
+    /// with `body`, as a server hands it out: on channel 0, from a peer
+    /// named `test`, unauthenticated. For calling a handler directly, e.g.
+    /// in its unit tests.
+    pub fn new(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Request {
+        let path = path.into();
+        let (route, query) = match path.iter().position(|&b| b == b'?') {
+            Some(at) => (path.slice(..at), Some(path.slice(at + 1..))),
+            None => (path, None),
+        };
+        Request {
+            channel: 0,
+            route,
+            query,
+            body: body.into(),
+            peer: super::transport::Peer::Named("test".into()),
+            identity: None,
+        }
+    }
+
+    /// The channel the request came on.
+    pub fn channel(&self) -> u32 {
+        self.channel
+    }
+
+    /// The route: the path up to its first `?`.
+    pub fn route(&self) -> &Bytes {
+        &self.route
+    }
+
     /// The route as text (invalid UTF-8 replaced).
     pub fn route_str(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.route)
     }
 
+    /// The query: what follows the path's first `?`, if it has one.
+    pub fn query(&self) -> Option<&Bytes> {
+        self.query.as_ref()
+    }
+
     /// The query as text, if there is one.
     pub fn query_str(&self) -> Option<Cow<'_, str>> {
         self.query.as_deref().map(String::from_utf8_lossy)
+    }
+
+    /// The whole body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body, to change in place: for a layer that rewrites requests.
+    pub fn body_mut(&mut self) -> &mut Bytes {
+        &mut self.body
+    }
+
+    /// The body, taken out of the request (no copy).
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// Who sent it: the client's address, or the name its stream was given.
+    pub fn peer(&self) -> &super::transport::Peer {
+        &self.peer
+    }
+
+    /// Who the client proved to be in its hello (`[EXT-8]`), if it
+    /// authenticated; `None` on a connection without authentication.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 }
 
@@ -151,6 +207,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, HandlerError>
 
 /// What a handler gives back for one request: the answer itself, or a
 /// future of it.
+#[non_exhaustive]
 pub enum Reply {
     /// The answer, computed without waiting: the connection takes it in
     /// the same turn, with no future allocated and none polled.

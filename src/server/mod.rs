@@ -6,7 +6,7 @@
 //! use iip::server::{Request, Server};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
 //! let server = Server::builder()
-//!     .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.body) })
+//!     .route("/echo", |req: Request| async move { Ok::<_, std::convert::Infallible>(req.into_body()) })
 //!     .build()
 //!     .map_err(std::io::Error::other)?;
 //! server.serve(listener).await
@@ -66,8 +66,12 @@ use crate::wire::status::Status;
 /// Settings of a server. With the `config` feature it loads from TOML with
 /// environment overrides (see [`ServerConfig::from_toml`]); every key is
 /// optional and durations are seconds.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Settings of the per-connection protocol core.
     pub core: CoreConfig,

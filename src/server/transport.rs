@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// [`Request::peer`](super::Request::peer) is a clone of its connection's,
 /// so no variant allocates when cloned: a path or a name is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Peer {
     /// A TCP peer (also under TLS).
     Tcp(SocketAddr),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The codes of the spec's error-code table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// 0: success.
     Ok,

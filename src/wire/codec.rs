@@ -16,6 +16,7 @@ pub const MAX_RESERVE: usize = 64 * 1024;
 
 /// An error of the frame codec.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The peer sent bytes that are not valid frames.
     #[error(transparent)]

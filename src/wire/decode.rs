@@ -44,6 +44,7 @@ impl FrameLayout {
 /// The nom error type of the frame parser: either a broken requirement, with
 /// the number of input bytes left where it was found, or an internal nom error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseFailure {
     /// A requirement is broken; `remaining` is the input length at the bad field.
     Frame {
@@ -168,6 +169,7 @@ fn whole_valid_frame(buf: &[u8], limits: &FrameLimits) -> Option<FrameLayout> {
 
 /// The result of looking at the front of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Peek {
     /// A whole frame lies at the front of the buffer.
     Frame(FrameLayout),

@@ -17,8 +17,12 @@ pub const FIXED_OVERHEAD: usize = 1 + 1 + 4 + 4;
 /// The limits a decoder enforces and an encoder respects.
 ///
 /// In a configuration file: `max_path` and `max_data`, both optional.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FrameLimits {
     /// Largest path in bytes, not counting the NUL terminator. Default
     /// 2,048 (`[LIMIT-1]`).

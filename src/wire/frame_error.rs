@@ -8,6 +8,7 @@ use crate::wire::status::Status;
 /// What is wrong with a frame. Each kind names the requirement it breaks
 /// through [`FrameErrorKind::requirement`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FrameErrorKind {
     /// The status byte is not one of 0–8.
     UnknownStatus(u8),

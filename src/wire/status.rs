@@ -4,6 +4,9 @@
 use std::fmt;
 
 /// The peer that is allowed to send a frame of a given status.
+///
+/// Exhaustive: IIP/1's status byte fixes the set, so a `match` on it
+/// needs no wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sender {
     /// Only the client (the peer that opened the TCP connection).
@@ -25,6 +28,9 @@ impl fmt::Display for Sender {
 }
 
 /// The direction a message travels in.
+///
+/// Exhaustive: IIP/1's status byte fixes the set, so a `match` on it
+/// needs no wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// A request, sent by the client (statuses 0–3).
@@ -44,6 +50,9 @@ impl MessageKind {
 }
 
 /// The place of a frame inside its message.
+///
+/// Exhaustive: IIP/1's status byte fixes the set, so a `match` on it
+/// needs no wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Position {
     /// The first frame of a message, more frames follow.
@@ -82,6 +91,7 @@ impl Position {
 /// The first byte of every frame (`[STATUS-1]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Status {
     /// 0: first frame of a request, more frames follow.
     RequestFirst = 0,

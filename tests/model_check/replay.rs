@@ -31,7 +31,11 @@ const GARBAGE: [u8; 1] = [9];
 const KEEP: usize = 5;
 
 fn limits() -> FrameLimits {
-    FrameLimits { max_data: MAX_DATA, ..FrameLimits::default() }
+    {
+        let mut cfg = FrameLimits::default();
+        cfg.max_data = MAX_DATA;
+        cfg
+    }
 }
 
 /// Plays paths into the cores and keeps what differed.
@@ -124,11 +128,13 @@ fn held_of(state: &State) -> [usize; 5] {
 
 impl Real {
     fn new(setup: Setup) -> Real {
-        let config = ServerConfig {
-            frame_limits: limits(),
-            max_channels: setup.max_channels,
-            max_message: ServerConfig::default().max_message,
-            max_held_bytes: setup.budget,
+        let config = {
+            let mut cfg = ServerConfig::default();
+            cfg.frame_limits = limits();
+            cfg.max_channels = setup.max_channels;
+            cfg.max_message = ServerConfig::default().max_message;
+            cfg.max_held_bytes = setup.budget;
+            cfg
         };
         Real {
             server: ServerConnection::new(config),
@@ -280,6 +286,7 @@ impl Real {
                 check("requests handed out", Vec::<(u32, u64)>::new(), new_handlers)?;
                 check("the server's stage", before.server.stage, after.server.stage)?;
             }
+            Ok(Some(other)) => return Err(format!("an event the model has no step for: {other:?}")),
         }
         let channels: Vec<u32> = after.server.channels.keys().copied().collect();
         if self.server.is_closed() != (after.server.stage != ServerStage::Reading) {

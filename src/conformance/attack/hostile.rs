@@ -36,6 +36,7 @@ const BOMB_INFLATED: u64 = 2 << 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum HostileServer {
     /// Answers every request with a chunked answer that never ends.
     EndlessAnswer,
@@ -82,6 +83,7 @@ impl HostileServer {
 
 /// How a client fared against one bad server.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HostileResult {
     /// Which server.
     pub server: HostileServer,

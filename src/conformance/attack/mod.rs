@@ -40,6 +40,7 @@ pub use good::served_within;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AttackKind {
     /// Connections pipelining large `/echo` requests and never reading.
     NeverRead,
@@ -138,7 +139,11 @@ impl AttackKind {
 
 /// How big each attack is. The defaults are the sizes of the attacks that
 /// once took the reference server down.
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AttackScale {
     /// never-read: connections (default 3).
     pub never_read_connections: usize,
@@ -292,6 +297,7 @@ pub struct GoodClient {
 
 /// The outcome of one attack.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct AttackResult {
     /// Which attack.
     pub attack: AttackKind,

@@ -14,6 +14,7 @@ pub const COMPRESSED: u8 = 1;
 
 /// A compression codec (`[EXT-11]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Codec {
     /// An LZ4 frame (the LZ4 frame format, magic `04 22 4D 18`): fast, modest ratio.
     Lz4,
@@ -23,6 +24,7 @@ pub enum Codec {
 
 /// Why a body could not be read (`[EXT-14]`, `[EXT-15]`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BodyError {
     /// A body without its marker byte.
     #[error("[EXT-14] message body without its marker byte")]

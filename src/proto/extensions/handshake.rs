@@ -7,6 +7,7 @@ use super::{HELLO, MAX_HELLO_BODY};
 /// How a server treats credentials (`[EXT-8]`, `[EXT-9]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AuthPolicy {
     /// No authenticator: credentials are ignored and `auth` is not agreed. The default.
     #[default]
@@ -21,6 +22,7 @@ pub enum AuthPolicy {
 
 /// What to do with a complete request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// The connection's hello: answer it (running the authenticator), and
     /// call [`Handshake::completed`] once the answer is given.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 /// What the shell must do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LivenessAction {
     /// Send `/sys/ping`.
     Ping,

@@ -5,8 +5,12 @@ use crate::wire::frame::FrameLimits;
 
 /// Settings of the server core (the `[core]` table of a configuration
 /// file; every key optional).
+///
+/// Start from `default()` and set the fields to change: the struct is
+/// `#[non_exhaustive]`, so a field added later breaks no caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Frame limits, for reading and for chunking answers. Default
     /// [`FrameLimits::default`]: paths up to 2,048 bytes, frame data up to 16 MiB.

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 /// A complete request for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IncomingRequest {
     /// The channel it came on.
     pub channel: u32,
@@ -24,6 +25,7 @@ pub struct IncomingRequest {
 
 /// What a received frame means for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// A complete request to handle.
     Request(IncomingRequest),
@@ -36,6 +38,7 @@ pub enum ServerEvent {
 
 /// Where a direct answer went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DirectAnswer {
     /// Encoded into the buffer given: this many frames of this many bytes.
     Written {

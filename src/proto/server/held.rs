@@ -8,6 +8,7 @@ use crate::proto::extensions::Handshake;
 
 /// The bytes a connection holds, by where they are (`[RES-1]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeldBytes {
     /// Bodies of chunked requests not yet complete.
     pub assembling: usize,

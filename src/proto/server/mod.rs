@@ -37,15 +37,10 @@ pub use events::*;
 pub use held::HeldBytes;
 use held::{append_within, message_limit};
 
-use crate::proto::channels::{ChannelIds, ChannelTable};
+use crate::proto::channels::{ChannelIds, ChannelTable, DELETE_CHANNEL, NEW_CHANNEL};
 use crate::proto::error::{receive_unless_broken, Breakable, ProtocolError};
 use crate::proto::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
 use crate::proto::message::{chunk_body_into, transition, MessageState, Step};
-
-/// The route that opens a channel (`[CHAN-2]`).
-pub const NEW_CHANNEL: &[u8] = b"/sys/new_channel";
-/// The route that deletes the channel it arrives on (`[CHAN-7]`).
-pub const DELETE_CHANNEL: &[u8] = b"/sys/delete_channel";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -36,6 +36,7 @@ pub const STATISTICS_PATHS: [&str; 6] = [
 
 /// The six counters of a Count object.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Count {
     /// Frames sent.
     pub packets_sent: AtomicU64,
@@ -105,6 +106,7 @@ impl Count {
 /// the spec's member names in the deployed implementation's order
 /// (`[SYS-5]`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Counts {
     /// Frames sent.
     #[serde(rename = "PacketsSent")]
@@ -458,6 +460,7 @@ impl Measure {
 
 /// Count and Measure of one route.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RouteStats {
     /// Messages, frames and bytes of the route.
     pub count: Count,

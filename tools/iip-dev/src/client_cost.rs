@@ -241,8 +241,17 @@ fn medians(rounds: &[Vec<Row>]) -> Vec<Row> {
 
 /// One round: every row once.
 async fn round(first: &ServerProcess, second: &ServerProcess, options: &Options) -> Result<Vec<Row>, String> {
-    let client = ClientConfig { extensions: ClientExtensions::off(), ..ClientConfig::default() };
-    let backend_config = BackendConfig { client, channels: options.callers, ..BackendConfig::default() };
+    let client = {
+        let mut cfg = ClientConfig::default();
+        cfg.extensions = ClientExtensions::off();
+        cfg
+    };
+    let backend_config = {
+        let mut cfg = BackendConfig::default();
+        cfg.client = client;
+        cfg.channels = options.callers;
+        cfg
+    };
     let up = Duration::from_secs(10);
     let failed = |e: ClientError| e.to_string();
 
@@ -262,10 +271,11 @@ async fn round(first: &ServerProcess, second: &ServerProcess, options: &Options)
 
     for (label, servers) in [("balancer over 1", vec![first]), ("balancer over 2", vec![first, second])] {
         let endpoints = servers.iter().map(|s| Endpoint::new(s.addr.clone())).collect();
-        let balancer = Balancer::new(
-            Endpoints::Static(endpoints),
-            BalancerConfig { backend: backend_config, ..BalancerConfig::default() },
-        );
+        let balancer = Balancer::new(Endpoints::Static(endpoints), {
+            let mut cfg = BalancerConfig::default();
+            cfg.backend = backend_config;
+            cfg
+        });
         let deadline = Instant::now() + up;
         while balancer.members().iter().any(|m| !m.up) {
             if Instant::now() > deadline {

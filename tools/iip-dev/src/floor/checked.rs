@@ -164,7 +164,8 @@ impl CheckedEcho {
             let len = answer.len();
             let sent = match direct.answer(&route, answer, Some(output)) {
                 DirectAnswer::Written { frames, bytes } => (frames, bytes as u64),
-                DirectAnswer::Queued => self.answer_size(&route, len),
+                // Queued, or any later way: counted as the core will send it.
+                _ => self.answer_size(&route, len),
             };
             self.record((1, bytes), started, ended, sent);
             return Ok(Some(ended));
@@ -186,6 +187,8 @@ impl CheckedEcho {
                 };
                 self.core.respond(request.channel, request.seq, answer);
             }
+            // Events the echo has nothing to do for.
+            Some(_) => {}
         }
         self.transmit(output);
         Ok(Some(clock))

@@ -76,7 +76,11 @@ fn answers_requests_in_order_on_their_route_and_records_them() {
 
 #[test]
 fn chunked_requests_go_through_the_core_and_are_answered_in_order() {
-    let mut config = ServerConfig { max_message: 5, ..ServerConfig::default() };
+    let mut config = {
+        let mut cfg = ServerConfig::default();
+        cfg.max_message = 5;
+        cfg
+    };
     config.frame_limits.max_data = 4;
     let (mut echo, route) = connection(config);
     let list = [
