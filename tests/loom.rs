@@ -143,7 +143,12 @@ fn close_racing_calls_leaves_no_caller_waiting() {
 #[test]
 fn concurrent_chunked_sends_never_interleave() {
     model(|| {
-        let limits = FrameLimits { max_path: 64, max_data: 2 };
+        let limits = {
+            let mut cfg = FrameLimits::default();
+            cfg.max_path = 64;
+            cfg.max_data = 2;
+            cfg
+        };
         let mux = Mux::new(limits);
         let sender = |body: &'static [u8]| {
             let mux = mux.clone();
@@ -176,7 +181,11 @@ fn concurrent_chunked_sends_never_interleave() {
         }
         assert_eq!(decoded, frames);
         // The server core accepts the stream (no interleaved messages) and answers.
-        let mut server = ServerConnection::new(ServerConfig { frame_limits: limits, ..ServerConfig::default() });
+        let mut server = ServerConnection::new({
+            let mut cfg = ServerConfig::default();
+            cfg.frame_limits = limits;
+            cfg
+        });
         for frame in decoded {
             match server.receive(frame) {
                 Ok(Some(ServerEvent::Request(r))) => assert!(server.respond(r.channel, r.seq, r.body)),

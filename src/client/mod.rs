@@ -21,49 +21,39 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(not(loom))]
-mod api;
-#[cfg(not(loom))]
-pub mod backend;
-#[cfg(not(loom))]
-pub mod balance;
-#[cfg(not(loom))]
-mod call;
-#[cfg(not(loom))]
-mod connection;
-#[cfg(not(loom))]
-pub mod discovery;
-#[cfg(not(loom))]
-pub mod endpoint;
-#[cfg(not(loom))]
-pub mod extensions;
+/// The items that build on tokio's and std's sync types, which the loom
+/// build of the multiplexer (`tests/loom.rs`) leaves out.
+macro_rules! without_loom {
+    ($($item:item)*) => {$( #[cfg(not(loom))] $item )*};
+}
+
 pub mod mux;
-#[cfg(not(loom))]
-pub mod pool;
-#[cfg(not(loom))]
-pub mod retry;
-#[cfg(not(loom))]
-pub mod service;
+pub use mux::{Delivery, Inbox, Mux};
+
+without_loom! {
+    mod api;
+    pub mod backend;
+    pub mod balance;
+    mod call;
+    mod connection;
+    pub mod discovery;
+    pub mod endpoint;
+    pub mod extensions;
+    pub mod pool;
+    pub mod retry;
+    pub mod service;
+
+    pub use api::{Channel, Client};
+    pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
+    pub use balance::{rendezvous_score, Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
+    pub use call::Call;
+    pub use endpoint::{BoxStream, Endpoint, TlsTarget};
+    pub use extensions::{ClientExtensions, PingConfig};
+    pub use pool::Pool;
+    pub use service::CallFuture;
+}
 
 use std::time::Duration;
-
-#[cfg(not(loom))]
-pub use api::{Channel, Client};
-#[cfg(not(loom))]
-pub use backend::{Backend, BackendConfig, BackendStatus, Backoff};
-#[cfg(not(loom))]
-pub use balance::{rendezvous_score, Balancer, BalancerConfig, Endpoints, HealthCheck, Strategy};
-#[cfg(not(loom))]
-pub use call::Call;
-#[cfg(not(loom))]
-pub use endpoint::{BoxStream, Endpoint, TlsTarget};
-#[cfg(not(loom))]
-pub use extensions::{ClientExtensions, PingConfig};
-pub use mux::{Delivery, Inbox, Mux};
-#[cfg(not(loom))]
-pub use pool::Pool;
-#[cfg(not(loom))]
-pub use service::CallFuture;
 
 use crate::proto::client::RequestError;
 use crate::wire::frame::FrameLimits;

@@ -4,14 +4,12 @@
 //! on the wire; a bounded server counts what they cost in its budgets
 //! (`[RES-9]`, `[RES-10]`) and refuses or pauses past them.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 
-use super::{connect, encoded, hold_until, open_channels, push_until, AttackKind, AttackPlan, Tally};
+use super::{connect, encoded, hold_until, open_channels, push_until, AttackKind, Launch};
 use crate::io::reader::FrameReader;
 use crate::proto::extensions::{BodyCodec, Codec};
 use crate::wire::frame::{Frame, FrameLimits};
@@ -21,15 +19,9 @@ use crate::wire::status::Status;
 const ZSTD_HELLO: &[u8] = br#"{"revision":1,"extensions":{"compression":{"codecs":["zstd"],"min_size":0}}}"#;
 
 /// Starts the attack's connections in `set`, for the attacks of this module.
-pub(super) async fn setup(
-    set: &mut JoinSet<()>,
-    plan: &AttackPlan,
-    attack: AttackKind,
-    deadline: Instant,
-    tally: &Arc<Tally>,
-) {
-    let s = plan.scale;
-    let addr = plan.addr.as_str();
+pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
+    let Launch { set, plan, deadline, tally } = launch;
+    let (s, addr) = (plan.scale, plan.addr.as_str());
     match attack {
         AttackKind::CompressionBomb => {
             // A body of zeros, a few KB once compressed, pipelined to /echo.

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 
 use super::good::Record;
-use super::{connect, count_close_before, hold_until, AttackKind, AttackPlan, GoodClient, Tally};
+use super::{connect, count_close_before, hold_until, AttackKind, GoodClient, Launch, Tally};
 
 /// The upstream system paths a gateway must keep inside.
 const SYSTEM_PATHS: [&str; 6] = [
@@ -75,15 +74,9 @@ async fn response(stream: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
 }
 
 /// Starts the attack's connections in `set`, for the attacks of this module.
-pub(super) async fn setup(
-    set: &mut JoinSet<()>,
-    plan: &AttackPlan,
-    attack: AttackKind,
-    deadline: Instant,
-    tally: &Arc<Tally>,
-) {
-    let s = plan.scale;
-    let addr = plan.addr.as_str();
+pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
+    let Launch { set, plan, deadline, tally } = launch;
+    let (s, addr) = (plan.scale, plan.addr.as_str());
     match attack {
         AttackKind::HttpSysProbe => {
             let (addr, tally) = (addr.to_string(), tally.clone());

@@ -438,6 +438,15 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     }
 }
 
+/// Where an attack's setup starts its tasks (`set`), against what
+/// (`plan`), until when (`deadline`), counting into `tally`.
+struct Launch<'a> {
+    set: &'a mut JoinSet<()>,
+    plan: &'a AttackPlan,
+    deadline: Instant,
+    tally: &'a Arc<Tally>,
+}
+
 /// Opens the attack's connections (bounded by `deadline`) and starts its
 /// tasks in `set`.
 async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, deadline: Instant, tally: &Arc<Tally>) {
@@ -531,14 +540,14 @@ async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, dea
             }
         }
         AttackKind::CompressionBomb | AttackKind::BigHello | AttackKind::ChannelHoard | AttackKind::ParkedRequests => {
-            held::setup(set, plan, attack, deadline, tally).await
+            held::setup(Launch { set, plan, deadline, tally }, attack).await
         }
         AttackKind::AuthGuessing => guess::setup(set, plan, deadline, tally),
         AttackKind::HttpSysProbe
         | AttackKind::HttpSlowRequests
         | AttackKind::HttpStalledBodies
         | AttackKind::HttpSlowHeads
-        | AttackKind::HttpIdleFlood => http::setup(set, plan, attack, deadline, tally).await,
+        | AttackKind::HttpIdleFlood => http::setup(Launch { set, plan, deadline, tally }, attack).await,
     }
 }
 
