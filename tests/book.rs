@@ -238,3 +238,42 @@ fn readme_counts_are_the_suites() {
     );
     assert!(readme.contains(&claim), "README.md should say: {claim}");
 }
+
+/// Every `bash scripts/NAME`, `cargo test --test NAME` and
+/// `cargo bench --bench NAME` the README and the book tell a reader to run
+/// names a script or target that exists.
+#[test]
+fn documented_scripts_and_targets_exist() {
+    let root = root();
+    let mut files = markdown_files(&spec_dir());
+    files.extend([root.join("README.md"), root.join("CONTRIBUTING.md")]);
+    // Targets declared in the manifest, like `conformance`, live elsewhere.
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let declared = |name: &str| manifest.contains(&format!("name = \"{name}\""));
+    let (mut checked, mut missing) = (0, Vec::new());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == '`').collect();
+            for pair in words.windows(2) {
+                let name = pair[1].trim_end_matches([',', '.', ')', ';', ':']);
+                let exists = match pair[0] {
+                    "scripts/" | "bash" if name.starts_with("scripts/") => root.join(name).is_file(),
+                    "--test" => {
+                        root.join("tests").join(format!("{name}.rs")).is_file()
+                            || root.join("tests").join(name).join("main.rs").is_file()
+                            || declared(name)
+                    }
+                    "--bench" => root.join("benches").join(format!("{name}.rs")).is_file() || declared(name),
+                    _ => continue,
+                };
+                checked += 1;
+                if !exists {
+                    missing.push(format!("{}:{}: {} {name}", file.display(), n + 1, pair[0]));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "documented scripts or targets that do not exist:\n{}", missing.join("\n"));
+    assert!(checked >= 20, "only {checked} scripts and targets found: is the extraction broken?");
+}

@@ -18,6 +18,8 @@ mod call;
 mod cert;
 mod conformance;
 mod decode;
+#[cfg(test)]
+mod documented;
 pub mod frame_load;
 mod gateway;
 pub mod loadgen;
