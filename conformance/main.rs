@@ -85,17 +85,19 @@ fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
     }
 }
 
-/// Held while a server case runs: shared by most, alone by those that
-/// compare the server's statistics exactly.
-static STATISTICS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+/// Held while a server case runs: shared by most, alone by those that need
+/// the server to themselves.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Whether `case` (as generated for `profile`) expects an exact change of
-/// statistics, which traffic of other cases would disturb.
-fn compares_statistics_exactly(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
+/// Whether `case` (as generated for `profile`) needs the server to itself:
+/// it expects an exact change of statistics, which traffic of other cases
+/// would disturb, or it fills the server's connection limit.
+fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
     let steps = profile.instantiate(&case.case).map(|c| c.steps).unwrap_or_default();
-    steps
-        .iter()
-        .any(|step| step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some()))
+    case.case.requires.max_connections
+        || steps.iter().any(|step| {
+            step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some())
+        })
 }
 
 fn main() {
@@ -131,13 +133,14 @@ fn main() {
         let skip = profile.satisfies(&case.case.requires).is_err();
         let (target, requirements, profile) = (target.clone(), requirements.clone(), profile.clone());
         let kind = case.case.level.name();
-        let exclusive = compares_statistics_exactly(&profile, &case);
+        let exclusive = needs_the_server_alone(&profile, &case);
         trials.push(
             Trial::test(format!("server::{}", case.id), move || {
                 // Cases run in parallel against one server; a case that
-                // compares statistics exactly has it to itself.
-                let _alone = exclusive.then(|| STATISTICS.write().unwrap_or_else(|e| e.into_inner()));
-                let _shared = (!exclusive).then(|| STATISTICS.read().unwrap_or_else(|e| e.into_inner()));
+                // compares statistics exactly or fills its connection
+                // limit has it to itself.
+                let _alone = exclusive.then(|| SERVER.write().unwrap_or_else(|e| e.into_inner()));
+                let _shared = (!exclusive).then(|| SERVER.read().unwrap_or_else(|e| e.into_inner()));
                 match runtime().block_on(run_one(&target, &case, &profile, timeout)) {
                     Verdict::Passed | Verdict::Skipped(_) => Ok(()),
                     Verdict::Deviation { compat, .. } => {

@@ -208,19 +208,24 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
                 })
         }
         Defect::WrongOrder => {
-            // Two adjacent single expectations on one channel that differ.
-            let mut previous: Option<&ExpectFrame> = None;
+            // Two adjacent single expectations on one channel of one
+            // connection that differ.
+            let mut previous: Option<(&Option<String>, &ExpectFrame)> = None;
             for step in steps {
                 match (&step.expect, step.repeat) {
                     (Some(e), repeat) => {
                         // The proxy swaps whole responses only: a close frame keeps its place.
                         let swappable = |x: &ExpectFrame| x.status != Some(8);
-                        if previous.is_some_and(|p| {
-                            p != e && p.channel.unwrap_or(0) == e.channel.unwrap_or(0) && swappable(p) && swappable(e)
+                        if previous.is_some_and(|(on, p)| {
+                            *on == step.on
+                                && p != e
+                                && p.channel.unwrap_or(0) == e.channel.unwrap_or(0)
+                                && swappable(p)
+                                && swappable(e)
                         }) {
                             return true;
                         }
-                        previous = if repeat.unwrap_or(1) > 1 { None } else { Some(e) };
+                        previous = if repeat.unwrap_or(1) > 1 { None } else { Some((&step.on, e)) };
                     }
                     _ => previous = None,
                 }

@@ -38,13 +38,15 @@ pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, c
 }
 
 /// The reference server configured as [`Profile::reference`] declares:
-/// `/echo`, `/echo_benchmark`, `/fail`, 8 channels, 32 MiB requests.
+/// `/echo`, `/echo_benchmark`, `/fail`, 8 channels, 32 MiB requests, 32
+/// connections.
 pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteError> {
     let profile = Profile::reference();
     crate::server::Server::echo()
         .route("/fail", fail_handler)
         .max_channels(profile.max_channels.unwrap_or(8))
         .max_message(profile.max_message.unwrap_or(32 << 20))
+        .max_connections(profile.max_connections.unwrap_or(32) as usize)
         .build()
 }
 

@@ -24,6 +24,8 @@ pub struct Profile {
     pub max_channels: Option<u32>,
     /// Its request-size limit, if it declares one.
     pub max_message: Option<usize>,
+    /// Its connection limit, if it declares one.
+    pub max_connections: Option<u32>,
     /// Whether it offers `/fail`.
     pub fail_route: bool,
     /// The implementation it is, if it declares one of [`KNOWN_PEERS`]:
@@ -52,6 +54,15 @@ impl Profile {
                     profile.max_channels = Some(n)
                 }
                 Some(("max-message", n)) => profile.max_message = Some(n.parse().map_err(|e| format!("{item}: {e}"))?),
+                Some(("max-connections", n)) => {
+                    let n: u32 = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if n == 0 || n > MAX_DECLARED_CONNECTIONS {
+                        return Err(format!(
+                            "{item}: the suite opens all N connections; declare 1 to {MAX_DECLARED_CONNECTIONS}"
+                        ));
+                    }
+                    profile.max_connections = Some(n)
+                }
                 Some(("peer", name)) if KNOWN_PEERS.contains(&name) => profile.peer = Some(name.to_string()),
                 Some(("peer", name)) => {
                     return Err(format!("unknown peer {name:?}; known: {}", KNOWN_PEERS.join(", ")));
@@ -77,6 +88,7 @@ impl Profile {
         Profile {
             max_channels: Some(8),
             max_message: Some(32 * 1024 * 1024),
+            max_connections: Some(32),
             fail_route: true,
             peer: None,
             extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
@@ -90,6 +102,9 @@ impl Profile {
         }
         if requires.max_message && self.max_message.is_none() {
             return Err("needs a server declaring max-message=N".into());
+        }
+        if requires.max_connections && self.max_connections.is_none() {
+            return Err("needs a server declaring max-connections=N".into());
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
@@ -126,6 +141,9 @@ impl Profile {
             Generator::SysMessageLimit => {
                 sys_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
             }
+            Generator::ConnectionLimit => {
+                connection_limit_steps(self.max_connections.ok_or("needs a server declaring max-connections=N")?)
+            }
         };
         Ok(case)
     }
@@ -160,6 +178,52 @@ fn channel_limit_steps(n: u32) -> Vec<Step> {
     steps.push(Step { expect_close: Some(CloseExpect::Any), ..Step::default() });
     steps
 }
+
+/// `[ANSWER-5]` for a declared limit of `n` connections: after a pause in
+/// which the connections of the cases before it end, `n` connections each
+/// have a request answered, and one more is refused with 107 on channel 0
+/// under `/sys/connection`, then a close frame and the close; then the `n`
+/// end their streams and are closed (`[RES-11]`), and a pause lets the
+/// server forget them.
+fn connection_limit_steps(n: u32) -> Vec<Step> {
+    // The first is the case's own connection `a`, which the runner opens.
+    let on = |i: u32| (i > 0).then(|| format!("c{i}"));
+    let mut steps = vec![Step { sleep_ms: Some(CONNECTIONS_SETTLE_MS), ..Step::default() }];
+    for i in 0..n {
+        steps.push(Step { on: on(i), ..send(1, "/echo", 0, Blob::Text(format!("c{i}"))) });
+        let echo = ExpectFrame {
+            status: Some(5),
+            channel: Some(0),
+            data: Some(Blob::Text(format!("c{i}"))),
+            ..ExpectFrame::default()
+        };
+        steps.push(Step { on: on(i), ..expect(echo) });
+    }
+    let mut refusal = expect_named_error(ErrorCode::ServerConnectionsLimited, 0);
+    if let Some(frame) = refusal.expect.as_mut() {
+        frame.path = Some(Blob::Text("/sys/connection".into()));
+    }
+    steps.push(Step { on: on(n), ..refusal });
+    steps.push(Step { on: on(n), expect_close: Some(CloseExpect::WithFrame), ..Step::default() });
+    // The connections leave, and the server ends them, before the next case.
+    for i in 0..n {
+        steps.push(Step {
+            on: on(i),
+            end_stream: Some(true),
+            expect_close: Some(CloseExpect::Clean),
+            ..Step::default()
+        });
+    }
+    steps.push(Step { sleep_ms: Some(CONNECTIONS_SETTLE_MS), ..Step::default() });
+    steps
+}
+
+/// How long the connection-limit case waits before it opens its
+/// connections, so that the server has ended those of the cases before it.
+const CONNECTIONS_SETTLE_MS: u64 = 300;
+
+/// The most connections a profile may declare: the case opens them all.
+pub const MAX_DECLARED_CONNECTIONS: u32 = 1024;
 
 /// An expected error answer of `code` whose message is the code's name
 /// in the spec's table (`[ANSWER-10]`).

@@ -153,6 +153,11 @@ pub struct Requires {
     /// case's steps are generated for that N.
     #[serde(default)]
     pub max_message: bool,
+    /// The server declares its connection limit (`max-connections=N`);
+    /// the case's steps are generated for that N, and it needs the server
+    /// to itself.
+    #[serde(default)]
+    pub max_connections: bool,
     /// The server offers `/fail` (answers every request by failing).
     #[serde(default)]
     pub fail_route: bool,
@@ -182,6 +187,9 @@ pub enum Generator {
     /// Sends `/sys/new_channel` with a body of N+1 bytes, expects 110 and
     /// no channel allocated: the next grant is channel 1 (`[MSG-12]`).
     SysMessageLimit,
+    /// Opens the declared N connections, each answered, and one more,
+    /// which is refused with 107 and closed (`[ANSWER-5]`).
+    ConnectionLimit,
 }
 
 /// One conformance case.
