@@ -279,3 +279,31 @@ fn a_deleting_channel_holds_its_id_and_counts_toward_the_limit() {
     assert_eq!(observe(&core, 1), ChannelState::Absent);
     assert_eq!(granted(&mut core, &mut out), r#"{"code":0,"channel_id":1}"#);
 }
+
+/// Every item of the conformance profile table (chapter 12) is one the
+/// suite reads, with an example value for its placeholder, and each item
+/// the suite reads has its row.
+#[test]
+fn profile_items_table_matches_the_profile_parser() {
+    use iip::conformance::Profile;
+    let t = spec_table("12-conformance.md", "profile-items");
+    let example = |item: &str| match item.split_once('=') {
+        Some((name, "N")) => format!("{name}=4"),
+        Some((name, "NAME")) => format!("{name}=go-iip"),
+        Some((name, "A+B")) => format!("{name}=ping+limits"),
+        Some((_, value)) => panic!("profile item {item}: no example for the placeholder {value:?}"),
+        None => item.to_string(),
+    };
+    let mut names = Vec::new();
+    for row in &t.rows {
+        let item = row[0].trim_matches('`');
+        let profile = Profile::parse(&example(item));
+        assert!(profile.is_ok(), "the profile item {item} of the table is refused: {profile:?}");
+        assert_ne!(profile.unwrap(), Profile::default(), "the profile item {item} changes nothing");
+        names.push(item.split('=').next().unwrap_or(item).to_string());
+    }
+    for known in iip::conformance::PROFILE_ITEMS {
+        assert!(names.iter().any(|n| n == known), "the profile item {known} has no row in chapter 12's table");
+    }
+    assert!(Profile::parse("no-such-item=1").is_err(), "an item outside the table is refused");
+}

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use report::{CaseResult, Verdict};
-pub use run::KNOWN_PEERS;
 pub use run::{run_case, Failure, Profile, Waits};
+pub use run::{KNOWN_PEERS, PROFILE_ITEMS};
 pub use session::{load_sessions, Case, CaseLevel, NamedCase};
 
 /// Where the shipped vectors live (this crate's `vectors/`).

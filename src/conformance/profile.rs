@@ -35,6 +35,10 @@ pub struct Profile {
     pub extensions: std::collections::BTreeSet<String>,
 }
 
+/// The items a profile may declare (chapter 12's table), by name.
+pub const PROFILE_ITEMS: &[&str] =
+    &["max-channels", "max-message", "max-connections", "fail-route", "peer", "extensions"];
+
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
 /// (it answers `/sys/hello`), `ping`, `limits`, and the codecs `lz4` and
 /// `zstd` of `compression`.
@@ -77,7 +81,7 @@ impl Profile {
                     profile.extensions.insert("hello".into());
                 }
                 None if item == "fail-route" => profile.fail_route = true,
-                _ => return Err(format!("unknown profile item {item:?}")),
+                _ => return Err(format!("unknown profile item {item:?}; known: {}", PROFILE_ITEMS.join(", "))),
             }
         }
         Ok(profile)

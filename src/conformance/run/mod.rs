@@ -18,7 +18,7 @@ use crate::client::{BoxStream, Endpoint};
 use crate::wire::codec::{CodecError, FrameCodec};
 use crate::wire::frame::Frame;
 
-pub use super::profile::{Profile, EXTENSION_ITEMS, KNOWN_PEERS};
+pub use super::profile::{Profile, EXTENSION_ITEMS, KNOWN_PEERS, PROFILE_ITEMS};
 use super::session::{Case, CloseExpect, ExpectFrame, ExpectMessage, Step};
 use crate::wire::status::{Position, Status};
 use expect::blob;
