@@ -117,9 +117,20 @@ def main(addr, actions_path):
     conn = Connection(addr)
     channel = 0
     for action in actions:
-        if action == "open":
-            conn.send(REQUEST_WHOLE, "/sys/new_channel", 0, b"{}")
-            grant = json.loads(conn.response(0))
+        if action in ("open", "open_fails"):
+            try:
+                conn.send(REQUEST_WHOLE, "/sys/new_channel", 0, b"{}")
+                grant = json.loads(conn.response(0))
+                if grant.get("code") == 0 and grant.get("channel_id") in conn.open_channels:
+                    raise conn.broken(f"channel {grant['channel_id']} granted while open [CHAN-4]")
+            except (Closed, OSError) as err:
+                if action == "open_fails":
+                    return 0
+                print(f"open: {err}", file=sys.stderr)
+                return 1
+            if action == "open_fails":
+                print(f"open: expected the connection to close, got {grant}", file=sys.stderr)
+                return 1
             if grant.get("code") != 0:
                 print(f"open refused: {grant}", file=sys.stderr)
                 return 1

@@ -86,6 +86,10 @@ pub enum Action {
     Concurrent(Vec<CallAction>),
     /// Open a channel and make it the current one.
     Open,
+    /// Open a channel, which must fail because the connection closes: the
+    /// server's grant breaks a rule, so the client closes (a protocol
+    /// error). The case's last action.
+    OpenFails,
     /// Delete the current channel and go back to channel 0.
     Delete,
 }
@@ -162,6 +166,7 @@ pub fn describe_actions(actions: &[Action]) -> String {
             Action::Call(c) => call(c),
             Action::Concurrent(cs) => format!("at once: [{}]", cs.iter().map(call).collect::<Vec<_>>().join("; ")),
             Action::Open => "open a channel".into(),
+            Action::OpenFails => "open a channel, which fails: the connection closes".into(),
             Action::Delete => "delete the channel".into(),
             Action::Hello(hello) => {
                 let mut offers = Vec::new();

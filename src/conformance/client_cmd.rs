@@ -33,8 +33,9 @@ pub struct ActionsFile {
 }
 
 /// One action: `{"call": {...}}`, `{"concurrent": [{...}, ...]}`, `"open"`
-/// (open a channel and make it current) or `"delete"` (delete the current
-/// channel without waiting for an answer, and go back to channel 0).
+/// (open a channel and make it current), `"open_fails"` (open a channel,
+/// which must fail with the connection closed) or `"delete"` (delete the
+/// current channel without waiting for an answer, and go back to channel 0).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -45,6 +46,8 @@ pub enum ActionJson {
     Concurrent(Vec<CallJson>),
     /// Open a channel and make it the current one.
     Open,
+    /// Open a channel, which must fail because the connection closes.
+    OpenFails,
     /// Delete the current channel and go back to channel 0.
     Delete,
     /// Say hello, offering exactly these extensions (the first action only).
@@ -121,6 +124,7 @@ pub fn actions_file(case: &ClientCase) -> Result<ActionsFile, String> {
                 Action::Call(c) => ActionJson::Call(call_json(c)?),
                 Action::Concurrent(cs) => ActionJson::Concurrent(cs.iter().map(call_json).collect::<Result<_, _>>()?),
                 Action::Open => ActionJson::Open,
+                Action::OpenFails => ActionJson::OpenFails,
                 Action::Delete => ActionJson::Delete,
                 Action::Hello(h) => ActionJson::Hello(HelloJson {
                     compression: h.compression.clone(),
@@ -332,6 +336,13 @@ pub async fn play_actions(target: &Endpoint, file: &ActionsFile, timeout: Durati
                 results.into_iter().collect::<Result<Vec<()>, String>>()?;
             }
             ActionJson::Open => channel = client.open_channel().await.map_err(|e| format!("open: {e}"))?,
+            ActionJson::OpenFails => match client.open_channel().await {
+                Err(ClientError::Closed { .. }) => {}
+                Err(other) => return Err(format!("open: expected the connection to close, got {other}")),
+                Ok(opened) => {
+                    return Err(format!("open: expected the connection to close, got channel {}", opened.id()))
+                }
+            },
             ActionJson::Delete => {
                 let current = std::mem::replace(&mut channel, client.channel_zero());
                 current.delete().await.map_err(|e| format!("delete: {e}"))?;

@@ -429,9 +429,7 @@ impl ClientConnection {
                 // A reused id replaces what is left of the deleted channel.
                 let fresh = self.channels.get(&channel).is_none_or(|c| c.deleted);
                 if !fresh || channel == 0 {
-                    return Err(ProtocolError::BadChannelGrant {
-                        detail: format!("channel {channel} is already open"),
-                    });
+                    return Err(ProtocolError::GrantedInUse { channel });
                 }
                 self.channels.insert(channel, Channel::default());
                 Ok(ClientEvent::ChannelOpened { id, channel })

@@ -52,6 +52,13 @@ pub enum ProtocolError {
         /// What was wrong.
         detail: String,
     },
+    /// `/sys/new_channel` was answered with an id already open on the
+    /// connection, or with 0.
+    #[error("[CHAN-4] channel {channel} granted while it is open")]
+    GrantedInUse {
+        /// The id granted.
+        channel: u32,
+    },
     /// A request arrived while the connection's hello was unanswered.
     #[error("[EXT-4] request for {route} before the answer to /sys/hello")]
     HelloPending {
@@ -74,6 +81,7 @@ impl ProtocolError {
             ProtocolError::BadTransition { .. } => "MSG-6",
             ProtocolError::UnexpectedResponse { .. } => "ORDER-7",
             ProtocolError::BadChannelGrant { .. } => "CHAN-3",
+            ProtocolError::GrantedInUse { .. } => "CHAN-4",
             ProtocolError::HelloPending { .. } => "EXT-4",
             ProtocolError::Body(super::extensions::BodyError::TooLarge { .. }) => "EXT-15",
             ProtocolError::Body(_) => "EXT-14",
