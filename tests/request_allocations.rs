@@ -60,5 +60,6 @@ fn an_echo_costs_a_bounded_number_of_allocations() {
     // harness) can only add.
     let per_call = (0..3).map(|_| runtime.block_on(allocations_per_call())).fold(f64::MAX, f64::min);
     println!("{per_call:.2} allocations per echo call, client and server together");
-    assert!(per_call <= 8.0, "{per_call:.2} allocations per call");
+    // One is the call's inbox; the bound leaves room for one more.
+    assert!(per_call <= 2.5, "{per_call:.2} allocations per call");
 }

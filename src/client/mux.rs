@@ -60,9 +60,32 @@ impl Delivery {
 
 #[derive(Debug, Default)]
 struct InboxState {
-    items: VecDeque<Delivery>,
+    items: Deliveries,
     done: bool,
     waker: Option<Waker>,
+}
+
+/// A request's deliveries in the order they came. Most requests get one
+/// (a whole answer): it is held in place, and only a chunked answer's
+/// further frames take a queue.
+#[derive(Debug, Default)]
+struct Deliveries {
+    head: Option<Delivery>,
+    rest: VecDeque<Delivery>,
+}
+
+impl Deliveries {
+    fn push_back(&mut self, delivery: Delivery) {
+        if self.head.is_none() && self.rest.is_empty() {
+            self.head = Some(delivery);
+        } else {
+            self.rest.push_back(delivery);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Delivery> {
+        self.head.take().or_else(|| self.rest.pop_front())
+    }
 }
 
 type Slot = Arc<Mutex<InboxState>>;
@@ -377,13 +400,15 @@ impl Inbox {
 
     /// Waits for the whole response body, or the failure.
     pub async fn body(&self) -> Result<Bytes, ClientError> {
+        // A whole answer is its one frame's data, with nothing gathered.
         let mut parts: Vec<Bytes> = Vec::new();
         while let Some(delivery) = self.next().await {
             match delivery {
+                Delivery::Data { data, complete: true } if parts.is_empty() => return Ok(data),
                 Delivery::Data { data, complete } => {
                     parts.push(data);
                     if complete {
-                        return Ok(if parts.len() == 1 { parts.swap_remove(0) } else { Bytes::from(parts.concat()) });
+                        return Ok(Bytes::from(parts.concat()));
                     }
                 }
                 Delivery::Failed(err) => return Err(err),
@@ -413,5 +438,37 @@ impl Drop for Inbox {
         if !lock(&self.slot).done {
             self.mux.cancel(self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Deliveries, Delivery};
+    use bytes::Bytes;
+
+    fn data(text: &'static str, complete: bool) -> Delivery {
+        Delivery::Data { data: Bytes::from_static(text.as_bytes()), complete }
+    }
+
+    fn text(delivery: Option<Delivery>) -> Option<Bytes> {
+        match delivery {
+            Some(Delivery::Data { data, .. }) => Some(data),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn deliveries_come_out_in_the_order_they_went_in() {
+        let mut queue = Deliveries::default();
+        queue.push_back(data("a", false));
+        queue.push_back(data("b", false));
+        assert_eq!(text(queue.pop_front()).as_deref(), Some(&b"a"[..]));
+        // The head is free again while "b" waits: "c" must queue behind it.
+        queue.push_back(data("c", true));
+        assert_eq!(text(queue.pop_front()).as_deref(), Some(&b"b"[..]));
+        assert_eq!(text(queue.pop_front()).as_deref(), Some(&b"c"[..]));
+        assert!(queue.pop_front().is_none());
+        queue.push_back(data("d", true));
+        assert_eq!(text(queue.pop_front()).as_deref(), Some(&b"d"[..]));
     }
 }

@@ -152,6 +152,11 @@ impl ErrorAnswer {
     /// Reads a body as an error answer (`[ANSWER-4]`): a JSON object with
     /// exactly `code` (non-zero) and `message`.
     pub fn parse(body: &[u8]) -> Option<ErrorAnswer> {
+        // Only a JSON object can be one: most bodies are told apart by
+        // their first byte, without a parse.
+        if body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
+            return None;
+        }
         serde_json::from_slice::<ErrorAnswer>(body).ok().filter(|a| a.code != 0)
     }
 }
@@ -232,6 +237,13 @@ mod tests {
         assert_eq!(ErrorAnswer::parse(&body), Some(ErrorAnswer::no_handler()));
         assert_eq!(ErrorAnswer::parse(br#"{"code":0,"message":"x"}"#), None);
         assert_eq!(ErrorAnswer::parse(br#"{"code":1,"message":"x","extra":1}"#), None);
+        // Whitespace before the object is JSON's; an array is no object.
+        assert_eq!(
+            ErrorAnswer::parse(b" \r\n\t{\"code\":102,\"message\":\"handle error\"}").map(|a| a.code),
+            Some(102)
+        );
+        assert_eq!(ErrorAnswer::parse(br#"[102,"handle error"]"#), None);
+        assert_eq!(ErrorAnswer::parse(b"xxxx"), None);
         assert_eq!(&channel_granted_body(3)[..], br#"{"code":0,"channel_id":3}"#);
     }
 }
