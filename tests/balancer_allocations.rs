@@ -7,9 +7,7 @@
 
 use bytes::Bytes;
 use futures::future::join_all;
-use iip::client::{
-    Backend, BackendConfig, Balancer, BalancerConfig, ClientConfig, ClientExtensions, Endpoint, Endpoints,
-};
+use iip::client::{Backend, BackendConfig, Balancer, BalancerConfig, ClientExtensions, Endpoint, Endpoints};
 use iip::server::Server;
 
 #[global_allocator]
@@ -52,11 +50,7 @@ fn a_balancer_pick_allocates_nothing() {
         }
         let config = {
             let mut cfg = BackendConfig::default();
-            cfg.client = {
-                let mut cfg = ClientConfig::default();
-                cfg.extensions = ClientExtensions::off();
-                cfg
-            };
+            cfg.client.extensions = ClientExtensions::off();
             cfg.channels = CHANNELS;
             cfg
         };

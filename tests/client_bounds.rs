@@ -68,13 +68,11 @@ async fn hostile_server(frames: Option<usize>) -> String {
 }
 
 fn config() -> ClientConfig {
-    {
-        let mut cfg = ClientConfig::default();
-        cfg.max_answer = Some(LIMIT);
-        cfg.extensions = ClientExtensions::off();
-        cfg.timeout = Duration::from_secs(10);
-        cfg
-    }
+    let mut cfg = ClientConfig::default();
+    cfg.max_answer = Some(LIMIT);
+    cfg.extensions = ClientExtensions::off();
+    cfg.timeout = Duration::from_secs(10);
+    cfg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,12 +42,10 @@ fn routes() -> ServerBuilder {
 }
 
 fn config(extensions: ClientExtensions) -> ClientConfig {
-    {
-        let mut cfg = ClientConfig::default();
-        cfg.timeout = WAIT;
-        cfg.extensions = extensions;
-        cfg
-    }
+    let mut cfg = ClientConfig::default();
+    cfg.timeout = WAIT;
+    cfg.extensions = extensions;
+    cfg
 }
 
 fn frame(status: Status, path: &'static str, channel: u32, data: impl Into<Bytes>) -> Frame {

@@ -91,13 +91,11 @@ async fn gateway(upstreams: Vec<String>, config: GatewayConfig) -> RunningGatewa
 }
 
 fn test_config() -> GatewayConfig {
-    {
-        let mut cfg = GatewayConfig::default();
-        cfg.max_body = 100 << 20;
-        cfg.request_timeout = Duration::from_secs(1);
-        cfg.upstream_timeout = Duration::from_secs(10);
-        cfg
-    }
+    let mut cfg = GatewayConfig::default();
+    cfg.max_body = 100 << 20;
+    cfg.request_timeout = Duration::from_secs(1);
+    cfg.upstream_timeout = Duration::from_secs(10);
+    cfg
 }
 
 #[test]

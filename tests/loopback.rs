@@ -17,11 +17,9 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A client that says no hello: plain IIP/1, frame for frame the deployed client's.
 fn plain() -> ClientConfig {
-    {
-        let mut cfg = ClientConfig::default();
-        cfg.extensions = ClientExtensions::off();
-        cfg
-    }
+    let mut cfg = ClientConfig::default();
+    cfg.extensions = ClientExtensions::off();
+    cfg
 }
 
 async fn start(builder: ServerBuilder) -> ServerHandle {

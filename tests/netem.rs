@@ -149,14 +149,10 @@ fn netem_client() {
     let addr = addr.into_string().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
-        use iip::client::{Backend, BackendConfig, ClientConfig, Endpoint};
+        use iip::client::{Backend, BackendConfig, Endpoint};
         let config = {
             let mut cfg = BackendConfig::default();
-            cfg.client = {
-                let mut cfg = ClientConfig::default();
-                cfg.timeout = Duration::from_secs(20);
-                cfg
-            };
+            cfg.client.timeout = Duration::from_secs(20);
             cfg.channels = 4;
             cfg
         };

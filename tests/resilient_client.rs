@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use iip::client::retry::RetryPolicy;
 use iip::client::{
-    Backend, BackendConfig, Backoff, Balancer, BalancerConfig, Call, ClientConfig, ClientError, Endpoint, Endpoints,
+    Backend, BackendConfig, Balancer, BalancerConfig, Call, ClientConfig, ClientError, Endpoint, Endpoints,
     HealthCheck, Strategy,
 };
 use iip::server::{Request, Server, ServerHandle};
@@ -46,23 +46,13 @@ async fn counting_echo(
 }
 
 fn quick() -> BackendConfig {
-    {
-        let mut cfg = BackendConfig::default();
-        cfg.client = {
-            let mut cfg = ClientConfig::default();
-            cfg.timeout = Duration::from_secs(3);
-            cfg
-        };
-        cfg.channels = 4;
-        cfg.connect_timeout = Duration::from_secs(1);
-        cfg.backoff = {
-            let mut cfg = Backoff::default();
-            cfg.initial = Duration::from_millis(20);
-            cfg.max = Duration::from_millis(200);
-            cfg
-        };
-        cfg
-    }
+    let mut cfg = BackendConfig::default();
+    cfg.client.timeout = Duration::from_secs(3);
+    cfg.channels = 4;
+    cfg.connect_timeout = Duration::from_secs(1);
+    cfg.backoff.initial = Duration::from_millis(20);
+    cfg.backoff.max = Duration::from_millis(200);
+    cfg
 }
 
 /// When each call ended and what it got: the server's name or the error.
@@ -184,11 +174,7 @@ async fn the_balancer_routes_around_a_killed_and_a_hung_server() {
     let probe_every = Duration::from_millis(200);
     let backend = {
         let mut cfg = quick();
-        cfg.client = {
-            let mut cfg = ClientConfig::default();
-            cfg.timeout = Duration::from_millis(800);
-            cfg
-        };
+        cfg.client.timeout = Duration::from_millis(800);
         cfg
     };
     let balancer = Balancer::new(Endpoints::Static(endpoints), {

@@ -22,11 +22,9 @@ use iip::wire::frame::{Frame, FrameLimits};
 use iip::wire::status::Status;
 
 fn config() -> ClientConfig {
-    {
-        let mut cfg = ClientConfig::default();
-        cfg.timeout = Duration::from_secs(5);
-        cfg
-    }
+    let mut cfg = ClientConfig::default();
+    cfg.timeout = Duration::from_secs(5);
+    cfg
 }
 
 async fn tls_echo_server(tls: Arc<iip::tls::ServerConfig>) -> ServerHandle {

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -16,7 +15,6 @@ use super::{Backend, BackendConfig, Call, ClientConfig, ClientError, Endpoint};
 pub struct Pool {
     backends: Arc<Vec<Backend>>,
     next: Arc<AtomicUsize>,
-    timeout: Duration,
 }
 
 impl Pool {
@@ -45,7 +43,7 @@ impl Pool {
         for backend in &backends {
             backend.ready(config.client.timeout).await?;
         }
-        Ok(Pool { backends: Arc::new(backends), next: Arc::new(AtomicUsize::new(0)), timeout: config.client.timeout })
+        Ok(Pool { backends: Arc::new(backends), next: Arc::new(AtomicUsize::new(0)) })
     }
 
     /// The connections of the pool.
@@ -63,7 +61,6 @@ impl Pool {
     /// (default: the client's) when that connection is down.
     pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-        let timeout = call.timeout_or(self.timeout);
-        self.backends[i].call_with(call.with_timeout(timeout)).await
+        self.backends[i].call_with(call).await
     }
 }

@@ -30,11 +30,7 @@ impl Request {
     /// named `test`, unauthenticated. For calling a handler directly, e.g.
     /// in its unit tests.
     pub fn new(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Request {
-        let path = path.into();
-        let (route, query) = match path.iter().position(|&b| b == b'?') {
-            Some(at) => (path.slice(..at), Some(path.slice(at + 1..))),
-            None => (path, None),
-        };
+        let (route, query) = crate::wire::frame::split_route(path.into());
         Request {
             channel: 0,
             route,
@@ -329,5 +325,19 @@ where
         Box::pin(async move {
             service.oneshot(request).await.map(Into::into).map_err(|e| HandlerError::from_boxed(e.into()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn a_test_request_splits_its_path_as_a_server_does() {
+        let request = Request::new("/delay?ms=5", "body");
+        assert_eq!(&request.route()[..], b"/delay");
+        assert_eq!(request.query().map(|q| &q[..]), Some(&b"ms=5"[..]));
+        assert_eq!((request.channel(), request.identity(), &request.body()[..]), (0, None, &b"body"[..]));
+        assert_eq!(Request::new("/echo", "").query(), None);
     }
 }

@@ -31,11 +31,9 @@ const GARBAGE: [u8; 1] = [9];
 const KEEP: usize = 5;
 
 fn limits() -> FrameLimits {
-    {
-        let mut cfg = FrameLimits::default();
-        cfg.max_data = MAX_DATA;
-        cfg
-    }
+    let mut cfg = FrameLimits::default();
+    cfg.max_data = MAX_DATA;
+    cfg
 }
 
 /// Plays paths into the cores and keeps what differed.
