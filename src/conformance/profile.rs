@@ -223,7 +223,8 @@ fn connection_limit_steps(n: u32) -> Vec<Step> {
 }
 
 /// How long the connection-limit case waits before it opens its
-/// connections, so that the server has ended those of the cases before it.
+/// connections and after it closes them, so that the server has ended
+/// those of the case before it, and then its own.
 const CONNECTIONS_SETTLE_MS: u64 = 300;
 
 /// The most connections a profile may declare: the case opens them all.
