@@ -100,7 +100,7 @@ fn a_compressed_answer_that_inflates_past_the_limit_fails_its_call_alone() {
     use iip::proto::extensions::{BodyCodec, Codec};
     let codec = BodyCodec::new(Codec::Zstd, 0, usize::MAX);
     let mut core = ClientConnection::new(FrameLimits::default());
-    core.set_extensions(Some(codec), false);
+    core.set_extensions(Some(codec), false, false);
     core.set_max_answer(LIMIT);
     let bomb_id = core.request(0, "/bomb", Bytes::from_static(b"x")).unwrap();
     let next_id = core.request(0, "/echo", Bytes::from_static(b"y")).unwrap();

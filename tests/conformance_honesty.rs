@@ -34,6 +34,9 @@ enum Defect {
     /// Once compression is agreed, answers lose their marker byte
     /// (chapter 14).
     NoMarker,
+    /// The hello's answer never names `metadata`, though the server reads
+    /// blocks (chapter 14, `metadata`).
+    UnnamedMetadata,
 }
 
 /// `value` with every number 0 and every array one entry shorter.
@@ -132,6 +135,13 @@ async fn relay(defect: Defect, client: TcpStream, upstream: SocketAddr) {
                 marked = answer.pointer("/extensions/compression").is_some();
                 vec![frame]
             }
+            Defect::UnnamedMetadata if &frame.path[..] == b"/sys/hello" => {
+                let mut answer = serde_json::from_slice::<serde_json::Value>(&frame.data).unwrap_or_default();
+                if let Some(extensions) = answer.get_mut("extensions").and_then(|e| e.as_object_mut()) {
+                    extensions.remove("metadata");
+                }
+                vec![Frame { data: serde_json::to_vec(&answer).unwrap().into(), ..frame }]
+            }
             Defect::NoMarker if marked && frame.status != Status::Close && frame.data.len() > 1 => {
                 let first = matches!(frame.status, Status::ResponseWhole | Status::ResponseFirst);
                 vec![if first { Frame { data: frame.data.slice(1..), ..frame } } else { frame }]
@@ -207,6 +217,12 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
                         || expectations(s).iter().any(|e| e.status != Some(8) && (e.data.is_some() || e.json.is_some()))
                 })
         }
+        Defect::UnnamedMetadata => steps.iter().any(|s| {
+            expectations(s).iter().any(|e| {
+                e.json_keys.iter().flatten().any(|k| k.starts_with("extensions.metadata"))
+                    || e.json_paths.as_ref().is_some_and(|p| p.keys().any(|k| k.starts_with("extensions.metadata")))
+            })
+        }),
         Defect::WrongOrder => {
             // Two adjacent single expectations on one channel of one
             // connection that differ.
@@ -257,6 +273,7 @@ async fn planted_defects_fail_the_right_cases() {
         Defect::StaleStatistics,
         Defect::WrongErrorMessage,
         Defect::NoMarker,
+        Defect::UnnamedMetadata,
     ] {
         let addr = proxy(defect, upstream.local_addr()).await.to_string();
         let target = iip::client::Endpoint::new(addr.clone());

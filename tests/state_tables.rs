@@ -307,3 +307,49 @@ fn profile_items_table_matches_the_profile_parser() {
     }
     assert!(Profile::parse("no-such-item=1").is_err(), "an item outside the table is refused");
 }
+
+/// The registered metadata keys of chapter 14's `metadata-keys` table are
+/// the ones the codec checks, in the table's order, and the value syntax
+/// each row states is the one a block is held to: the table's lengths are
+/// read from its text and their edges tried (`[EXT-21]`).
+#[test]
+fn metadata_keys_table_matches_the_codec() {
+    use iip::proto::extensions::metadata::REGISTERED;
+    use iip::proto::extensions::{Metadata, MetadataMap};
+    let t = spec_table("14-extensions.md", "metadata-keys");
+    let keys: Vec<&str> = t.rows.iter().map(|row| row[0].trim_matches('`')).collect();
+    assert_eq!(keys, REGISTERED, "the table's keys and the codec's");
+    let sent = |key: &str, value: String| {
+        let map: MetadataMap = [(key.to_string(), value)].into_iter().collect();
+        let mut block = bytes::BytesMut::new();
+        map.encode(65_535, &mut block).is_ok() && Metadata::split(&block.freeze(), 65_535).is_ok()
+    };
+    for row in &t.rows {
+        let (key, syntax) = (row[0].trim_matches('`'), row[1].as_str());
+        // "1 to N bytes": the lengths 1 and N pass, 0 and N + 1 do not.
+        if let Some(rest) = syntax.strip_prefix("1 to ") {
+            let n: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
+            if rest.contains("bytes") {
+                assert!(sent(key, "a".repeat(1)) && sent(key, "a".repeat(n)), "{key}: 1 and {n} bytes");
+                assert!(!sent(key, String::new()) && !sent(key, "a".repeat(n + 1)), "{key}: 0 and {} bytes", n + 1);
+            } else {
+                // "1 to 10 digits … at most 4294967295"
+                let most: u64 = syntax.rsplit(' ').next().unwrap().parse().unwrap();
+                assert_eq!(most.to_string().len(), n, "{key}: the largest value has {n} digits");
+                assert!(sent(key, "0".into()) && sent(key, most.to_string()), "{key}: 0 and {most}");
+                assert!(
+                    !sent(key, (most + 1).to_string()) && !sent(key, "01".into()),
+                    "{key}: past {most}, a leading zero"
+                );
+            }
+        } else {
+            // A fixed length: "55 bytes: `00-`, …".
+            let n: usize = syntax.split_whitespace().next().unwrap().parse().unwrap();
+            let good = format!("00-{}-{}-01", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+            assert_eq!(good.len(), n, "{key}: the example has the table's length");
+            assert!(sent(key, good.clone()), "{key}: {good}");
+            assert!(!sent(key, good.replacen("4bf9", "4BF9", 1)), "{key}: upper-case hex");
+            assert!(!sent(key, format!("{good}0")), "{key}: {} bytes", n + 1);
+        }
+    }
+}

@@ -45,6 +45,12 @@ pub(crate) struct ServeArgs {
     /// error text (the conformance profile item `fail-route`).
     #[arg(long)]
     fail_route: bool,
+    /// Also route /metadata (answers the request's metadata entries as a
+    /// JSON object) and /sleep (answers its body after the milliseconds the
+    /// body names, at most 60 s): the conformance profile's
+    /// `extensions=metadata` routes.
+    #[arg(long)]
+    metadata_routes: bool,
     /// Also route /delay?ms=N (answers after N ms, at most 60 s) and
     /// /burn?us=N (spins a core for N µs, at most 1 s): for trying
     /// timeouts, shutdowns and load by hand. Any client can make them
@@ -76,6 +82,7 @@ impl ServeArgs {
             print_config,
             metrics,
             fail_route,
+            metadata_routes,
             demo_routes,
             auth_tokens,
             require_auth,
@@ -112,6 +119,11 @@ impl ServeArgs {
         }
         if fail_route {
             builder = builder.route("/fail", crate::conformance::fail_handler);
+        }
+        if metadata_routes {
+            builder = builder
+                .route("/metadata", crate::conformance::metadata_handler)
+                .route("/sleep", crate::conformance::sleep_handler);
         }
         if !auth_tokens.is_empty() {
             let mut tokens = crate::server::BearerTokens::new();

@@ -3,12 +3,13 @@
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tracing::Instrument;
 
 use crate::proto::client::RequestError;
+use crate::proto::extensions::metadata::{deadline_value, MetadataMap, DEADLINE};
 use crate::wire::answer::ErrorAnswer;
 
 use super::connection::Connection;
@@ -94,9 +95,10 @@ impl Client {
         let agreed = super::extensions::say_hello(&self.channel_zero(), &extensions, credentials).await?;
         let max_answer = self.config.answer_limit(agreed.as_ref());
         let body_codec = agreed.as_ref().and_then(|a| a.body_codec(max_answer));
+        let metadata_max = agreed.as_ref().and_then(|a| a.metadata_max());
         if let Some(agreed) = &agreed {
             self.connection.mux.set_max_answer(max_answer);
-            self.connection.mux.set_extensions(body_codec, agreed.going_away.is_some());
+            self.connection.mux.set_extensions(body_codec, agreed.going_away.is_some(), metadata_max.is_some());
             if let (Some(ping), Some(answer)) = (extensions.ping, &agreed.ping) {
                 let interval = crate::proto::extensions::Liveness::interval_for(ping.interval, answer.idle_timeout_ms);
                 let connection = &self.connection;
@@ -109,7 +111,7 @@ impl Client {
                 ));
             }
         }
-        let _ = self.connection.negotiated.set(super::connection::Negotiated { agreed, body_codec });
+        let _ = self.connection.negotiated.set(super::connection::Negotiated { agreed, body_codec, metadata_max });
         Ok(())
     }
 
@@ -187,20 +189,46 @@ impl Client {
         let _ = ended.wait_for(|ended| *ended).await;
     }
 
-    fn submit(&self, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
+    /// Queues a request with `metadata` and, when `timeout` is given, the
+    /// time left of it as its `deadline` (`[EXT-22]`); the metadata is
+    /// sent only where the extension is in force.
+    fn submit(
+        &self,
+        channel: u32,
+        path: Bytes,
+        body: Bytes,
+        mut metadata: MetadataMap,
+        timeout: Option<Duration>,
+    ) -> Result<Inbox, ClientError> {
+        let negotiated = self.connection.negotiated.get();
+        let metadata_max = negotiated.and_then(|n| n.metadata_max);
+        // Compressed and prefixed here, not under the multiplexer's lock
+        // ([EXT-12], [EXT-19]).
+        let block = match metadata_max {
+            Some(max_size) => {
+                if let Some(left) = timeout {
+                    metadata.insert(DEADLINE, deadline_value(left));
+                }
+                let mut block = BytesMut::new();
+                metadata.encode(max_size, &mut block).map_err(RequestError::from)?;
+                Some(block)
+            }
+            None => None,
+        };
         if let Some(limits) = self.agreed().and_then(|a| a.limits) {
-            if body.len() as u64 > limits.max_message {
-                let (size, limit) = (body.len() as u64, limits.max_message);
+            let size = (body.len() + block.as_ref().map_or(0, |b| b.len())) as u64;
+            if size > limits.max_message {
+                let limit = limits.max_message;
                 return Err(RequestError::OverLimit { what: "request body bytes", size, limit }.into());
             }
         }
-        // Compressed here, not under the multiplexer's lock ([EXT-12]).
-        let inbox = match self.connection.negotiated.get().and_then(|n| n.body_codec.as_ref()) {
-            Some(codec) => {
-                let body = crate::proto::client::seal_request(codec, &body);
+        let codec = negotiated.and_then(|n| n.body_codec.as_ref());
+        let inbox = match (codec, block) {
+            (None, None) => Mux::call(&self.connection.mux, channel, path, body)?,
+            (codec, block) => {
+                let body = crate::proto::client::seal_request(codec, block.as_deref(), &body);
                 Mux::call_marked(&self.connection.mux, channel, path, body)?
             }
-            None => Mux::call(&self.connection.mux, channel, path, body)?,
         };
         self.connection.wake_writer.notify_one();
         Ok(inbox)
@@ -252,12 +280,12 @@ impl Channel {
     pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
         let timeout = call.timeout_or(self.client.config.timeout);
         let raw = call.is_raw();
-        let (path, body) = call.into_parts();
+        let (path, body, metadata) = call.into_parts();
         let body = match tracing::enabled!(tracing::Level::DEBUG).then(|| call_span(self.id, &path)) {
-            None => self.call_unspanned(path, body, timeout).await,
+            None => self.call_unspanned(path, body, metadata, timeout).await,
             Some(span) => {
                 let started = std::time::Instant::now();
-                let result = self.call_unspanned(path, body, timeout).instrument(span.clone()).await;
+                let result = self.call_unspanned(path, body, metadata, timeout).instrument(span.clone()).await;
                 record_outcome(&span, &result, started.elapsed());
                 result
             }
@@ -271,8 +299,14 @@ impl Channel {
         }
     }
 
-    async fn call_unspanned(&self, path: Bytes, body: Bytes, timeout: Duration) -> Result<Bytes, ClientError> {
-        let inbox = self.client.submit(self.id, path, body)?;
+    async fn call_unspanned(
+        &self,
+        path: Bytes,
+        body: Bytes,
+        metadata: MetadataMap,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        let inbox = self.client.submit(self.id, path, body, metadata, Some(timeout))?;
         match tokio::time::timeout(timeout, inbox.body()).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(timeout)),
@@ -288,7 +322,7 @@ impl Channel {
         path: impl Into<Bytes>,
         body: impl Into<Bytes>,
     ) -> impl Stream<Item = Result<Bytes, ClientError>> {
-        let inbox = self.client.submit(self.id, path.into(), body.into());
+        let inbox = self.client.submit(self.id, path.into(), body.into(), MetadataMap::new(), None);
         let timeout = self.client.config.timeout;
         futures::stream::unfold(Some(inbox), move |state| async move {
             match state? {

@@ -19,11 +19,14 @@ use crate::wire::frame::FrameLimits;
 use super::mux::Mux;
 
 /// What a connection's hello agreed (`agreed: None`: plain IIP/1), with the
-/// body codec read from it once, for sealing bodies outside the lock.
+/// body codec and the metadata limit read from it once, for sealing bodies
+/// outside the lock.
 #[derive(Debug)]
 pub(crate) struct Negotiated {
     pub(crate) agreed: Option<crate::proto::extensions::Agreed>,
     pub(crate) body_codec: Option<crate::proto::extensions::BodyCodec>,
+    /// The largest metadata block the server takes, when `metadata` is in force.
+    pub(crate) metadata_max: Option<usize>,
 }
 
 /// The running tasks of a connection; dropping it closes the connection.

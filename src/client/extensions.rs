@@ -64,6 +64,14 @@ pub struct ClientExtensions {
     pub min_compress: u64,
     /// Offer `going_away` (`[EXT-16]`). Default true.
     pub going_away: bool,
+    /// Offer `metadata` (`[EXT-17]`): where the server accepts it, every
+    /// request carries a metadata block with the call's deadline (its
+    /// timeout) and whatever [`crate::client::Call::with_metadata`] and
+    /// [`crate::client::Call::inherit`] add. Where it does not (the Go
+    /// server, or ours with extensions off) nothing is sent and deadlines
+    /// are kept by the client alone. Default false: the block costs a copy
+    /// of every request body.
+    pub metadata: bool,
     /// How long the hello may take (at most the client's call timeout);
     /// a server that does not answer in time fails the connect with
     /// [`ClientError::Timeout`]. Default 10 s.
@@ -79,6 +87,7 @@ impl Default for ClientExtensions {
             compression: None,
             min_compress: 1024,
             going_away: true,
+            metadata: false,
             hello_timeout: Duration::from_secs(10),
         }
     }
@@ -103,6 +112,7 @@ impl ClientExtensions {
                     .compression
                     .map(|c| CompressionOffer { codecs: vec![c.name().to_string()], min_size: self.min_compress }),
                 going_away: if self.going_away { empty } else { None },
+                metadata: if self.metadata { empty } else { None },
             },
         }
     }

@@ -183,8 +183,8 @@ impl Mux {
         Self::submit(this, |core| core.request(channel, path, body))
     }
 
-    /// Queues a request whose body already carries the marker of the
-    /// codec in force ([`ClientConnection::request_marked`]).
+    /// Queues a request whose body already carries the metadata block and
+    /// the marker in force ([`ClientConnection::request_marked`]).
     pub fn call_marked(this: &Arc<Self>, channel: u32, path: Bytes, body: Bytes) -> Result<Inbox, ClientError> {
         Self::submit(this, |core| core.request_marked(channel, path, body))
     }
@@ -343,8 +343,13 @@ impl Mux {
 
     /// Puts the extensions agreed in the hello in force (see
     /// [`ClientConnection::set_extensions`]).
-    pub fn set_extensions(&self, body_codec: Option<crate::proto::extensions::BodyCodec>, going_away: bool) {
-        lock(&self.state).core.set_extensions(body_codec, going_away);
+    pub fn set_extensions(
+        &self,
+        body_codec: Option<crate::proto::extensions::BodyCodec>,
+        going_away: bool,
+        metadata: bool,
+    ) {
+        lock(&self.state).core.set_extensions(body_codec, going_away, metadata);
     }
 
     /// Why the multiplexer closed, if it has.

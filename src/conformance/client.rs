@@ -39,6 +39,13 @@ pub struct CallAction {
     pub path: String,
     /// The body.
     pub body: Blob,
+    /// Metadata entries to send where `metadata` is in force (`[EXT-18]`).
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The call's time limit in milliseconds, sent as its `deadline`
+    /// where `metadata` is in force (`[EXT-22]`); the client's own otherwise.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
     /// What the call must come to.
     pub expect: CallOutcome,
 }
@@ -58,16 +65,22 @@ pub struct HelloAction {
     /// Offer `going_away`.
     #[serde(default)]
     pub going_away: bool,
+    /// Offer `metadata`.
+    #[serde(default)]
+    pub metadata: bool,
 }
 
 impl HelloAction {
     /// The extensions a client must declare to be given this hello: `hello`,
-    /// the codec, and `going_away` when offered.
+    /// the codec, `going_away` and `metadata` when offered.
     pub fn needs(&self) -> Vec<String> {
         let mut needs = vec!["hello".to_string()];
         needs.extend(self.compression.clone());
         if self.going_away {
             needs.push("going_away".into());
+        }
+        if self.metadata {
+            needs.push("metadata".into());
         }
         needs
     }
@@ -158,7 +171,15 @@ pub fn describe_actions(actions: &[Action]) -> String {
             CallOutcome::ErrorCode(code) => format!("fails with server error {code}"),
             CallOutcome::Closed => "fails: connection closed".to_string(),
         };
-        format!("call {} with {:?}: {outcome}", c.path, String::from_utf8_lossy(&body))
+        let mut with = String::new();
+        if !c.metadata.is_empty() {
+            let entries: Vec<String> = c.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            with.push_str(&format!(" and metadata {}", entries.join(" ")));
+        }
+        if let Some(ms) = c.timeout_ms {
+            with.push_str(&format!(" within {ms} ms"));
+        }
+        format!("call {} with {:?}{with}: {outcome}", c.path, String::from_utf8_lossy(&body))
     };
     actions
         .iter()
@@ -175,6 +196,9 @@ pub fn describe_actions(actions: &[Action]) -> String {
                 }
                 if hello.going_away {
                     offers.push("going_away".to_string());
+                }
+                if hello.metadata {
+                    offers.push("metadata".to_string());
                 }
                 format!(
                     "say hello offering {}",

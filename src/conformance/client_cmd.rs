@@ -69,6 +69,9 @@ pub struct HelloJson {
     /// Offer `going_away`.
     #[serde(default)]
     pub going_away: bool,
+    /// Offer `metadata`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metadata: bool,
 }
 
 /// A call: path, body in hex, and what it must come to.
@@ -78,6 +81,13 @@ pub struct CallJson {
     pub path: String,
     /// The body, hex (empty: an empty body, which travels as `{}`).
     pub body_hex: String,
+    /// Metadata entries, sent where `metadata` is in force (`[EXT-18]`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The call's time limit in milliseconds, sent as its `deadline` where
+    /// `metadata` is in force (`[EXT-22]`); absent: the client's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// What the call must come to.
     pub expect: ExpectJson,
 }
@@ -106,6 +116,8 @@ fn call_json(call: &CallAction) -> Result<CallJson, String> {
     Ok(CallJson {
         path: call.path.clone(),
         body_hex: hex(&blob(&call.body)?),
+        metadata: call.metadata.clone(),
+        timeout_ms: call.timeout_ms,
         expect: match &call.expect {
             CallOutcome::Body(body) => ExpectJson::BodyHex(hex(&blob(body)?)),
             CallOutcome::ErrorCode(code) => ExpectJson::ErrorCode(*code),
@@ -130,6 +142,7 @@ pub fn actions_file(case: &ClientCase) -> Result<ActionsFile, String> {
                     compression: h.compression.clone(),
                     min_size: h.min_size,
                     going_away: h.going_away,
+                    metadata: h.metadata,
                 }),
             })
         })
@@ -159,7 +172,7 @@ pub fn named(chapter: &str, case: &ClientCase) -> NamedCase {
 /// through every case, each against a fresh scripted server; `timeout`
 /// bounds each step, and each client run gets ten times that. A case whose
 /// hello offers an extension the client does not declare in `extensions`
-/// (`hello`, `lz4`, `zstd`, `going_away`) is skipped.
+/// (`hello`, `lz4`, `zstd`, `going_away`, `metadata`) is skipped.
 pub async fn run_client_suite(
     command: &str,
     cases: &[(String, ClientCase)],
@@ -268,7 +281,14 @@ fn unhex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {
-    let result = channel.call(call.path.clone(), unhex(&call.body_hex)?).await;
+    let mut made = crate::client::Call::new(call.path.clone(), unhex(&call.body_hex)?);
+    for (key, value) in &call.metadata {
+        made = made.with_metadata(key.clone(), value.clone());
+    }
+    if let Some(ms) = call.timeout_ms {
+        made = made.with_timeout(Duration::from_millis(ms));
+    }
+    let result = channel.call_with(made).await;
     let ok = match (&call.expect, &result) {
         (ExpectJson::BodyHex(want), Ok(got)) => unhex(want)? == got[..],
         (ExpectJson::ErrorCode(want), Err(ClientError::Server { code, .. })) => want == code,
@@ -305,14 +325,16 @@ fn offered(file: &ActionsFile, timeout: Duration) -> Result<ClientExtensions, St
         compression,
         min_compress: hello.min_size,
         going_away: hello.going_away,
+        metadata: hello.metadata,
         hello_timeout: timeout,
     })
 }
 
 /// The extensions of chapter 14 this crate's client declares for the
-/// client cases: `hello`, `going_away`, and the codecs it was built with.
+/// client cases: `hello`, `going_away`, `metadata`, and the codecs it was
+/// built with.
 pub fn reference_client_extensions() -> Vec<String> {
-    let mut declared = vec!["hello".to_string(), "going_away".to_string()];
+    let mut declared = vec!["hello".to_string(), "going_away".to_string(), "metadata".to_string()];
     if cfg!(feature = "compression") {
         declared.extend(["lz4".to_string(), "zstd".to_string()]);
     }

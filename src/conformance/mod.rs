@@ -37,13 +37,33 @@ pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, c
     Err(crate::server::HandlerError::new(crate::wire::answer::message_text(&req.body)))
 }
 
+/// The `/metadata` route of the profile item `extensions=metadata`:
+/// answers a JSON object of the request's metadata entries, each key to
+/// its value as received (`[EXT-21]`); `{}` without metadata.
+pub async fn metadata_handler(req: crate::server::Request) -> Result<bytes::Bytes, crate::server::HandlerError> {
+    let entries: serde_json::Map<String, serde_json::Value> =
+        req.metadata().iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect();
+    Ok(bytes::Bytes::from(serde_json::Value::Object(entries).to_string()))
+}
+
+/// The `/sleep` route of the profile item `extensions=metadata`: waits
+/// the milliseconds its body names (decimal digits, at most 60,000; 0 for
+/// anything else), then answers its body (`[EXT-22]`).
+pub async fn sleep_handler(req: crate::server::Request) -> Result<bytes::Bytes, crate::server::HandlerError> {
+    let ms = std::str::from_utf8(req.body()).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
+    Ok(req.into_body())
+}
+
 /// The reference server configured as [`Profile::reference`] declares:
-/// `/echo`, `/echo_benchmark`, `/fail`, 8 channels, 32 MiB requests, 32
-/// connections.
+/// `/echo`, `/echo_benchmark`, `/fail`, `/metadata`, `/sleep`, 8
+/// channels, 32 MiB requests, 32 connections.
 pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteError> {
     let profile = Profile::reference();
     crate::server::Server::echo()
         .route("/fail", fail_handler)
+        .route("/metadata", metadata_handler)
+        .route("/sleep", sleep_handler)
         .max_channels(profile.max_channels.unwrap_or(8))
         .max_message(profile.max_message.unwrap_or(32 << 20))
         .max_connections(profile.max_connections.unwrap_or(32) as usize)

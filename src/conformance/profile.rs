@@ -40,9 +40,11 @@ pub const PROFILE_ITEMS: &[&str] =
     &["max-channels", "max-message", "max-connections", "fail-route", "peer", "extensions"];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
-/// (it answers `/sys/hello`), `ping`, `limits`, and the codecs `lz4` and
-/// `zstd` of `compression`.
-pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd"];
+/// (it answers `/sys/hello`), `ping`, `limits`, the codecs `lz4` and
+/// `zstd` of `compression`, and `metadata` (with the routes `/metadata`
+/// and `/sleep`, [`crate::conformance::metadata_handler`] and
+/// [`crate::conformance::sleep_handler`]).
+pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd", "metadata"];
 
 impl Profile {
     /// Reads a profile such as `max-channels=4,max-message=1024,fail-route,peer=go-iip`.

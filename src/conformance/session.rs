@@ -44,8 +44,15 @@ pub struct ExpectFrame {
     pub data: Option<Blob>,
     /// The data is a JSON object with (at least) these members and values.
     pub json: Option<toml::Table>,
-    /// The data is a JSON object that has these members.
+    /// The data is a JSON object that has these members (dotted paths,
+    /// e.g. `extensions.metadata.max_size`).
     pub json_keys: Option<Vec<String>>,
+    /// The data starts with a metadata block (`[EXT-18]`) with these
+    /// entries: a string is the value exactly, `true` any value, `false`
+    /// no such key.
+    pub metadata: Option<toml::Table>,
+    /// The data after its metadata block, exactly.
+    pub after_block: Option<Blob>,
     /// The data is an error answer with this code.
     pub code: Option<i64>,
     /// The data (a close frame's reason) cites this requirement id as

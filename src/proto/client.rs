@@ -22,11 +22,28 @@ use super::extensions::body::{COMPRESSED, IDENTITY};
 use super::extensions::{BodyCodec, BodyError, GOING_AWAY};
 use super::message::{chunk_body_into, transition, MessageState, Step};
 
-/// A request body with the marker of `codec` (`[EXT-12]`): an empty body
-/// is `{}` as in plain IIP/1 (`[MSG-9]`), then marked.
-pub fn seal_request(codec: &BodyCodec, body: &[u8]) -> Bytes {
-    codec.seal(body)
+/// A request body as it goes on the wire under the extensions in force:
+/// with the marker of `codec`, compressed or not (`[EXT-12]`), and behind
+/// `block`, a metadata block, when `metadata` is in force (`[EXT-19]`).
+/// An empty body is `{}` as in plain IIP/1 (`[MSG-9]`), then marked.
+pub fn seal_request(codec: Option<&BodyCodec>, block: Option<&[u8]>, body: &[u8]) -> Bytes {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    match (codec, block) {
+        (Some(codec), None) => codec.seal(body),
+        (None, None) => Bytes::copy_from_slice(body),
+        (codec, Some(block)) => {
+            let sealed = codec.map(|codec| codec.seal(body));
+            let rest = sealed.as_deref().unwrap_or(body);
+            let mut out = BytesMut::with_capacity(block.len() + rest.len());
+            out.extend_from_slice(block);
+            out.extend_from_slice(rest);
+            out.freeze()
+        }
+    }
 }
+
+/// The block of a request without metadata (`[EXT-18]`).
+pub const EMPTY_BLOCK: &[u8] = &[0, 0];
 
 /// Identifies one request of a client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,6 +124,10 @@ pub enum RequestError {
     /// The connection is closed.
     #[error("[CLOSE-5] the connection is closed")]
     Closed,
+    /// The call's metadata cannot be sent (`[EXT-18]`, `[EXT-20]`): a bad
+    /// key or value, or a block past the server's `max_size`.
+    #[error(transparent)]
+    Metadata(#[from] super::extensions::MetadataError),
     /// Past a limit the server advertised in its hello answer (`[EXT-10]`):
     /// refused locally instead of learning it from an error answer.
     #[error("[EXT-10] {what} {size} is past the server's limit of {limit}")]
@@ -209,6 +230,8 @@ pub struct ClientConnection {
     body_codec: Option<BodyCodec>,
     /// Whether the server may send a going-away frame (`[EXT-16]`).
     going_away: bool,
+    /// Whether request bodies start with a metadata block (`[EXT-18]`).
+    metadata: bool,
     /// The largest answer a call takes.
     max_answer: usize,
 }
@@ -224,6 +247,7 @@ impl ClientConnection {
             closed: false,
             body_codec: None,
             going_away: false,
+            metadata: false,
             max_answer: DEFAULT_MAX_ANSWER,
         }
     }
@@ -245,10 +269,12 @@ impl ClientConnection {
 
     /// Puts the extensions agreed in the hello answer in force: the body
     /// marker (and codec) of `compression` on every body sent and received
-    /// from now on (`[EXT-12]`), and the going-away frame (`[EXT-16]`).
-    pub fn set_extensions(&mut self, body_codec: Option<BodyCodec>, going_away: bool) {
+    /// from now on (`[EXT-12]`), the going-away frame (`[EXT-16]`), and
+    /// the metadata block before every request body (`[EXT-18]`).
+    pub fn set_extensions(&mut self, body_codec: Option<BodyCodec>, going_away: bool, metadata: bool) {
         self.body_codec = body_codec;
         self.going_away = going_away;
+        self.metadata = metadata;
     }
 
     fn open_channel_mut(&mut self, channel: u32) -> Result<&mut Channel, RequestError> {
@@ -262,15 +288,16 @@ impl ClientConnection {
     }
 
     fn enqueue(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
-        let body = match &self.body_codec {
-            Some(codec) => seal_request(codec, &body),
-            None => body,
+        let block = self.metadata.then_some(EMPTY_BLOCK);
+        let body = match (&self.body_codec, block) {
+            (None, None) => body,
+            (codec, block) => seal_request(codec.as_ref(), block, &body),
         };
         self.enqueue_marked(channel, path, body, waiting)
     }
 
-    /// Queues a request whose body already carries the marker in force (or
-    /// none when no compression is agreed).
+    /// Queues a request whose body already carries the metadata block and
+    /// the marker in force (or neither when neither is agreed).
     fn enqueue_marked(&mut self, channel: u32, path: Bytes, body: Bytes, waiting: Waiting) -> Result<(), RequestError> {
         check_frame(&Frame::new(Status::RequestWhole, path.clone(), channel, Bytes::from_static(b"{}")), &self.limits)?;
         self.open_channel_mut(channel)?.waiting.push_back(waiting);
@@ -292,9 +319,9 @@ impl ClientConnection {
     }
 
     /// Like [`ClientConnection::request`] for a body already sealed with
-    /// [`seal_request`] and the codec in force, so that a shell can compress
-    /// outside whatever lock guards the core (`[EXT-12]`). Without
-    /// compression agreed it is `request`.
+    /// [`seal_request`], the codec and the metadata in force, so that a
+    /// shell can compress and write the block outside whatever lock guards
+    /// the core (`[EXT-12]`, `[EXT-19]`). With neither agreed it is `request`.
     pub fn request_marked(
         &mut self,
         channel: u32,

@@ -69,6 +69,10 @@ pub enum ProtocolError {
     /// `compression` extension.
     #[error(transparent)]
     Body(#[from] super::extensions::BodyError),
+    /// A request body whose metadata block is malformed (`metadata`
+    /// extension).
+    #[error(transparent)]
+    Metadata(#[from] super::extensions::MetadataError),
 }
 
 impl ProtocolError {
@@ -85,6 +89,7 @@ impl ProtocolError {
             ProtocolError::HelloPending { .. } => "EXT-4",
             ProtocolError::Body(super::extensions::BodyError::TooLarge { .. }) => "EXT-15",
             ProtocolError::Body(_) => "EXT-14",
+            ProtocolError::Metadata(_) => "EXT-20",
         }
     }
 }

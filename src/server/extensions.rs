@@ -53,6 +53,13 @@ pub struct ExtensionsConfig {
     /// minute. `0` switches the pace off. Default 1 s.
     #[serde(with = "crate::seconds::required")]
     pub auth_failure_interval: Duration,
+    /// Accept `metadata` (`[EXT-17]`): request bodies start with a block
+    /// of keys and values, whose `deadline` the server keeps
+    /// (`[EXT-22]`). Default true.
+    pub metadata: bool,
+    /// The largest metadata block taken, in bytes (`[EXT-17]`); a longer
+    /// one closes the connection (`[EXT-20]`). Default 8,192.
+    pub metadata_max_size: u16,
 }
 
 impl Default for ExtensionsConfig {
@@ -67,6 +74,8 @@ impl Default for ExtensionsConfig {
             min_compress: 1024,
             going_away: true,
             auth_failure_interval: Duration::from_secs(1),
+            metadata: true,
+            metadata_max_size: crate::proto::extensions::metadata::DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -100,6 +109,7 @@ impl ExtensionsConfig {
             min_compress: self.min_compress,
             going_away: self.going_away,
             idle_timeout_ms,
+            metadata: self.metadata.then_some(self.metadata_max_size),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::pin::Pin;
 use bytes::Bytes;
 use tower::ServiceExt;
 
+use std::time::{Duration, Instant};
+
+use crate::proto::extensions::Metadata;
 use crate::wire::answer::{ErrorAnswer, ErrorCode, FIRST_APPLICATION_CODE};
 
 /// A complete request as a handler sees it: its route, query and body, the
@@ -22,6 +25,9 @@ pub struct Request {
     pub(crate) body: Bytes,
     pub(crate) peer: super::transport::Peer,
     pub(crate) identity: Option<std::sync::Arc<str>>,
+    pub(crate) metadata: Metadata,
+    /// When the request's `deadline` passes, counted from its arrival.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl Request {
@@ -38,7 +44,18 @@ impl Request {
             body: body.into(),
             peer: super::transport::Peer::Named("test".into()),
             identity: None,
+            metadata: Metadata::empty(),
+            deadline: None,
         }
+    }
+
+    /// The same request with `metadata`, as if it had come in a block
+    /// (`[EXT-18]`): its `deadline`, if any, counts from now. For a
+    /// handler's own tests.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Request {
+        self.deadline = metadata.deadline().map(|left| Instant::now() + left);
+        self.metadata = metadata;
+        self
     }
 
     /// The channel the request came on.
@@ -90,6 +107,29 @@ impl Request {
     /// authenticated; `None` on a connection without authentication.
     pub fn identity(&self) -> Option<&str> {
         self.identity.as_deref()
+    }
+
+    /// The request's metadata (`[EXT-18]`): every entry of its block as
+    /// received, registered keys (`deadline`, `request-id`,
+    /// `traceparent`, `tracestate`) and the application's. Empty on a
+    /// connection without the `metadata` extension.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// When the request's deadline passes (`[EXT-22]`): its `deadline`
+    /// counted from when the server had the whole request. `None` when
+    /// the client sent none. Past it the server has answered 103 and
+    /// stopped the handler.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The time left before [`Request::deadline`]: zero once it passed,
+    /// `None` without a deadline. A call made on the request's behalf
+    /// takes it with [`Call::inherit`](crate::client::Call::inherit).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|at| at.saturating_duration_since(Instant::now()))
     }
 }
 

@@ -317,7 +317,11 @@ impl Real {
             let model = model.or_else(|| sent.map(|f| f.data.clone()));
             check("the hello's answer", Some(text.clone()), model)?;
             self.server.respond(channel, seq, Bytes::from(text));
-            self.server.hello_completed(false, answer.extensions.body_codec(ServerConfig::default().max_message));
+            self.server.hello_completed(
+                false,
+                answer.extensions.body_codec(ServerConfig::default().max_message),
+                answer.extensions.metadata_max(),
+            );
         } else if !self.server.respond(channel, seq, body) {
             return Err(format!("the core takes no answer for ({channel}, {seq})"));
         }
@@ -380,7 +384,7 @@ impl Real {
                     check("the call answered", Some(call), new.first().map(|(id, _)| *id))?;
                     if before.client.stage == ClientStage::Hello {
                         let going_away = crate::client::offers_going_away(&body);
-                        self.client.set_extensions(None, going_away);
+                        self.client.set_extensions(None, going_away, false);
                     }
                 } else {
                     check("outcomes", Vec::new(), new)?;

@@ -43,6 +43,13 @@ impl ExpectFrame {
         if let Some(k) = &self.json_keys {
             parts.push(format!("JSON with members {k:?}"));
         }
+        if let Some(m) = &self.metadata {
+            let entries: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            parts.push(format!("a metadata block with {}", entries.join(", ")));
+        }
+        if let Some(b) = &self.after_block {
+            parts.push(format!("{:?} after the metadata block", String::from_utf8_lossy(&blob(b))));
+        }
         if let Some(c) = self.code {
             parts.push(format!("error answer with code {c}"));
         }
@@ -126,6 +133,26 @@ impl ExpectFrame {
         lens_ok && grown_ok && delta_ok && within_ok && paths_ok && self.matches(frame)
     }
 
+    /// Whether a `metadata` and `after_block` expectation holds: the data
+    /// starts with a well-formed metadata block (`[EXT-18]`) holding each
+    /// named key with its value (`true`: any value; `false`: the key is
+    /// absent), followed by `after_block`.
+    fn metadata_matches(&self, frame: &Frame) -> bool {
+        if self.metadata.is_none() && self.after_block.is_none() {
+            return true;
+        }
+        let max = usize::from(u16::MAX);
+        let Ok((metadata, rest)) = crate::proto::extensions::Metadata::split(&frame.data, max) else { return false };
+        let entries_ok = self.metadata.as_ref().is_none_or(|want| {
+            want.iter().all(|(key, value)| match value {
+                toml::Value::Boolean(present) => metadata.get(key).is_some() == *present,
+                toml::Value::String(text) => metadata.get(key) == Some(text.as_str()),
+                _ => false,
+            })
+        });
+        entries_ok && self.after_block.as_ref().is_none_or(|b| blob(b) == rest)
+    }
+
     /// Whether `frame` matches (captures aside).
     pub fn matches(&self, frame: &Frame) -> bool {
         let json = || serde_json::from_slice::<serde_json::Value>(&frame.data).ok();
@@ -143,7 +170,8 @@ impl ExpectFrame {
             && self
                 .json_keys
                 .as_ref()
-                .is_none_or(|keys| json().is_some_and(|got| keys.iter().all(|k| got.get(k).is_some())))
+                .is_none_or(|keys| json().is_some_and(|got| keys.iter().all(|k| json_at(&got, k).is_some())))
+            && self.metadata_matches(frame)
             && self.code.is_none_or(|code| {
                 json().is_some_and(|got| {
                     got.get("code").and_then(|c| c.as_i64()) == Some(code)

@@ -51,6 +51,9 @@ pub struct Offer {
     /// The client obeys a going-away frame (`[EXT-16]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub going_away: Option<Empty>,
+    /// The client would put a metadata block before its request bodies (`[EXT-17]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Empty>,
 }
 
 /// Credentials offered in a hello (`[EXT-8]`).
@@ -107,6 +110,9 @@ pub struct Agreed {
     /// The server may send a going-away frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub going_away: Option<Empty>,
+    /// Every request body starts with a metadata block, at most this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<super::metadata::MetadataAgreed>,
 }
 
 /// The `ping` member of an answer (`[EXT-6]`).
@@ -174,6 +180,9 @@ pub struct ServerExtensions {
     pub going_away: bool,
     /// The idle timeout to tell pinging clients. Default `None`.
     pub idle_timeout_ms: Option<u64>,
+    /// The largest metadata block taken (`[EXT-17]`); `None` declines
+    /// `metadata`. Default [`DEFAULT_MAX_SIZE`](super::metadata::DEFAULT_MAX_SIZE), 8,192 bytes.
+    pub metadata: Option<u16>,
 }
 
 impl Default for ServerExtensions {
@@ -186,6 +195,7 @@ impl Default for ServerExtensions {
             min_compress: 1024,
             going_away: true,
             idle_timeout_ms: None,
+            metadata: Some(super::metadata::DEFAULT_MAX_SIZE),
         }
     }
 }
@@ -214,6 +224,10 @@ impl ServerExtensions {
                 limits: self.limits.filter(|_| wanted.limits.is_some()),
                 compression,
                 going_away: (self.going_away && wanted.going_away.is_some()).then_some(Empty {}),
+                metadata: self
+                    .metadata
+                    .filter(|_| wanted.metadata.is_some())
+                    .map(|max_size| super::metadata::MetadataAgreed { max_size }),
             },
         }
     }
@@ -228,6 +242,12 @@ impl Agreed {
         Some(super::BodyCodec::new(codec, usize::try_from(agreed.min_size).unwrap_or(usize::MAX), max_message))
     }
 
+    /// The largest metadata block the server takes, if `metadata` is in
+    /// force (`[EXT-17]`).
+    pub fn metadata_max(&self) -> Option<usize> {
+        self.metadata.map(|m| usize::from(m.max_size))
+    }
+
     /// The names of the extensions in force, in the spec's order.
     pub fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
@@ -237,6 +257,7 @@ impl Agreed {
             ("limits", self.limits.is_some()),
             ("compression", self.compression.is_some()),
             ("going_away", self.going_away.is_some()),
+            ("metadata", self.metadata.is_some()),
         ];
         names.extend(present.iter().filter(|(_, on)| *on).map(|(name, _)| *name));
         names
@@ -279,9 +300,16 @@ mod tests {
                 going_away: Some(Empty {}),
                 compression: Some(CompressionOffer { codecs: vec!["lz4".into()], min_size: 0 }),
                 auth: None,
+                metadata: Some(Empty {}),
             },
         };
-        let server = ServerExtensions { ping: false, going_away: false, codecs: vec![], ..ServerExtensions::default() };
+        let server = ServerExtensions {
+            ping: false,
+            going_away: false,
+            codecs: vec![],
+            metadata: None,
+            ..ServerExtensions::default()
+        };
         assert!(server.agree(&offer).extensions.names().is_empty());
     }
 

@@ -9,16 +9,19 @@
 //! - [`handshake`]: which requests a server admits before, during and after the hello.
 //! - [`body`]: the one-byte body marker and compression of the `compression` extension.
 //! - [`liveness`]: the client's ping timer and dead-peer verdict (`ping`).
+//! - [`metadata`]: the block of keys and values before a request body (`metadata`).
 
 pub mod body;
 pub mod handshake;
 pub mod hello;
 pub mod liveness;
+pub mod metadata;
 
 pub use body::{BodyCodec, BodyError, Codec};
 pub use handshake::{Admission, AuthPolicy, Handshake};
 pub use hello::{Agreed, CompressionOffer, Credentials, HelloAnswer, HelloRequest, Limits, Offer, ServerExtensions};
 pub use liveness::{Liveness, LivenessAction};
+pub use metadata::{Metadata, MetadataError, MetadataMap, TraceParent};
 
 /// The route of the hello request (`[EXT-1]`).
 pub const HELLO: &[u8] = b"/sys/hello";

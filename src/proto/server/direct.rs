@@ -74,7 +74,7 @@ impl ServerConnection {
     /// A request is direct when it is whole (status 1), on an open channel
     /// with no request of its own in progress or unanswered, within the
     /// message limit, on a route outside `/sys/`, on a connection past its
-    /// hello with no body marker in force (or with extensions off), and
+    /// hello with no body marker nor metadata block in force (or with extensions off), and
     /// nothing is queued to be sent: then its answer is the next thing its
     /// channel sends (`[ORDER-1]`) and may be written straight after what
     /// was sent before. Every decision `receive` would make about it is the
@@ -85,6 +85,7 @@ impl ServerConnection {
             && frame.status == Status::RequestWhole
             && self.outbox.is_empty()
             && self.body_codec.is_none()
+            && self.metadata_max.is_none()
             && frame.data.len() <= self.config.max_message
             && !frame.path.starts_with(b"/sys/")
             && self.handshake.proceeds();

@@ -15,8 +15,10 @@ pub struct IncomingRequest {
     pub route: Bytes,
     /// The query: what follows the first `?`, if any.
     pub query: Option<Bytes>,
-    /// The whole body.
+    /// The whole body, without its metadata block.
     pub body: Bytes,
+    /// Its metadata (`[EXT-18]`): empty when the extension is not in force.
+    pub metadata: crate::proto::extensions::Metadata,
     /// How many frames carried it.
     pub frames: u64,
     /// The bytes of those frames, headers included (`[SYS-8]`).

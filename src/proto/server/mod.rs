@@ -39,7 +39,7 @@ use held::{append_within, message_limit};
 
 use crate::proto::channels::{ChannelIds, ChannelTable, DELETE_CHANNEL, NEW_CHANNEL};
 use crate::proto::error::{receive_unless_broken, Breakable, ProtocolError};
-use crate::proto::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, GOING_AWAY};
+use crate::proto::extensions::{Admission, AuthPolicy, BodyCodec, BodyError, Handshake, Metadata, GOING_AWAY};
 use crate::proto::message::{chunk_body_into, transition, MessageState, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +175,8 @@ pub struct ServerConnection {
     handshake: Handshake,
     /// The body marker and codec once compression is agreed (`[EXT-12]`).
     body_codec: Option<BodyCodec>,
+    /// The largest metadata block taken, once `metadata` is agreed (`[EXT-18]`).
+    metadata_max: Option<usize>,
     /// Set when the connection must close once its answers are sent (`[EXT-9]`).
     close_requested: Option<&'static str>,
     /// Bytes inflated and compressed for this peer so far (`[RES-9]`).
@@ -223,6 +225,7 @@ impl ServerConnection {
             server_room: usize::MAX,
             handshake: Handshake::new(true, AuthPolicy::Off),
             body_codec: None,
+            metadata_max: None,
             close_requested: None,
             codec_work: 0,
         }
@@ -237,11 +240,19 @@ impl ServerConnection {
 
     /// The hello was answered (the answer given to [`ServerConnection::respond`]):
     /// from now on every body received and sent carries the marker of
-    /// `body_codec`, if compression was agreed (`[EXT-12]`), and
-    /// `authenticated` says whether the client's credentials were accepted.
-    pub fn hello_completed(&mut self, authenticated: bool, body_codec: Option<BodyCodec>) {
+    /// `body_codec`, if compression was agreed (`[EXT-12]`), every request
+    /// body starts with a metadata block of at most `metadata_max` bytes,
+    /// if `metadata` was agreed (`[EXT-18]`), and `authenticated` says
+    /// whether the client's credentials were accepted.
+    pub fn hello_completed(&mut self, authenticated: bool, body_codec: Option<BodyCodec>, metadata_max: Option<usize>) {
         self.handshake.completed(authenticated);
         self.body_codec = body_codec;
+        self.metadata_max = metadata_max;
+    }
+
+    /// Whether request bodies start with a metadata block (`[EXT-18]`).
+    pub fn metadata_in_force(&self) -> bool {
+        self.metadata_max.is_some()
     }
 
     /// Why the connection must close once what is queued is sent, if it
@@ -410,9 +421,19 @@ impl ServerConnection {
                 return Err(ProtocolError::HelloPending { route: String::from_utf8_lossy(&route).into_owned() });
             }
         }
+        // The metadata block comes before the marker, and counts toward
+        // the message limit ([EXT-19], [EXT-20]).
+        let (metadata, body) = match (body, self.metadata_max) {
+            (Some(body), Some(max_size)) => {
+                let (metadata, rest) = Metadata::split(&body, max_size)?;
+                (metadata, Some(rest))
+            }
+            (body, _) => (Metadata::empty(), body),
+        };
         // The marker of a compressed connection; the limit applies to the
         // inflated body (`[EXT-14]`, `[EXT-15]`).
-        let room = self.inflate_room();
+        let block = if self.metadata_max.is_some() { 2 + metadata.block_len() } else { 0 };
+        let room = self.inflate_room().min(self.config.max_message.saturating_sub(block));
         let body = match (body, &self.body_codec) {
             (Some(body), Some(codec)) => match codec.open_within(&body, room) {
                 Ok(open) => {
@@ -463,7 +484,16 @@ impl ServerConnection {
         }
         let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
         let seq = channel.take_seq(route.clone(), body.len(), &mut self.held);
-        Ok(Some(ServerEvent::Request(IncomingRequest { channel: channel_id, seq, route, query, body, frames, bytes })))
+        Ok(Some(ServerEvent::Request(IncomingRequest {
+            channel: channel_id,
+            seq,
+            route,
+            query,
+            body,
+            metadata,
+            frames,
+            bytes,
+        })))
     }
 
     /// Gives the answer to request `seq` of `channel`. Answers may be given

@@ -74,7 +74,7 @@ fn a_direct_answer_is_the_frame_the_core_would_have_sent() {
 fn requests_that_are_not_direct_are_left_for_receive() {
     let codec_core = || {
         let mut core = plain(ServerConfig::default());
-        core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 1 << 20)));
+        core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 1 << 20)), None);
         core
     };
     let fresh_handshake = || {
@@ -170,7 +170,7 @@ fn chunked_request_over_the_limit_is_answered_110() {
 fn the_marker_byte_is_not_part_of_the_message_limit() {
     let config = ServerConfig { max_message: 4, ..ServerConfig::default() };
     let mut core = plain(config);
-    core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 4)));
+    core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 4)), None);
     // Marker and 4 bytes: a body of exactly the limit, handed on.
     let request = request_of(core.receive(req(1, b"/up", 0, b"\x00abcd")).unwrap());
     assert_eq!(&request.body[..], b"abcd");

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 use super::counts::count_in;
 use super::start::{request_from, start_handler, Started};
 use super::{Connection, Done};
+use crate::proto::extensions::Metadata;
 use crate::proto::server::DirectAnswer;
 use crate::server::handler::HandlerError;
 use crate::server::tally::Found;
@@ -39,7 +40,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.direct_answered(channel, answered);
             return Ok(());
         };
-        let request = request_from(&self.peer, &self.identity, channel, route, query, body);
+        let request = request_from(&self.peer, &self.identity, channel, route, query, body, Metadata::empty());
         match start_handler(&self.shared, found, tally, request, seq, (1, bytes), &mut self.clock) {
             // The answer's frames carry the route's name as the server
             // holds it: the request's own went to the handler.

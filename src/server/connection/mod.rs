@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
-use crate::proto::extensions::{Handshake, HELLO, PING};
+use crate::proto::extensions::{Handshake, Metadata, HELLO, PING};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
@@ -366,7 +366,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// answer, puts what was agreed in force.
     fn complete(&mut self, done: Done) {
         if let Some(HelloOutcome::Unanswered { close }) = done.hello.as_deref() {
-            self.core.hello_completed(false, None);
+            self.core.hello_completed(false, None, None);
             self.stop(close);
             return;
         }
@@ -375,14 +375,14 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             None => {}
             Some(HelloOutcome::Agreed { agreed, identity }) => {
                 let max_message = self.shared.config.core.max_message.min(self.shared.config.core.max_held_bytes);
-                self.core.hello_completed(identity.is_some(), agreed.body_codec(max_message));
+                self.core.hello_completed(identity.is_some(), agreed.body_codec(max_message), agreed.metadata_max());
                 self.going_away = agreed.going_away.is_some();
                 self.ping = agreed.ping.is_some();
                 self.identity = identity;
                 tracing::debug!(peer = %self.peer, extensions = ?agreed.names(), "hello");
             }
             Some(HelloOutcome::Refused { close }) => {
-                self.core.hello_completed(false, None);
+                self.core.hello_completed(false, None, None);
                 if let Some(reason) = close {
                     self.stop(reason);
                 }
@@ -561,7 +561,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// route: polled in this connection's task, or on a task of its own
     /// when its route is offloaded.
     fn dispatch(&mut self, request: IncomingRequest) {
-        let IncomingRequest { channel, seq, route, query, body, frames, bytes } = request;
+        let IncomingRequest { channel, seq, route, query, body, metadata, frames, bytes, .. } = request;
         let frame_limit = self.shared.config.core.frame_limits.max_data;
         if route == HELLO && self.shared.config.extensions.enabled {
             // The core admitted it as the connection's hello ([EXT-1]).
@@ -600,7 +600,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             return;
         };
-        let request = request_from(&self.peer, &self.identity, channel, route, query, body);
+        let request = request_from(&self.peer, &self.identity, channel, route, query, body, metadata);
         match start_handler(&self.shared, found, tally, request, seq, (frames, bytes), &mut self.clock) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::Waiting(work) => self.handlers.push(work),

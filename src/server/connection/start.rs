@@ -14,7 +14,7 @@ pub(super) enum Started {
 }
 
 /// The request a handler is given, from a connection with `peer` and
-/// `identity`.
+/// `identity`, with its metadata (`[EXT-18]`).
 #[inline(always)]
 pub(super) fn request_from(
     peer: &Peer,
@@ -23,8 +23,11 @@ pub(super) fn request_from(
     route: Bytes,
     query: Option<Bytes>,
     body: Bytes,
+    metadata: Metadata,
 ) -> Request {
-    Request { channel, route, query, body, peer: peer.clone(), identity: identity.clone() }
+    // The deadline counts from the moment the request is whole ([EXT-22]).
+    let deadline = metadata.deadline().map(|left| std::time::Instant::now() + left);
+    Request { channel, route, query, body, peer: peer.clone(), identity: identity.clone(), metadata, deadline }
 }
 
 /// Hands a request to its route's handler and polls it once. Most handlers
@@ -57,11 +60,18 @@ pub(super) fn start_handler(
         frame_limit: shared.config.core.frame_limits.max_data,
         started: if sampled.is_some() { latency_now() } else { clock.start() },
     };
+    // A request whose deadline has passed is answered 103 without its
+    // handler ([EXT-22]).
+    if request.deadline.is_some_and(|at| at <= std::time::Instant::now()) {
+        let (body, answered) = finish.done(route_stats, None);
+        tally.answered(route_stats, &answered);
+        clock.ended(answered.ended);
+        return Started::Answered(body);
+    }
     // A span per request only when someone listens at debug level.
-    let span = tracing::enabled!(tracing::Level::DEBUG).then(
-        || tracing::debug_span!("request", channel = request.channel, route = %String::from_utf8_lossy(&request.route)),
-    );
+    let span = tracing::enabled!(tracing::Level::DEBUG).then(|| request_span(&request));
     let offloaded = offload_after.is_some() && meter.offloaded();
+    let deadline = request.deadline;
     // A sampled request's time inside the handler so far.
     let mut busy = Duration::ZERO;
     let call = if offloaded {
@@ -102,10 +112,18 @@ pub(super) fn start_handler(
     let answering = Answering { shared: shared.clone(), route_stats: route_stats.clone(), finish };
     let timed = sampled.map(|after| (meter.clone(), after));
     let work = async move {
-        let outcome = match answering.shared.config.handler_timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit.saturating_sub(answering.finish.started.elapsed()), call).await.ok()
-            }
+        // The server's own limit and the request's deadline, whichever
+        // ends first ([ANSWER-8], [EXT-22]); the handler is dropped there.
+        let own = answering.shared.config.handler_timeout.map(|limit| {
+            let left = limit.saturating_sub(answering.finish.started.elapsed());
+            tokio::time::Instant::now() + left
+        });
+        let until = match (own, deadline.map(tokio::time::Instant::from_std)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let outcome = match until {
+            Some(until) => tokio::time::timeout_at(until, call).await.ok(),
             None => Some(call.await),
         };
         let (channel, seq) = (answering.finish.channel, answering.finish.seq);
@@ -126,6 +144,26 @@ pub(super) fn start_handler(
     } else {
         Started::Waiting(work)
     }
+}
+
+/// The `request` span of one request: its channel and route, and the
+/// caller's `request_id` and `trace_id` when its metadata names them
+/// (`[EXT-23]`).
+fn request_span(request: &Request) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "request",
+        channel = request.channel,
+        route = %String::from_utf8_lossy(&request.route),
+        request_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(id) = request.metadata.request_id() {
+        span.record("request_id", id);
+    }
+    if let Some(parent) = request.metadata.traceparent() {
+        span.record("trace_id", tracing::field::display(parent.trace_id_hex()));
+    }
+    span
 }
 
 /// What a handler that waits owns until it answers: the server and its
