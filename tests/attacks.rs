@@ -74,6 +74,10 @@ async fn the_server_survives_every_attack_within_its_budgets() {
         cfg.parked_connections = 12;
         cfg.parked_requests = 1_024;
         cfg.parked_path = "/park";
+        cfg.metadata_connections = 12;
+        // The deadline ends the parked handlers, and so what they hold,
+        // soon after the attack.
+        cfg.metadata_deadline_ms = 1_000;
         cfg.guess_connections = 16;
         cfg
     };

@@ -147,7 +147,9 @@ impl Request {
 ///
 /// Handlers may fail with any error type: a `HandlerError` inside it is
 /// answered as it says, tower's timeout error as 103, tower's load-shed
-/// error as 111, anything else as -1 with the error's text.
+/// error as 111, a [`crate::client::ClientError`] of a call that ran out
+/// of time (a timeout, or an error answer 103 from the server called) as
+/// 103, anything else as -1 with the error's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerError {
     code: i64,
@@ -222,6 +224,16 @@ impl HandlerError {
         }
         if error.is::<tower::load_shed::error::Overloaded>() {
             return HandlerError::overloaded();
+        }
+        // A call made on the request's behalf that ran out of its
+        // (inherited) deadline: this request ran out of time too ([EXT-22]).
+        #[cfg(feature = "client")]
+        if let Some(err) = error.downcast_ref::<crate::client::ClientError>() {
+            let timed_out = matches!(err, crate::client::ClientError::Timeout(_))
+                || matches!(err, crate::client::ClientError::Server { code: 103, .. });
+            if timed_out {
+                return HandlerError::timeout();
+            }
         }
         HandlerError::new(error)
     }

@@ -1,6 +1,6 @@
 //! Attacks on what a server holds for a peer beyond the bytes it was sent:
 //! compressed bodies that inflate, hellos, channels, and requests parked
-//! in a handler that waits. Each buys the server's memory or CPU cheaply
+//! in a handler that waits, with or without metadata. Each buys the server's memory or CPU cheaply
 //! on the wire; a bounded server counts what they cost in its budgets
 //! (`[RES-9]`, `[RES-10]`) and refuses or pauses past them.
 
@@ -17,6 +17,8 @@ use crate::wire::status::Status;
 
 /// The hello that agrees zstd for every body.
 const ZSTD_HELLO: &[u8] = br#"{"revision":1,"extensions":{"compression":{"codecs":["zstd"],"min_size":0}}}"#;
+/// The hello that agrees metadata.
+const METADATA_HELLO: &[u8] = br#"{"revision":1,"extensions":{"metadata":{}}}"#;
 
 /// Starts the attack's connections in `set`, for the attacks of this module.
 pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
@@ -30,7 +32,7 @@ pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
             for _ in 0..s.bomb_connections {
                 let Some(mut stream) = connect(addr, deadline, tally).await else { break };
                 // A server that agrees no zstd is not open to the attack.
-                if !said_hello(&mut stream, ZSTD_HELLO, deadline).await {
+                if agreed(&mut stream, ZSTD_HELLO, "compression", deadline).await.is_none() {
                     break;
                 }
                 let (frame, tally) = (frame.clone(), tally.clone());
@@ -73,21 +75,61 @@ pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
                 set.spawn(async move { push_until(stream, None, move |_| once.take(), deadline, &tally).await });
             }
         }
+        AttackKind::MetadataParked => {
+            let path = Bytes::from_static(s.parked_path.as_bytes());
+            for _ in 0..s.metadata_connections {
+                let Some(mut stream) = connect(addr, deadline, tally).await else { break };
+                // A server that agrees no metadata is not open to the attack.
+                let Some(agreed) = agreed(&mut stream, METADATA_HELLO, "metadata", deadline).await else { break };
+                let max_size = agreed.get("max_size").and_then(|m| m.as_u64()).unwrap_or(0) as usize;
+                let body = largest_block(max_size, s.metadata_deadline_ms);
+                let requests: Vec<Frame> = (0..s.parked_requests.max(1))
+                    .map(|_| Frame::new(Status::RequestWhole, path.clone(), 0, body.clone()))
+                    .collect();
+                let (batch, tally) = (encoded(&requests), tally.clone());
+                let mut once = Some(batch);
+                set.spawn(async move { push_until(stream, None, move |_| once.take(), deadline, &tally).await });
+            }
+        }
         _ => {}
     }
 }
 
-/// Sends `hello` and reads its answer; whether the server agreed to
-/// something (a status 5 answer that is not an error answer).
-async fn said_hello(stream: &mut TcpStream, hello: &'static [u8], deadline: Instant) -> bool {
+/// A request body of `p` behind the largest block that fits `max_size`:
+/// a deadline of `deadline_ms` and one entry padding the rest (`[EXT-18]`).
+fn largest_block(max_size: usize, deadline_ms: u32) -> Bytes {
+    use crate::proto::extensions::MetadataMap;
+    let mut map: MetadataMap = [("deadline", deadline_ms.to_string())].into_iter().collect();
+    // Each entry costs its key, its value and three bytes of lengths.
+    let pad = max_size.saturating_sub(map.block_len() + 3 + "pad".len());
+    if pad > 0 {
+        map.insert("pad", "v".repeat(pad));
+    }
+    let mut body = bytes::BytesMut::new();
+    if map.encode(max_size, &mut body).is_err() {
+        body.clear();
+        body.extend_from_slice(&[0, 0]);
+    }
+    body.extend_from_slice(b"p");
+    body.freeze()
+}
+
+/// Sends `hello` and reads its answer: the member `extension` of what the
+/// server agreed, if it agreed to it.
+async fn agreed(
+    stream: &mut TcpStream,
+    hello: &'static [u8],
+    extension: &str,
+    deadline: Instant,
+) -> Option<serde_json::Value> {
     use tokio::io::AsyncWriteExt;
     let work = async {
         stream.write_all(&encoded(&[Frame::new(Status::RequestWhole, &b"/sys/hello"[..], 0, hello)])).await.ok()?;
         let frame = FrameReader::new(&mut *stream, FrameLimits::default()).next().await?.ok()?;
         let answer = serde_json::from_slice::<serde_json::Value>(&frame.data).ok()?;
-        answer.get("extensions")?.get("compression").map(|_| ())
+        answer.get("extensions")?.get(extension).cloned()
     };
-    tokio::time::timeout_at(deadline.into(), work).await.ok().flatten().is_some()
+    tokio::time::timeout_at(deadline.into(), work).await.ok().flatten()
 }
 
 /// The frames of one request for `path` carrying `body` in frames of at

@@ -65,6 +65,10 @@ pub enum AttackKind {
     ChannelHoard,
     /// Connections pipelining requests to a route that waits, never reading.
     ParkedRequests,
+    /// Connections agreeing `metadata` and pipelining requests that carry
+    /// the largest block the server takes and a deadline of a minute to a
+    /// route that waits, never reading.
+    MetadataParked,
     /// Hellos with wrong bearer tokens, as fast as the server answers, from
     /// another loopback address than the good client's when the server is
     /// on loopback.
@@ -84,7 +88,7 @@ pub enum AttackKind {
 
 impl AttackKind {
     /// Every attack.
-    pub const ALL: [AttackKind; 12] = [
+    pub const ALL: [AttackKind; 13] = [
         AttackKind::NeverRead,
         AttackKind::OpenChunked,
         AttackKind::BigFirstFrames,
@@ -96,6 +100,7 @@ impl AttackKind {
         AttackKind::BigHello,
         AttackKind::ChannelHoard,
         AttackKind::ParkedRequests,
+        AttackKind::MetadataParked,
         AttackKind::AuthGuessing,
     ];
 
@@ -113,6 +118,7 @@ impl AttackKind {
             AttackKind::BigHello => "big-hello",
             AttackKind::ChannelHoard => "channel-hoard",
             AttackKind::ParkedRequests => "parked-requests",
+            AttackKind::MetadataParked => "metadata-parked",
             AttackKind::AuthGuessing => "auth-guessing",
             AttackKind::HttpSysProbe => "http-sys-probe",
             AttackKind::HttpSlowRequests => "http-slow-requests",
@@ -192,6 +198,14 @@ pub struct AttackScale {
     /// which `iip serve --demo-routes` serves; a server without it
     /// answers 102 at once).
     pub parked_path: &'static str,
+    /// metadata-parked: connections (default 2,000), each pipelining
+    /// `parked_requests` requests to `parked_path`.
+    pub metadata_connections: usize,
+    /// metadata-parked: the deadline each request carries, in
+    /// milliseconds (default 60,000). Until it passes, or the handler
+    /// ends, a connection the server stopped reading keeps what it holds:
+    /// the server cannot see the peer leave behind bytes it does not read.
+    pub metadata_deadline_ms: u32,
     /// auth-guessing: connections guessing at once (default 64).
     pub guess_connections: usize,
     /// http-slow-requests: requests held open (default 40).
@@ -230,6 +244,8 @@ impl Default for AttackScale {
             parked_connections: 2_000,
             parked_requests: 1_024,
             parked_path: "/delay?ms=60000",
+            metadata_connections: 2_000,
+            metadata_deadline_ms: 60_000,
             guess_connections: 64,
             http_slow_requests: 40,
             http_slow_path: "/delay?ms=60000",
@@ -539,9 +555,11 @@ async fn setup(set: &mut JoinSet<()>, plan: &AttackPlan, attack: AttackKind, dea
                 });
             }
         }
-        AttackKind::CompressionBomb | AttackKind::BigHello | AttackKind::ChannelHoard | AttackKind::ParkedRequests => {
-            held::setup(Launch { set, plan, deadline, tally }, attack).await
-        }
+        AttackKind::CompressionBomb
+        | AttackKind::BigHello
+        | AttackKind::ChannelHoard
+        | AttackKind::ParkedRequests
+        | AttackKind::MetadataParked => held::setup(Launch { set, plan, deadline, tally }, attack).await,
         AttackKind::AuthGuessing => guess::setup(set, plan, deadline, tally),
         AttackKind::HttpSysProbe
         | AttackKind::HttpSlowRequests

@@ -187,6 +187,15 @@ impl Metadata {
         self.entries.is_empty()
     }
 
+    /// The same metadata in bytes of its own, not sharing the buffer of
+    /// the body it came in.
+    pub fn detached(self) -> Metadata {
+        if self.entries.is_empty() {
+            return self;
+        }
+        Metadata { entries: Bytes::copy_from_slice(&self.entries) }
+    }
+
     /// The block's length: the bytes of its entries (`[EXT-18]`).
     pub fn block_len(&self) -> usize {
         self.entries.len()

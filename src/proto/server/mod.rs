@@ -482,8 +482,12 @@ impl ServerConnection {
             }
             return Ok(None);
         }
+        // Its metadata is held while the handler runs, counted with the
+        // body ([RES-1]); entries of a compressed request are copied out
+        // so that the compressed message is not kept for them.
+        let metadata = if self.body_codec.is_some() { metadata.detached() } else { metadata };
         let Some(channel) = self.channels.get_mut(channel_id) else { return Ok(None) };
-        let seq = channel.take_seq(route.clone(), body.len(), &mut self.held);
+        let seq = channel.take_seq(route.clone(), body.len() + metadata.block_len(), &mut self.held);
         Ok(Some(ServerEvent::Request(IncomingRequest {
             channel: channel_id,
             seq,

@@ -158,7 +158,7 @@ fn request_span(request: &Request) -> tracing::Span {
         trace_id = tracing::field::Empty,
     );
     if let Some(id) = request.metadata.request_id() {
-        span.record("request_id", id);
+        span.record("request_id", tracing::field::display(id));
     }
     if let Some(parent) = request.metadata.traceparent() {
         span.record("trace_id", tracing::field::display(parent.trace_id_hex()));
