@@ -91,6 +91,50 @@ async fn call_takes_several_addresses() {
     handle.shutdown().await.unwrap();
 }
 
+/// `iip call -H` sends metadata entries and `--deadline` the server's
+/// time for the request (spec 14.7); a bad entry is a usage error, and a
+/// server without the extension gets the body alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_sends_metadata_and_a_deadline() {
+    let start = |builder: iip::server::ServerBuilder| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        builder.build().unwrap().spawn(listener).unwrap()
+    };
+    let routes = || {
+        Server::echo()
+            .route("/metadata", iip::conformance::metadata_handler)
+            .route("/sleep", iip::conformance::sleep_handler)
+    };
+    let with = start(routes()).await;
+    let without = start(routes().extensions(iip::server::ExtensionsConfig::off())).await;
+    let (a, b) = (with.local_addr().to_string(), without.local_addr().to_string());
+    let outputs = tokio::task::spawn_blocking(move || {
+        vec![
+            iip(&["call", &a, "/metadata", "-H", "request-id=r-9", "-H", "x.app=1", "--deadline", "5000"], None),
+            iip(&["call", &a, "/sleep", "5000", "--deadline", "200"], None),
+            iip(&["call", &a, "/echo", "x", "-H", "Bad=1"], None),
+            iip(&["call", &a, "/echo", "x", "-H", "no-equals-sign"], None),
+            iip(&["call", &b, "/metadata", "-H", "request-id=r-9"], None),
+        ]
+    })
+    .await
+    .unwrap();
+    let code = |o: &Output| o.status.code().unwrap_or(-1);
+    let json = |o: &Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default();
+    assert_eq!(code(&outputs[0]), 0, "{}", String::from_utf8_lossy(&outputs[0].stderr));
+    let seen = json(&outputs[0]);
+    assert_eq!((seen["request-id"].as_str(), seen["x.app"].as_str()), (Some("r-9"), Some("1")));
+    let left: u64 = seen["deadline"].as_str().unwrap().parse().unwrap();
+    assert!((4000..=5000).contains(&left), "{left}");
+    assert_eq!(code(&outputs[1]), 1, "the server's 103");
+    assert!(String::from_utf8_lossy(&outputs[1].stderr).contains("103"));
+    assert_eq!((code(&outputs[2]), code(&outputs[3])), (2, 2), "bad entries are usage errors");
+    assert!(String::from_utf8_lossy(&outputs[2].stderr).contains("EXT-20"));
+    assert_eq!((code(&outputs[4]), json(&outputs[4])), (0, serde_json::json!({})), "nothing reaches a plain server");
+    with.shutdown().await.unwrap();
+    without.shutdown().await.unwrap();
+}
+
 /// `iip bench` reports the CPU time per request it spent, and with
 /// `--server-pid` the server's (here the test process, which runs the server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

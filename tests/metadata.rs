@@ -149,10 +149,7 @@ async fn a_short_deadline_ends_all_three_hops() {
     let hops = three_hops(Duration::from_millis(400)).await;
     let started = Instant::now();
     let result = hops.client.call("/hop", "20000").await;
-    assert!(
-        matches!(result, Err(ClientError::Timeout(_)) | Err(ClientError::Server { code: 103, .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(ClientError::Timeout(_)) | Err(ClientError::Server { code: 103, .. })), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "the client waited {:?}", started.elapsed());
     // Both servers stop their handlers at the deadline, long before B's 20 s sleep.
     let stopped = async {
@@ -276,13 +273,16 @@ async fn the_request_id_is_in_the_server_log_lines_of_its_request() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let server = start(Server::echo()).await;
     let client = client(&server, true, Duration::from_secs(5)).await;
-    let call = Call::new("/echo", "x").with_metadata("request-id", "r-in-the-log").with_metadata("traceparent", TRACEPARENT);
+    let call =
+        Call::new("/echo", "x").with_metadata("request-id", "r-in-the-log").with_metadata("traceparent", TRACEPARENT);
     client.call_with(call).await.unwrap();
     server.shutdown().await.unwrap();
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     let answered: Vec<&str> = text.lines().filter(|l| l.contains("answered")).collect();
     assert!(
-        answered.iter().any(|l| l.contains("request_id=r-in-the-log") && l.contains("4bf92f3577b34da6a3ce929d0e0e4736")),
+        answered
+            .iter()
+            .any(|l| l.contains("request_id=r-in-the-log") && l.contains("4bf92f3577b34da6a3ce929d0e0e4736")),
         "no answered line names the request id and trace:\n{text}"
     );
 }

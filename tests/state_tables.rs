@@ -330,7 +330,7 @@ fn metadata_keys_table_matches_the_codec() {
         if let Some(rest) = syntax.strip_prefix("1 to ") {
             let n: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
             if rest.contains("bytes") {
-                assert!(sent(key, "a".repeat(1)) && sent(key, "a".repeat(n)), "{key}: 1 and {n} bytes");
+                assert!(sent(key, "a".to_string()) && sent(key, "a".repeat(n)), "{key}: 1 and {n} bytes");
                 assert!(!sent(key, String::new()) && !sent(key, "a".repeat(n + 1)), "{key}: 0 and {} bytes", n + 1);
             } else {
                 // "1 to 10 digits … at most 4294967295"

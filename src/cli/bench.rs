@@ -59,6 +59,14 @@ pub(crate) struct BenchArgs {
     /// read's answers are answered with one write).
     #[arg(long)]
     raw: bool,
+    /// Offer `metadata` (spec 14.7): every call then carries a block with
+    /// its deadline, so that the block's cost shows.
+    #[arg(long)]
+    metadata: bool,
+    /// A metadata entry KEY=VALUE every call carries (repeatable); implies
+    /// --metadata.
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
     #[command(flatten)]
     hello: HelloArgs,
     #[command(flatten)]
@@ -109,6 +117,8 @@ impl BenchArgs {
             idle: _,
             body,
             raw,
+            metadata,
+            headers,
             hello,
             tls,
         } = self;
@@ -148,7 +158,15 @@ impl BenchArgs {
                 Some(text) => Some(body_of(Some(text)).map_err(CliError::Usage)?),
                 None => None,
             },
-            extensions: hello.extensions()?,
+            extensions: {
+                let mut extensions = hello.extensions()?;
+                extensions.metadata = metadata || !headers.is_empty();
+                extensions
+            },
+            metadata: headers
+                .iter()
+                .map(|h| h.split_once('=').ok_or_else(|| CliError::Usage(format!("-H {h:?}: expected KEY=VALUE"))))
+                .collect::<Result<_, _>>()?,
         };
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(

@@ -23,6 +23,16 @@ pub(crate) struct CallArgs {
     /// Print an error answer as it came instead of failing.
     #[arg(long)]
     raw: bool,
+    /// A metadata entry KEY=VALUE sent before the body (repeatable), e.g.
+    /// `-H request-id=r-7`; offers `metadata` in the hello (spec 14.7).
+    /// Against a server without it nothing is sent.
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
+    /// Milliseconds the server has for the request, sent as its
+    /// `deadline` (spec 14.7); the call also ends then. Default: what is
+    /// left of --timeout when the request goes out.
+    #[arg(long, value_name = "MS")]
+    deadline: Option<u64>,
     /// Print what the hello negotiated (spec chapter 14) to stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -34,10 +44,21 @@ pub(crate) struct CallArgs {
 
 impl CallArgs {
     pub(super) async fn run(self) -> Result<(), CliError> {
-        let CallArgs { addr, path, data, timeout, raw, verbose, hello, tls } = self;
+        let CallArgs { addr, path, data, timeout, raw, headers, deadline, verbose, hello, tls } = self;
         let body = body_of(data).map_err(CliError::Usage)?;
         let limit = Duration::from_secs_f64(timeout.clamp(0.001, 86_400.0));
-        let config = ClientConfig { timeout: limit, extensions: hello.extensions()?, ..ClientConfig::default() };
+        let mut call = crate::client::Call::new(path.clone(), body);
+        for header in &headers {
+            let (key, value) =
+                header.split_once('=').ok_or_else(|| CliError::Usage(format!("-H {header:?}: expected KEY=VALUE")))?;
+            call = call.with_metadata(key, value);
+        }
+        if raw {
+            call = call.raw();
+        }
+        let mut extensions = hello.extensions()?;
+        extensions.metadata = !headers.is_empty() || deadline.is_some();
+        let config = ClientConfig { timeout: limit, extensions, ..ClientConfig::default() };
         // What the call waits for, for the message when time runs out.
         let waiting_for = std::cell::RefCell::new(String::new());
         let work = async {
@@ -69,13 +90,10 @@ impl CallArgs {
                 say!("{}", describe_agreed(client.agreed()));
             }
             *waiting_for.borrow_mut() = format!("the answer to {path}");
-            let channel = client.channel_zero();
-            let answer = if raw {
-                channel.call_with(crate::client::Call::new(path, body).raw()).await
-            } else {
-                channel.call(path, body).await
-            };
-            Ok::<_, CliError>(answer)
+            if let Some(ms) = deadline {
+                call = call.with_deadline(std::time::Instant::now() + Duration::from_millis(ms));
+            }
+            Ok::<_, CliError>(client.channel_zero().call_with(call).await)
         };
         let answer = match tokio::time::timeout(limit, work).await {
             Ok(answer) => answer?,
@@ -94,6 +112,9 @@ impl CallArgs {
                 Ok(())
             }
             Err(ClientError::Server { code, message }) => Err(format!("server error {code}: {message}").into()),
+            Err(ClientError::Refused(e @ crate::proto::client::RequestError::Metadata(_))) => {
+                Err(CliError::Usage(e.to_string()))
+            }
             Err(e) => Err(CliError::Unreachable(format!("{addr}: {e}"))),
         }
     }
@@ -125,6 +146,9 @@ pub(crate) fn describe_agreed(agreed: Option<&crate::proto::extensions::Agreed>)
     }
     if agreed.going_away.is_some() {
         parts.push("going_away".into());
+    }
+    if let Some(m) = &agreed.metadata {
+        parts.push(format!("metadata (blocks up to {} B)", m.max_size));
     }
     if parts.is_empty() {
         return "iip: hello answered; no extension agreed".into();

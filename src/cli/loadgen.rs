@@ -13,8 +13,9 @@ use crate::conformance::attack::new_histogram;
 use serde::Serialize;
 
 use crate::client::{
-    BackendConfig, Balancer, BalancerConfig, Channel, Client, ClientConfig, ClientError, Endpoints, Strategy,
+    BackendConfig, Balancer, BalancerConfig, Call, Channel, Client, ClientConfig, ClientError, Endpoints, Strategy,
 };
+use crate::proto::extensions::MetadataMap;
 
 /// What a worker calls: a channel of its own, or the shared balancer.
 #[derive(Clone)]
@@ -24,10 +25,16 @@ enum Caller {
 }
 
 impl Caller {
-    async fn call(&self, path: Bytes, body: Bytes) -> Result<Bytes, ClientError> {
+    /// Calls `path` with `body` and, where the extension is in force,
+    /// `metadata` (none: a plain call).
+    async fn call(&self, path: Bytes, body: Bytes, metadata: &MetadataMap) -> Result<Bytes, ClientError> {
+        let mut call = Call::new(path, body);
+        for (key, value) in metadata.iter() {
+            call = call.with_metadata(key, value);
+        }
         match self {
-            Caller::Channel(channel) => channel.call(path, body).await,
-            Caller::Balancer(balancer) => balancer.call(path, body).await,
+            Caller::Channel(channel) => channel.call_with(call).await,
+            Caller::Balancer(balancer) => balancer.call_with(call).await,
         }
     }
 }
@@ -64,6 +71,9 @@ pub struct LoadPlan {
     pub body: Option<Bytes>,
     /// What each connection offers in its hello.
     pub extensions: crate::client::ClientExtensions,
+    /// Metadata entries every call carries where `metadata` is agreed
+    /// (with the call's deadline, which the client adds).
+    pub metadata: MetadataMap,
 }
 
 impl LoadPlan {
@@ -291,12 +301,13 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     for caller in &callers {
         for _ in 0..plan.depth.max(1) {
             let (channel, payload, path) = (caller.clone(), payload.clone(), Bytes::from(plan.path.clone()));
+            let metadata = plan.metadata.clone();
             let (done, issued, limit) = (done.clone(), issued.clone(), plan.requests);
             workers.push(tokio::spawn(async move {
                 let mut outcome = WorkerOutcome::new();
                 while Instant::now() < deadline && limit.is_none_or(|n| issued.fetch_add(1, Ordering::Relaxed) < n) {
                     let sent = Instant::now();
-                    let result = channel.call(path.clone(), payload.clone()).await;
+                    let result = channel.call(path.clone(), payload.clone(), &metadata).await;
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                     match result {
                         Ok(body) if body == payload => {

@@ -185,6 +185,7 @@ async fn bare_frames(server: &ServerProcess, options: &Options) -> Result<Row, S
         server_pid: Some(server.pid),
         body: None,
         extensions: ClientExtensions::off(),
+        metadata: Default::default(),
     };
     iip::cli::frame_load::run(&plan(options.seconds / 10.0), |_| {}).await.map_err(|e| e.to_string())?;
     let report = iip::cli::frame_load::run(&plan(options.seconds), |_| {}).await.map_err(|e| e.to_string())?;
