@@ -641,3 +641,61 @@ async fn out_of_descriptors_a_client_is_answered_503() {
     let _ = gateway.kill().await;
     server.shutdown().await.unwrap();
 }
+
+/// Trace context, the request id, `iip-meta-` entries and `iip-timeout`
+/// become the upstream request's metadata (spec 14.7); a deadline that
+/// passes is 504 at once, however long the handler would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_become_metadata_and_the_deadline_is_kept() {
+    require_curl();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::echo()
+        .route("/metadata", iip::conformance::metadata_handler)
+        .route("/sleep", iip::conformance::sleep_handler)
+        .build()
+        .unwrap()
+        .spawn(listener)
+        .unwrap();
+    let gw = gateway(vec![server.local_addr().to_string()], test_config()).await;
+    let header = |h: &str| vec!["-H".to_string(), h.to_string()];
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut args = vec![format!("{}/metadata", gw.url)];
+    for h in [&format!("traceparent: {parent}"), "tracestate: v=1", "x-request-id: r-77", "iip-meta-tenant: blue"] {
+        args.extend(header(h));
+    }
+    args.extend(header("iip-timeout: 4000"));
+    let (status, text) = curl(args).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.to_lowercase().contains("x-request-id: r-77"), "the id comes back: {text}");
+    let json: serde_json::Value = serde_json::from_str(text.rsplit("\r\n\r\n").next().unwrap()).unwrap();
+    assert_eq!(json["traceparent"], parent);
+    assert_eq!((json["tracestate"].as_str(), json["request-id"].as_str()), (Some("v=1"), Some("r-77")));
+    assert_eq!(json["tenant"], "blue");
+    let left: u64 = json["deadline"].as_str().unwrap().parse().unwrap();
+    assert!((3000..=4000).contains(&left), "{left}");
+    // A traceparent that is not W3C's restarts the trace: neither travels.
+    let mut args = vec![format!("{}/metadata", gw.url)];
+    args.extend(header("traceparent: 00-nonsense"));
+    args.extend(header("tracestate: v=1"));
+    let (status, text) = curl(args).await;
+    assert!(status == 200 && !text.contains("trace"), "{text}");
+    // Without iip-timeout the deadline is the gateway's upstream timeout (10 s here).
+    let (_, text) = curl(vec![format!("{}/metadata", gw.url)]).await;
+    let json: serde_json::Value = serde_json::from_str(text.rsplit("\r\n\r\n").next().unwrap()).unwrap();
+    assert!(json["deadline"].as_str().unwrap().parse::<u64>().unwrap() > 9000, "{json}");
+    let long = format!("iip-meta-big: {}", "v".repeat(9000));
+    for bad in ["iip-timeout: soon", &format!("x-request-id: {}", "x".repeat(200)), "iip-meta-k: a\tb", &long] {
+        let mut args = vec![format!("{}/echo", gw.url)];
+        args.extend(header(bad));
+        let (status, text) = curl(args).await;
+        assert_eq!(status, 400, "{bad}: {text}");
+    }
+    let started = std::time::Instant::now();
+    let mut args = vec![format!("{}/sleep", gw.url), "-d".into(), "8000".into()];
+    args.extend(header("iip-timeout: 300"));
+    let (status, text) = curl(args).await;
+    assert_eq!(status, 504, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    gw.stop().await;
+    server.shutdown().await.unwrap();
+}

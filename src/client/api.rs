@@ -323,7 +323,27 @@ impl Channel {
         body: impl Into<Bytes>,
     ) -> impl Stream<Item = Result<Bytes, ClientError>> {
         let inbox = self.client.submit(self.id, path.into(), body.into(), MetadataMap::new(), None);
-        let timeout = self.client.config.timeout;
+        Self::frames_of(inbox, self.client.config.timeout)
+    }
+
+    /// Makes `call` and yields its response frame by frame, as
+    /// [`Channel::call_stream`]: each frame within the call's timeout (its
+    /// own or the client's, and no later than its deadline) of the one
+    /// before. Where `metadata` is in force the request carries the call's
+    /// entries and that timeout as its deadline (`[EXT-22]`). Error
+    /// answers come as their bodies: a stream does not parse them.
+    pub fn call_stream_with(&self, call: Call) -> impl Stream<Item = Result<Bytes, ClientError>> {
+        let timeout = call.timeout_or(self.client.config.timeout);
+        let (path, body, metadata) = call.into_parts();
+        let inbox = self.client.submit(self.id, path, body, metadata, Some(timeout));
+        Self::frames_of(inbox, timeout)
+    }
+
+    /// The frames of the answer `inbox` waits for, each within `timeout`.
+    fn frames_of(
+        inbox: Result<Inbox, ClientError>,
+        timeout: Duration,
+    ) -> impl Stream<Item = Result<Bytes, ClientError>> {
         futures::stream::unfold(Some(inbox), move |state| async move {
             match state? {
                 Err(err) => Some((Err(err), None)),

@@ -7,7 +7,9 @@
 //! `[MSG-9]`); the IIP answer body becomes the HTTP 200 body, streamed frame
 //! by frame when the answer is chunked. An error answer becomes the HTTP
 //! status of [`mapping::status_for_code`] with the IIP code in the
-//! `x-iip-code` header and the error answer as the body.
+//! `x-iip-code` header and the error answer as the body. Trace context,
+//! `x-request-id`, `iip-meta-` headers and `iip-timeout` travel upstream as
+//! metadata ([`mapping::from_headers`]).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -61,7 +63,10 @@ pub struct GatewayConfig {
     /// answered 408. Default 30 s.
     pub request_timeout: Duration,
     /// How long the upstream may take to begin its answer (and between
-    /// frames of a chunked one); slower is answered 504. Default 30 s.
+    /// frames of a chunked one); slower is answered 504. It is also the
+    /// longest deadline sent upstream (`iip-timeout` asks for less) and
+    /// the deadline of a request without one ([`mapping::TIMEOUT_HEADER`]).
+    /// Default 30 s.
     pub upstream_timeout: Duration,
     /// The gateway's own health route, answered 200 while an upstream server
     /// can be reached and 503 otherwise. Default `/healthz`.
@@ -162,7 +167,10 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway to the IIP servers at `upstreams`, used in turn.
     pub fn new(upstreams: Vec<Endpoint>, config: GatewayConfig) -> Gateway {
-        let client = ClientConfig { timeout: config.upstream_timeout, ..ClientConfig::default() };
+        let mut client = ClientConfig { timeout: config.upstream_timeout, ..ClientConfig::default() };
+        // Deadlines and trace context travel upstream where the server
+        // takes them ([EXT-17]).
+        client.extensions.metadata = true;
         let upstreams = Upstreams::new(upstreams, client, config.channels_per_upstream, config.max_waiting);
         let budget = Budget::new(config.max_held_bytes);
         Gateway { state: Arc::new(State { upstreams, config, budget }), shutdown: watch::channel(false).0 }
@@ -278,6 +286,7 @@ async fn handle(
 
 async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody> {
     let config = &state.config;
+    let arrived = Instant::now();
     if req.uri().path() == config.health_path {
         return match state.upstreams.any_reachable().await {
             true => whole(StatusCode::OK, "ok\n"),
@@ -294,6 +303,14 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
             format!("the path is longer than {} bytes\n", crate::wire::frame::DEFAULT_MAX_PATH),
         );
     }
+    // Trace context, request id, deadline and `iip-meta-` entries become
+    // the call's metadata ([EXT-21]); the deadline counts from arrival.
+    let from_headers = match mapping::from_headers(req.headers()) {
+        Ok(found) => found,
+        Err(bad) => return whole(StatusCode::BAD_REQUEST, format!("{bad}\n")),
+    };
+    let deadline = arrived + from_headers.timeout.map_or(config.upstream_timeout, |t| t.min(config.upstream_timeout));
+    let request_id = req.headers().get(mapping::REQUEST_ID_HEADER).cloned();
     let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let too_large =
         || whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
@@ -315,7 +332,8 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
             return whole(StatusCode::BAD_REQUEST, format!("the request body could not be read: {err}\n"))
         }
     };
-    let lease = match state.upstreams.lease(config.upstream_timeout).await {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let lease = match state.upstreams.lease(left).await {
         Ok(lease) => lease,
         Err(Unavailable::Upstream(err)) => return upstream_error(err),
         Err(Unavailable::Busy) => {
@@ -327,8 +345,17 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
             return whole(StatusCode::GATEWAY_TIMEOUT, "no upstream channel came free in time\n");
         }
     };
-    let answer = lease.channel().call_stream(path, body.bytes.clone());
-    forward(Box::pin(answer), Held { lease, _body: body, budget: state.budget.clone() }, config.upstream_timeout).await
+    let mut call = crate::client::Call::new(path, body.bytes.clone()).with_deadline(deadline);
+    for (key, value) in from_headers.metadata.iter() {
+        call = call.with_metadata(key, value);
+    }
+    let answer = lease.channel().call_stream_with(call);
+    let held = Held { lease, _body: body, budget: state.budget.clone() };
+    let mut response = forward(Box::pin(answer), held, config.upstream_timeout, deadline).await;
+    if let Some(id) = request_id {
+        response.headers_mut().insert(mapping::REQUEST_ID_HEADER, id);
+    }
+    response
 }
 
 /// What a request holds while its answer comes: its channel, and its body
@@ -355,6 +382,10 @@ fn upstream_error(err: ClientError) -> Response<GatewayBody> {
         ClientError::Refused(crate::proto::client::RequestError::OverLimit { what: "request body bytes", .. }) => {
             let answer = ErrorAnswer::named(ErrorCode::RequestTooLarge);
             error_response(answer.code, answer.to_body())
+        }
+        // Headers whose metadata the upstream would not take ([EXT-20]).
+        ClientError::Refused(err @ crate::proto::client::RequestError::Metadata(_)) => {
+            whole(StatusCode::BAD_REQUEST, format!("the request's metadata cannot be sent: {err}\n"))
         }
         other => whole(StatusCode::BAD_GATEWAY, format!("upstream IIP server unavailable: {other}\n")),
     }
@@ -391,13 +422,16 @@ async fn next_counted(
 }
 
 /// Turns the upstream answer into the HTTP response: a whole answer is
-/// checked for an error answer; a chunked one streams as it arrives. The
+/// checked for an error answer; a chunked one streams as it arrives. Its
+/// first frame must come by `deadline`, each other within `limit`. The
 /// request's channel is held until the answer has been taken whole, or the
 /// client has gone (its answer is then dropped as it arrives, and the
 /// channel serves again once it has).
-async fn forward(mut answer: AnswerStream, held: Held, limit: Duration) -> Response<GatewayBody> {
+async fn forward(mut answer: AnswerStream, held: Held, limit: Duration, deadline: Instant) -> Response<GatewayBody> {
     let Held { lease, _body, budget } = held;
-    let first = match next_counted(&mut answer, &budget, limit).await {
+    // The answer begins by the request's deadline ([EXT-22]), or it is 504.
+    let first_limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+    let first = match next_counted(&mut answer, &budget, first_limit).await {
         Some(Ok(first)) => first,
         Some(Err(err)) => return upstream_error(err),
         None => return upstream_error(ClientError::Closed { reason: "no answer".into(), sent: true }),
