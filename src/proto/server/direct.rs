@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{seal, DirectAnswer, Inbound, Phase, ServerConnection};
+use crate::proto::extensions::Metadata;
 use crate::proto::message::encode_body_into;
 use crate::wire::frame::Frame;
 use crate::wire::scan::find_byte;
@@ -62,6 +63,10 @@ pub struct Direct<'core> {
     core: &'core mut ServerConnection,
     channel: u32,
     seq: u64,
+    /// The request's metadata and the bytes its block takes at the front
+    /// of the frame's data (`[EXT-18]`): none without the extension.
+    metadata: Metadata,
+    block: usize,
 }
 
 impl ServerConnection {
@@ -74,30 +79,40 @@ impl ServerConnection {
     /// A request is direct when it is whole (status 1), on an open channel
     /// with no request of its own in progress or unanswered, within the
     /// message limit, on a route outside `/sys/`, on a connection past its
-    /// hello with no body marker nor metadata block in force (or with extensions off), and
+    /// hello with no body marker in force (or with extensions off), with a
+    /// well-formed metadata block where `metadata` is in force, and
     /// nothing is queued to be sent: then its answer is the next thing its
     /// channel sends (`[ORDER-1]`) and may be written straight after what
     /// was sent before. Every decision `receive` would make about it is the
-    /// same: it would be handed out as the channel's next request.
+    /// same: it would be handed out as the channel's next request. The
+    /// shell takes the body past [`Direct::block_len`] bytes.
     #[inline(always)]
     pub fn direct(&mut self, frame: &Frame) -> Option<Direct<'_>> {
         let possible = !self.closed
             && frame.status == Status::RequestWhole
             && self.outbox.is_empty()
             && self.body_codec.is_none()
-            && self.metadata_max.is_none()
             && frame.data.len() <= self.config.max_message
             && !frame.path.starts_with(b"/sys/")
             && self.handshake.proceeds();
         if !possible {
             return None;
         }
+        // A malformed block is for `receive` to refuse ([EXT-20]).
+        let (metadata, block) = match self.metadata_max {
+            None => (Metadata::empty(), 0),
+            Some(max_size) => {
+                let (metadata, _) = Metadata::split(&frame.data, max_size).ok()?;
+                let block = 2 + metadata.block_len();
+                (metadata, block)
+            }
+        };
         let channel = self.channels.get(frame.channel)?;
         if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
             return None;
         }
         let seq = channel.next_to_send;
-        Some(Direct { core: self, channel: frame.channel, seq })
+        Some(Direct { core: self, channel: frame.channel, seq, metadata, block })
     }
 }
 
@@ -105,6 +120,18 @@ impl Direct<'_> {
     /// The channel the request came on.
     pub fn channel(&self) -> u32 {
         self.channel
+    }
+
+    /// The bytes of the metadata block at the front of the frame's data:
+    /// the body is what follows them (0 without the extension).
+    pub fn block_len(&self) -> usize {
+        self.block
+    }
+
+    /// The request's metadata, taken out of the guard (empty without the
+    /// extension, and once taken).
+    pub fn take_metadata(&mut self) -> Metadata {
+        std::mem::take(&mut self.metadata)
     }
 
     /// The request's place in its channel's order, as
@@ -127,7 +154,7 @@ impl Direct<'_> {
     /// encoded.
     #[inline(always)]
     pub fn answer(self, route: &Bytes, body: Bytes, dst: Option<&mut BytesMut>) -> DirectAnswer {
-        let Direct { core, channel: channel_id, seq } = self;
+        let Direct { core, channel: channel_id, seq, .. } = self;
         let limits = core.config.frame_limits;
         let fits = core.outbox.is_empty()
             && body.len() <= limits.max_data as usize
@@ -142,7 +169,9 @@ impl Direct<'_> {
                 DirectAnswer::Written { frames, bytes }
             }
             _ => {
-                let seq = Direct { core: &mut *core, channel: channel_id, seq }.defer(route.clone(), 0);
+                let metadata = Metadata::empty();
+                let seq =
+                    Direct { core: &mut *core, channel: channel_id, seq, metadata, block: 0 }.defer(route.clone(), 0);
                 core.respond(channel_id, seq, body);
                 DirectAnswer::Queued
             }
@@ -154,7 +183,7 @@ impl Direct<'_> {
     /// [`ServerConnection::receive`] handed out; `held` is its body's size
     /// while it waits. Returns its seq, [`Direct::seq`].
     pub fn defer(self, route: Bytes, held: usize) -> u64 {
-        let Direct { core, channel, seq } = self;
+        let Direct { core, channel, seq, .. } = self;
         let Some(channel) = core.channels.get_mut(channel) else { return seq };
         channel.take_seq(route, held, &mut core.held)
     }

@@ -297,3 +297,33 @@ fn without_authentication_a_message_is_refused_at_its_first_frame() {
     assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(112));
     assert_eq!(core.close_requested(), Some("[EXT-9] unauthenticated"));
 }
+
+#[test]
+fn a_request_with_a_well_formed_block_is_direct_and_a_malformed_one_is_refused() {
+    let metadata_core = || {
+        let mut core = plain(ServerConfig::default());
+        core.hello_completed(false, None, Some(64));
+        core
+    };
+    let mut core = metadata_core();
+    let block = b"\x00\x0c\x08deadline\x00\x01\x39hi";
+    let frame = req(1, b"/echo", 0, block);
+    let mut direct = core.direct(&frame).expect("a whole request with a block");
+    assert_eq!(direct.block_len(), 14);
+    assert_eq!(direct.take_metadata().deadline(), Some(std::time::Duration::from_millis(9)));
+    let _ = direct.defer(Bytes::from_static(b"/echo"), 2);
+    // Keys out of order: not direct, and `receive` closes ([EXT-20]).
+    let mut core = metadata_core();
+    let bad = req(1, b"/echo", 0, b"\x00\x08\x01b\x00\x00\x01a\x00\x00x");
+    assert!(core.direct(&bad).is_none());
+    assert_eq!(core.receive(bad).map_err(|e| e.requirement()), Err("EXT-20"));
+    // A block past max_size is refused the same way.
+    let mut core = metadata_core();
+    let long = Frame::new(Status::RequestWhole, &b"/echo"[..], 0, [&[0u8, 65][..], &[b'a'; 65][..]].concat());
+    assert_eq!(core.receive(long).map_err(|e| e.requirement()), Err("EXT-20"));
+    // What the handler is handed out counts the block too ([RES-1]).
+    let mut core = metadata_core();
+    let Some(ServerEvent::Request(r)) = core.receive(req(1, b"/echo", 0, block)).unwrap() else { panic!() };
+    assert_eq!((&r.body[..], r.metadata.request_id()), (&b"hi"[..], None));
+    assert_eq!(core.held().handed_out, 2 + 12);
+}
