@@ -77,6 +77,7 @@
 //! | `tls` | rustls configurations from PEM files | `tls` (default) |
 //! | `server::metrics` | the server's counters and latencies through the `metrics` facade | `metrics` |
 //! | `gateway` | an HTTP/1.1 and HTTP/2 gateway in front of IIP servers | `gateway` |
+//! | (spans) | request and call spans joined into one OpenTelemetry trace through `traceparent` | `otel` |
 //! | `conformance` | the conformance suite, its embedded spec and vectors, the attack suite | `conformance` |
 //! | `cli` | the `iip` command | `cli` |
 //!
@@ -93,6 +94,8 @@ pub mod conformance;
 pub mod gateway;
 #[cfg(all(feature = "runtime", not(loom)))]
 pub mod io;
+#[cfg(all(feature = "otel", any(feature = "server", feature = "client"), not(loom)))]
+mod otel;
 pub mod proto;
 mod seconds;
 #[cfg(all(feature = "server", not(loom)))]

@@ -286,3 +286,53 @@ async fn the_request_id_is_in_the_server_log_lines_of_its_request() {
         "no answered line names the request id and trace:\n{text}"
     );
 }
+
+/// With the `otel` feature, a `tracing_opentelemetry` layer sees one trace:
+/// the client's call, A's request, A's call to B and B's request, each the
+/// child of the one before ([EXT-23]).
+#[tokio::test(flavor = "current_thread")]
+async fn one_trace_across_the_client_a_server_and_a_second_hop() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("iip-test")))
+        .with(tracing_subscriber::filter::LevelFilter::DEBUG);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let hops = three_hops(Duration::from_secs(5)).await;
+    hops.client.call("/hop", "0").instrument(tracing::info_span!("root")).await.unwrap();
+    hops.a.shutdown().await.unwrap();
+    hops.b.shutdown().await.unwrap();
+    let _ = provider.force_flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    // A span by its name and its `route` (the hellos are calls too).
+    let find = |name: &str, route: &str| {
+        let on_route = |s: &&opentelemetry_sdk::trace::SpanData| {
+            s.attributes.iter().any(|kv| kv.key.as_str() == "route" && kv.value.as_str() == route)
+        };
+        let found: Vec<_> = spans.iter().filter(|s| s.name == name).filter(on_route).collect();
+        assert_eq!(found.len(), 1, "one {name} span for {route}: {spans:#?}");
+        found[0]
+    };
+    let root = spans.iter().find(|s| s.name == "root").expect("the root span");
+    let (client_call, request_a) = (find("call", "/hop"), find("request", "/hop"));
+    let (a_to_b, request_b) = (find("call", "/inner"), find("request", "/inner"));
+    let trace = root.span_context.trace_id();
+    for span in [client_call, request_a, a_to_b, request_b] {
+        assert_eq!(span.span_context.trace_id(), trace, "{} is in the trace", span.name);
+    }
+    assert_eq!(client_call.parent_span_id, root.span_context.span_id());
+    assert_eq!(
+        request_a.parent_span_id,
+        client_call.span_context.span_id(),
+        "A's request is the client's call's child"
+    );
+    assert_eq!(a_to_b.parent_span_id, request_a.span_context.span_id());
+    assert_eq!(request_b.parent_span_id, a_to_b.span_context.span_id(), "B's request is A's call's child");
+    // The traceparent B's handler saw names A's call.
+    let seen = hops.seen_b.lock().unwrap()[0].traceparent.clone().unwrap();
+    assert!(seen.contains(&a_to_b.span_context.span_id().to_string()), "{seen}");
+}

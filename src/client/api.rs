@@ -276,7 +276,9 @@ impl Channel {
     /// Each call runs in a `call` span (at debug level, made only when a
     /// subscriber listens there) with its `channel` and `route`, and, once
     /// it ends, its `outcome` (`answered`, `error answer` with its `code`,
-    /// or the error that ended it) and its duration in `micros`.
+    /// or the error that ended it) and its duration in `micros`. With the
+    /// `otel` feature and an OpenTelemetry layer, that span is sent as the
+    /// request's `traceparent` where `metadata` is in force (`[EXT-23]`).
     pub async fn call_with(&self, call: Call) -> Result<Bytes, ClientError> {
         let timeout = call.timeout_or(self.client.config.timeout);
         let raw = call.is_raw();
@@ -284,6 +286,13 @@ impl Channel {
         let body = match tracing::enabled!(tracing::Level::DEBUG).then(|| call_span(self.id, &path)) {
             None => self.call_unspanned(path, body, metadata, timeout).await,
             Some(span) => {
+                // The callee's span is this call's child ([EXT-23]).
+                #[cfg(feature = "otel")]
+                let metadata = {
+                    let mut metadata = metadata;
+                    crate::otel::inject(&span, &mut metadata);
+                    metadata
+                };
                 let started = std::time::Instant::now();
                 let result = self.call_unspanned(path, body, metadata, timeout).instrument(span.clone()).await;
                 record_outcome(&span, &result, started.elapsed());

@@ -148,7 +148,7 @@ pub(super) fn start_handler(
 
 /// The `request` span of one request: its channel and route, and the
 /// caller's `request_id` and `trace_id` when its metadata names them
-/// (`[EXT-23]`).
+/// (`[EXT-23]`); with the `otel` feature, the child of the caller's span.
 fn request_span(request: &Request) -> tracing::Span {
     let span = tracing::debug_span!(
         "request",
@@ -163,6 +163,8 @@ fn request_span(request: &Request) -> tracing::Span {
     if let Some(parent) = request.metadata.traceparent() {
         span.record("trace_id", tracing::field::display(parent.trace_id_hex()));
     }
+    #[cfg(feature = "otel")]
+    crate::otel::adopt(&span, &request.metadata);
     span
 }
 
