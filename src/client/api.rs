@@ -9,7 +9,7 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tracing::Instrument;
 
 use crate::proto::client::RequestError;
-use crate::proto::extensions::metadata::{deadline_value, MetadataMap, DEADLINE};
+use crate::proto::extensions::metadata::MetadataMap;
 use crate::wire::answer::ErrorAnswer;
 
 use super::connection::Connection;
@@ -197,38 +197,41 @@ impl Client {
         channel: u32,
         path: Bytes,
         body: Bytes,
-        mut metadata: MetadataMap,
+        metadata: MetadataMap,
         timeout: Option<Duration>,
     ) -> Result<Inbox, ClientError> {
         let negotiated = self.connection.negotiated.get();
-        let metadata_max = negotiated.and_then(|n| n.metadata_max);
-        // Compressed and prefixed here, not under the multiplexer's lock
-        // ([EXT-12], [EXT-19]).
-        let block = match metadata_max {
+        let codec = negotiated.and_then(|n| n.body_codec.as_ref());
+        // The block, then the body, marked (and compressed) when that is
+        // agreed: written here, not under the multiplexer's lock ([EXT-12],
+        // [EXT-19]).
+        let mut block = 0;
+        let sent = match negotiated.and_then(|n| n.metadata_max) {
             Some(max_size) => {
-                if let Some(left) = timeout {
-                    metadata.insert(DEADLINE, deadline_value(left));
+                let plain: &[u8] = if body.is_empty() { b"{}" } else { &body };
+                let mut out = BytesMut::with_capacity(32 + metadata.block_len() + plain.len() + 1);
+                metadata.encode_with_deadline(timeout, max_size, &mut out).map_err(RequestError::from)?;
+                block = out.len();
+                match codec {
+                    Some(codec) => out.extend_from_slice(&codec.seal(plain)),
+                    None => out.extend_from_slice(plain),
                 }
-                let mut block = BytesMut::new();
-                metadata.encode(max_size, &mut block).map_err(RequestError::from)?;
-                Some(block)
+                Some(out.freeze())
             }
-            None => None,
+            None => codec.map(|codec| crate::proto::client::seal_request(Some(codec), None, &body)),
         };
         if let Some(limits) = self.agreed().and_then(|a| a.limits) {
-            let size = (body.len() + block.as_ref().map_or(0, |b| b.len())) as u64;
+            // The block counts toward the message limit, which applies to
+            // the body before compression ([EXT-15], [EXT-20]).
+            let size = (block + body.len()) as u64;
             if size > limits.max_message {
                 let limit = limits.max_message;
                 return Err(RequestError::OverLimit { what: "request body bytes", size, limit }.into());
             }
         }
-        let codec = negotiated.and_then(|n| n.body_codec.as_ref());
-        let inbox = match (codec, block) {
-            (None, None) => Mux::call(&self.connection.mux, channel, path, body)?,
-            (codec, block) => {
-                let body = crate::proto::client::seal_request(codec, block.as_deref(), &body);
-                Mux::call_marked(&self.connection.mux, channel, path, body)?
-            }
+        let inbox = match sent {
+            None => Mux::call(&self.connection.mux, channel, path, body)?,
+            Some(sent) => Mux::call_marked(&self.connection.mux, channel, path, sent)?,
         };
         self.connection.wake_writer.notify_one();
         Ok(inbox)

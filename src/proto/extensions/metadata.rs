@@ -320,11 +320,28 @@ impl MetadataMap {
     /// `out`. Fails, writing nothing, on an entry a receiver would refuse
     /// or a block longer than `max_size`.
     pub fn encode(&self, max_size: usize, out: &mut BytesMut) -> Result<(), MetadataError> {
-        let length = self.block_len();
+        self.encode_with_deadline(None, max_size, out)
+    }
+
+    /// [`MetadataMap::encode`] with `deadline` (`[EXT-22]`, rounded down
+    /// to whole milliseconds) written as the `deadline` entry in its
+    /// place, instead of any `deadline` the map holds: what a client sends
+    /// for a call with a time limit, without a copy of the map.
+    pub fn encode_with_deadline(
+        &self,
+        deadline: Option<Duration>,
+        max_size: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), MetadataError> {
+        let mut digits = [0u8; 10];
+        let deadline = deadline.map(|left| decimal(u32::try_from(left.as_millis()).unwrap_or(u32::MAX), &mut digits));
+        let entries = || self.iter().filter(move |(key, _)| deadline.is_none() || *key != DEADLINE);
+        let length = entries().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>()
+            + deadline.map_or(0, |d| 3 + DEADLINE.len() + d.len());
         if length > max_size.min(usize::from(u16::MAX)) {
             return Err(MetadataError::TooLong { length, max_size });
         }
-        for (key, value) in self.iter() {
+        for (key, value) in entries() {
             if !key_ok(key.as_bytes()) {
                 return Err(MetadataError::BadKey { key: key.to_string() });
             }
@@ -333,15 +350,39 @@ impl MetadataMap {
             }
             check_registered(key, value)?;
         }
-        out.reserve(2 + length);
-        out.put_u16(length as u16);
-        for (key, value) in self.iter() {
+        let put = |out: &mut BytesMut, key: &str, value: &[u8]| {
             out.put_u8(key.len() as u8);
             out.put_slice(key.as_bytes());
             out.put_u16(value.len() as u16);
-            out.put_slice(value.as_bytes());
+            out.put_slice(value);
+        };
+        out.reserve(2 + length);
+        out.put_u16(length as u16);
+        let mut pending = deadline;
+        for (key, value) in entries() {
+            if let Some(d) = pending.filter(|_| key > DEADLINE) {
+                put(out, DEADLINE, d);
+                pending = None;
+            }
+            put(out, key, value.as_bytes());
+        }
+        if let Some(d) = pending {
+            put(out, DEADLINE, d);
         }
         Ok(())
+    }
+}
+
+/// `n` in decimal digits, written into `buffer`: the digits' slice.
+fn decimal(mut n: u32, buffer: &mut [u8; 10]) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buffer[at..];
+        }
     }
 }
 
@@ -510,6 +551,28 @@ mod tests {
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_deadline_is_written_in_its_place_among_the_keys() {
+        let map: MetadataMap = [("a", "1"), ("deadline", "7"), ("z", "2")].into_iter().collect();
+        for (deadline, want) in
+            [(None, "7"), (Some(Duration::from_micros(1_999_999)), "1999"), (Some(Duration::ZERO), "0")]
+        {
+            let mut out = BytesMut::new();
+            map.encode_with_deadline(deadline, 100, &mut out).unwrap();
+            let (meta, rest) = Metadata::split(&out.freeze(), 100).unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(meta.iter().collect::<Vec<_>>(), [("a", "1"), ("deadline", want), ("z", "2")]);
+        }
+        let mut out = BytesMut::new();
+        MetadataMap::new().encode_with_deadline(Some(Duration::from_millis(250)), 100, &mut out).unwrap();
+        assert_eq!(&out[..], b"\x00\x0e\x08deadline\x00\x03250");
+        let mut out = BytesMut::new();
+        let after: MetadataMap = [("e", "x")].into_iter().collect();
+        after.encode_with_deadline(Some(Duration::from_secs(u64::MAX)), 100, &mut out).unwrap();
+        let (meta, _) = Metadata::split(&out.freeze(), 100).unwrap();
+        assert_eq!(meta.iter().collect::<Vec<_>>(), [("deadline", "4294967295"), ("e", "x")]);
     }
 
     #[test]
