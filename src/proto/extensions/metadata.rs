@@ -575,6 +575,36 @@ mod tests {
         assert_eq!(meta.iter().collect::<Vec<_>>(), [("deadline", "4294967295"), ("e", "x")]);
     }
 
+    proptest::proptest! {
+        /// Any bytes split into a block and a body or are refused, and a
+        /// block taken is the one encoding of its entries (`[EXT-18]`).
+        #[test]
+        fn any_bytes_split_or_are_refused_and_taken_blocks_are_canonical(
+            length in 0u8..48,
+            tail in proptest::collection::vec(proptest::prop_oneof![0u8..=4, 0x20u8..=0x7e, proptest::num::u8::ANY], 0..64),
+        ) {
+            // A length the body can hold more often than not, then anything.
+            let data: Vec<u8> = [0, length].into_iter().chain(tail).collect();
+            let body = Bytes::from(data.clone());
+            if let Ok((meta, rest)) = Metadata::split(&body, usize::from(u16::MAX)) {
+                let mut again = BytesMut::new();
+                meta.to_map().encode(usize::from(u16::MAX), &mut again).unwrap();
+                proptest::prop_assert_eq!(&again[..], &data[..data.len() - rest.len()]);
+            }
+        }
+
+        /// Entries a sender may send come back as they were sent.
+        #[test]
+        fn sent_entries_are_received(entries in proptest::collection::btree_map("[a-z0-9._-]{1,12}", "[ -~]{0,20}", 0..6)) {
+            let map: MetadataMap = entries.iter().filter(|(k, _)| !REGISTERED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut out = BytesMut::new();
+            map.encode(usize::from(u16::MAX), &mut out).unwrap();
+            let (meta, rest) = Metadata::split(&out.freeze(), usize::from(u16::MAX)).unwrap();
+            proptest::prop_assert!(rest.is_empty());
+            proptest::prop_assert_eq!(meta.to_map(), map);
+        }
+    }
+
     #[test]
     fn encoding_refuses_what_a_receiver_would() {
         let mut out = BytesMut::new();
