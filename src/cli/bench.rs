@@ -55,8 +55,9 @@ pub(crate) struct BenchArgs {
     body: Option<String>,
     /// Drive the server with bare frames, one task per connection and
     /// no client library: the least CPU per request on this side, so
-    /// the server's cost shows (plain TCP, no hello, no --balance; each
-    /// read's answers are answered with one write).
+    /// the server's cost shows (plain TCP, no --balance, no hello unless
+    /// --metadata asks for one; each read's answers are answered with one
+    /// write).
     #[arg(long)]
     raw: bool,
     /// Offer `metadata` (spec 14.7): every call then carries a block with

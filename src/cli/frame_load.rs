@@ -53,8 +53,9 @@ pub enum RawLoadError {
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 64 * 1024;
 
-/// Runs `plan` with bare frames: plain TCP targets only, no hello, no
-/// balancer. `progress` hears the requests done so far about ten times a
+/// Runs `plan` with bare frames: plain TCP targets only, no balancer, no
+/// hello but one offering `metadata` alone when the plan's extensions
+/// offer it (then every request carries the same block). `progress` hears the requests done so far about ten times a
 /// second.
 pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, RawLoadError> {
     if plan.balance.is_some() {
@@ -71,18 +72,26 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
         let io = |source| RawLoadError::Io { addr: target.addr.clone(), source };
         let mut stream = TcpStream::connect(&target.addr).await.map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
-        let channels = open_channels(&mut stream, plan.channels, limits, plan.timeout)
-            .await
-            .map_err(|detail| RawLoadError::Channels { addr: target.addr.clone(), detail })?;
-        streams.push((stream, channels));
+        let refused = |detail| RawLoadError::Channels { addr: target.addr.clone(), detail };
+        // With --metadata: a hello offering it alone, and a block before
+        // every request where it is agreed.
+        let metadata = plan.extensions.metadata;
+        let block = match metadata && offer_metadata(&mut stream, limits, plan.timeout).await.map_err(refused)? {
+            true => Some(request_block(plan)?),
+            false => None,
+        };
+        let channels =
+            open_channels(&mut stream, plan.channels, limits, plan.timeout, block.is_some()).await.map_err(refused)?;
+        streams.push((stream, channels, block));
     }
     let tally = Tally::start(plan.server_pid);
     let done = Arc::new(AtomicU64::new(0));
     let issued = Arc::new(AtomicU64::new(0));
     let deadline = tally.started + plan.duration;
     let mut workers = Vec::new();
-    for (stream, channels) in streams {
-        let driver = Driver::new(plan, &payload, channels, limits, deadline).map_err(RawLoadError::Unsupported)?;
+    for (stream, channels, block) in streams {
+        let driver =
+            Driver::new(plan, &payload, channels, block, limits, deadline).map_err(RawLoadError::Unsupported)?;
         let (done, issued) = (done.clone(), issued.clone());
         workers.push(tokio::spawn(async move { driver.drive(stream, &done, &issued).await }));
     }
@@ -90,18 +99,55 @@ pub async fn run(plan: &LoadPlan, progress: impl Fn(u64) + Send + Sync + 'static
     Ok(tally.report(done.load(Ordering::Relaxed), errors, first_error, &histogram, payload.len()))
 }
 
+/// Says hello offering `metadata` alone (`[EXT-17]`); whether it was agreed.
+async fn offer_metadata(stream: &mut TcpStream, limits: FrameLimits, timeout: Duration) -> Result<bool, String> {
+    let hello =
+        Frame::new(Status::RequestWhole, &b"/sys/hello"[..], 0, &br#"{"revision":1,"extensions":{"metadata":{}}}"#[..]);
+    let mut out = BytesMut::new();
+    encode_frame(&hello, &limits, &mut out).map_err(|e| e.to_string())?;
+    tokio::io::AsyncWriteExt::write_all(stream, &out).await.map_err(|e| e.to_string())?;
+    let (mut decoder, mut input) = (FrameDecoder::new(limits), BytesMut::new());
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(frame) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
+            let answer = serde_json::from_slice::<crate::proto::extensions::HelloAnswer>(&frame.data).ok();
+            return Ok(answer.is_some_and(|a| a.extensions.metadata.is_some()));
+        }
+        let read = tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read_buf(stream, &mut input))
+            .await
+            .map_err(|_| format!("no answer to the hello within {timeout:?}"))?
+            .map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the server closed the connection".into());
+        }
+    }
+}
+
+/// The block every request of `plan` carries: its entries and its
+/// timeout as the deadline (`[EXT-18]`, `[EXT-22]`).
+fn request_block(plan: &LoadPlan) -> Result<Bytes, RawLoadError> {
+    let mut block = BytesMut::new();
+    plan.metadata
+        .encode_with_deadline(Some(plan.timeout), usize::from(u16::MAX), &mut block)
+        .map_err(|e| RawLoadError::Unsupported(e.to_string()))?;
+    Ok(block.freeze())
+}
+
 /// Opens `count` channels with `/sys/new_channel` on channel 0, all asked
-/// at once; no channels asked means channel 0 alone.
+/// at once (each behind an empty block when `metadata` is in force); no
+/// channels asked means channel 0 alone.
 async fn open_channels(
     stream: &mut TcpStream,
     count: usize,
     limits: FrameLimits,
     timeout: Duration,
+    metadata: bool,
 ) -> Result<Vec<u32>, String> {
     if count == 0 {
         return Ok(vec![0]);
     }
     let mut core = ClientConnection::new(limits);
+    core.set_extensions(None, false, metadata);
     for _ in 0..count {
         core.open_channel(0).map_err(|e| e.to_string())?;
     }
@@ -162,12 +208,17 @@ impl Driver {
         plan: &LoadPlan,
         payload: &Bytes,
         channels: Vec<u32>,
+        block: Option<Bytes>,
         limits: FrameLimits,
         deadline: Instant,
     ) -> Result<Driver, String> {
         let mut requests = Vec::with_capacity(channels.len());
+        let data = match &block {
+            Some(block) => Bytes::from([&block[..], &payload[..]].concat()),
+            None => payload.clone(),
+        };
         for &channel in &channels {
-            let frame = Frame::new(Status::RequestWhole, Bytes::from(plan.path.clone()), channel, payload.clone());
+            let frame = Frame::new(Status::RequestWhole, Bytes::from(plan.path.clone()), channel, data.clone());
             let mut encoded = BytesMut::new();
             encode_frame(&frame, &limits, &mut encoded)
                 .map_err(|e| format!("it sends each request in one frame: {e}"))?;
