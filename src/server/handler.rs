@@ -25,10 +25,33 @@ pub struct Request {
     pub(crate) body: Bytes,
     pub(crate) peer: super::transport::Peer,
     pub(crate) identity: Option<std::sync::Arc<str>>,
+    /// Its metadata and when its `deadline` passes, counted from its
+    /// arrival; `None` for a request without metadata, which keeps a
+    /// plain request as small as it was.
+    pub(crate) meta: Option<Box<RequestMeta>>,
+}
+
+/// The metadata of a request that carries some (`[EXT-18]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestMeta {
     pub(crate) metadata: Metadata,
-    /// When the request's `deadline` passes, counted from its arrival.
     pub(crate) deadline: Option<Instant>,
 }
+
+impl RequestMeta {
+    /// `metadata` arrived now: `None` when it is empty.
+    #[inline(always)]
+    pub(crate) fn arrived(metadata: Metadata) -> Option<Box<RequestMeta>> {
+        if metadata.is_empty() {
+            return None;
+        }
+        let deadline = metadata.deadline().map(|left| Instant::now() + left);
+        Some(Box::new(RequestMeta { metadata, deadline }))
+    }
+}
+
+/// The metadata of every request without any.
+static NO_METADATA: Metadata = Metadata::empty();
 
 impl Request {
     /// A request for `path` (split at its first `?` into route and query)
@@ -44,8 +67,7 @@ impl Request {
             body: body.into(),
             peer: super::transport::Peer::Named("test".into()),
             identity: None,
-            metadata: Metadata::empty(),
-            deadline: None,
+            meta: None,
         }
     }
 
@@ -53,8 +75,7 @@ impl Request {
     /// (`[EXT-18]`): its `deadline`, if any, counts from now. For a
     /// handler's own tests.
     pub fn with_metadata(mut self, metadata: Metadata) -> Request {
-        self.deadline = metadata.deadline().map(|left| Instant::now() + left);
-        self.metadata = metadata;
+        self.meta = RequestMeta::arrived(metadata);
         self
     }
 
@@ -114,7 +135,7 @@ impl Request {
     /// `traceparent`, `tracestate`) and the application's. Empty on a
     /// connection without the `metadata` extension.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        self.meta.as_ref().map_or(&NO_METADATA, |m| &m.metadata)
     }
 
     /// When the request's deadline passes (`[EXT-22]`): its `deadline`
@@ -122,14 +143,14 @@ impl Request {
     /// the client sent none. Past it the server has answered 103 and
     /// stopped the handler.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.meta.as_ref().and_then(|m| m.deadline)
     }
 
     /// The time left before [`Request::deadline`]: zero once it passed,
     /// `None` without a deadline. A call made on the request's behalf
     /// takes it with [`Call::inherit`](crate::client::Call::inherit).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|at| at.saturating_duration_since(Instant::now()))
+        self.deadline().map(|at| at.saturating_duration_since(Instant::now()))
     }
 }
 

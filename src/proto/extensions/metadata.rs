@@ -159,8 +159,8 @@ impl std::fmt::Debug for Metadata {
 impl Metadata {
     /// No metadata: what a request carries on a connection without the
     /// extension, or with an empty block.
-    pub fn empty() -> Metadata {
-        Metadata::default()
+    pub const fn empty() -> Metadata {
+        Metadata { entries: Bytes::new() }
     }
 
     /// Splits the block off the front of `body` (`[EXT-18]`) and checks it

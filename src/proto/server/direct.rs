@@ -63,9 +63,8 @@ pub struct Direct<'core> {
     core: &'core mut ServerConnection,
     channel: u32,
     seq: u64,
-    /// The request's metadata and the bytes its block takes at the front
-    /// of the frame's data (`[EXT-18]`): none without the extension.
-    metadata: Metadata,
+    /// The bytes the request's metadata block takes at the front of the
+    /// frame's data (`[EXT-18]`): 0 without the extension.
     block: usize,
 }
 
@@ -99,21 +98,32 @@ impl ServerConnection {
             return None;
         }
         // A malformed block is for `receive` to refuse ([EXT-20]).
-        let (metadata, block) = match self.metadata_max {
-            None => (Metadata::empty(), 0),
-            Some(max_size) => {
-                let (metadata, _) = Metadata::split(&frame.data, max_size).ok()?;
-                let block = 2 + metadata.block_len();
-                (metadata, block)
-            }
+        let block = match self.metadata_max {
+            None => 0,
+            Some(max_size) => block_len(&frame.data, max_size)?,
         };
         let channel = self.channels.get(frame.channel)?;
         if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
             return None;
         }
         let seq = channel.next_to_send;
-        Some(Direct { core: self, channel: frame.channel, seq, metadata, block })
+        Some(Direct { core: self, channel: frame.channel, seq, block })
     }
+}
+
+/// The bytes of the metadata block at the front of `data`, if it is
+/// well-formed; kept out of line, off the path of plain requests.
+#[inline(never)]
+fn block_len(data: &Bytes, max_size: usize) -> Option<usize> {
+    let (metadata, _) = Metadata::split(data, max_size).ok()?;
+    Some(2 + metadata.block_len())
+}
+
+/// A block `direct` checked, and the body after its `block` bytes.
+#[inline(never)]
+fn split_checked(data: Bytes, block: usize) -> (Option<Metadata>, Bytes) {
+    let metadata = Metadata::split(&data, usize::MAX).map(|(m, _)| m).ok();
+    (metadata, data.slice(block..))
 }
 
 impl Direct<'_> {
@@ -128,10 +138,15 @@ impl Direct<'_> {
         self.block
     }
 
-    /// The request's metadata, taken out of the guard (empty without the
-    /// extension, and once taken).
-    pub fn take_metadata(&mut self) -> Metadata {
-        std::mem::take(&mut self.metadata)
+    /// The metadata block at the front of `data`, the frame's data, and the
+    /// body after it (`[EXT-18]`): `None` and the data itself when no block
+    /// is in force.
+    #[inline(always)]
+    pub fn split_body(&self, data: Bytes) -> (Option<Metadata>, Bytes) {
+        if self.block == 0 {
+            return (None, data);
+        }
+        split_checked(data, self.block)
     }
 
     /// The request's place in its channel's order, as
@@ -169,9 +184,7 @@ impl Direct<'_> {
                 DirectAnswer::Written { frames, bytes }
             }
             _ => {
-                let metadata = Metadata::empty();
-                let seq =
-                    Direct { core: &mut *core, channel: channel_id, seq, metadata, block: 0 }.defer(route.clone(), 0);
+                let seq = Direct { core: &mut *core, channel: channel_id, seq, block: 0 }.defer(route.clone(), 0);
                 core.respond(channel_id, seq, body);
                 DirectAnswer::Queued
             }

@@ -12,7 +12,7 @@ use super::counts::count_in;
 use super::start::{request_from, start_handler, Started};
 use super::{Connection, Done};
 use crate::proto::server::DirectAnswer;
-use crate::server::handler::HandlerError;
+use crate::server::handler::{HandlerError, RequestMeta};
 use crate::server::tally::Found;
 use crate::wire::answer::ErrorAnswer;
 use crate::wire::frame::{split_route, Frame};
@@ -25,24 +25,24 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// not received, when it is not direct.
     #[inline(always)]
     pub(super) fn on_direct_frame(&mut self, frame: Frame, bytes: u64) -> Result<(), Frame> {
-        let Some(mut direct) = self.core.direct(&frame) else { return Err(frame) };
+        let Some(direct) = self.core.direct(&frame) else { return Err(frame) };
         let (channel, seq, highest) = (direct.channel(), direct.seq(), direct.highest_channel_id());
         count_in(&mut self.channel_counts, &mut self.connection_count, (channel, highest), |c| {
             c.frame_received(bytes);
             c.whole_received += 1;
         });
         let (route, query) = split_route(frame.path);
-        // The body follows the metadata block, if one is in force ([EXT-18]).
-        let metadata = direct.take_metadata();
-        let body = if direct.block_len() == 0 { frame.data } else { frame.data.slice(direct.block_len()..) };
-        // Its metadata shares the frame's bytes: both are held while it waits.
-        let held = body.len() + direct.block_len();
+        // The body follows the metadata block, if one is in force ([EXT-18]);
+        // the two share the frame's bytes, held while the handler waits.
+        let held = frame.data.len();
+        let (metadata, body) = direct.split_body(frame.data);
         let Some(Found { name, route: found, tally }) = self.tallies.find(&self.shared.routes, &route) else {
             let answered = direct.answer(&route, ErrorAnswer::no_handler().to_body(), self.writer.direct_buffer());
             self.direct_answered(channel, answered);
             return Ok(());
         };
-        let request = request_from(&self.peer, &self.identity, channel, route, query, body, metadata);
+        let meta = metadata.and_then(RequestMeta::arrived);
+        let request = request_from(&self.peer, &self.identity, channel, route, query, body, meta);
         match start_handler(&self.shared, found, tally, request, seq, (1, bytes), &mut self.clock) {
             // The answer's frames carry the route's name as the server
             // holds it: the request's own went to the handler.

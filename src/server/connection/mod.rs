@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::io::inline_writer::InlineWriter;
 use crate::io::reader::{FrameReader, ReadStep};
-use crate::proto::extensions::{Handshake, Metadata, HELLO, PING};
+use crate::proto::extensions::{Handshake, HELLO, PING};
 use crate::proto::server::{IncomingRequest, ServerConnection, ServerEvent};
 use crate::proto::timers::ConnectionTimers;
 use crate::wire::answer::ErrorAnswer;
@@ -27,7 +27,7 @@ use crate::wire::codec::CodecError;
 use crate::wire::frame::Frame;
 
 use super::extensions::{answer_hello, HelloOutcome};
-use super::handler::{HandlerError, Reply, Request};
+use super::handler::{HandlerError, Reply, Request, RequestMeta};
 use super::memory::HeldShare;
 use super::offload::Timed;
 use super::stats::{latency_now, Counts, Instant as LatencyInstant, RouteStats};
@@ -600,7 +600,9 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             self.core.respond_error(channel, seq, ErrorAnswer::no_handler());
             return;
         };
-        let request = request_from(&self.peer, &self.identity, channel, route, query, body, metadata);
+        // The deadline counts from the moment the request is whole ([EXT-22]).
+        let request =
+            request_from(&self.peer, &self.identity, channel, route, query, body, RequestMeta::arrived(metadata));
         match start_handler(&self.shared, found, tally, request, seq, (frames, bytes), &mut self.clock) {
             Started::Answered(body) => self.complete(Done::answer(channel, seq, body)),
             Started::Waiting(work) => self.handlers.push(work),

@@ -14,7 +14,7 @@ pub(super) enum Started {
 }
 
 /// The request a handler is given, from a connection with `peer` and
-/// `identity`, with its metadata (`[EXT-18]`).
+/// `identity`, with its metadata, if it has any (`[EXT-18]`).
 #[inline(always)]
 pub(super) fn request_from(
     peer: &Peer,
@@ -23,11 +23,9 @@ pub(super) fn request_from(
     route: Bytes,
     query: Option<Bytes>,
     body: Bytes,
-    metadata: Metadata,
+    meta: Option<Box<RequestMeta>>,
 ) -> Request {
-    // The deadline counts from the moment the request is whole ([EXT-22]).
-    let deadline = metadata.deadline().map(|left| std::time::Instant::now() + left);
-    Request { channel, route, query, body, peer: peer.clone(), identity: identity.clone(), metadata, deadline }
+    Request { channel, route, query, body, peer: peer.clone(), identity: identity.clone(), meta }
 }
 
 /// Hands a request to its route's handler and polls it once. Most handlers
@@ -62,16 +60,15 @@ pub(super) fn start_handler(
     };
     // A request whose deadline has passed is answered 103 without its
     // handler ([EXT-22]).
-    if request.deadline.is_some_and(|at| at <= std::time::Instant::now()) {
-        let (body, answered) = finish.done(route_stats, None);
-        tally.answered(route_stats, &answered);
-        clock.ended(answered.ended);
-        return Started::Answered(body);
+    if request.meta.is_some()
+        && request.meta.as_ref().and_then(|m| m.deadline).is_some_and(|at| at <= std::time::Instant::now())
+    {
+        return expired(finish, route_stats, tally, clock);
     }
     // A span per request only when someone listens at debug level.
     let span = tracing::enabled!(tracing::Level::DEBUG).then(|| request_span(&request));
     let offloaded = offload_after.is_some() && meter.offloaded();
-    let deadline = request.deadline;
+    let deadline = request.deadline();
     // A sampled request's time inside the handler so far.
     let mut busy = Duration::ZERO;
     let call = if offloaded {
@@ -157,15 +154,26 @@ fn request_span(request: &Request) -> tracing::Span {
         request_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    if let Some(id) = request.metadata.request_id() {
+    if let Some(id) = request.metadata().request_id() {
         span.record("request_id", tracing::field::display(id));
     }
-    if let Some(parent) = request.metadata.traceparent() {
+    if let Some(parent) = request.metadata().traceparent() {
         span.record("trace_id", tracing::field::display(parent.trace_id_hex()));
     }
     #[cfg(feature = "otel")]
-    crate::otel::adopt(&span, &request.metadata);
+    crate::otel::adopt(&span, request.metadata());
     span
+}
+
+/// The answer to a request whose deadline passed before its handler ran:
+/// 103, counted as the handler's would be ([EXT-22]).
+#[cold]
+#[inline(never)]
+fn expired(finish: Finish, route_stats: &RouteStats, tally: &mut Tally, clock: &mut TurnClock) -> Started {
+    let (body, answered) = finish.done(route_stats, None);
+    tally.answered(route_stats, &answered);
+    clock.ended(answered.ended);
+    Started::Answered(body)
 }
 
 /// What a handler that waits owns until it answers: the server and its
