@@ -36,6 +36,8 @@ pub struct Request {
 pub(crate) struct RequestMeta {
     pub(crate) metadata: Metadata,
     pub(crate) deadline: Option<Instant>,
+    /// Its deadline was `0`: it is answered 103 without a handler.
+    pub(crate) expired: bool,
 }
 
 impl RequestMeta {
@@ -45,8 +47,9 @@ impl RequestMeta {
         if metadata.is_empty() {
             return None;
         }
-        let deadline = metadata.deadline().map(|left| Instant::now() + left);
-        Some(Box::new(RequestMeta { metadata, deadline }))
+        let left = metadata.deadline();
+        let deadline = left.map(|left| Instant::now() + left);
+        Some(Box::new(RequestMeta { metadata, deadline, expired: left == Some(Duration::ZERO) }))
     }
 }
 

@@ -63,8 +63,10 @@ pub struct Direct<'core> {
     core: &'core mut ServerConnection,
     channel: u32,
     seq: u64,
-    /// The bytes the request's metadata block takes at the front of the
-    /// frame's data (`[EXT-18]`): 0 without the extension.
+    /// The request's metadata block, checked, where the extension is in
+    /// force (`[EXT-18]`), and the bytes it takes at the front of the
+    /// frame's data (0 without the extension).
+    metadata: Option<Metadata>,
     block: usize,
 }
 
@@ -98,32 +100,26 @@ impl ServerConnection {
             return None;
         }
         // A malformed block is for `receive` to refuse ([EXT-20]).
-        let block = match self.metadata_max {
-            None => 0,
-            Some(max_size) => block_len(&frame.data, max_size)?,
+        let (metadata, block) = match self.metadata_max {
+            None => (None, 0),
+            Some(max_size) => split_block(&frame.data, max_size)?,
         };
         let channel = self.channels.get(frame.channel)?;
         if channel.phase != Phase::Open || !matches!(channel.inbound, Inbound::Idle) || !channel.slots.is_empty() {
             return None;
         }
         let seq = channel.next_to_send;
-        Some(Direct { core: self, channel: frame.channel, seq, block })
+        Some(Direct { core: self, channel: frame.channel, seq, metadata, block })
     }
 }
 
-/// The bytes of the metadata block at the front of `data`, if it is
+/// The metadata block at the front of `data` and its bytes, if it is
 /// well-formed; kept out of line, off the path of plain requests.
 #[inline(never)]
-fn block_len(data: &Bytes, max_size: usize) -> Option<usize> {
+fn split_block(data: &Bytes, max_size: usize) -> Option<(Option<Metadata>, usize)> {
     let (metadata, _) = Metadata::split(data, max_size).ok()?;
-    Some(2 + metadata.block_len())
-}
-
-/// A block `direct` checked, and the body after its `block` bytes.
-#[inline(never)]
-fn split_checked(data: Bytes, block: usize) -> (Option<Metadata>, Bytes) {
-    let metadata = Metadata::split(&data, usize::MAX).map(|(m, _)| m).ok();
-    (metadata, data.slice(block..))
+    let block = 2 + metadata.block_len();
+    Some((Some(metadata), block))
 }
 
 impl Direct<'_> {
@@ -140,13 +136,14 @@ impl Direct<'_> {
 
     /// The metadata block at the front of `data`, the frame's data, and the
     /// body after it (`[EXT-18]`): `None` and the data itself when no block
-    /// is in force.
+    /// is in force. The metadata is taken out of the guard: a second call
+    /// gives `None`.
     #[inline(always)]
-    pub fn split_body(&self, data: Bytes) -> (Option<Metadata>, Bytes) {
-        if self.block == 0 {
-            return (None, data);
+    pub fn split_body(&mut self, data: Bytes) -> (Option<Metadata>, Bytes) {
+        match self.metadata.take() {
+            None => (None, data),
+            Some(metadata) => (Some(metadata), data.slice(self.block..)),
         }
-        split_checked(data, self.block)
     }
 
     /// The request's place in its channel's order, as
@@ -184,7 +181,8 @@ impl Direct<'_> {
                 DirectAnswer::Written { frames, bytes }
             }
             _ => {
-                let seq = Direct { core: &mut *core, channel: channel_id, seq, block: 0 }.defer(route.clone(), 0);
+                let seq =
+                    Direct { core: &mut *core, channel: channel_id, seq, metadata: None, block: 0 }.defer(route.clone(), 0);
                 core.respond(channel_id, seq, body);
                 DirectAnswer::Queued
             }

@@ -308,7 +308,7 @@ fn a_request_with_a_well_formed_block_is_direct_and_a_malformed_one_is_refused()
     let mut core = metadata_core();
     let block = b"\x00\x0c\x08deadline\x00\x01\x39hi";
     let frame = req(1, b"/echo", 0, block);
-    let direct = core.direct(&frame).expect("a whole request with a block");
+    let mut direct = core.direct(&frame).expect("a whole request with a block");
     assert_eq!(direct.block_len(), 14);
     let (metadata, body) = direct.split_body(frame.data.clone());
     assert_eq!(metadata.and_then(|m| m.deadline()), Some(std::time::Duration::from_millis(9)));

@@ -25,7 +25,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
     /// not received, when it is not direct.
     #[inline(always)]
     pub(super) fn on_direct_frame(&mut self, frame: Frame, bytes: u64) -> Result<(), Frame> {
-        let Some(direct) = self.core.direct(&frame) else { return Err(frame) };
+        let Some(mut direct) = self.core.direct(&frame) else { return Err(frame) };
         let (channel, seq, highest) = (direct.channel(), direct.seq(), direct.highest_channel_id());
         count_in(&mut self.channel_counts, &mut self.connection_count, (channel, highest), |c| {
             c.frame_received(bytes);
