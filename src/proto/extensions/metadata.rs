@@ -148,6 +148,8 @@ fn entry_at(entries: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
 pub struct Metadata {
     /// The block's entries, without its length.
     entries: Bytes,
+    /// The `deadline` entry's milliseconds, read when the block was checked.
+    deadline_ms: Option<u32>,
 }
 
 impl std::fmt::Debug for Metadata {
@@ -160,7 +162,7 @@ impl Metadata {
     /// No metadata: what a request carries on a connection without the
     /// extension, or with an empty block.
     pub const fn empty() -> Metadata {
-        Metadata { entries: Bytes::new() }
+        Metadata { entries: Bytes::new(), deadline_ms: None }
     }
 
     /// Splits the block off the front of `body` (`[EXT-18]`) and checks it
@@ -178,8 +180,8 @@ impl Metadata {
             return Err(MetadataError::PastBody { length, available: body.len() - 2 });
         }
         let entries = body.slice(2..2 + length);
-        check_entries(&entries)?;
-        Ok((Metadata { entries }, body.slice(2 + length..)))
+        let deadline_ms = check_entries(&entries)?;
+        Ok((Metadata { entries, deadline_ms }, body.slice(2 + length..)))
     }
 
     /// Whether there is no entry.
@@ -193,7 +195,7 @@ impl Metadata {
         if self.entries.is_empty() {
             return self;
         }
-        Metadata { entries: Bytes::copy_from_slice(&self.entries) }
+        Metadata { entries: Bytes::copy_from_slice(&self.entries), deadline_ms: self.deadline_ms }
     }
 
     /// The block's length: the bytes of its entries (`[EXT-18]`).
@@ -219,7 +221,7 @@ impl Metadata {
 
     /// The time left for the request when it was sent (`deadline`, `[EXT-22]`).
     pub fn deadline(&self) -> Option<Duration> {
-        self.get(DEADLINE).and_then(parse_deadline).map(|ms| Duration::from_millis(u64::from(ms)))
+        self.deadline_ms.map(|ms| Duration::from_millis(u64::from(ms)))
     }
 
     /// The caller's id for the request (`request-id`, `[EXT-23]`).
@@ -243,10 +245,12 @@ impl Metadata {
     }
 }
 
-/// Checks every entry of a block (`[EXT-18]`, `[EXT-20]`, `[EXT-21]`).
-fn check_entries(entries: &[u8]) -> Result<(), MetadataError> {
+/// Checks every entry of a block (`[EXT-18]`, `[EXT-20]`, `[EXT-21]`);
+/// the milliseconds of its `deadline`, if it has one.
+fn check_entries(entries: &[u8]) -> Result<Option<u32>, MetadataError> {
     let mut at = 0;
     let mut previous: &[u8] = &[];
+    let mut deadline = None;
     while at < entries.len() {
         let (key, value, next) = entry_at(entries, at).ok_or(MetadataError::EntryPastBlock { offset: at })?;
         let name = || String::from_utf8_lossy(key).into_owned();
@@ -265,11 +269,14 @@ fn check_entries(entries: &[u8]) -> Result<(), MetadataError> {
         // Both are ASCII once checked.
         if let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value)) {
             check_registered(key, value)?;
+            if key == DEADLINE {
+                deadline = parse_deadline(value);
+            }
         }
         previous = key;
         at = next;
     }
-    Ok(())
+    Ok(deadline)
 }
 
 /// Metadata to send: keys and values, kept in the order the block is

@@ -181,8 +181,8 @@ impl Direct<'_> {
                 DirectAnswer::Written { frames, bytes }
             }
             _ => {
-                let seq =
-                    Direct { core: &mut *core, channel: channel_id, seq, metadata: None, block: 0 }.defer(route.clone(), 0);
+                let seq = Direct { core: &mut *core, channel: channel_id, seq, metadata: None, block: 0 }
+                    .defer(route.clone(), 0);
                 core.respond(channel_id, seq, body);
                 DirectAnswer::Queued
             }
