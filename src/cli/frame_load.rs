@@ -113,14 +113,26 @@ async fn offer_metadata(stream: &mut TcpStream, limits: FrameLimits, timeout: Du
             let answer = serde_json::from_slice::<crate::proto::extensions::HelloAnswer>(&frame.data).ok();
             return Ok(answer.is_some_and(|a| a.extensions.metadata.is_some()));
         }
-        let read = tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read_buf(stream, &mut input))
-            .await
-            .map_err(|_| format!("no answer to the hello within {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
-        if read == 0 {
-            return Err("the server closed the connection".into());
-        }
+        read_more(stream, &mut input, until, || format!("no answer to the hello within {timeout:?}")).await?;
     }
+}
+
+/// Reads what the server sent next into `input`, by `until`; `late`
+/// says what did not come in time.
+async fn read_more(
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    until: tokio::time::Instant,
+    late: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let read = tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read_buf(stream, input))
+        .await
+        .map_err(|_| late())?
+        .map_err(|e| e.to_string())?;
+    if read == 0 {
+        return Err("the server closed the connection".into());
+    }
+    Ok(())
 }
 
 /// The block every request of `plan` carries: its entries and its
@@ -159,13 +171,7 @@ async fn open_channels(
     let (mut decoder, mut input, mut channels) = (FrameDecoder::new(limits), BytesMut::new(), Vec::new());
     let until = tokio::time::Instant::now() + timeout;
     while channels.len() < count {
-        let read = tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read_buf(stream, &mut input))
-            .await
-            .map_err(|_| format!("no grant within {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
-        if read == 0 {
-            return Err("the server closed the connection".into());
-        }
+        read_more(stream, &mut input, until, || format!("no grant within {timeout:?}")).await?;
         while let Some(frame) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
             match core.receive(frame).map_err(|e| e.to_string())? {
                 Some(ClientEvent::ChannelOpened { channel, .. }) => channels.push(channel),
