@@ -69,8 +69,10 @@ fn failed_cases(report: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn our_client_passes_every_client_case_unattended() {
-    let (code, report) =
-        run_suite_declaring(&format!("'{IIP}' play-actions {{addr}} {{actions}}"), "hello+lz4+zstd+going_away");
+    let (code, report) = run_suite_declaring(
+        &format!("'{IIP}' play-actions {{addr}} {{actions}}"),
+        "hello+lz4+zstd+going_away+metadata",
+    );
     assert_eq!(failed_cases(&report), Vec::<String>::new());
     assert_eq!(code, 0);
     assert_eq!(report["totals"]["passed"], case_count());
