@@ -77,16 +77,25 @@ pub(super) async fn setup(launch: Launch<'_>, attack: AttackKind) {
         }
         AttackKind::MetadataParked => {
             let path = Bytes::from_static(s.parked_path.as_bytes());
+            // The batch for the last `max_size` agreed: a server agrees the
+            // same on every connection, so it is built once.
+            let mut built: Option<(usize, Bytes)> = None;
             for _ in 0..s.metadata_connections {
                 let Some(mut stream) = connect(addr, deadline, tally).await else { break };
                 // A server that agrees no metadata is not open to the attack.
                 let Some(agreed) = agreed(&mut stream, METADATA_HELLO, "metadata", deadline).await else { break };
                 let max_size = agreed.get("max_size").and_then(|m| m.as_u64()).unwrap_or(0) as usize;
-                let body = largest_block(max_size, s.metadata_deadline_ms);
-                let requests: Vec<Frame> = (0..s.parked_requests.max(1))
-                    .map(|_| Frame::new(Status::RequestWhole, path.clone(), 0, body.clone()))
-                    .collect();
-                let (batch, tally) = (encoded(&requests), tally.clone());
+                let batch = match &built {
+                    Some((size, batch)) if *size == max_size => batch.clone(),
+                    _ => {
+                        let body = largest_block(max_size, s.metadata_deadline_ms);
+                        let requests: Vec<Frame> = (0..s.parked_requests.max(1))
+                            .map(|_| Frame::new(Status::RequestWhole, path.clone(), 0, body.clone()))
+                            .collect();
+                        built.insert((max_size, encoded(&requests))).1.clone()
+                    }
+                };
+                let tally = tally.clone();
                 let mut once = Some(batch);
                 set.spawn(async move { push_until(stream, None, move |_| once.take(), deadline, &tally).await });
             }

@@ -425,11 +425,13 @@ async fn run_one(plan: &AttackPlan, attack: AttackKind) -> AttackResult {
     let deadline = started + plan.duration;
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = JoinSet::new();
-    setup(&mut attackers, plan, attack, deadline, &tally).await;
+    // The good client calls from the start, so an attack whose setup takes
+    // long is judged while it sets up too.
     let good = match attack.over_http() {
         true => tokio::spawn(http::good_client(plan.addr.clone(), started, stop.clone())),
         false => tokio::spawn(good_client(plan.endpoint(), started, stop.clone())),
     };
+    setup(&mut attackers, plan, attack, deadline, &tally).await;
     // The attack window lasts its whole duration even when the server has
     // already closed every attacker: the good client is judged over it.
     tokio::time::sleep_until(deadline.into()).await;
