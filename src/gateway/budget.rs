@@ -147,7 +147,8 @@ impl Budget {
             Some(share) => share,
             None => {
                 let n = u32::try_from(data.len().min(self.limit - self.limit / 8)).unwrap_or(u32::MAX);
-                tokio::time::timeout(wait, self.bulk.clone().acquire_many_owned(n)).await.ok()?.ok()?
+                // Boxed: rare, and every answer's state would carry it.
+                Box::pin(tokio::time::timeout(wait, self.bulk.clone().acquire_many_owned(n))).await.ok()?.ok()?
             }
         };
         self.report();

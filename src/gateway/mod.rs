@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -227,7 +227,10 @@ impl Gateway {
             let Ok((stream, leave)) = LeaveWatch::split(stream) else { continue };
             let (state, activity) = (self.state.clone(), Activity::new());
             let on_request = activity.clone();
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), on_request.begin(), req));
+            // Boxed: hyper moves each stream's future several times as it
+            // spawns it, and the answer's whole state machine is large.
+            let service =
+                hyper::service::service_fn(move |req| Box::pin(handle(state.clone(), on_request.begin(), req)));
             let (acceptor, builder, stop) = (tls.clone(), builder.clone(), self.shutdown.subscribe());
             let idle =
                 listen::IdleLimits { idle: self.state.config.idle_timeout, first: self.state.config.header_timeout };
@@ -310,8 +313,9 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
         Err(bad) => return whole(StatusCode::BAD_REQUEST, format!("{bad}\n")),
     };
     let deadline = arrived + from_headers.timeout.map_or(config.upstream_timeout, |t| t.min(config.upstream_timeout));
-    let request_id = req.headers().get(mapping::REQUEST_ID_HEADER).cloned();
-    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let request_id = from_headers.request_id;
+    // hyper's size hint is the declared `content-length`.
+    let declared = hyper::body::Body::size_hint(req.body()).exact();
     let too_large =
         || whole(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes\n", config.max_body));
     // A declared length past the limit is refused before any of it is read.
@@ -351,7 +355,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<GatewayBody>
     }
     let answer = lease.channel().call_stream_with(call);
     let held = Held { lease, _body: body, budget: state.budget.clone() };
-    let mut response = forward(Box::pin(answer), held, config.upstream_timeout, deadline).await;
+    let mut response = forward(Box::pin(answer), held, config.upstream_timeout).await;
     if let Some(id) = request_id {
         response.headers_mut().insert(mapping::REQUEST_ID_HEADER, id);
     }
@@ -402,11 +406,6 @@ fn error_response(code: i64, body: Bytes) -> Response<GatewayBody> {
 
 type AnswerStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>;
 
-/// The next frame of the answer, or a timeout error after `limit`.
-async fn next_within(answer: &mut AnswerStream, limit: Duration) -> Option<Result<Bytes, ClientError>> {
-    tokio::time::timeout(limit, answer.next()).await.unwrap_or(Some(Err(ClientError::Timeout(limit))))
-}
-
 /// The next frame of the answer, counted in the budget until it has been
 /// written; a timeout error when the upstream or the budget keeps it
 /// waiting for `limit`.
@@ -415,46 +414,58 @@ async fn next_counted(
     budget: &Budget,
     limit: Duration,
 ) -> Option<Result<Bytes, ClientError>> {
-    match next_within(answer, limit).await? {
+    let next = tokio::time::timeout(limit, answer.next()).await.unwrap_or(Some(Err(ClientError::Timeout(limit))));
+    match next? {
         Ok(data) => Some(budget.count(data, limit).await.ok_or(ClientError::Timeout(limit))),
         Err(err) => Some(Err(err)),
     }
 }
 
-/// Turns the upstream answer into the HTTP response: a whole answer is
-/// checked for an error answer; a chunked one streams as it arrives. Its
-/// first frame must come by `deadline`, each other within `limit`. The
-/// request's channel is held until the answer has been taken whole, or the
-/// client has gone (its answer is then dropped as it arrives, and the
-/// channel serves again once it has).
-async fn forward(mut answer: AnswerStream, held: Held, limit: Duration, deadline: Instant) -> Response<GatewayBody> {
+/// Turns the upstream answer into the HTTP response. The first frame comes
+/// by the request's deadline or the call ends with a timeout error (the
+/// call carries the deadline, at most `limit` away), which is 504
+/// (`[EXT-22]`). An answer that ends with its first frame is whole: an
+/// error answer maps to its HTTP status. Any other streams as 200, frame
+/// by frame as it arrives, each within `limit` of the one before, never
+/// held whole; an error after its first frame ends the HTTP body unfinished.
+/// The request's channel is held until the answer has been taken whole,
+/// or the client has gone (its answer is then dropped as it arrives, and
+/// the channel serves again once it has).
+async fn forward(mut answer: AnswerStream, held: Held, limit: Duration) -> Response<GatewayBody> {
     let Held { lease, _body, budget } = held;
-    // The answer begins by the request's deadline ([EXT-22]), or it is 504.
-    let first_limit = limit.min(deadline.saturating_duration_since(Instant::now()));
-    let first = match next_counted(&mut answer, &budget, first_limit).await {
-        Some(Ok(first)) => first,
+    let first = match answer.next().await {
+        Some(Ok(first)) => match budget.count(first, limit).await {
+            Some(first) => first,
+            None => return upstream_error(ClientError::Timeout(limit)),
+        },
         Some(Err(err)) => return upstream_error(err),
         None => return upstream_error(ClientError::Closed { reason: "no answer".into(), sent: true }),
     };
     // The request has been sent: its body is no longer held.
     drop(_body);
-    let second = match next_counted(&mut answer, &budget, limit).await {
-        None => {
-            // A whole answer: an error answer maps to its HTTP status.
+    // A whole answer's stream has ended already; no timer is needed to
+    // learn it. A second frame that is there already is taken with it.
+    let second = match answer.next().now_or_never() {
+        Some(None) => {
             return match ErrorAnswer::parse(&first) {
                 Some(error) => error_response(error.code, first),
                 None => whole(StatusCode::OK, first),
             };
         }
-        Some(Ok(second)) => second,
-        Some(Err(err)) => return upstream_error(err),
+        Some(Some(Err(err))) => return upstream_error(err),
+        Some(Some(Ok(second))) => Some(second),
+        None => None,
     };
     // A chunked answer: stream it, frame by frame, never held whole.
-    let rest = futures::stream::unfold((answer, lease, budget), move |(mut answer, lease, budget)| async move {
-        let item = next_counted(&mut answer, &budget, limit).await?;
-        Some((item, (answer, lease, budget)))
+    let state = (answer, lease, budget, second);
+    let rest = futures::stream::unfold(state, move |(mut answer, lease, budget, waiting)| async move {
+        let item = match waiting {
+            Some(data) => budget.count(data, limit).await.ok_or(ClientError::Timeout(limit)),
+            None => next_counted(&mut answer, &budget, limit).await?,
+        };
+        Some((item, (answer, lease, budget, None)))
     });
-    let frames = futures::stream::iter([Ok(first), Ok(second)])
+    let frames = futures::stream::once(std::future::ready(Ok(first)))
         .chain(rest)
         .map(|item| item.map(Frame::data).map_err(|e| std::io::Error::other(e.to_string())));
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));

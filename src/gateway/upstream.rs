@@ -19,6 +19,9 @@ use crate::client::{Channel, Client, ClientConfig, ClientError, Endpoint};
 /// answer arrives, which wakes no one.
 const RECHECK: Duration = Duration::from_millis(20);
 
+/// Most freed-slot hints kept per connection.
+const MAX_HINTS: usize = 1024;
+
 /// A channel of the pool and whether a request holds it.
 struct Slot {
     channel: Channel,
@@ -33,10 +36,17 @@ impl Slot {
     }
 }
 
+/// Indices of slots whose lease ended, most recent last: where a free
+/// channel is looked for first. Only a hint: a slot listed may be lent
+/// again or still awaiting an abandoned answer, and every slot is
+/// searched when none listed is free.
+type Freed = Arc<std::sync::Mutex<Vec<usize>>>;
+
 /// An upstream connection and its channels.
 struct Live {
     client: Client,
     slots: Vec<Slot>,
+    freed: Freed,
     /// The most channels this connection gets: the configured limit, or
     /// fewer once the server refused one.
     cap: usize,
@@ -64,6 +74,8 @@ pub enum Unavailable {
 pub struct Lease {
     channel: Channel,
     lent: Arc<AtomicBool>,
+    index: usize,
+    hints: Freed,
     freed: Arc<Notify>,
 }
 
@@ -77,6 +89,12 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.lent.store(false, Ordering::Release);
+        if let Ok(mut hints) = self.hints.lock() {
+            // Bounded: past a hint per possible channel, the search finds it.
+            if hints.len() < MAX_HINTS {
+                hints.push(self.index);
+            }
+        }
         self.freed.notify_waiters();
     }
 }
@@ -112,9 +130,16 @@ impl Upstreams {
     /// one; when every channel is busy, waits up to `limit` for one to
     /// come free.
     pub async fn lease(&self, limit: Duration) -> Result<Lease, Unavailable> {
-        if let Some(found) = self.try_lease().await? {
-            return Ok(found);
+        match self.try_lease().await? {
+            Some(found) => Ok(found),
+            // Boxed: rare, and every request's state would carry it.
+            None => Box::pin(self.wait_for_lease(limit)).await,
         }
+    }
+
+    /// Waits up to `limit` for a channel to come free, counted among the
+    /// waiting requests.
+    async fn wait_for_lease(&self, limit: Duration) -> Result<Lease, Unavailable> {
         // Counted while it waits, and no longer once it stops waiting,
         // also when its client leaves and the wait is dropped.
         struct Waiting<'a>(&'a AtomicUsize);
@@ -177,12 +202,22 @@ impl Upstreams {
     async fn free_channel(&self, server: &Upstream) -> Result<Option<Lease>, ClientError> {
         let mut guard = server.live.lock().await;
         let live = self.connected(&server.endpoint, &mut guard).await?;
-        let slot = match live.slots.iter().position(Slot::is_free) {
-            Some(index) => &live.slots[index],
-            None if live.slots.len() < live.cap => match live.client.open_channel().await {
+        let hinted = live.freed.lock().ok().and_then(|mut hints| {
+            while let Some(index) = hints.pop() {
+                if live.slots.get(index).is_some_and(Slot::is_free) {
+                    return Some(index);
+                }
+            }
+            None
+        });
+        let index = match hinted.or_else(|| live.slots.iter().position(Slot::is_free)) {
+            Some(index) => index,
+            // Boxed, as is the connect below: rare, and large futures that
+            // every request's state would otherwise carry.
+            None if live.slots.len() < live.cap => match Box::pin(live.client.open_channel()).await {
                 Ok(channel) => {
                     live.slots.push(Slot { channel, lent: Arc::new(AtomicBool::new(false)) });
-                    &live.slots[live.slots.len() - 1]
+                    live.slots.len() - 1
                 }
                 // A server with fewer channels to give: use what it gave,
                 // or channel 0 when it gave none.
@@ -191,7 +226,7 @@ impl Upstreams {
                     if live.slots.is_empty() {
                         let channel = live.client.channel_zero();
                         live.slots.push(Slot { channel, lent: Arc::new(AtomicBool::new(false)) });
-                        &live.slots[0]
+                        0
                     } else {
                         return Ok(None);
                     }
@@ -200,8 +235,15 @@ impl Upstreams {
             },
             None => return Ok(None),
         };
+        let slot = &live.slots[index];
         slot.lent.store(true, Ordering::Release);
-        Ok(Some(Lease { channel: slot.channel.clone(), lent: slot.lent.clone(), freed: self.freed.clone() }))
+        Ok(Some(Lease {
+            channel: slot.channel.clone(),
+            lent: slot.lent.clone(),
+            index,
+            hints: live.freed.clone(),
+            freed: self.freed.clone(),
+        }))
     }
 
     /// The live connection of `endpoint`, opened again if it died.
@@ -211,8 +253,8 @@ impl Upstreams {
         live: &'a mut Option<Live>,
     ) -> Result<&'a mut Live, ClientError> {
         if live.as_ref().is_none_or(|l| !l.client.is_connected()) {
-            let client = endpoint.connect(self.config).await?;
-            *live = Some(Live { client, slots: Vec::new(), cap: self.max_channels });
+            let client = Box::pin(endpoint.connect(self.config)).await?;
+            *live = Some(Live { client, slots: Vec::new(), freed: Freed::default(), cap: self.max_channels });
         }
         live.as_mut().ok_or_else(|| ClientError::Connect("no connection".into()))
     }

@@ -31,15 +31,18 @@ enum Command {
     /// Serve a benchmark floor to measure `iip serve` against: the
     /// unchecked IIP echo (no validation, no channel state, no ordering;
     /// `iip bench` drives it), the checked echo (the crate's sans-IO core
-    /// behind the thinnest shell), or hyper's HTTP/2 echo (h2load drives
-    /// it). Never for traffic.
+    /// behind the thinnest shell), or hyper's HTTP/2 or HTTP/1.1 echo
+    /// (h2load and wrk drive them). Never for traffic.
     Floor {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9800")]
         listen: std::net::SocketAddr,
         /// Serve hyper's HTTP/2 echo (cleartext, prior knowledge) instead.
-        #[arg(long, conflicts_with = "checked")]
+        #[arg(long, conflicts_with_all = ["checked", "http1"])]
         h2: bool,
+        /// Serve hyper's HTTP/1.1 echo instead.
+        #[arg(long, conflicts_with = "checked")]
+        http1: bool,
         /// Serve the checked IIP echo instead: every frame through the
         /// crate's server core, handlers that never wait, statistics kept.
         #[arg(long)]
@@ -67,7 +70,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::ClientCost(options) => client_cost::run(options).await,
             Command::EchoServer { listen } => client_cost::echo_server(&listen).await,
-            Command::Floor { listen, h2, checked } => serve_floor(listen, h2, checked).await,
+            Command::Floor { listen, h2, http1, checked } => serve_floor(listen, h2, http1, checked).await,
             Command::BookPreprocess { args } => book_preprocess(&args),
         }
     });
@@ -81,18 +84,20 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Serves the floor chosen until accepting fails.
-async fn serve_floor(listen: std::net::SocketAddr, h2: bool, checked: bool) -> Result<(), String> {
+async fn serve_floor(listen: std::net::SocketAddr, h2: bool, http1: bool, checked: bool) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
-    let kind = match (h2, checked) {
-        (true, _) => "HTTP/2 echo",
-        (false, true) => "checked IIP echo",
-        (false, false) => "unchecked IIP echo",
+    let kind = match (h2, http1, checked) {
+        (true, _, _) => "HTTP/2 echo",
+        (_, true, _) => "HTTP/1.1 echo",
+        (_, _, true) => "checked IIP echo",
+        _ => "unchecked IIP echo",
     };
     eprintln!("iip-dev: {kind} floor on {listen}");
-    let served = match (h2, checked) {
-        (true, _) => iip_dev::floor::serve_h2_echo(listener).await,
-        (false, true) => iip_dev::floor::checked::serve_checked_iip(listener).await,
-        (false, false) => iip_dev::floor::serve_unchecked_iip(listener).await,
+    let served = match (h2, http1, checked) {
+        (true, _, _) => iip_dev::floor::serve_h2_echo(listener).await,
+        (_, true, _) => iip_dev::floor::serve_http1_echo(listener).await,
+        (_, _, true) => iip_dev::floor::checked::serve_checked_iip(listener).await,
+        _ => iip_dev::floor::serve_unchecked_iip(listener).await,
     };
     served.map_err(|e| e.to_string())
 }

@@ -14,7 +14,8 @@
 //!   spec's per-request obligations cost in this crate, without the tokio
 //!   server's budgets, timers, extensions and waiting handlers.
 //! - [`serve_h2_echo`]: hyper's HTTP/2 server answering every request with
-//!   its body, what a tonic user runs underneath.
+//!   its body, what a tonic user runs underneath; [`serve_http1_echo`] the
+//!   same over HTTP/1.1. The gateway's figures are read against these.
 
 use std::io;
 
@@ -113,6 +114,23 @@ fn whole_frame(buf: &[u8]) -> Option<WholeFrame<'_>> {
 /// Serves hyper's HTTP/2 (prior knowledge, cleartext) on `listener` until it
 /// fails: every request is answered 200 with its whole body.
 pub async fn serve_h2_echo(listener: TcpListener) -> io::Result<()> {
+    serve_http_echo(listener, HttpVersion::H2).await
+}
+
+/// Serves hyper's HTTP/1.1 on `listener` until it fails: every request is
+/// answered 200 with its whole body, connections kept alive.
+pub async fn serve_http1_echo(listener: TcpListener) -> io::Result<()> {
+    serve_http_echo(listener, HttpVersion::H1).await
+}
+
+/// Which of hyper's servers an HTTP echo runs.
+#[derive(Clone, Copy)]
+enum HttpVersion {
+    H1,
+    H2,
+}
+
+async fn serve_http_echo(listener: TcpListener, version: HttpVersion) -> io::Result<()> {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -124,9 +142,13 @@ pub async fn serve_h2_echo(listener: TcpListener) -> io::Result<()> {
                 let body: Bytes = request.into_body().collect().await?.to_bytes();
                 Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
             });
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(stream);
+            let _ = match version {
+                HttpVersion::H2 => {
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, service).await
+                }
+                HttpVersion::H1 => hyper::server::conn::http1::Builder::new().serve_connection(io, service).await,
+            };
         });
     }
 }
