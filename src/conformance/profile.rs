@@ -150,6 +150,7 @@ impl Profile {
             Generator::ConnectionLimit => {
                 connection_limit_steps(self.max_connections.ok_or("needs a server declaring max-connections=N")?)
             }
+            Generator::WaitingRequests => waiting_requests_steps(),
         };
         Ok(case)
     }
@@ -221,6 +222,62 @@ fn connection_limit_steps(n: u32) -> Vec<Step> {
         });
     }
     steps.push(Step { sleep_ms: Some(CONNECTIONS_SETTLE_MS), ..Step::default() });
+    steps
+}
+
+/// `[RES-1]`, `[RES-3]`: what a request holds while it waits is given
+/// back once it is answered. 1,024 windows of 64 requests on channel 0,
+/// each body 1,536 bytes, each window answered before the next is sent, so
+/// that a server with any budget of a few hundred KiB keeps reading. Every
+/// other window is `/sleep` of 2 ms, 62 of 0 ms, whose answers are made
+/// before the first one's and wait behind it ([ORDER-1]), and one of 5 ms,
+/// answered after those have gone out; the rest are chunked `/echo`
+/// requests, answered as they complete. A server
+/// that counted any of the bytes or the places of its answered requests
+/// for ever would reach its budget (the reference's 64 MiB within the
+/// first 25,000 requests) and read no more.
+fn waiting_requests_steps() -> Vec<Step> {
+    const WINDOWS: usize = 1024;
+    const PER_WINDOW: usize = 64;
+    const BODY: usize = 1536;
+    // A frame of `status` for `path` on channel 0 carrying `data` of `len` bytes.
+    let frame = |status: u8, path: &str, data: Blob, len: usize| {
+        Blob::Concat(vec![
+            Blob::Hex { hex: format!("{status:02x}") },
+            Blob::Text(path.into()),
+            Blob::Hex { hex: format!("00 00000000 {len:08x}") },
+            data,
+        ])
+    };
+    // A body naming `ms` milliseconds in decimal, padded with zeros.
+    let millis = |ms: u8| Blob::Concat(vec![Blob::Fill { fill: b'0', count: BODY - 1 }, Blob::Text(ms.to_string())]);
+    let answer = |data: Blob, repeat: usize| Step {
+        repeat: (repeat > 1).then_some(repeat),
+        ..expect(ExpectFrame { status: Some(5), channel: Some(0), data: Some(data), ..ExpectFrame::default() })
+    };
+    let mut behind = vec![frame(1, "/sleep", millis(2), BODY)];
+    behind.extend((2..PER_WINDOW).map(|_| frame(1, "/sleep", millis(0), BODY)));
+    behind.push(frame(1, "/sleep", millis(5), BODY));
+    let half = BODY / 2;
+    let chunk = Blob::Fill { fill: b'c', count: half };
+    let chunked: Vec<Blob> = (0..PER_WINDOW)
+        .flat_map(|_| [frame(0, "/echo", chunk.clone(), half), frame(3, "/echo", chunk.clone(), half)])
+        .collect();
+    let waiting = [
+        Step { send_raw: Some(Blob::Concat(behind)), ..Step::default() },
+        answer(millis(2), 1),
+        answer(millis(0), PER_WINDOW - 2),
+        answer(millis(5), 1),
+    ];
+    let assembled = [
+        Step { send_raw: Some(Blob::Concat(chunked)), ..Step::default() },
+        answer(Blob::Fill { fill: b'c', count: BODY }, PER_WINDOW),
+    ];
+    let mut steps = Vec::new();
+    for _ in 0..WINDOWS / 2 {
+        steps.extend(waiting.iter().cloned());
+        steps.extend(assembled.iter().cloned());
+    }
     steps
 }
 

@@ -197,6 +197,10 @@ pub enum Generator {
     /// Opens the declared N connections, each answered, and one more,
     /// which is refused with 107 and closed (`[ANSWER-5]`).
     ConnectionLimit,
+    /// Sends 65,536 requests that wait for their answers, in windows of
+    /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
+    /// needs no declared value.
+    WaitingRequests,
 }
 
 /// One conformance case.
