@@ -3,7 +3,7 @@
 //! limits, and which Appendix A entries excuse its failures.
 
 use crate::conformance::vector::Blob;
-use crate::wire::answer::ErrorCode;
+use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
 use crate::conformance::vector::FrameSpec;
@@ -149,6 +149,9 @@ impl Profile {
             }
             Generator::ConnectionLimit => {
                 connection_limit_steps(self.max_connections.ok_or("needs a server declaring max-connections=N")?)
+            }
+            Generator::CompressedMessageLimit => {
+                compressed_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
             }
             Generator::WaitingRequests => waiting_requests_steps(),
         };
@@ -340,23 +343,7 @@ const COUNT_MEMBERS: [&str; 6] =
 /// `path` (chunked at the default frame limit) is answered 110, and the
 /// next request on the connection is served.
 fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
-    let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
-    let total = n + 1;
-    let mut steps = Vec::new();
-    if total <= chunk {
-        steps.push(send(1, path, 0, Blob::Fill { fill: b'a', count: total }));
-    } else {
-        let frames = total.div_ceil(chunk);
-        for i in 0..frames {
-            let len = if i + 1 == frames { total - chunk * i } else { chunk };
-            let status = match (i, i + 1 == frames) {
-                (0, _) => 0,
-                (_, true) => 3,
-                _ => 2,
-            };
-            steps.push(send(status, path, 0, Blob::Fill { fill: b'a' + (i % 26) as u8, count: len }));
-        }
-    }
+    let mut steps = body_frames(path, None, n + 1);
     steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
     steps.push(send(1, "/echo", 0, Blob::Text("next".into())));
     steps.push(expect(ExpectFrame {
@@ -364,6 +351,76 @@ fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
         data: Some(Blob::Text("next".into())),
         ..ExpectFrame::default()
     }));
+    steps
+}
+
+/// The frames of one request to `path` on channel 0 whose body is `len`
+/// bytes, after the compression `marker` byte if there is one: a whole
+/// frame when it fits the default frame data limit, else chunks of it.
+fn body_frames(path: &str, marker: Option<u8>, len: usize) -> Vec<Step> {
+    let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
+    let total = len + usize::from(marker.is_some());
+    let frames = total.div_ceil(chunk).max(1);
+    (0..frames)
+        .map(|i| {
+            let last = i + 1 == frames;
+            let size = if last { total - chunk * i } else { chunk };
+            let status = match (frames, i, last) {
+                (1, _, _) => 1,
+                (_, 0, _) => 0,
+                (_, _, true) => 3,
+                _ => 2,
+            };
+            let fill = b'a' + (i % 26) as u8;
+            let data = match marker.filter(|_| i == 0) {
+                Some(byte) => {
+                    Blob::Concat(vec![Blob::Hex { hex: format!("{byte:02x}") }, Blob::Fill { fill, count: size - 1 }])
+                }
+                None => Blob::Fill { fill, count: size },
+            };
+            send(status, path, 0, data)
+        })
+        .collect()
+}
+
+/// `[EXT-15]` for a declared limit of `n` bytes, with `lz4` agreed: a
+/// `/sys/new_channel` body of n bytes behind the marker `00` is within
+/// the limit (the marker is not counted) and grants channel 1; one of
+/// n+1 bytes is answered 110, marked, and grants nothing, so the next
+/// grant is channel 2. The answers are small, under any threshold, and
+/// come back marked `00`.
+fn compressed_message_limit_steps(n: usize) -> Vec<Step> {
+    let hello = r#"{"revision":1,"extensions":{"compression":{"codecs":["lz4"],"min_size":1048576}}}"#;
+    let marked = |body: Blob| Blob::Concat(vec![Blob::Hex { hex: "00".into() }, body]);
+    let grant = |id: u32| {
+        expect(ExpectFrame {
+            status: Some(5),
+            channel: Some(0),
+            data: Some(marked(Blob::Text(format!(r#"{{"code":0,"channel_id":{id}}}"#)))),
+            ..ExpectFrame::default()
+        })
+    };
+    let too_large = String::from_utf8_lossy(&ErrorAnswer::named(ErrorCode::RequestTooLarge).to_body()).into_owned();
+    let mut steps = vec![
+        send(1, "/sys/hello", 0, Blob::Text(hello.into())),
+        expect(ExpectFrame {
+            status: Some(5),
+            path: Some(Blob::Text("/sys/hello".into())),
+            json_keys: Some(vec!["revision".into(), "extensions".into()]),
+            ..ExpectFrame::default()
+        }),
+    ];
+    steps.extend(body_frames("/sys/new_channel", Some(0), n));
+    steps.push(grant(1));
+    steps.extend(body_frames("/sys/new_channel", Some(0), n + 1));
+    steps.push(expect(ExpectFrame {
+        status: Some(5),
+        channel: Some(0),
+        data: Some(marked(Blob::Text(too_large))),
+        ..ExpectFrame::default()
+    }));
+    steps.push(send(1, "/sys/new_channel", 0, marked(Blob::Text("{}".into()))));
+    steps.push(grant(2));
     steps
 }
 

@@ -194,6 +194,10 @@ pub enum Generator {
     /// Sends `/sys/new_channel` with a body of N+1 bytes, expects 110 and
     /// no channel allocated: the next grant is channel 1 (`[MSG-12]`).
     SysMessageLimit,
+    /// With `lz4` agreed, sends `/sys/new_channel` with a marked body of N
+    /// bytes, expects a grant, then one of N+1 bytes and expects 110
+    /// (`[EXT-15]`: the marker is not counted).
+    CompressedMessageLimit,
     /// Opens the declared N connections, each answered, and one more,
     /// which is refused with 107 and closed (`[ANSWER-5]`).
     ConnectionLimit,

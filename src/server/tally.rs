@@ -138,6 +138,7 @@ impl Tally {
     }
 
     /// Counts and measures one answer of the route whose statistics are `stats`.
+    #[inline(always)]
     pub fn answered(&mut self, stats: &RouteStats, answered: &Answered) {
         stats.measure.record_into(&mut self.measure, answered.elapsed, answered.ended);
         self.counts.packets_sent += answered.frames;

@@ -205,6 +205,11 @@ impl Real {
             Action::Answer { channel, seq } => self.answer(before, after, *channel, *seq)?,
             Action::Write => {
                 let frames: Vec<Option<WireFrame>> = self.server.transmit().map(|f| from_frame(&f)).collect();
+                // As the tokio shell: the hello is sent once nothing of the
+                // client's is left unread ([EXT-4]).
+                if self.to_server.is_empty() {
+                    self.server.hello_sent();
+                }
                 let model: Vec<Option<WireFrame>> = before.server.outbox.iter().map(|f| Some(plain(f))).collect();
                 check("the frames written", frames.clone(), model)?;
                 for frame in before.server.outbox.iter() {

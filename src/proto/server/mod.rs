@@ -181,6 +181,10 @@ pub struct ServerConnection {
     close_requested: Option<&'static str>,
     /// Bytes inflated and compressed for this peer so far (`[RES-9]`).
     codec_work: u64,
+    /// The hello's answer is made and not yet sent: the hello stays
+    /// pending until [`ServerConnection::hello_sent`], and whether the
+    /// client authenticated is kept here until then (`[EXT-4]`).
+    hello_unsent: Option<bool>,
 }
 
 /// Moves the answers at the front of `channel` that are ready into
@@ -228,6 +232,7 @@ impl ServerConnection {
             metadata_max: None,
             close_requested: None,
             codec_work: 0,
+            hello_unsent: None,
         }
     }
 
@@ -243,9 +248,11 @@ impl ServerConnection {
     /// `body_codec`, if compression was agreed (`[EXT-12]`), every request
     /// body starts with a metadata block of at most `metadata_max` bytes,
     /// if `metadata` was agreed (`[EXT-18]`), and `authenticated` says
-    /// whether the client's credentials were accepted.
+    /// whether the client's credentials were accepted. The hello stays
+    /// pending until [`ServerConnection::hello_sent`]: a request received
+    /// before that breaks `[EXT-4]`.
     pub fn hello_completed(&mut self, authenticated: bool, body_codec: Option<BodyCodec>, metadata_max: Option<usize>) {
-        self.handshake.completed(authenticated);
+        self.hello_unsent = Some(authenticated);
         self.body_codec = body_codec;
         self.metadata_max = metadata_max;
     }
@@ -404,7 +411,7 @@ impl ServerConnection {
             Admission::Proceed => {}
             // A hello past its limit is answered 110 like any request too
             // large ([RES-10]); it agrees nothing ([EXT-5]).
-            Admission::Hello if body.is_none() => self.handshake.completed(false),
+            Admission::Hello if body.is_none() => self.hello_unsent = Some(false),
             Admission::Hello => {}
             Admission::LateHello => {
                 let seq = channel.take_seq(route, 0, &mut self.held);
@@ -555,12 +562,28 @@ impl ServerConnection {
         self.ids.release(channel_id);
     }
 
-    /// Takes every frame waiting to be sent, in order; the core no longer
-    /// counts them as held, whether or not the iterator is run to its end
-    /// (frames it leaves are dropped with it).
+    /// Takes every frame waiting to be sent, in order, to hand them to the
+    /// transport; the core no longer counts them as held, whether or not
+    /// the iterator is run to its end (frames it leaves are dropped with
+    /// it).
     pub fn transmit(&mut self) -> std::collections::vec_deque::Drain<'_, Frame> {
         self.held.answers -= self.outbox.iter().map(Frame::encoded_len).sum::<usize>();
         self.outbox.drain(..)
+    }
+
+    /// The frames taken by [`ServerConnection::transmit`] were handed to
+    /// the transport, and nothing the client sent is left unread: a hello
+    /// whose answer was among them is no longer pending, and requests are
+    /// admitted from now on. Until a shell says so, a request received
+    /// after a hello breaks `[EXT-4]`, also one made in the same read as
+    /// the hello and looked at after its answer was made.
+    #[inline]
+    pub fn hello_sent(&mut self) {
+        if self.outbox.is_empty() {
+            if let Some(authenticated) = self.hello_unsent.take() {
+                self.handshake.completed(authenticated);
+            }
+        }
     }
 
     /// Number of frames waiting to be sent.

@@ -75,6 +75,7 @@ fn requests_that_are_not_direct_are_left_for_receive() {
     let codec_core = || {
         let mut core = plain(ServerConfig::default());
         core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 1 << 20)), None);
+        core.hello_sent();
         core
     };
     let fresh_handshake = || {
@@ -171,6 +172,7 @@ fn the_marker_byte_is_not_part_of_the_message_limit() {
     let config = ServerConfig { max_message: 4, ..ServerConfig::default() };
     let mut core = plain(config);
     core.hello_completed(false, Some(BodyCodec::new(crate::proto::extensions::Codec::Lz4, 64, 4)), None);
+    core.hello_sent();
     // Marker and 4 bytes: a body of exactly the limit, handed on.
     let request = request_of(core.receive(req(1, b"/up", 0, b"\x00abcd")).unwrap());
     assert_eq!(&request.body[..], b"abcd");
@@ -283,8 +285,38 @@ fn a_hello_past_its_limit_is_answered_110_and_the_connection_stays_plain() {
         assert!(core.held().assembling <= MAX_HELLO_BODY / 2 + 1, "nothing past the limit is held");
     }
     assert_eq!(ErrorAnswer::parse(&sent(&mut core)[0].1).map(|a| a.code), Some(110));
+    core.hello_sent();
     let r = request_of(core.receive(req(1, b"/echo", 0, b"plain")).unwrap());
     assert_eq!(&r.body[..], b"plain");
+}
+
+#[test]
+fn a_request_before_the_hello_answer_is_sent_breaks_ext_4() {
+    let hello = || req(1, b"/sys/hello", 0, br#"{"revision":1}"#);
+    // The answer is made and handed out, but the shell has not said it
+    // was sent with nothing of the client's left unread.
+    let mut core = ServerConnection::new(ServerConfig::default());
+    let seq = request_of(core.receive(hello()).unwrap()).seq;
+    core.respond(0, seq, Bytes::from_static(b"{}"));
+    core.hello_completed(false, None, None);
+    assert_eq!(sent(&mut core).len(), 1);
+    let err = core.receive(req(1, b"/echo", 0, b"early")).unwrap_err();
+    assert_eq!(err.requirement(), "EXT-4");
+    // Said sent: the next request is served. Before the answer left the
+    // outbox, saying so changes nothing.
+    let mut core = ServerConnection::new(ServerConfig::default());
+    let seq = request_of(core.receive(hello()).unwrap()).seq;
+    core.respond(0, seq, Bytes::from_static(b"{}"));
+    core.hello_completed(false, None, None);
+    core.hello_sent();
+    assert!(core.receive(req(1, b"/echo", 0, b"early")).is_err());
+    let mut core = ServerConnection::new(ServerConfig::default());
+    let seq = request_of(core.receive(hello()).unwrap()).seq;
+    core.respond(0, seq, Bytes::from_static(b"{}"));
+    core.hello_completed(false, None, None);
+    let _ = sent(&mut core);
+    core.hello_sent();
+    assert_eq!(&request_of(core.receive(req(1, b"/echo", 0, b"later")).unwrap()).body[..], b"later");
 }
 
 #[test]
@@ -303,6 +335,7 @@ fn a_request_with_a_well_formed_block_is_direct_and_a_malformed_one_is_refused()
     let metadata_core = || {
         let mut core = plain(ServerConfig::default());
         core.hello_completed(false, None, Some(64));
+        core.hello_sent();
         core
     };
     let mut core = metadata_core();

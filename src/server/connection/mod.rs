@@ -269,6 +269,11 @@ pub(crate) async fn serve_connection<R, W>(
         if conn.flush().await.is_err() {
             break;
         }
+        // A request read before the hello's answer went out breaks
+        // [EXT-4], even one still unparsed in the buffer.
+        if reader.buffered() == 0 {
+            conn.core.hello_sent();
+        }
     }
     if force.is_cancelled() || writer_done {
         return;
@@ -445,6 +450,7 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
 
     /// Books the compression work done for this peer since the last look
     /// on the server's pace; reading waits for its turn (`[RES-9]`).
+    #[inline(always)]
     fn pace_codec_work(&mut self) {
         let work = self.core.codec_work();
         if work != self.codec_booked {
