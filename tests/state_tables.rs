@@ -288,6 +288,8 @@ fn profile_items_table_matches_the_profile_parser() {
     use iip::conformance::Profile;
     let t = spec_table("12-conformance.md", "profile-items");
     let example = |item: &str| match item.split_once('=') {
+        // Timeouts are declared in milliseconds, from 1000.
+        Some((name, "N")) if name.ends_with("-ms") => format!("{name}=2000"),
         Some((name, "N")) => format!("{name}=4"),
         Some((name, "NAME")) => format!("{name}=go-iip"),
         Some((name, "A+B")) => format!("{name}=ping+limits"),

@@ -67,6 +67,11 @@ pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteE
         .max_channels(profile.max_channels.unwrap_or(8))
         .max_message(profile.max_message.unwrap_or(32 << 20))
         .max_connections(profile.max_connections.unwrap_or(32) as usize)
+        .timeouts(crate::proto::timers::Timeouts {
+            idle: profile.idle_timeout_ms.map(std::time::Duration::from_millis),
+            frame: profile.frame_timeout_ms.map(std::time::Duration::from_millis),
+            ..Default::default()
+        })
         .build()
 }
 

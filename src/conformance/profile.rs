@@ -33,11 +33,26 @@ pub struct Profile {
     pub peer: Option<String>,
     /// The extensions of chapter 14 it declares (see [`EXTENSION_ITEMS`]).
     pub extensions: std::collections::BTreeSet<String>,
+    /// Its idle timeout in milliseconds (`[RES-5]`), if it declares one.
+    pub idle_timeout_ms: Option<u64>,
+    /// Its frame read timeout in milliseconds (`[RES-6]`), if it declares one.
+    pub frame_timeout_ms: Option<u64>,
 }
 
+/// The longest timeout a profile may declare: a case waits it out.
+pub const MAX_DECLARED_TIMEOUT_MS: u64 = 60_000;
+
 /// The items a profile may declare (chapter 12's table), by name.
-pub const PROFILE_ITEMS: &[&str] =
-    &["max-channels", "max-message", "max-connections", "fail-route", "peer", "extensions"];
+pub const PROFILE_ITEMS: &[&str] = &[
+    "max-channels",
+    "max-message",
+    "max-connections",
+    "fail-route",
+    "peer",
+    "extensions",
+    "idle-timeout-ms",
+    "frame-timeout-ms",
+];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
 /// (it answers `/sys/hello`), `ping`, `limits`, the codecs `lz4` and
@@ -69,6 +84,18 @@ impl Profile {
                     }
                     profile.max_connections = Some(n)
                 }
+                Some((name @ ("idle-timeout-ms" | "frame-timeout-ms"), n)) => {
+                    let n: u64 = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if !(1_000..=MAX_DECLARED_TIMEOUT_MS).contains(&n) {
+                        return Err(format!(
+                            "{item}: the suite waits it out; declare 1000 to {MAX_DECLARED_TIMEOUT_MS}"
+                        ));
+                    }
+                    match name {
+                        "idle-timeout-ms" => profile.idle_timeout_ms = Some(n),
+                        _ => profile.frame_timeout_ms = Some(n),
+                    }
+                }
                 Some(("peer", name)) if KNOWN_PEERS.contains(&name) => profile.peer = Some(name.to_string()),
                 Some(("peer", name)) => {
                     return Err(format!("unknown peer {name:?}; known: {}", KNOWN_PEERS.join(", ")));
@@ -98,6 +125,8 @@ impl Profile {
             fail_route: true,
             peer: None,
             extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
+            idle_timeout_ms: Some(REFERENCE_IDLE_TIMEOUT_MS),
+            frame_timeout_ms: Some(REFERENCE_FRAME_TIMEOUT_MS),
         }
     }
 
@@ -111,6 +140,12 @@ impl Profile {
         }
         if requires.max_connections && self.max_connections.is_none() {
             return Err("needs a server declaring max-connections=N".into());
+        }
+        if requires.idle_timeout && self.idle_timeout_ms.is_none() {
+            return Err("needs a server declaring idle-timeout-ms=N".into());
+        }
+        if requires.frame_timeout && self.frame_timeout_ms.is_none() {
+            return Err("needs a server declaring frame-timeout-ms=N".into());
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
@@ -151,7 +186,17 @@ impl Profile {
                 connection_limit_steps(self.max_connections.ok_or("needs a server declaring max-connections=N")?)
             }
             Generator::CompressedMessageLimit => {
-                compressed_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
+                compressed_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, None)
+            }
+            Generator::MetadataCompressedMessageLimit => compressed_message_limit_steps(
+                self.max_message.ok_or("needs a server declaring max-message=N")?,
+                Some(LIMIT_CASE_BLOCK),
+            ),
+            Generator::IdleTimeout => {
+                idle_timeout_steps(self.idle_timeout_ms.ok_or("needs a server declaring idle-timeout-ms=N")?)
+            }
+            Generator::FrameTimeout => {
+                frame_timeout_steps(self.frame_timeout_ms.ok_or("needs a server declaring frame-timeout-ms=N")?)
             }
             Generator::WaitingRequests => waiting_requests_steps(),
         };
@@ -289,6 +334,63 @@ fn waiting_requests_steps() -> Vec<Step> {
 /// those of the case before it, and then its own.
 const CONNECTIONS_SETTLE_MS: u64 = 300;
 
+/// The reference server's idle and frame read timeouts as the suite
+/// starts it in-process: short enough to wait out, long enough that no
+/// other case's connection idles so long.
+pub const REFERENCE_IDLE_TIMEOUT_MS: u64 = 5_000;
+/// See [`REFERENCE_IDLE_TIMEOUT_MS`].
+pub const REFERENCE_FRAME_TIMEOUT_MS: u64 = 3_000;
+
+/// How long past a declared timeout a case sleeps before it looks for the
+/// close frame, which must then have come: the server's timer, and its
+/// turn to run, may be that late.
+const TIMEOUT_SLACK_MS: u64 = 500;
+
+fn sleep(ms: u64) -> Step {
+    Step { sleep_ms: Some(ms), ..Step::default() }
+}
+
+fn echo(text: &str) -> [Step; 2] {
+    let answer = ExpectFrame { status: Some(5), data: Some(Blob::Text(text.into())), ..ExpectFrame::default() };
+    [send(1, "/echo", 0, Blob::Text(text.into())), expect(answer)]
+}
+
+/// A close frame citing `requirement`, then the close.
+fn closed_citing(requirement: &str) -> [Step; 2] {
+    let frame = ExpectFrame { status: Some(8), cites: Some(requirement.into()), ..ExpectFrame::default() };
+    [expect(frame), Step { expect_close: Some(CloseExpect::Any), ..Step::default() }]
+}
+
+/// `[RES-5]` for a declared idle timeout of `n` ms: a request 0.75 n after
+/// the first, and one 0.5 n after that, are served (each restarted the
+/// idle clock, so the connection, older than n by then, is not closed);
+/// then, with nothing more sent, the server has closed with a close frame
+/// citing `[RES-5]` by n and a little after the last answer.
+fn idle_timeout_steps(n: u64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    steps.extend(echo("first"));
+    steps.push(sleep(n * 3 / 4));
+    steps.extend(echo("second"));
+    steps.push(sleep(n / 2));
+    steps.extend(echo("third"));
+    steps.push(sleep(n + TIMEOUT_SLACK_MS));
+    steps.extend(closed_citing("RES-5"));
+    steps
+}
+
+/// `[RES-6]` for a declared frame read timeout of `n` ms: after a request
+/// is served, the first three bytes of a frame and nothing more; the
+/// server has closed with a close frame citing `[RES-6]` by n and a
+/// little later.
+fn frame_timeout_steps(n: u64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    steps.extend(echo("before"));
+    steps.push(Step { send_raw: Some(Blob::Hex { hex: "01 2f 65".into() }), ..Step::default() });
+    steps.push(sleep(n + TIMEOUT_SLACK_MS));
+    steps.extend(closed_citing("RES-6"));
+    steps
+}
+
 /// The most connections a profile may declare: the case opens them all.
 pub const MAX_DECLARED_CONNECTIONS: u32 = 1024;
 
@@ -343,7 +445,7 @@ const COUNT_MEMBERS: [&str; 6] =
 /// `path` (chunked at the default frame limit) is answered 110, and the
 /// next request on the connection is served.
 fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
-    let mut steps = body_frames(path, None, n + 1);
+    let mut steps = body_frames(path, &[], n + 1);
     steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
     steps.push(send(1, "/echo", 0, Blob::Text("next".into())));
     steps.push(expect(ExpectFrame {
@@ -354,12 +456,13 @@ fn message_limit_steps(n: usize, path: &str) -> Vec<Step> {
     steps
 }
 
-/// The frames of one request to `path` on channel 0 whose body is `len`
-/// bytes, after the compression `marker` byte if there is one: a whole
-/// frame when it fits the default frame data limit, else chunks of it.
-fn body_frames(path: &str, marker: Option<u8>, len: usize) -> Vec<Step> {
+/// The frames of one request to `path` on channel 0 whose body is
+/// `prefix` (a metadata block, a compression marker) and then `len`
+/// bytes: a whole frame when it fits the default frame data limit, else
+/// chunks of it.
+fn body_frames(path: &str, prefix: &[u8], len: usize) -> Vec<Step> {
     let chunk = crate::wire::frame::DEFAULT_MAX_DATA as usize;
-    let total = len + usize::from(marker.is_some());
+    let total = len + prefix.len();
     let frames = total.div_ceil(chunk).max(1);
     (0..frames)
         .map(|i| {
@@ -372,25 +475,31 @@ fn body_frames(path: &str, marker: Option<u8>, len: usize) -> Vec<Step> {
                 _ => 2,
             };
             let fill = b'a' + (i % 26) as u8;
-            let data = match marker.filter(|_| i == 0) {
-                Some(byte) => {
-                    Blob::Concat(vec![Blob::Hex { hex: format!("{byte:02x}") }, Blob::Fill { fill, count: size - 1 }])
+            let data = match i {
+                0 if !prefix.is_empty() => {
+                    Blob::Concat(vec![Blob::Hex { hex: hex(prefix) }, Blob::Fill { fill, count: size - prefix.len() }])
                 }
-                None => Blob::Fill { fill, count: size },
+                _ => Blob::Fill { fill, count: size },
             };
             send(status, path, 0, data)
         })
         .collect()
 }
 
-/// `[EXT-15]` for a declared limit of `n` bytes, with `lz4` agreed: a
-/// `/sys/new_channel` body of n bytes behind the marker `00` is within
-/// the limit (the marker is not counted) and grants channel 1; one of
-/// n+1 bytes is answered 110, marked, and grants nothing, so the next
-/// grant is channel 2. The answers are small, under any threshold, and
-/// come back marked `00`.
-fn compressed_message_limit_steps(n: usize) -> Vec<Step> {
-    let hello = r#"{"revision":1,"extensions":{"compression":{"codecs":["lz4"],"min_size":1048576}}}"#;
+/// `[EXT-15]`, `[EXT-20]` for a declared limit of `n` bytes, with `lz4`
+/// agreed and, if `block` is given, `metadata` too, each request's body
+/// starting with that block: a `/sys/new_channel` body of `n` bytes, block
+/// included and the marker `00` after it not counted, is within the limit
+/// and grants channel 1; one byte more is answered 110, marked, and grants
+/// nothing, so the next grant is channel 2. The answers are small, under
+/// any threshold, and come back marked `00` with no block.
+fn compressed_message_limit_steps(n: usize, block: Option<&[u8]>) -> Vec<Step> {
+    let hello = match block {
+        Some(_) => r#"{"revision":1,"extensions":{"metadata":{},"compression":{"codecs":["lz4"],"min_size":1048576}}}"#,
+        None => r#"{"revision":1,"extensions":{"compression":{"codecs":["lz4"],"min_size":1048576}}}"#,
+    };
+    let block = block.unwrap_or_default();
+    let prefix: Vec<u8> = block.iter().copied().chain([0]).collect();
     let marked = |body: Blob| Blob::Concat(vec![Blob::Hex { hex: "00".into() }, body]);
     let grant = |id: u32| {
         expect(ExpectFrame {
@@ -406,23 +515,33 @@ fn compressed_message_limit_steps(n: usize) -> Vec<Step> {
         expect(ExpectFrame {
             status: Some(5),
             path: Some(Blob::Text("/sys/hello".into())),
-            json_keys: Some(vec!["revision".into(), "extensions".into()]),
+            json_keys: Some(vec!["revision".into(), "extensions.compression.codec".into()]),
             ..ExpectFrame::default()
         }),
     ];
-    steps.extend(body_frames("/sys/new_channel", Some(0), n));
+    steps.extend(body_frames("/sys/new_channel", &prefix, n - block.len()));
     steps.push(grant(1));
-    steps.extend(body_frames("/sys/new_channel", Some(0), n + 1));
+    steps.extend(body_frames("/sys/new_channel", &prefix, n - block.len() + 1));
     steps.push(expect(ExpectFrame {
         status: Some(5),
         channel: Some(0),
         data: Some(marked(Blob::Text(too_large))),
         ..ExpectFrame::default()
     }));
-    steps.push(send(1, "/sys/new_channel", 0, marked(Blob::Text("{}".into()))));
+    let small = Blob::Concat(vec![Blob::Hex { hex: hex(&prefix) }, Blob::Text("{}".into())]);
+    steps.push(send(1, "/sys/new_channel", 0, small));
     steps.push(grant(2));
     steps
 }
+
+/// `bytes` as hex digits.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The metadata block of the limit case with `metadata` in force: one
+/// entry, `request-id` = `r` (16 bytes with its length).
+const LIMIT_CASE_BLOCK: &[u8] = b"\x00\x0e\x0arequest-id\x00\x01r";
 
 #[cfg(test)]
 mod tests {

@@ -168,6 +168,14 @@ pub struct Requires {
     /// The server offers `/fail` (answers every request by failing).
     #[serde(default)]
     pub fail_route: bool,
+    /// The server declares its idle timeout (`idle-timeout-ms=N`); the
+    /// case's steps are generated for that N.
+    #[serde(default)]
+    pub idle_timeout: bool,
+    /// The server declares its frame read timeout (`frame-timeout-ms=N`);
+    /// the case's steps are generated for that N.
+    #[serde(default)]
+    pub frame_timeout: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.
@@ -198,9 +206,18 @@ pub enum Generator {
     /// bytes, expects a grant, then one of N+1 bytes and expects 110
     /// (`[EXT-15]`: the marker is not counted).
     CompressedMessageLimit,
+    /// As `compressed-message-limit` with `metadata` agreed too: each body
+    /// starts with a block of 16 bytes, counted in the N (`[EXT-20]`).
+    MetadataCompressedMessageLimit,
     /// Opens the declared N connections, each answered, and one more,
     /// which is refused with 107 and closed (`[ANSWER-5]`).
     ConnectionLimit,
+    /// Serves requests spread over more than the declared idle timeout N,
+    /// then expects a close frame citing `[RES-5]` about N after the last.
+    IdleTimeout,
+    /// Sends part of a frame and expects a close frame citing `[RES-6]`
+    /// about the declared frame read timeout N later.
+    FrameTimeout,
     /// Sends 65,536 requests that wait for their answers, in windows of
     /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
     /// needs no declared value.
