@@ -169,32 +169,24 @@ impl Profile {
     pub fn instantiate(&self, case: &Case) -> Result<Case, String> {
         let Some(generator) = case.generate else { return Ok(case.clone()) };
         let mut case = case.clone();
+        let max_message = || self.max_message.ok_or("needs a server declaring max-message=N");
+        let idle_timeout = || self.idle_timeout_ms.ok_or("needs a server declaring idle-timeout-ms=N");
         case.steps = match generator {
             Generator::ChannelLimit => {
                 channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
             }
-            Generator::MessageLimit => {
-                message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, "/echo")
-            }
-            Generator::MessageLimitUncounted => {
-                uncounted_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
-            }
-            Generator::SysMessageLimit => {
-                sys_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?)
-            }
+            Generator::MessageLimit => message_limit_steps(max_message()?, "/echo"),
+            Generator::MessageLimitUncounted => uncounted_message_limit_steps(max_message()?),
+            Generator::SysMessageLimit => sys_message_limit_steps(max_message()?),
             Generator::ConnectionLimit => {
                 connection_limit_steps(self.max_connections.ok_or("needs a server declaring max-connections=N")?)
             }
-            Generator::CompressedMessageLimit => {
-                compressed_message_limit_steps(self.max_message.ok_or("needs a server declaring max-message=N")?, None)
+            Generator::CompressedMessageLimit => compressed_message_limit_steps(max_message()?, None),
+            Generator::MetadataCompressedMessageLimit => {
+                compressed_message_limit_steps(max_message()?, Some(LIMIT_CASE_BLOCK))
             }
-            Generator::MetadataCompressedMessageLimit => compressed_message_limit_steps(
-                self.max_message.ok_or("needs a server declaring max-message=N")?,
-                Some(LIMIT_CASE_BLOCK),
-            ),
-            Generator::IdleTimeout => {
-                idle_timeout_steps(self.idle_timeout_ms.ok_or("needs a server declaring idle-timeout-ms=N")?)
-            }
+            Generator::IdleTimeout => idle_timeout_steps(idle_timeout()?),
+            Generator::BusyNotIdle => busy_not_idle_steps(idle_timeout()?),
             Generator::FrameTimeout => {
                 frame_timeout_steps(self.frame_timeout_ms.ok_or("needs a server declaring frame-timeout-ms=N")?)
             }
@@ -375,6 +367,17 @@ fn idle_timeout_steps(n: u64) -> Vec<Step> {
     steps.extend(echo("third"));
     steps.push(sleep(n + TIMEOUT_SLACK_MS));
     steps.extend(closed_citing("RES-5"));
+    steps
+}
+
+/// `[RES-5]` for a declared idle timeout of `n` ms: a request whose
+/// handler takes 1.2 n (`/sleep`) keeps the connection busy, not idle; it
+/// is answered, and a request after it is served too.
+fn busy_not_idle_steps(n: u64) -> Vec<Step> {
+    let ms = (n * 6 / 5).to_string();
+    let answer = ExpectFrame { status: Some(5), data: Some(Blob::Text(ms.clone())), ..ExpectFrame::default() };
+    let mut steps = vec![send(1, "/sleep", 0, Blob::Text(ms)), sleep(n * 6 / 5 + TIMEOUT_SLACK_MS), expect(answer)];
+    steps.extend(echo("after"));
     steps
 }
 

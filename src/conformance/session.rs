@@ -215,6 +215,9 @@ pub enum Generator {
     /// Serves requests spread over more than the declared idle timeout N,
     /// then expects a close frame citing `[RES-5]` about N after the last.
     IdleTimeout,
+    /// Sends `/sleep` for 1.2 times the declared idle timeout N and
+    /// expects it answered and the connection still open (`[RES-5]`).
+    BusyNotIdle,
     /// Sends part of a frame and expects a close frame citing `[RES-6]`
     /// about the declared frame read timeout N later.
     FrameTimeout,
