@@ -18,6 +18,7 @@ use super::client::{Action, CallAction, CallOutcome, ClientCase, ScriptedServer}
 use super::report::{CaseResult, Verdict};
 use super::run::Failure;
 use super::session::{Case, NamedCase};
+use super::vector::to_hex;
 use crate::client::ClientExtensions;
 use crate::client::{Channel, Client, ClientConfig, ClientError, Endpoint};
 
@@ -107,19 +108,15 @@ pub enum ExpectJson {
     Closed,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn call_json(call: &CallAction) -> Result<CallJson, String> {
     let blob = |b: &crate::conformance::vector::Blob| b.to_bytes().map_err(|e| e.to_string());
     Ok(CallJson {
         path: call.path.clone(),
-        body_hex: hex(&blob(&call.body)?),
+        body_hex: to_hex(&blob(&call.body)?),
         metadata: call.metadata.clone(),
         timeout_ms: call.timeout_ms,
         expect: match &call.expect {
-            CallOutcome::Body(body) => ExpectJson::BodyHex(hex(&blob(body)?)),
+            CallOutcome::Body(body) => ExpectJson::BodyHex(to_hex(&blob(body)?)),
             CallOutcome::ErrorCode(code) => ExpectJson::ErrorCode(*code),
             CallOutcome::Closed => ExpectJson::Closed,
         },

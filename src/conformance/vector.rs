@@ -104,6 +104,11 @@ pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     toml::from_str(&text).map_err(|e| VectorError::Format(format!("{}: {e}", path.display())))
 }
 
+/// `bytes` as hex digits, two a byte, as [`parse_hex`] reads them.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Decodes hex digits, ignoring ASCII white space.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, VectorError> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();

@@ -45,6 +45,9 @@ enum State {
     Fresh,
     /// The hello is being answered.
     Pending,
+    /// The hello's answer is made and not yet sent (`[EXT-4]`): still
+    /// pending; whether the client authenticated.
+    Answered { authenticated: bool },
     /// Past the hello (or plain IIP/1); whether the client authenticated.
     Done { authenticated: bool },
 }
@@ -78,7 +81,7 @@ impl Handshake {
         }
         let hello = route == HELLO;
         match self.state {
-            State::Pending => Admission::HelloPending,
+            State::Pending | State::Answered { .. } => Admission::HelloPending,
             State::Fresh if hello && channel == 0 => {
                 self.state = State::Pending;
                 Admission::Hello
@@ -113,7 +116,7 @@ impl Handshake {
             State::Fresh => !(channel == 0 && route == HELLO),
             // A message started while the hello is answered breaks [EXT-4]
             // when it completes.
-            State::Pending => false,
+            State::Pending | State::Answered { .. } => false,
             State::Done { authenticated } => !authenticated,
         }
     }
@@ -132,10 +135,20 @@ impl Handshake {
         }
     }
 
-    /// The hello was answered; `authenticated` if the authenticator accepted
-    /// the client's credentials.
+    /// The hello's answer is made; `authenticated` if the authenticator
+    /// accepted the client's credentials. The hello stays pending until
+    /// [`Handshake::sent`]: a request before that breaks `[EXT-4]`.
     pub fn completed(&mut self, authenticated: bool) {
-        self.state = State::Done { authenticated };
+        self.state = State::Answered { authenticated };
+    }
+
+    /// The hello's answer was handed to the transport with nothing of the
+    /// client's left unread: requests are admitted from now on (as far as
+    /// authentication allows). Nothing changes before an answer is made.
+    pub fn sent(&mut self) {
+        if let State::Answered { authenticated } = self.state {
+            self.state = State::Done { authenticated };
+        }
     }
 }
 
@@ -163,6 +176,7 @@ mod tests {
         assert_eq!(h.admit(0, HELLO), Admission::Hello);
         assert!(!h.proceeds(), "the hello is pending");
         h.completed(true);
+        h.sent();
         assert!(h.proceeds());
         assert_eq!(h.admit(0, b"/a"), Admission::Proceed);
     }
@@ -178,8 +192,10 @@ mod tests {
         assert_eq!(h.body_limit(b"/echo"), None);
         assert_eq!(h.admit(0, HELLO), Admission::Hello);
         h.completed(false);
+        h.sent();
         assert!(h.refuses_start(0, b"/echo"));
         h.completed(true);
+        h.sent();
         assert!(!h.refuses_start(0, b"/echo"));
         for policy in [AuthPolicy::Off, AuthPolicy::Optional] {
             assert!(!Handshake::new(true, policy).refuses_start(0, b"/echo"));
@@ -193,6 +209,7 @@ mod tests {
         assert_eq!(h.admit(0, HELLO), Admission::Hello);
         assert_eq!(h.admit(0, b"/echo"), Admission::HelloPending);
         h.completed(false);
+        h.sent();
         assert_eq!(h.admit(0, b"/echo"), Admission::Proceed);
         assert_eq!(h.admit(0, HELLO), Admission::LateHello);
     }
@@ -207,6 +224,7 @@ mod tests {
         let mut failed = Handshake::new(true, AuthPolicy::Required);
         assert_eq!(failed.admit(0, HELLO), Admission::Hello);
         failed.completed(false);
+        failed.sent();
         assert_eq!(failed.admit(0, b"/echo"), Admission::Unauthenticated);
         let mut off = Handshake::new(false, AuthPolicy::Required);
         assert_eq!(off.admit(0, HELLO), Admission::Proceed, "an unknown system route to the shell");

@@ -181,10 +181,6 @@ pub struct ServerConnection {
     close_requested: Option<&'static str>,
     /// Bytes inflated and compressed for this peer so far (`[RES-9]`).
     codec_work: u64,
-    /// The hello's answer is made and not yet sent: the hello stays
-    /// pending until [`ServerConnection::hello_sent`], and whether the
-    /// client authenticated is kept here until then (`[EXT-4]`).
-    hello_unsent: Option<bool>,
 }
 
 /// Moves the answers at the front of `channel` that are ready into
@@ -232,7 +228,6 @@ impl ServerConnection {
             metadata_max: None,
             close_requested: None,
             codec_work: 0,
-            hello_unsent: None,
         }
     }
 
@@ -252,7 +247,7 @@ impl ServerConnection {
     /// pending until [`ServerConnection::hello_sent`]: a request received
     /// before that breaks `[EXT-4]`.
     pub fn hello_completed(&mut self, authenticated: bool, body_codec: Option<BodyCodec>, metadata_max: Option<usize>) {
-        self.hello_unsent = Some(authenticated);
+        self.handshake.completed(authenticated);
         self.body_codec = body_codec;
         self.metadata_max = metadata_max;
     }
@@ -411,7 +406,7 @@ impl ServerConnection {
             Admission::Proceed => {}
             // A hello past its limit is answered 110 like any request too
             // large ([RES-10]); it agrees nothing ([EXT-5]).
-            Admission::Hello if body.is_none() => self.hello_unsent = Some(false),
+            Admission::Hello if body.is_none() => self.handshake.completed(false),
             Admission::Hello => {}
             Admission::LateHello => {
                 let seq = channel.take_seq(route, 0, &mut self.held);
@@ -580,9 +575,7 @@ impl ServerConnection {
     #[inline]
     pub fn hello_sent(&mut self) {
         if self.outbox.is_empty() {
-            if let Some(authenticated) = self.hello_unsent.take() {
-                self.handshake.completed(authenticated);
-            }
+            self.handshake.sent();
         }
     }
 
