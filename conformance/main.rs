@@ -19,7 +19,9 @@ use std::time::Duration;
 use iip::client::Endpoint;
 use iip::conformance::client::{drive_reference_client, load_client_cases, ScriptedServer};
 use iip::conformance::report::explain;
-use iip::conformance::{reference_server, run_one, shipped_cases, vectors_dir, Profile, Verdict};
+use iip::conformance::{
+    reference_auth_required_server, reference_server, run_one, shipped_cases, vectors_dir, Profile, Verdict,
+};
 
 #[path = "certs.rs"]
 mod certs;
@@ -65,22 +67,31 @@ fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
         _ => {
             let pki = tls_wanted().then(|| TestPki::new("conformance"));
             let tls = pki.as_ref().map(certs::localhost_server);
-            let handle = runtime().block_on(async {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-                match tls {
-                    Some(tls) => reference_server().unwrap().spawn_tls(listener, tls),
-                    None => reference_server().unwrap().spawn(listener),
-                }
-                .map_err(|e| e.to_string())
-            })?;
+            // The reference, and beside it the same server requiring
+            // authentication (the profile's `auth-required=`).
+            let spawn = |server: iip::server::Server| {
+                let tls = tls.clone();
+                runtime().block_on(async {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                    match tls {
+                        Some(tls) => server.spawn_tls(listener, tls),
+                        None => server.spawn(listener),
+                    }
+                    .map_err(|e| e.to_string())
+                })
+            };
+            let handle = spawn(reference_server().map_err(|e| e.to_string())?)?;
+            let required = spawn(reference_auth_required_server().map_err(|e| e.to_string())?)?;
+            let profile = Profile { auth_required: Some(required.local_addr().to_string()), ..Profile::reference() };
             let mut endpoint = Endpoint::new(handle.local_addr().to_string());
             if let Some(pki) = &pki {
                 let name = iip::tls::server_name("localhost").map_err(|e| e.to_string())?;
                 endpoint = endpoint.with_tls(certs::trusting_client(&pki.ca()), name);
             }
-            // The server lives as long as the test process.
+            // The servers live as long as the test process.
             std::mem::forget(handle);
-            Ok((endpoint, Profile::reference(), pki))
+            std::mem::forget(required);
+            Ok((endpoint, profile, pki))
         }
     }
 }

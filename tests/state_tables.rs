@@ -293,15 +293,27 @@ fn profile_items_table_matches_the_profile_parser() {
         Some((name, "N")) => format!("{name}=4"),
         Some((name, "NAME")) => format!("{name}=go-iip"),
         Some((name, "A+B")) => format!("{name}=ping+limits"),
+        Some((name, "SCHEME:CREDENTIALS")) => format!("{name}=bearer:t0ken"),
+        Some((name, "HOST:PORT")) => format!("{name}=127.0.0.1:9091"),
         Some((_, value)) => panic!("profile item {item}: no example for the placeholder {value:?}"),
         None => item.to_string(),
+    };
+    // The items an item needs beside it, as its row says.
+    let needs = |item: &str| match item.split('=').next() {
+        Some("auth-required") => "auth=bearer:t0ken",
+        Some("hello-timeout-ms") => "auth=bearer:t0ken,auth-required=127.0.0.1:9091",
+        _ => "",
     };
     let mut names = Vec::new();
     for row in &t.rows {
         let item = row[0].trim_matches('`');
-        let profile = Profile::parse(&example(item));
+        let base = Profile::parse(needs(item)).expect("the items it needs");
+        let profile = Profile::parse(&format!("{},{}", needs(item), example(item)));
         assert!(profile.is_ok(), "the profile item {item} of the table is refused: {profile:?}");
-        assert_ne!(profile.unwrap(), Profile::default(), "the profile item {item} changes nothing");
+        assert_ne!(profile.unwrap(), base, "the profile item {item} changes nothing");
+        if !needs(item).is_empty() {
+            assert!(Profile::parse(&example(item)).is_err(), "{item} is taken without the items it needs");
+        }
         names.push(item.split('=').next().unwrap_or(item).to_string());
     }
     for known in iip::conformance::PROFILE_ITEMS {

@@ -2,6 +2,7 @@
 //! any IIP server, reports, and a scripted server for testing clients.
 
 pub mod attack;
+mod auth_steps;
 pub mod client;
 pub mod client_cmd;
 pub mod report;
@@ -57,9 +58,28 @@ pub async fn sleep_handler(req: crate::server::Request) -> Result<bytes::Bytes, 
 
 /// The reference server configured as [`Profile::reference`] declares:
 /// `/echo`, `/echo_benchmark`, `/fail`, `/metadata`, `/sleep`, 8
-/// channels, 32 MiB requests, 32 connections.
+/// channels, 32 MiB requests, 32 connections, and an authenticator that
+/// accepts [`REFERENCE_TOKEN`](profile::REFERENCE_TOKEN) and serves clients
+/// that offer no credentials too.
 pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteError> {
+    reference_builder(crate::server::AuthPolicy::Optional).build()
+}
+
+/// The same server requiring authentication (`[EXT-9]`), with the hello
+/// timeout [`Profile::reference`] declares: the listener a profile names
+/// with `auth-required=HOST:PORT`.
+pub fn reference_auth_required_server() -> Result<crate::server::Server, crate::server::RouteError> {
+    reference_builder(crate::server::AuthPolicy::Required).build()
+}
+
+fn reference_builder(policy: crate::server::AuthPolicy) -> crate::server::ServerBuilder {
     let profile = Profile::reference();
+    let millis = |ms: Option<u64>| ms.map(std::time::Duration::from_millis);
+    let (token, identity) = profile::REFERENCE_TOKEN;
+    let hello = match policy {
+        crate::server::AuthPolicy::Required => millis(profile.hello_timeout_ms),
+        _ => None,
+    };
     crate::server::Server::echo()
         .route("/fail", fail_handler)
         .route("/metadata", metadata_handler)
@@ -68,11 +88,12 @@ pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteE
         .max_message(profile.max_message.unwrap_or(32 << 20))
         .max_connections(profile.max_connections.unwrap_or(32) as usize)
         .timeouts(crate::proto::timers::Timeouts {
-            idle: profile.idle_timeout_ms.map(std::time::Duration::from_millis),
-            frame: profile.frame_timeout_ms.map(std::time::Duration::from_millis),
+            idle: millis(profile.idle_timeout_ms),
+            frame: millis(profile.frame_timeout_ms),
+            hello,
             ..Default::default()
         })
-        .build()
+        .authenticator(crate::server::BearerTokens::new().with(token, identity), policy)
 }
 
 /// Runs every case of `cases` against `addr`, one after another, each
@@ -110,6 +131,16 @@ pub async fn run_one(
     let instance = match profile.satisfies(&case.case.requires).and_then(|()| profile.instantiate(&case.case)) {
         Ok(instance) => instance,
         Err(why) => return Verdict::Skipped(why),
+    };
+    // A case for the listener that requires authentication runs there,
+    // inside the same TLS, if any.
+    let required;
+    let target = match (&profile.auth_required, case.case.requires.auth_required) {
+        (Some(addr), true) => {
+            required = crate::client::Endpoint { addr: addr.clone(), ..target.clone() };
+            &required
+        }
+        _ => target,
     };
     match run_case(target, &instance, waits).await {
         Ok(()) => Verdict::Passed,

@@ -5,8 +5,10 @@
 use crate::conformance::vector::{to_hex, Blob};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
+use super::auth_steps;
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
 use crate::conformance::vector::FrameSpec;
+use crate::proto::extensions::Credentials;
 
 /// The implementations whose known deviations (Appendix A) a profile can
 /// declare with `peer=NAME`.
@@ -37,6 +39,16 @@ pub struct Profile {
     pub idle_timeout_ms: Option<u64>,
     /// Its frame read timeout in milliseconds (`[RES-6]`), if it declares one.
     pub frame_timeout_ms: Option<u64>,
+    /// The credentials its authenticator accepts (`auth=SCHEME:CREDENTIALS`,
+    /// `[EXT-8]`), if it declares an authenticator; a client that offers
+    /// none is still served.
+    pub auth: Option<Credentials>,
+    /// Where the same server listens requiring authentication with those
+    /// credentials (`auth-required=HOST:PORT`, `[EXT-9]`), if it declares it.
+    pub auth_required: Option<String>,
+    /// That listener's hello timeout in milliseconds (`[RES-10]`), if it
+    /// declares one.
+    pub hello_timeout_ms: Option<u64>,
 }
 
 /// The longest timeout a profile may declare: a case waits it out.
@@ -52,6 +64,9 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "extensions",
     "idle-timeout-ms",
     "frame-timeout-ms",
+    "auth",
+    "auth-required",
+    "hello-timeout-ms",
 ];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
@@ -84,7 +99,14 @@ impl Profile {
                     }
                     profile.max_connections = Some(n)
                 }
-                Some((name @ ("idle-timeout-ms" | "frame-timeout-ms"), n)) => {
+                Some(("auth", value)) => match value.split_once(':') {
+                    Some((scheme, credentials)) if !scheme.is_empty() && !credentials.is_empty() => {
+                        profile.auth = Some(Credentials { scheme: scheme.into(), credentials: credentials.into() })
+                    }
+                    _ => return Err(format!("{item}: expected auth=SCHEME:CREDENTIALS")),
+                },
+                Some(("auth-required", addr)) if !addr.is_empty() => profile.auth_required = Some(addr.into()),
+                Some((name @ ("idle-timeout-ms" | "frame-timeout-ms" | "hello-timeout-ms"), n)) => {
                     let n: u64 = n.parse().map_err(|e| format!("{item}: {e}"))?;
                     if !(1_000..=MAX_DECLARED_TIMEOUT_MS).contains(&n) {
                         return Err(format!(
@@ -93,6 +115,7 @@ impl Profile {
                     }
                     match name {
                         "idle-timeout-ms" => profile.idle_timeout_ms = Some(n),
+                        "hello-timeout-ms" => profile.hello_timeout_ms = Some(n),
                         _ => profile.frame_timeout_ms = Some(n),
                     }
                 }
@@ -113,6 +136,14 @@ impl Profile {
                 _ => return Err(format!("unknown profile item {item:?}; known: {}", PROFILE_ITEMS.join(", "))),
             }
         }
+        if profile.auth_required.is_some() && profile.auth.is_none() {
+            return Err("auth-required=HOST:PORT: declare the credentials it takes with auth=SCHEME:CREDENTIALS".into());
+        }
+        if profile.hello_timeout_ms.is_some() && profile.auth_required.is_none() {
+            return Err("hello-timeout-ms=N: the hello timeout runs where authentication is required; \
+                        declare that listener with auth-required=HOST:PORT"
+                .into());
+        }
         Ok(profile)
     }
 
@@ -127,6 +158,10 @@ impl Profile {
             extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
             idle_timeout_ms: Some(REFERENCE_IDLE_TIMEOUT_MS),
             frame_timeout_ms: Some(REFERENCE_FRAME_TIMEOUT_MS),
+            auth: Some(reference_credentials()),
+            // Its address is known once it listens: the harness fills it in.
+            auth_required: None,
+            hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
         }
     }
 
@@ -146,6 +181,19 @@ impl Profile {
         }
         if requires.frame_timeout && self.frame_timeout_ms.is_none() {
             return Err("needs a server declaring frame-timeout-ms=N".into());
+        }
+        match (requires.auth, &self.auth) {
+            (Some(true), None) => return Err("needs a server declaring auth=SCHEME:CREDENTIALS".into()),
+            (Some(false), Some(_)) => {
+                return Err("for a server without an authenticator (this one declares auth=)".into())
+            }
+            _ => {}
+        }
+        if requires.auth_required && self.auth_required.is_none() {
+            return Err("needs a server declaring auth-required=HOST:PORT".into());
+        }
+        if requires.hello_timeout && self.hello_timeout_ms.is_none() {
+            return Err("needs a server declaring hello-timeout-ms=N".into());
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
@@ -171,6 +219,8 @@ impl Profile {
         let mut case = case.clone();
         let max_message = || self.max_message.ok_or("needs a server declaring max-message=N");
         let idle_timeout = || self.idle_timeout_ms.ok_or("needs a server declaring idle-timeout-ms=N");
+        let credentials = || self.auth.as_ref().ok_or("needs a server declaring auth=SCHEME:CREDENTIALS");
+        let hello_timeout = || self.hello_timeout_ms.ok_or("needs a server declaring hello-timeout-ms=N");
         case.steps = match generator {
             Generator::ChannelLimit => {
                 channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
@@ -191,17 +241,25 @@ impl Profile {
                 frame_timeout_steps(self.frame_timeout_ms.ok_or("needs a server declaring frame-timeout-ms=N")?)
             }
             Generator::WaitingRequests => waiting_requests_steps(),
+            Generator::AuthAccepted => auth_steps::accepted(credentials()?, false),
+            Generator::AuthSchemeWithoutCase => auth_steps::accepted(credentials()?, true),
+            Generator::AuthRefused => auth_steps::refused(credentials()?),
+            Generator::AuthRequiredAccepts => auth_steps::required_accepts(credentials()?),
+            Generator::HelloTimeout => auth_steps::hello_timeout(hello_timeout()?),
+            Generator::AuthenticatedNotTimedOut => {
+                auth_steps::authenticated_not_timed_out(credentials()?, hello_timeout()?)
+            }
         };
         Ok(case)
     }
 }
 
-fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
+pub(super) fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
     let frame = FrameSpec { status, path: Blob::Text(path.into()), channel, data, length: None };
     Step { send: Some(frame), ..Step::default() }
 }
 
-fn expect(frame: ExpectFrame) -> Step {
+pub(super) fn expect(frame: ExpectFrame) -> Step {
     Step { expect: Some(frame), ..Step::default() }
 }
 
@@ -332,23 +390,34 @@ const CONNECTIONS_SETTLE_MS: u64 = 300;
 pub const REFERENCE_IDLE_TIMEOUT_MS: u64 = 5_000;
 /// See [`REFERENCE_IDLE_TIMEOUT_MS`].
 pub const REFERENCE_FRAME_TIMEOUT_MS: u64 = 3_000;
+/// The hello timeout of the reference server that requires
+/// authentication, as the suite starts it in-process (`[RES-10]`).
+pub const REFERENCE_HELLO_TIMEOUT_MS: u64 = 2_000;
+/// The bearer token the reference server's authenticator accepts as the
+/// suite starts it in-process, and the identity it proves.
+pub const REFERENCE_TOKEN: (&str, &str) = ("conformance-token", "conformance");
+
+/// The credentials of [`REFERENCE_TOKEN`], as the profile declares them.
+pub fn reference_credentials() -> Credentials {
+    Credentials { scheme: "bearer".into(), credentials: REFERENCE_TOKEN.0.into() }
+}
 
 /// How long past a declared timeout a case sleeps before it looks for the
 /// close frame, which must then have come: the server's timer, and its
 /// turn to run, may be that late.
-const TIMEOUT_SLACK_MS: u64 = 500;
+pub(super) const TIMEOUT_SLACK_MS: u64 = 500;
 
-fn sleep(ms: u64) -> Step {
+pub(super) fn sleep(ms: u64) -> Step {
     Step { sleep_ms: Some(ms), ..Step::default() }
 }
 
-fn echo(text: &str) -> [Step; 2] {
+pub(super) fn echo(text: &str) -> [Step; 2] {
     let answer = ExpectFrame { status: Some(5), data: Some(Blob::Text(text.into())), ..ExpectFrame::default() };
     [send(1, "/echo", 0, Blob::Text(text.into())), expect(answer)]
 }
 
 /// A close frame citing `requirement`, then the close.
-fn closed_citing(requirement: &str) -> [Step; 2] {
+pub(super) fn closed_citing(requirement: &str) -> [Step; 2] {
     let frame = ExpectFrame { status: Some(8), cites: Some(requirement.into()), ..ExpectFrame::default() };
     [expect(frame), Step { expect_close: Some(CloseExpect::Any), ..Step::default() }]
 }
@@ -399,7 +468,7 @@ pub const MAX_DECLARED_CONNECTIONS: u32 = 1024;
 
 /// An expected error answer of `code` whose message is the code's name
 /// in the spec's table (`[ANSWER-10]`).
-fn expect_named_error(code: ErrorCode, channel: u32) -> Step {
+pub(super) fn expect_named_error(code: ErrorCode, channel: u32) -> Step {
     let mut json = toml::Table::new();
     json.insert("code".into(), toml::Value::Integer(code.value()));
     json.insert("message".into(), toml::Value::String(code.name().into()));

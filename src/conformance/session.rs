@@ -47,6 +47,9 @@ pub struct ExpectFrame {
     /// The data is a JSON object that has these members (dotted paths,
     /// e.g. `extensions.metadata.max_size`).
     pub json_keys: Option<Vec<String>>,
+    /// The data is a JSON object that has none of these members (dotted
+    /// paths, e.g. `extensions.auth`).
+    pub json_absent: Option<Vec<String>>,
     /// The data starts with a metadata block (`[EXT-18]`) with these
     /// entries: a string is the value exactly, `true` any value, `false`
     /// no such key.
@@ -176,6 +179,19 @@ pub struct Requires {
     /// the case's steps are generated for that N.
     #[serde(default)]
     pub frame_timeout: bool,
+    /// `true`: the server declares an authenticator and the credentials
+    /// it accepts (`auth=SCHEME:CREDENTIALS`); `false`: the case is for a
+    /// server that has none, and is skipped where one is declared.
+    #[serde(default)]
+    pub auth: Option<bool>,
+    /// The server declares a listener that requires authentication
+    /// (`auth-required=HOST:PORT`); every connection of the case goes there.
+    #[serde(default)]
+    pub auth_required: bool,
+    /// That listener declares its hello timeout (`hello-timeout-ms=N`); the
+    /// case's steps are generated for that N.
+    #[serde(default)]
+    pub hello_timeout: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.
@@ -221,6 +237,24 @@ pub enum Generator {
     /// Sends part of a frame and expects a close frame citing `[RES-6]`
     /// about the declared frame read timeout N later.
     FrameTimeout,
+    /// Offers the declared credentials in a hello and expects them
+    /// accepted with an identity, then a request served (`[EXT-8]`).
+    AuthAccepted,
+    /// As `auth-accepted` with the scheme's ASCII case changed (`[EXT-8]`).
+    AuthSchemeWithoutCase,
+    /// Offers credentials that differ from the declared ones and expects
+    /// 112, then a close frame citing `[EXT-8]`.
+    AuthRefused,
+    /// On the listener that requires authentication, says hello with the
+    /// declared credentials; then requests and channels are served (`[EXT-9]`).
+    AuthRequiredAccepts,
+    /// On the listener that requires authentication, sends nothing and
+    /// expects a close frame citing `[RES-10]` about the declared hello
+    /// timeout N later.
+    HelloTimeout,
+    /// On that listener, authenticates, then waits past the declared hello
+    /// timeout N and is still served (`[RES-10]`).
+    AuthenticatedNotTimedOut,
     /// Sends 65,536 requests that wait for their answers, in windows of
     /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
     /// needs no declared value.

@@ -43,6 +43,9 @@ impl ExpectFrame {
         if let Some(k) = &self.json_keys {
             parts.push(format!("JSON with members {k:?}"));
         }
+        if let Some(k) = &self.json_absent {
+            parts.push(format!("JSON without members {k:?}"));
+        }
         if let Some(m) = &self.metadata {
             let entries: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             parts.push(format!("a metadata block with {}", entries.join(", ")));
@@ -171,6 +174,10 @@ impl ExpectFrame {
                 .json_keys
                 .as_ref()
                 .is_none_or(|keys| json().is_some_and(|got| keys.iter().all(|k| json_at(&got, k).is_some())))
+            && self
+                .json_absent
+                .as_ref()
+                .is_none_or(|keys| json().is_some_and(|got| keys.iter().all(|k| json_at(&got, k).is_none())))
             && self.metadata_matches(frame)
             && self.code.is_none_or(|code| {
                 json().is_some_and(|got| {

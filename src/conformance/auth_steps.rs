@@ -1,0 +1,117 @@
+//! The steps of the authentication cases (`[EXT-8]`, `[EXT-9]`,
+//! `[RES-10]`), generated for the credentials and the hello timeout the
+//! profile declares.
+
+use super::profile::{closed_citing, echo, expect, expect_named_error, send, sleep, TIMEOUT_SLACK_MS};
+use super::session::{ExpectFrame, Step};
+use super::vector::Blob;
+use crate::proto::extensions::Credentials;
+use crate::wire::answer::ErrorCode;
+
+/// A hello offering `auth` with `scheme` and `credentials` and nothing else.
+fn hello_with(scheme: &str, credentials: &str) -> Step {
+    let body = serde_json::json!({
+        "revision": 1,
+        "extensions": { "auth": { "scheme": scheme, "credentials": credentials } },
+    });
+    send(1, "/sys/hello", 0, Blob::Text(body.to_string()))
+}
+
+/// The hello's answer naming `auth` with the identity the credentials proved.
+fn accepted_answer() -> Step {
+    expect(ExpectFrame {
+        status: Some(5),
+        channel: Some(0),
+        path: Some(Blob::Text("/sys/hello".into())),
+        json_keys: Some(vec!["revision".into(), "extensions.auth.identity".into()]),
+        ..ExpectFrame::default()
+    })
+}
+
+/// `scheme` with the case of each ASCII letter changed: `bearer` is `BEARER`,
+/// `Bearer` is `bEARER`.
+fn other_case(scheme: &str) -> String {
+    scheme
+        .chars()
+        .map(|c| match c {
+            'a'..='z' => c.to_ascii_uppercase(),
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => c,
+        })
+        .collect()
+}
+
+/// `[EXT-8]`: the declared credentials (with the scheme's case changed
+/// when `recased`: schemes are compared without regard to ASCII case) are
+/// accepted, the answer names `auth` with an identity, and the connection
+/// is served.
+pub(super) fn accepted(credentials: &Credentials, recased: bool) -> Vec<Step> {
+    let scheme = match recased {
+        true => other_case(&credentials.scheme),
+        false => credentials.scheme.clone(),
+    };
+    let mut steps = vec![hello_with(&scheme, &credentials.credentials), accepted_answer()];
+    steps.extend(echo("authenticated"));
+    steps
+}
+
+/// `[EXT-8]`: credentials other than the declared ones (the declared ones
+/// with a byte more) are refused: the hello is answered 112
+/// `unauthenticated`, then a close frame cites `[EXT-8]` and the server
+/// closes.
+pub(super) fn refused(credentials: &Credentials) -> Vec<Step> {
+    let wrong = format!("{}-wrong", credentials.credentials);
+    let mut steps = vec![hello_with(&credentials.scheme, &wrong), expect_named_error(ErrorCode::Unauthenticated, 0)];
+    steps.extend(closed_citing("EXT-8"));
+    steps
+}
+
+/// `[EXT-9]`: where authentication is required, a hello with the declared
+/// credentials is accepted, and then requests are served and channels
+/// granted.
+pub(super) fn required_accepts(credentials: &Credentials) -> Vec<Step> {
+    let mut steps = accepted(credentials, false);
+    steps.push(send(1, "/sys/new_channel", 0, Blob::Text("{}".into())));
+    let mut grant = toml::Table::new();
+    grant.insert("code".into(), toml::Value::Integer(0));
+    grant.insert("channel_id".into(), toml::Value::Integer(1));
+    steps.push(expect(ExpectFrame { status: Some(5), channel: Some(0), json: Some(grant), ..ExpectFrame::default() }));
+    steps.push(send(1, "/echo", 1, Blob::Text("on channel 1".into())));
+    steps.push(expect(ExpectFrame {
+        status: Some(5),
+        channel: Some(1),
+        data: Some(Blob::Text("on channel 1".into())),
+        ..ExpectFrame::default()
+    }));
+    steps
+}
+
+/// `[RES-10]` for a declared hello timeout of `n` ms: a connection to the
+/// listener that requires authentication that sends nothing has been
+/// closed, with a close frame citing `[RES-10]`, by n and a little after
+/// it opened.
+pub(super) fn hello_timeout(n: u64) -> Vec<Step> {
+    let mut steps = vec![sleep(n + TIMEOUT_SLACK_MS)];
+    steps.extend(closed_citing("RES-10"));
+    steps
+}
+
+/// `[RES-10]`: the hello timeout ends once the client has authenticated; a
+/// connection authenticated at once is served past n.
+pub(super) fn authenticated_not_timed_out(credentials: &Credentials, n: u64) -> Vec<Step> {
+    let mut steps = vec![hello_with(&credentials.scheme, &credentials.credentials), accepted_answer()];
+    steps.push(sleep(n + TIMEOUT_SLACK_MS));
+    steps.extend(echo("still served"));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_change_case_letter_by_letter() {
+        assert_eq!(other_case("bearer"), "BEARER");
+        assert_eq!(other_case("Bearer-2"), "bEARER-2");
+    }
+}
