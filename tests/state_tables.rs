@@ -290,6 +290,8 @@ fn profile_items_table_matches_the_profile_parser() {
     let example = |item: &str| match item.split_once('=') {
         // Timeouts are declared in milliseconds, from 1000.
         Some((name, "N")) if name.ends_with("-ms") => format!("{name}=2000"),
+        // Budgets are declared in bytes, from 8 MiB.
+        Some((name, "N")) if name.ends_with("-budget") => format!("{name}=8388608"),
         Some((name, "N")) => format!("{name}=4"),
         Some((name, "NAME")) => format!("{name}=go-iip"),
         Some((name, "A+B")) => format!("{name}=ping+limits"),

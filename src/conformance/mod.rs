@@ -3,6 +3,7 @@
 
 pub mod attack;
 mod auth_steps;
+mod budget_steps;
 pub mod client;
 pub mod client_cmd;
 pub mod report;
@@ -87,6 +88,7 @@ fn reference_builder(policy: crate::server::AuthPolicy) -> crate::server::Server
         .max_channels(profile.max_channels.unwrap_or(8))
         .max_message(profile.max_message.unwrap_or(32 << 20))
         .max_connections(profile.max_connections.unwrap_or(32) as usize)
+        .max_connection_bytes(profile.connection_budget.unwrap_or(profile::REFERENCE_CONNECTION_BUDGET))
         .timeouts(crate::proto::timers::Timeouts {
             idle: millis(profile.idle_timeout_ms),
             frame: millis(profile.frame_timeout_ms),

@@ -6,6 +6,7 @@ use crate::conformance::vector::{to_hex, Blob};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
 use super::auth_steps;
+use super::budget_steps::{self, MAX_DECLARED_BUDGET, MIN_DECLARED_BUDGET};
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
 use crate::conformance::vector::FrameSpec;
 use crate::proto::extensions::Credentials;
@@ -49,6 +50,8 @@ pub struct Profile {
     /// That listener's hello timeout in milliseconds (`[RES-10]`), if it
     /// declares one.
     pub hello_timeout_ms: Option<u64>,
+    /// Its budget of bytes held per connection (`[RES-1]`), if it declares one.
+    pub connection_budget: Option<usize>,
 }
 
 /// The longest timeout a profile may declare: a case waits it out.
@@ -67,6 +70,7 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "auth",
     "auth-required",
     "hello-timeout-ms",
+    "connection-budget",
 ];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
@@ -106,6 +110,16 @@ impl Profile {
                     _ => return Err(format!("{item}: expected auth=SCHEME:CREDENTIALS")),
                 },
                 Some(("auth-required", addr)) if !addr.is_empty() => profile.auth_required = Some(addr.into()),
+                Some(("connection-budget", n)) => {
+                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if !(MIN_DECLARED_BUDGET..=MAX_DECLARED_BUDGET).contains(&n) {
+                        return Err(format!(
+                            "{item}: the cases park requests of up to the whole budget; \
+                             declare {MIN_DECLARED_BUDGET} to {MAX_DECLARED_BUDGET}"
+                        ));
+                    }
+                    profile.connection_budget = Some(n)
+                }
                 Some((name @ ("idle-timeout-ms" | "frame-timeout-ms" | "hello-timeout-ms"), n)) => {
                     let n: u64 = n.parse().map_err(|e| format!("{item}: {e}"))?;
                     if !(1_000..=MAX_DECLARED_TIMEOUT_MS).contains(&n) {
@@ -162,6 +176,7 @@ impl Profile {
             // Its address is known once it listens: the harness fills it in.
             auth_required: None,
             hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
+            connection_budget: Some(REFERENCE_CONNECTION_BUDGET),
         }
     }
 
@@ -195,6 +210,9 @@ impl Profile {
         if requires.hello_timeout && self.hello_timeout_ms.is_none() {
             return Err("needs a server declaring hello-timeout-ms=N".into());
         }
+        if requires.connection_budget && self.connection_budget.is_none() {
+            return Err("needs a server declaring connection-budget=N".into());
+        }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
         }
@@ -221,6 +239,7 @@ impl Profile {
         let idle_timeout = || self.idle_timeout_ms.ok_or("needs a server declaring idle-timeout-ms=N");
         let credentials = || self.auth.as_ref().ok_or("needs a server declaring auth=SCHEME:CREDENTIALS");
         let hello_timeout = || self.hello_timeout_ms.ok_or("needs a server declaring hello-timeout-ms=N");
+        let budget = || self.connection_budget.ok_or("needs a server declaring connection-budget=N");
         case.steps = match generator {
             Generator::ChannelLimit => {
                 channel_limit_steps(self.max_channels.ok_or("needs a server declaring max-channels=N")?)
@@ -249,6 +268,9 @@ impl Profile {
             Generator::AuthenticatedNotTimedOut => {
                 auth_steps::authenticated_not_timed_out(credentials()?, hello_timeout()?)
             }
+            Generator::PausedAtBudget => budget_steps::paused_at_budget(budget()?),
+            Generator::LeavingWhilePaused => budget_steps::leaving_while_paused(budget()?),
+            Generator::ChunkedPastBudget => budget_steps::chunked_past_budget(budget()?),
         };
         Ok(case)
     }
@@ -393,6 +415,10 @@ pub const REFERENCE_FRAME_TIMEOUT_MS: u64 = 3_000;
 /// The hello timeout of the reference server that requires
 /// authentication, as the suite starts it in-process (`[RES-10]`).
 pub const REFERENCE_HELLO_TIMEOUT_MS: u64 = 2_000;
+/// The budget of bytes held per connection of the reference server as the
+/// suite starts it in-process: past its 32 MiB messages, with room for
+/// what they hold beside them.
+pub const REFERENCE_CONNECTION_BUDGET: usize = 40 << 20;
 /// The bearer token the reference server's authenticator accepts as the
 /// suite starts it in-process, and the identity it proves.
 pub const REFERENCE_TOKEN: (&str, &str) = ("conformance-token", "conformance");

@@ -192,6 +192,10 @@ pub struct Requires {
     /// case's steps are generated for that N.
     #[serde(default)]
     pub hello_timeout: bool,
+    /// The server declares its budget of bytes per connection
+    /// (`connection-budget=N`); the case's steps are generated for that N.
+    #[serde(default)]
+    pub connection_budget: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.
@@ -255,6 +259,15 @@ pub enum Generator {
     /// On that listener, authenticates, then waits past the declared hello
     /// timeout N and is still served (`[RES-10]`).
     AuthenticatedNotTimedOut,
+    /// Parks a `/sleep` whose body is the declared budget N, and expects
+    /// a request behind it unanswered until the sleep is (`[RES-3]`).
+    PausedAtBudget,
+    /// Parks a `/sleep` of 20 s holding the declared budget N, ends the
+    /// stream, and expects the close at once (`[RES-11]`).
+    LeavingWhilePaused,
+    /// Parks a `/sleep` holding all but 2 MiB of the declared budget N, and
+    /// expects a chunked request of 4 MiB beside it answered 110 (`[RES-2]`).
+    ChunkedPastBudget,
     /// Sends 65,536 requests that wait for their answers, in windows of
     /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
     /// needs no declared value.
