@@ -102,10 +102,11 @@ static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Whether `case` (as generated for `profile`) needs the server to itself:
 /// it expects an exact change of statistics, which traffic of other cases
-/// would disturb, or it fills the server's connection limit.
+/// would disturb, or it fills the server's connection limit or its budget.
 fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
     let steps = profile.instantiate(&case.case).map(|c| c.steps).unwrap_or_default();
     case.case.requires.max_connections
+        || case.case.requires.server_budget
         || steps.iter().any(|step| {
             step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some())
         })

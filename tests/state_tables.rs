@@ -304,6 +304,7 @@ fn profile_items_table_matches_the_profile_parser() {
     let needs = |item: &str| match item.split('=').next() {
         Some("auth-required") => "auth=bearer:t0ken",
         Some("hello-timeout-ms") => "auth=bearer:t0ken,auth-required=127.0.0.1:9091",
+        Some("server-budget") => "connection-budget=8388608",
         _ => "",
     };
     let mut names = Vec::new();

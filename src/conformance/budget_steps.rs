@@ -151,11 +151,107 @@ pub(super) fn chunked_past_budget(n: usize) -> Vec<Step> {
     steps
 }
 
+/// How long [`server_full`] gives the server to read the one frame that
+/// takes its total past the budget: everything before it was read, as
+/// each connection's echo on channel 1 showed.
+const SETTLE_MS: u64 = 300;
+
+/// `[RES-4]` for a declared server-wide budget of `s` bytes and budget of
+/// `c` per connection: connections `c1`, `c2`, … each park `/sleep`
+/// requests of 10 s under their own budget until together they hold `s`
+/// less 1 MiB, each then answering an `/echo` on its channel 1 to show it
+/// read them all; the last then sends one more frame of 2 MiB, which takes
+/// the total past `s`. Then the case's own connection, which holds
+/// nothing, is still served, one frame at a time, and a chunked request on
+/// it is refused with 110 ([RES-2]); on `c1`, which holds bytes, a short
+/// `/sleep` and then an `/echo` on channel 1 get no answer for a second.
+/// Once the sleeps are answered, so are those.
+pub(super) fn server_full(s: usize, c: usize) -> Vec<Step> {
+    const MS: u64 = 10_000;
+    let shares = server_shares(s, c);
+    let on = |i: usize| Some(format!("c{}", i + 1));
+    let mut steps = Vec::new();
+    let mut answers = Vec::new();
+    for (i, sizes) in shares.iter().enumerate() {
+        let (mut asks, expected) = parked(sizes, MS);
+        // The last connection's last frame takes the total past the budget.
+        let crossing = (i + 1 == shares.len()).then(|| asks.pop()).flatten();
+        let (sync, synced) = echo_on(1, &format!("c{} read it all", i + 1));
+        let connection = open_channel_1().into_iter().chain(asks).chain([sync, expect(synced)]).chain(crossing);
+        steps.extend(connection.map(|step| Step { on: on(i), ..step }));
+        answers.push(expected);
+    }
+    steps.push(Step { sleep_ms: Some(SETTLE_MS), ..Step::default() });
+    steps.extend(echo("one frame at a time"));
+    for i in 0..2 {
+        let fill = b'a' + i as u8;
+        steps.push(send(frame_status(2, i), "/echo", 0, Blob::Fill { fill, count: 1024 }));
+    }
+    steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
+    // A connection whose read was already waiting when the total reached
+    // the budget may take that frame: a short sleep on channel 0 of `c1`,
+    // answered behind its others whenever it is read, is that frame.
+    let (nudge, nudged) = parked(&[16], 0);
+    steps.extend(nudge.into_iter().map(|step| Step { on: on(0), ..step }));
+    let (ask, answer) = echo_on(1, "behind the server's budget");
+    steps.push(Step { on: on(0), ..ask });
+    steps.push(Step { on: on(0), expect_silence_ms: Some(1000), ..Step::default() });
+    let mut late = nudged;
+    late.push(answer);
+    // The sleeps end MS after they were parked: a slow server may take
+    // most of that to read them, a fast one is answering by the end of
+    // this pause, well within a step's wait after it.
+    steps.push(Step { sleep_ms: Some(MS - SETTLE_MS - 1000 - 3000), ..Step::default() });
+    for (i, mut expected) in answers.into_iter().enumerate() {
+        if i == 0 {
+            expected.append(&mut late);
+        }
+        steps.push(Step { on: on(i), expect_unordered: Some(expected), ..Step::default() });
+    }
+    steps
+}
+
+/// The sizes each connection of [`server_full`] parks: every share under
+/// the connection budget `c` by 2 MiB, together `s` and 1 MiB, and the
+/// last share ending in a frame of 2 MiB that crosses `s` (before it the
+/// total is `s` less 1 MiB, room for what the server counts beside bodies).
+fn server_shares(s: usize, c: usize) -> Vec<Vec<usize>> {
+    let share = c - LEFT_FREE;
+    let total = s + (1 << 20);
+    let n = total.div_ceil(share);
+    let mut amounts = vec![share; n];
+    let last = total - share * (n - 1);
+    // The last share is at least two frames; what it lacks, the first gives.
+    let floor = 2 * PARKED;
+    if n > 1 && last < floor {
+        amounts[0] -= floor - last;
+        amounts[n - 1] = floor;
+    } else {
+        amounts[n - 1] = last;
+    }
+    let mut shares: Vec<Vec<usize>> = amounts.iter().map(|&a| parked_sizes(a)).collect();
+    if let Some(final_share) = shares.last_mut() {
+        // End on a whole frame of PARKED bytes.
+        let amount: usize = final_share.iter().sum();
+        *final_share = parked_sizes(amount - PARKED);
+        final_share.push(PARKED);
+    }
+    shares
+}
+
+/// How many connections [`server_full`] opens beside the case's own.
+pub(super) fn server_full_connections(s: usize, c: usize) -> usize {
+    server_shares(s, c).len()
+}
+
 /// The least budget a profile may declare: the refusal case leaves 2 MiB
 /// of it free and still parks a request larger than that.
 pub const MIN_DECLARED_BUDGET: usize = 8 << 20;
 /// The largest: a case sends a request of the whole budget.
 pub const MAX_DECLARED_BUDGET: usize = 256 << 20;
+/// The largest server-wide budget a profile may declare: the case parks
+/// it all.
+pub const MAX_DECLARED_SERVER_BUDGET: usize = 1 << 30;
 
 #[cfg(test)]
 mod tests {
@@ -169,6 +265,21 @@ mod tests {
             assert!(before <= n - (1 << 20) && before + sizes[sizes.len() - 1] >= n, "{n}: {sizes:?}");
             assert!(sizes.iter().all(|&s| s >= 4 && s <= DEFAULT_MAX_DATA as usize), "{n}: {sizes:?}");
             assert_eq!(parked_sizes(n - LEFT_FREE).iter().sum::<usize>(), n - LEFT_FREE);
+        }
+    }
+
+    #[test]
+    fn server_shares_cross_the_budget_with_the_last_frame() {
+        for (s, c) in [(256 << 20, 40 << 20), (8 << 20, 8 << 20), (9 << 20, 8 << 20), ((64 << 20) + 7, 10 << 20)] {
+            let shares = server_shares(s, c);
+            let total: usize = shares.iter().flatten().sum();
+            let last = shares.last().and_then(|share| share.last()).copied().unwrap_or_default();
+            assert_eq!(total, s + (1 << 20), "{s}, {c}: {shares:?}");
+            assert!(total - last <= s - (1 << 20), "{s}, {c}: crossed before the last frame");
+            for share in &shares {
+                assert!(share.iter().sum::<usize>() <= c - LEFT_FREE, "{s}, {c}: a share past its connection's budget");
+                assert!(share.iter().all(|&f| (4..=PARKED).contains(&f)), "{s}, {c}: {share:?}");
+            }
         }
     }
 }

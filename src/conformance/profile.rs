@@ -6,7 +6,7 @@ use crate::conformance::vector::{to_hex, Blob};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
 use super::auth_steps;
-use super::budget_steps::{self, MAX_DECLARED_BUDGET, MIN_DECLARED_BUDGET};
+use super::budget_steps::{self, MAX_DECLARED_BUDGET, MAX_DECLARED_SERVER_BUDGET, MIN_DECLARED_BUDGET};
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
 use crate::conformance::vector::FrameSpec;
 use crate::proto::extensions::Credentials;
@@ -52,6 +52,8 @@ pub struct Profile {
     pub hello_timeout_ms: Option<u64>,
     /// Its budget of bytes held per connection (`[RES-1]`), if it declares one.
     pub connection_budget: Option<usize>,
+    /// Its server-wide budget of bytes held (`[RES-4]`), if it declares one.
+    pub server_budget: Option<usize>,
 }
 
 /// The longest timeout a profile may declare: a case waits it out.
@@ -71,6 +73,7 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "auth-required",
     "hello-timeout-ms",
     "connection-budget",
+    "server-budget",
 ];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
@@ -120,6 +123,16 @@ impl Profile {
                     }
                     profile.connection_budget = Some(n)
                 }
+                Some(("server-budget", n)) => {
+                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if !(MIN_DECLARED_BUDGET..=MAX_DECLARED_SERVER_BUDGET).contains(&n) {
+                        return Err(format!(
+                            "{item}: the case parks the whole budget; declare {MIN_DECLARED_BUDGET} to \
+                             {MAX_DECLARED_SERVER_BUDGET}"
+                        ));
+                    }
+                    profile.server_budget = Some(n)
+                }
                 Some((name @ ("idle-timeout-ms" | "frame-timeout-ms" | "hello-timeout-ms"), n)) => {
                     let n: u64 = n.parse().map_err(|e| format!("{item}: {e}"))?;
                     if !(1_000..=MAX_DECLARED_TIMEOUT_MS).contains(&n) {
@@ -153,6 +166,11 @@ impl Profile {
         if profile.auth_required.is_some() && profile.auth.is_none() {
             return Err("auth-required=HOST:PORT: declare the credentials it takes with auth=SCHEME:CREDENTIALS".into());
         }
+        if profile.server_budget.is_some() && profile.connection_budget.is_none() {
+            return Err("server-budget=N: the case parks it under each connection's budget; \
+                        declare that with connection-budget=N"
+                .into());
+        }
         if profile.hello_timeout_ms.is_some() && profile.auth_required.is_none() {
             return Err("hello-timeout-ms=N: the hello timeout runs where authentication is required; \
                         declare that listener with auth-required=HOST:PORT"
@@ -177,6 +195,7 @@ impl Profile {
             auth_required: None,
             hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
             connection_budget: Some(REFERENCE_CONNECTION_BUDGET),
+            server_budget: Some(crate::server::DEFAULT_MAX_SERVER_HELD_BYTES),
         }
     }
 
@@ -212,6 +231,9 @@ impl Profile {
         }
         if requires.connection_budget && self.connection_budget.is_none() {
             return Err("needs a server declaring connection-budget=N".into());
+        }
+        if requires.server_budget && self.server_budget.is_none() {
+            return Err("needs a server declaring server-budget=N".into());
         }
         if requires.fail_route && !self.fail_route {
             return Err("needs a server declaring fail-route".into());
@@ -271,6 +293,14 @@ impl Profile {
             Generator::PausedAtBudget => budget_steps::paused_at_budget(budget()?),
             Generator::LeavingWhilePaused => budget_steps::leaving_while_paused(budget()?),
             Generator::ChunkedPastBudget => budget_steps::chunked_past_budget(budget()?),
+            Generator::ServerFull => {
+                let s = self.server_budget.ok_or("needs a server declaring server-budget=N")?;
+                let needed = budget_steps::server_full_connections(s, budget()?) + 1;
+                if self.max_connections.is_some_and(|m| (m as usize) < needed) {
+                    return Err(format!("needs {needed} connections at once; the server declares fewer"));
+                }
+                budget_steps::server_full(s, budget()?)
+            }
         };
         Ok(case)
     }

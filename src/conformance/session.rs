@@ -196,6 +196,11 @@ pub struct Requires {
     /// (`connection-budget=N`); the case's steps are generated for that N.
     #[serde(default)]
     pub connection_budget: bool,
+    /// The server declares its server-wide budget (`server-budget=N`); the
+    /// case's steps are generated for that N, and it needs the server to
+    /// itself.
+    #[serde(default)]
+    pub server_budget: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.
@@ -268,6 +273,10 @@ pub enum Generator {
     /// Parks a `/sleep` holding all but 2 MiB of the declared budget N, and
     /// expects a chunked request of 4 MiB beside it answered 110 (`[RES-2]`).
     ChunkedPastBudget,
+    /// Parks `/sleep` requests on several connections until together they
+    /// hold the declared server-wide budget, and expects a connection
+    /// holding nothing served, one holding bytes not read (`[RES-4]`).
+    ServerFull,
     /// Sends 65,536 requests that wait for their answers, in windows of
     /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
     /// needs no declared value.

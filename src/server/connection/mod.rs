@@ -106,6 +106,11 @@ struct Connection<W> {
     /// Until when the pace of compression work keeps this connection from
     /// reading (`[RES-9]`).
     codec_wait: Option<Instant>,
+    /// `None` while reading is paused (`[RES-3]`, `[RES-4]`); since when
+    /// it has gone on otherwise. Bytes left in the buffer while the
+    /// server takes no frames are not a frame that fails to arrive: the
+    /// frame read timeout (`[RES-6]`) counts only while it reads.
+    reading_since: Option<Instant>,
 }
 
 /// Growth of a connection's held bytes that is reported to the server's
@@ -164,6 +169,7 @@ pub(crate) async fn serve_connection<R, W>(
         going_away_until: None,
         codec_booked: 0,
         codec_wait: None,
+        reading_since: Some(Instant::now()),
     };
     let mut writer_done = false;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -182,7 +188,7 @@ pub(crate) async fn serve_connection<R, W>(
             timers.authenticated();
         }
         if conn.reading {
-            if let Some(expiry) = timers.expired(now, reader.pending_since()) {
+            if let Some(expiry) = timers.expired(now, conn.frame_pending_since(&reader)) {
                 tracing::debug!(peer = %conn.peer, reason = expiry.reason(), "closing");
                 conn.stop(expiry.reason());
                 continue;
@@ -202,7 +208,7 @@ pub(crate) async fn serve_connection<R, W>(
             writer_done = true;
             break;
         }
-        let deadline = timers.deadline(reader.pending_since()).map(|(at, _)| at);
+        let deadline = timers.deadline(conn.frame_pending_since(&reader)).map(|(at, _)| at);
         let deadline =
             [deadline, conn.going_away_until, conn.codec_wait].into_iter().flatten().min().filter(|_| conn.reading);
         let deadline = [deadline, conn.writer.stall_deadline()].into_iter().flatten().min();
@@ -217,6 +223,11 @@ pub(crate) async fn serve_connection<R, W>(
         // The task waits below: the next handler reads the clock anew.
         conn.clock.lapse();
         let may_read = conn.may_read();
+        conn.reading_since = match (may_read, conn.reading_since) {
+            (false, _) => None,
+            (true, None) => Some(now),
+            (true, since) => since,
+        };
         let paused = conn.reading && !may_read;
         let paused_by_server = paused && conn.paused_by_server_only();
         tokio::select! {
@@ -420,6 +431,14 @@ impl<W: AsyncWrite + Unpin> Connection<W> {
             && self.handlers.len() < self.shared.config.max_in_flight
             && outbound < self.shared.config.core.max_held_bytes
             && (outbound == 0 || !self.server_full())
+    }
+
+    /// Since when the unfinished frame in `reader` has been waiting while
+    /// this connection reads (`[RES-6]`): not while reading is paused,
+    /// and from when it resumed at the earliest.
+    fn frame_pending_since<R: AsyncRead + Unpin>(&self, reader: &FrameReader<R>) -> Option<Instant> {
+        let since = self.reading_since?;
+        reader.pending_since().map(|pending| pending.max(since))
     }
 
     /// Whether the connection must notice its client leaving while it
