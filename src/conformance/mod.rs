@@ -7,6 +7,7 @@ mod budget_steps;
 pub mod client;
 pub mod client_cmd;
 pub mod report;
+mod timeout_steps;
 
 pub mod files;
 mod profile;

@@ -8,6 +8,7 @@ use crate::wire::answer::{ErrorAnswer, ErrorCode};
 use super::auth_steps;
 use super::budget_steps::{self, MAX_DECLARED_BUDGET, MAX_DECLARED_SERVER_BUDGET, MIN_DECLARED_BUDGET};
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
+use super::timeout_steps;
 use crate::conformance::vector::FrameSpec;
 use crate::proto::extensions::Credentials;
 
@@ -276,11 +277,12 @@ impl Profile {
             Generator::MetadataCompressedMessageLimit => {
                 compressed_message_limit_steps(max_message()?, Some(LIMIT_CASE_BLOCK))
             }
-            Generator::IdleTimeout => idle_timeout_steps(idle_timeout()?),
-            Generator::BusyNotIdle => busy_not_idle_steps(idle_timeout()?),
-            Generator::FrameTimeout => {
-                frame_timeout_steps(self.frame_timeout_ms.ok_or("needs a server declaring frame-timeout-ms=N")?)
-            }
+            Generator::IdleTimeout => timeout_steps::idle_timeout(idle_timeout()?),
+            Generator::BusyNotIdle => timeout_steps::busy_not_idle(idle_timeout()?),
+            Generator::AnswerUnreadNotIdle => timeout_steps::answer_unread_not_idle(idle_timeout()?),
+            Generator::FrameTimeout => timeout_steps::frame_timeout(
+                self.frame_timeout_ms.ok_or("needs a server declaring frame-timeout-ms=N")?,
+            ),
             Generator::WaitingRequests => waiting_requests_steps(),
             Generator::AuthAccepted => auth_steps::accepted(credentials()?, false),
             Generator::AuthSchemeWithoutCase => auth_steps::accepted(credentials()?, true),
@@ -476,47 +478,6 @@ pub(super) fn echo(text: &str) -> [Step; 2] {
 pub(super) fn closed_citing(requirement: &str) -> [Step; 2] {
     let frame = ExpectFrame { status: Some(8), cites: Some(requirement.into()), ..ExpectFrame::default() };
     [expect(frame), Step { expect_close: Some(CloseExpect::Any), ..Step::default() }]
-}
-
-/// `[RES-5]` for a declared idle timeout of `n` ms: a request 0.75 n after
-/// the first, and one 0.5 n after that, are served (each restarted the
-/// idle clock, so the connection, older than n by then, is not closed);
-/// then, with nothing more sent, the server has closed with a close frame
-/// citing `[RES-5]` by n and a little after the last answer.
-fn idle_timeout_steps(n: u64) -> Vec<Step> {
-    let mut steps = Vec::new();
-    steps.extend(echo("first"));
-    steps.push(sleep(n * 3 / 4));
-    steps.extend(echo("second"));
-    steps.push(sleep(n / 2));
-    steps.extend(echo("third"));
-    steps.push(sleep(n + TIMEOUT_SLACK_MS));
-    steps.extend(closed_citing("RES-5"));
-    steps
-}
-
-/// `[RES-5]` for a declared idle timeout of `n` ms: a request whose
-/// handler takes 1.2 n (`/sleep`) keeps the connection busy, not idle; it
-/// is answered, and a request after it is served too.
-fn busy_not_idle_steps(n: u64) -> Vec<Step> {
-    let ms = (n * 6 / 5).to_string();
-    let answer = ExpectFrame { status: Some(5), data: Some(Blob::Text(ms.clone())), ..ExpectFrame::default() };
-    let mut steps = vec![send(1, "/sleep", 0, Blob::Text(ms)), sleep(n * 6 / 5 + TIMEOUT_SLACK_MS), expect(answer)];
-    steps.extend(echo("after"));
-    steps
-}
-
-/// `[RES-6]` for a declared frame read timeout of `n` ms: after a request
-/// is served, the first three bytes of a frame and nothing more; the
-/// server has closed with a close frame citing `[RES-6]` by n and a
-/// little later.
-fn frame_timeout_steps(n: u64) -> Vec<Step> {
-    let mut steps = Vec::new();
-    steps.extend(echo("before"));
-    steps.push(Step { send_raw: Some(Blob::Hex { hex: "01 2f 65".into() }), ..Step::default() });
-    steps.push(sleep(n + TIMEOUT_SLACK_MS));
-    steps.extend(closed_citing("RES-6"));
-    steps
 }
 
 /// The most connections a profile may declare: the case opens them all.

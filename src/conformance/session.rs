@@ -243,6 +243,10 @@ pub enum Generator {
     /// Sends `/sleep` for 1.2 times the declared idle timeout N and
     /// expects it answered and the connection still open (`[RES-5]`).
     BusyNotIdle,
+    /// Sends an `/echo` of 16 MiB, leaves its answer unread for 1.2 times
+    /// the declared idle timeout N, and expects it whole and the
+    /// connection still open (`[RES-5]`).
+    AnswerUnreadNotIdle,
     /// Sends part of a frame and expects a close frame citing `[RES-6]`
     /// about the declared frame read timeout N later.
     FrameTimeout,
