@@ -61,7 +61,7 @@ pub async fn sleep_handler(req: crate::server::Request) -> Result<bytes::Bytes, 
 /// The reference server configured as [`Profile::reference`] declares:
 /// `/echo`, `/echo_benchmark`, `/fail`, `/metadata`, `/sleep`, 8
 /// channels, 32 MiB requests, 32 connections, and an authenticator that
-/// accepts [`REFERENCE_TOKEN`](profile::REFERENCE_TOKEN) and serves clients
+/// accepts the bearer token `conformance-token` and serves clients
 /// that offer no credentials too.
 pub fn reference_server() -> Result<crate::server::Server, crate::server::RouteError> {
     reference_builder(crate::server::AuthPolicy::Optional).build()
