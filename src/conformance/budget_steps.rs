@@ -157,20 +157,26 @@ pub(super) fn chunked_past_budget(n: usize) -> Vec<Step> {
 const SETTLE_MS: u64 = 300;
 
 /// `[RES-4]` for a declared server-wide budget of `s` bytes and budget of
-/// `c` per connection: connections `c1`, `c2`, … each park `/sleep`
-/// requests of 10 s under their own budget until together they hold `s`
-/// less 1 MiB, each then answering an `/echo` on its channel 1 to show it
-/// read them all; the last then sends one more frame of 2 MiB, which takes
-/// the total past `s`. Then the case's own connection, which holds
-/// nothing, is still served, one frame at a time, and a chunked request on
-/// it is refused with 110 ([RES-2]); on `c1`, which holds bytes, a short
-/// `/sleep` and then an `/echo` on channel 1 get no answer for a second.
-/// Once the sleeps are answered, so are those.
+/// `c` per connection. Connection `h` holds a little: a `/sleep` of 60 s.
+/// Connections `c1`, `c2`, … each park `/sleep` requests of 10 s under
+/// their own budget until together they hold `s` less 1 MiB, each then
+/// answering an `/echo` on its channel 1 to show it read them all; the
+/// last then sends one more frame of 2 MiB, which takes the total past
+/// `s`. Then the case's own connection, which holds nothing, is still
+/// served, one frame at a time, and a chunked request on it is refused
+/// with 110 ([RES-2]); on `h`, which holds bytes, a short `/sleep` and
+/// then an `/echo` on channel 1 get no answer for a second. Once the 10 s
+/// sleeps are answered the server has room again, and `h`, whose own
+/// sleep still runs, reads and answers its echo.
 pub(super) fn server_full(s: usize, c: usize) -> Vec<Step> {
     const MS: u64 = 10_000;
     let shares = server_shares(s, c);
+    let holder = || Some("h".to_string());
     let on = |i: usize| Some(format!("c{}", i + 1));
-    let mut steps = Vec::new();
+    let (hold, _) = parked(&[16], 60_000);
+    let (sync, synced) = echo_on(1, "h holds a little");
+    let held = open_channel_1().into_iter().chain(hold).chain([sync, expect(synced)]);
+    let mut steps: Vec<Step> = held.map(|step| Step { on: holder(), ..step }).collect();
     let mut answers = Vec::new();
     for (i, sizes) in shares.iter().enumerate() {
         let (mut asks, expected) = parked(sizes, MS);
@@ -189,25 +195,21 @@ pub(super) fn server_full(s: usize, c: usize) -> Vec<Step> {
     }
     steps.push(expect_named_error(ErrorCode::RequestTooLarge, 0));
     // A connection whose read was already waiting when the total reached
-    // the budget may take that frame: a short sleep on channel 0 of `c1`,
-    // answered behind its others whenever it is read, is that frame.
-    let (nudge, nudged) = parked(&[16], 0);
-    steps.extend(nudge.into_iter().map(|step| Step { on: on(0), ..step }));
+    // the budget may take that frame: a sleep on channel 0 of `h`, behind
+    // its long one and so not answered in the case, is that frame.
+    let (nudge, _) = parked(&[16], 0);
+    steps.extend(nudge.into_iter().map(|step| Step { on: holder(), ..step }));
     let (ask, answer) = echo_on(1, "behind the server's budget");
-    steps.push(Step { on: on(0), ..ask });
-    steps.push(Step { on: on(0), expect_silence_ms: Some(1000), ..Step::default() });
-    let mut late = nudged;
-    late.push(answer);
+    steps.push(Step { on: holder(), ..ask });
+    steps.push(Step { on: holder(), expect_silence_ms: Some(1000), ..Step::default() });
     // The sleeps end MS after they were parked: a slow server may take
     // most of that to read them, a fast one is answering by the end of
     // this pause, well within a step's wait after it.
     steps.push(Step { sleep_ms: Some(MS - SETTLE_MS - 1000 - 3000), ..Step::default() });
-    for (i, mut expected) in answers.into_iter().enumerate() {
-        if i == 0 {
-            expected.append(&mut late);
-        }
+    for (i, expected) in answers.into_iter().enumerate() {
         steps.push(Step { on: on(i), expect_unordered: Some(expected), ..Step::default() });
     }
+    steps.push(Step { on: holder(), ..expect(answer) });
     steps
 }
 
@@ -241,7 +243,7 @@ fn server_shares(s: usize, c: usize) -> Vec<Vec<usize>> {
 
 /// How many connections [`server_full`] opens beside the case's own.
 pub(super) fn server_full_connections(s: usize, c: usize) -> usize {
-    server_shares(s, c).len()
+    server_shares(s, c).len() + 1
 }
 
 /// The least budget a profile may declare: the refusal case leaves 2 MiB
