@@ -202,42 +202,25 @@ impl Profile {
 
     /// `Err(reason)` when a case needs more than this profile declares.
     pub fn satisfies(&self, requires: &Requires) -> Result<(), String> {
-        if requires.max_channels && self.max_channels.is_none() {
-            return Err("needs a server declaring max-channels=N".into());
+        // What the case needs, whether this profile declares it, and the item that would.
+        let needs = [
+            (requires.max_channels, self.max_channels.is_some(), "max-channels=N"),
+            (requires.max_message, self.max_message.is_some(), "max-message=N"),
+            (requires.max_connections, self.max_connections.is_some(), "max-connections=N"),
+            (requires.idle_timeout, self.idle_timeout_ms.is_some(), "idle-timeout-ms=N"),
+            (requires.frame_timeout, self.frame_timeout_ms.is_some(), "frame-timeout-ms=N"),
+            (requires.auth == Some(true), self.auth.is_some(), "auth=SCHEME:CREDENTIALS"),
+            (requires.auth_required, self.auth_required.is_some(), "auth-required=HOST:PORT"),
+            (requires.hello_timeout, self.hello_timeout_ms.is_some(), "hello-timeout-ms=N"),
+            (requires.connection_budget, self.connection_budget.is_some(), "connection-budget=N"),
+            (requires.server_budget, self.server_budget.is_some(), "server-budget=N"),
+            (requires.fail_route, self.fail_route, "fail-route"),
+        ];
+        if let Some((_, _, item)) = needs.iter().find(|(needed, declared, _)| *needed && !*declared) {
+            return Err(format!("needs a server declaring {item}"));
         }
-        if requires.max_message && self.max_message.is_none() {
-            return Err("needs a server declaring max-message=N".into());
-        }
-        if requires.max_connections && self.max_connections.is_none() {
-            return Err("needs a server declaring max-connections=N".into());
-        }
-        if requires.idle_timeout && self.idle_timeout_ms.is_none() {
-            return Err("needs a server declaring idle-timeout-ms=N".into());
-        }
-        if requires.frame_timeout && self.frame_timeout_ms.is_none() {
-            return Err("needs a server declaring frame-timeout-ms=N".into());
-        }
-        match (requires.auth, &self.auth) {
-            (Some(true), None) => return Err("needs a server declaring auth=SCHEME:CREDENTIALS".into()),
-            (Some(false), Some(_)) => {
-                return Err("for a server without an authenticator (this one declares auth=)".into())
-            }
-            _ => {}
-        }
-        if requires.auth_required && self.auth_required.is_none() {
-            return Err("needs a server declaring auth-required=HOST:PORT".into());
-        }
-        if requires.hello_timeout && self.hello_timeout_ms.is_none() {
-            return Err("needs a server declaring hello-timeout-ms=N".into());
-        }
-        if requires.connection_budget && self.connection_budget.is_none() {
-            return Err("needs a server declaring connection-budget=N".into());
-        }
-        if requires.server_budget && self.server_budget.is_none() {
-            return Err("needs a server declaring server-budget=N".into());
-        }
-        if requires.fail_route && !self.fail_route {
-            return Err("needs a server declaring fail-route".into());
+        if requires.auth == Some(false) && self.auth.is_some() {
+            return Err("for a server without an authenticator (this one declares auth=)".into());
         }
         if let Some(missing) = requires.extensions.iter().find(|e| !self.extensions.contains(*e)) {
             return Err(format!("needs a server declaring extensions={missing} (chapter 14)"));
