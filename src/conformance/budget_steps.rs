@@ -156,6 +156,28 @@ pub(super) fn chunked_past_budget(n: usize) -> Vec<Step> {
 /// each connection's echo on channel 1 showed.
 const SETTLE_MS: u64 = 300;
 
+/// `[RES-3]` for a declared handler limit of `n`: `n` `/sleep` requests of
+/// 1.5 s on channel 0 have `n` handlers running, so the server reads no
+/// further: an `/echo` on channel 1 after them gets no answer for a
+/// second. Once handlers finish, reading resumes and the echo is answered
+/// among the sleeps' answers.
+pub(super) fn handler_limit(n: usize) -> Vec<Step> {
+    let (ask, answer) = parked(&[16], 1500);
+    let mut steps = open_channel_1().to_vec();
+    steps.extend(ask.into_iter().map(|step| Step { repeat: Some(n), ..step }));
+    let (echo_ask, echo_answer) = echo_on(1, "behind the handler limit");
+    steps.push(echo_ask);
+    steps.push(Step { expect_silence_ms: Some(1000), ..Step::default() });
+    let mut expected = vec![answer[0].clone(); n];
+    expected.push(echo_answer);
+    steps.push(Step { expect_unordered: Some(expected), ..Step::default() });
+    steps
+}
+
+/// The largest handler limit a profile may declare: the case runs that
+/// many handlers at once.
+pub const MAX_DECLARED_IN_FLIGHT: usize = 4096;
+
 /// `[RES-4]` for a declared server-wide budget of `s` bytes and budget of
 /// `c` per connection. Connection `h` holds a little: a `/sleep` of 60 s.
 /// Connections `c1`, `c2`, … each park `/sleep` requests of 10 s under

@@ -6,7 +6,9 @@ use crate::conformance::vector::{to_hex, Blob};
 use crate::wire::answer::{ErrorAnswer, ErrorCode};
 
 use super::auth_steps;
-use super::budget_steps::{self, MAX_DECLARED_BUDGET, MAX_DECLARED_SERVER_BUDGET, MIN_DECLARED_BUDGET};
+use super::budget_steps::{
+    self, MAX_DECLARED_BUDGET, MAX_DECLARED_IN_FLIGHT, MAX_DECLARED_SERVER_BUDGET, MIN_DECLARED_BUDGET,
+};
 use super::session::{Case, CloseExpect, ExpectFrame, Generator, Requires, Step};
 use super::timeout_steps;
 use crate::conformance::vector::FrameSpec;
@@ -55,6 +57,10 @@ pub struct Profile {
     pub connection_budget: Option<usize>,
     /// Its server-wide budget of bytes held (`[RES-4]`), if it declares one.
     pub server_budget: Option<usize>,
+    /// How many handlers of one connection it runs at once before it
+    /// stops reading (`[RES-3]`, `[EXT-10]`'s `max_in_flight`), if it
+    /// declares it.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The longest timeout a profile may declare: a case waits it out.
@@ -75,6 +81,7 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "hello-timeout-ms",
     "connection-budget",
     "server-budget",
+    "max-in-flight",
 ];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
@@ -123,6 +130,15 @@ impl Profile {
                         ));
                     }
                     profile.connection_budget = Some(n)
+                }
+                Some(("max-in-flight", n)) => {
+                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
+                    if !(1..=MAX_DECLARED_IN_FLIGHT).contains(&n) {
+                        return Err(format!(
+                            "{item}: the case runs N handlers at once; declare 1 to {MAX_DECLARED_IN_FLIGHT}"
+                        ));
+                    }
+                    profile.max_in_flight = Some(n)
                 }
                 Some(("server-budget", n)) => {
                     let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
@@ -197,6 +213,7 @@ impl Profile {
             hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
             connection_budget: Some(REFERENCE_CONNECTION_BUDGET),
             server_budget: Some(crate::server::DEFAULT_MAX_SERVER_HELD_BYTES),
+            max_in_flight: Some(REFERENCE_MAX_IN_FLIGHT),
         }
     }
 
@@ -214,6 +231,7 @@ impl Profile {
             (requires.hello_timeout, self.hello_timeout_ms.is_some(), "hello-timeout-ms=N"),
             (requires.connection_budget, self.connection_budget.is_some(), "connection-budget=N"),
             (requires.server_budget, self.server_budget.is_some(), "server-budget=N"),
+            (requires.max_in_flight, self.max_in_flight.is_some(), "max-in-flight=N"),
             (requires.fail_route, self.fail_route, "fail-route"),
         ];
         if let Some((_, _, item)) = needs.iter().find(|(needed, declared, _)| *needed && !*declared) {
@@ -278,6 +296,9 @@ impl Profile {
             Generator::PausedAtBudget => budget_steps::paused_at_budget(budget()?),
             Generator::LeavingWhilePaused => budget_steps::leaving_while_paused(budget()?),
             Generator::ChunkedPastBudget => budget_steps::chunked_past_budget(budget()?),
+            Generator::HandlerLimit => {
+                budget_steps::handler_limit(self.max_in_flight.ok_or("needs a server declaring max-in-flight=N")?)
+            }
             Generator::ServerFull => {
                 let s = self.server_budget.ok_or("needs a server declaring server-budget=N")?;
                 let needed = budget_steps::server_full_connections(s, budget()?) + 1;
@@ -434,6 +455,9 @@ pub const REFERENCE_HELLO_TIMEOUT_MS: u64 = 2_000;
 /// suite starts it in-process: past its 32 MiB messages, with room for
 /// what they hold beside them.
 pub const REFERENCE_CONNECTION_BUDGET: usize = 40 << 20;
+/// How many handlers of one connection the reference server runs at once
+/// as the suite starts it in-process: its default.
+pub const REFERENCE_MAX_IN_FLIGHT: usize = 1024;
 /// The bearer token the reference server's authenticator accepts as the
 /// suite starts it in-process, and the identity it proves.
 pub const REFERENCE_TOKEN: (&str, &str) = ("conformance-token", "conformance");
@@ -611,6 +635,11 @@ const LIMIT_CASE_BLOCK: &[u8] = b"\x00\x0e\x0arequest-id\x00\x01r";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_declares_its_own_handler_limit() {
+        assert_eq!(crate::server::ServerConfig::default().max_in_flight, REFERENCE_MAX_IN_FLIGHT);
+    }
 
     #[test]
     fn a_peer_is_excused_by_its_own_entries_only() {

@@ -201,6 +201,10 @@ pub struct Requires {
     /// itself.
     #[serde(default)]
     pub server_budget: bool,
+    /// The server declares its handler limit (`max-in-flight=N`); the
+    /// case's steps are generated for that N.
+    #[serde(default)]
+    pub max_in_flight: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.
@@ -281,6 +285,9 @@ pub enum Generator {
     /// hold the declared server-wide budget, and expects a connection
     /// holding nothing served, one holding bytes not read (`[RES-4]`).
     ServerFull,
+    /// Runs the declared N handlers at once on one connection, and expects
+    /// a request behind them unanswered until one ends (`[RES-3]`).
+    HandlerLimit,
     /// Sends 65,536 requests that wait for their answers, in windows of
     /// 64, and expects every one answered in order (`[RES-1]`, `[RES-3]`);
     /// needs no declared value.
