@@ -157,12 +157,12 @@ pub(super) fn chunked_past_budget(n: usize) -> Vec<Step> {
 const SETTLE_MS: u64 = 300;
 
 /// `[RES-3]` for a declared handler limit of `n`: `n` `/sleep` requests of
-/// 1.5 s on channel 0 have `n` handlers running, so the server reads no
+/// 1.2 s on channel 0 have `n` handlers running, so the server reads no
 /// further: an `/echo` on channel 1 after them gets no answer for a
 /// second. Once handlers finish, reading resumes and the echo is answered
 /// among the sleeps' answers.
 pub(super) fn handler_limit(n: usize) -> Vec<Step> {
-    let (ask, answer) = parked(&[16], 1500);
+    let (ask, answer) = parked(&[16], 1200);
     let mut steps = open_channel_1().to_vec();
     steps.extend(ask.into_iter().map(|step| Step { repeat: Some(n), ..step }));
     let (echo_ask, echo_answer) = echo_on(1, "behind the handler limit");
