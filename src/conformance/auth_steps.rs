@@ -2,7 +2,9 @@
 //! `[RES-10]`), generated for the credentials and the hello timeout the
 //! profile declares.
 
-use super::profile::{closed_citing, echo, expect, expect_named_error, send, sleep, TIMEOUT_SLACK_MS};
+use super::profile::{
+    closed_citing, echo, echo_on, expect, expect_named_error, open_channel_1, send, sleep, TIMEOUT_SLACK_MS,
+};
 use super::session::{ExpectFrame, Step};
 use super::vector::Blob;
 use crate::proto::extensions::Credentials;
@@ -71,18 +73,9 @@ pub(super) fn refused(credentials: &Credentials) -> Vec<Step> {
 /// granted.
 pub(super) fn required_accepts(credentials: &Credentials) -> Vec<Step> {
     let mut steps = accepted(credentials, false);
-    steps.push(send(1, "/sys/new_channel", 0, Blob::Text("{}".into())));
-    let mut grant = toml::Table::new();
-    grant.insert("code".into(), toml::Value::Integer(0));
-    grant.insert("channel_id".into(), toml::Value::Integer(1));
-    steps.push(expect(ExpectFrame { status: Some(5), channel: Some(0), json: Some(grant), ..ExpectFrame::default() }));
-    steps.push(send(1, "/echo", 1, Blob::Text("on channel 1".into())));
-    steps.push(expect(ExpectFrame {
-        status: Some(5),
-        channel: Some(1),
-        data: Some(Blob::Text("on channel 1".into())),
-        ..ExpectFrame::default()
-    }));
+    steps.extend(open_channel_1());
+    let (ask, answer) = echo_on(1, "on channel 1");
+    steps.extend([ask, expect(answer)]);
     steps
 }
 

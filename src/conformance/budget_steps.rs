@@ -1,10 +1,10 @@
-//! The steps of the connection-budget cases (`[RES-2]`, `[RES-3]`,
-//! `[RES-11]`), generated for the budget the profile declares. They park
+//! The steps of the budget and handler-limit cases (`[RES-2]`, `[RES-3]`,
+//! `[RES-4]`, `[RES-11]`), generated for what the profile declares. They park
 //! requests in `/sleep` (the profile's `extensions=metadata` route), whose
 //! body names the milliseconds to wait in decimal, zero-padded to the size
 //! the case needs.
 
-use super::profile::{echo, expect, expect_named_error, send};
+use super::profile::{echo, echo_on, expect, expect_named_error, frame_status, open_channel_1, send};
 use super::session::{CloseExpect, ExpectFrame, Step};
 use super::vector::Blob;
 use crate::wire::answer::ErrorCode;
@@ -66,38 +66,6 @@ fn parked(sizes: &[usize], ms: u64) -> (Vec<Step>, Vec<ExpectFrame>) {
         })
         .collect();
     (asks, answers)
-}
-
-/// The status of frame `i` of a request of `frames` frames ([MSG-1]).
-fn frame_status(frames: usize, i: usize) -> u8 {
-    match (frames, i) {
-        (1, _) => 1,
-        (_, 0) => 0,
-        _ if i + 1 == frames => 3,
-        _ => 2,
-    }
-}
-
-/// `/sys/new_channel` on channel 0, granted channel 1.
-fn open_channel_1() -> [Step; 2] {
-    let mut grant = toml::Table::new();
-    grant.insert("code".into(), toml::Value::Integer(0));
-    grant.insert("channel_id".into(), toml::Value::Integer(1));
-    [
-        send(1, "/sys/new_channel", 0, Blob::Text("{}".into())),
-        expect(ExpectFrame { status: Some(5), channel: Some(0), json: Some(grant), ..ExpectFrame::default() }),
-    ]
-}
-
-/// `/echo` of `text` on `channel`, and its answer.
-fn echo_on(channel: u32, text: &str) -> (Step, ExpectFrame) {
-    let answer = ExpectFrame {
-        status: Some(5),
-        channel: Some(channel),
-        data: Some(Blob::Text(text.into())),
-        ..ExpectFrame::default()
-    };
-    (send(1, "/echo", channel, Blob::Text(text.into())), answer)
 }
 
 /// `[RES-3]` for a declared budget of `n` bytes: `/sleep` requests of
@@ -173,10 +141,6 @@ pub(super) fn handler_limit(n: usize) -> Vec<Step> {
     steps.push(Step { expect_unordered: Some(expected), ..Step::default() });
     steps
 }
-
-/// The largest handler limit a profile may declare: the case runs that
-/// many handlers at once.
-pub const MAX_DECLARED_IN_FLIGHT: usize = 4096;
 
 /// `[RES-4]` for a declared server-wide budget of `s` bytes and budget of
 /// `c` per connection. Connection `h` holds a little: a `/sleep` of 60 s.
@@ -276,6 +240,9 @@ pub const MAX_DECLARED_BUDGET: usize = 256 << 20;
 /// The largest server-wide budget a profile may declare: the case parks
 /// it all.
 pub const MAX_DECLARED_SERVER_BUDGET: usize = 1 << 30;
+/// The largest handler limit a profile may declare: the case runs that
+/// many handlers at once.
+pub const MAX_DECLARED_IN_FLIGHT: usize = 4096;
 
 #[cfg(test)]
 mod tests {

@@ -106,13 +106,8 @@ impl Profile {
                 }
                 Some(("max-message", n)) => profile.max_message = Some(n.parse().map_err(|e| format!("{item}: {e}"))?),
                 Some(("max-connections", n)) => {
-                    let n: u32 = n.parse().map_err(|e| format!("{item}: {e}"))?;
-                    if n == 0 || n > MAX_DECLARED_CONNECTIONS {
-                        return Err(format!(
-                            "{item}: the suite opens all N connections; declare 1 to {MAX_DECLARED_CONNECTIONS}"
-                        ));
-                    }
-                    profile.max_connections = Some(n)
+                    let why = "the suite opens all N connections";
+                    profile.max_connections = Some(bounded(item, n, 1..=MAX_DECLARED_CONNECTIONS, why)?)
                 }
                 Some(("auth", value)) => match value.split_once(':') {
                     Some((scheme, credentials)) if !scheme.is_empty() && !credentials.is_empty() => {
@@ -122,41 +117,20 @@ impl Profile {
                 },
                 Some(("auth-required", addr)) if !addr.is_empty() => profile.auth_required = Some(addr.into()),
                 Some(("connection-budget", n)) => {
-                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
-                    if !(MIN_DECLARED_BUDGET..=MAX_DECLARED_BUDGET).contains(&n) {
-                        return Err(format!(
-                            "{item}: the cases park requests of up to the whole budget; \
-                             declare {MIN_DECLARED_BUDGET} to {MAX_DECLARED_BUDGET}"
-                        ));
-                    }
-                    profile.connection_budget = Some(n)
+                    let why = "the cases park requests of up to the whole budget";
+                    profile.connection_budget = Some(bounded(item, n, MIN_DECLARED_BUDGET..=MAX_DECLARED_BUDGET, why)?)
                 }
                 Some(("max-in-flight", n)) => {
-                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
-                    if !(1..=MAX_DECLARED_IN_FLIGHT).contains(&n) {
-                        return Err(format!(
-                            "{item}: the case runs N handlers at once; declare 1 to {MAX_DECLARED_IN_FLIGHT}"
-                        ));
-                    }
-                    profile.max_in_flight = Some(n)
+                    let why = "the case runs N handlers at once";
+                    profile.max_in_flight = Some(bounded(item, n, 1..=MAX_DECLARED_IN_FLIGHT, why)?)
                 }
                 Some(("server-budget", n)) => {
-                    let n: usize = n.parse().map_err(|e| format!("{item}: {e}"))?;
-                    if !(MIN_DECLARED_BUDGET..=MAX_DECLARED_SERVER_BUDGET).contains(&n) {
-                        return Err(format!(
-                            "{item}: the case parks the whole budget; declare {MIN_DECLARED_BUDGET} to \
-                             {MAX_DECLARED_SERVER_BUDGET}"
-                        ));
-                    }
-                    profile.server_budget = Some(n)
+                    let why = "the case parks the whole budget";
+                    profile.server_budget =
+                        Some(bounded(item, n, MIN_DECLARED_BUDGET..=MAX_DECLARED_SERVER_BUDGET, why)?)
                 }
                 Some((name @ ("idle-timeout-ms" | "frame-timeout-ms" | "hello-timeout-ms"), n)) => {
-                    let n: u64 = n.parse().map_err(|e| format!("{item}: {e}"))?;
-                    if !(1_000..=MAX_DECLARED_TIMEOUT_MS).contains(&n) {
-                        return Err(format!(
-                            "{item}: the suite waits it out; declare 1000 to {MAX_DECLARED_TIMEOUT_MS}"
-                        ));
-                    }
+                    let n = bounded(item, n, 1_000..=MAX_DECLARED_TIMEOUT_MS, "the suite waits it out")?;
                     match name {
                         "idle-timeout-ms" => profile.idle_timeout_ms = Some(n),
                         "hello-timeout-ms" => profile.hello_timeout_ms = Some(n),
@@ -213,7 +187,7 @@ impl Profile {
             hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
             connection_budget: Some(REFERENCE_CONNECTION_BUDGET),
             server_budget: Some(crate::server::DEFAULT_MAX_SERVER_HELD_BYTES),
-            max_in_flight: Some(REFERENCE_MAX_IN_FLIGHT),
+            max_in_flight: Some(crate::server::ServerConfig::default().max_in_flight),
         }
     }
 
@@ -312,6 +286,20 @@ impl Profile {
     }
 }
 
+/// The number `value` of profile item `item`, refused outside `range`
+/// with `why` the suite needs it there.
+fn bounded<T>(item: &str, value: &str, range: std::ops::RangeInclusive<T>, why: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let n: T = value.parse().map_err(|e| format!("{item}: {e}"))?;
+    if !range.contains(&n) {
+        return Err(format!("{item}: {why}; declare {} to {}", range.start(), range.end()));
+    }
+    Ok(n)
+}
+
 pub(super) fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
     let frame = FrameSpec { status, path: Blob::Text(path.into()), channel, data, length: None };
     Step { send: Some(frame), ..Step::default() }
@@ -319,6 +307,40 @@ pub(super) fn send(status: u8, path: &str, channel: u32, data: Blob) -> Step {
 
 pub(super) fn expect(frame: ExpectFrame) -> Step {
     Step { expect: Some(frame), ..Step::default() }
+}
+
+/// The status of frame `i` of a request of `frames` frames (`[MSG-1]`).
+pub(super) fn frame_status(frames: usize, i: usize) -> u8 {
+    match (frames, i) {
+        (1, _) => 1,
+        (_, 0) => 0,
+        _ if i + 1 == frames => 3,
+        _ => 2,
+    }
+}
+
+/// The grant of channel `id` answering `/sys/new_channel` on channel 0.
+pub(super) fn granted(id: u32) -> Step {
+    let mut json = toml::Table::new();
+    json.insert("code".into(), toml::Value::Integer(0));
+    json.insert("channel_id".into(), toml::Value::Integer(i64::from(id)));
+    expect(ExpectFrame { status: Some(5), channel: Some(0), json: Some(json), ..ExpectFrame::default() })
+}
+
+/// `/sys/new_channel` on channel 0, granted channel 1.
+pub(super) fn open_channel_1() -> [Step; 2] {
+    [send(1, "/sys/new_channel", 0, Blob::Text("{}".into())), granted(1)]
+}
+
+/// `/echo` of `text` on `channel`, and its answer.
+pub(super) fn echo_on(channel: u32, text: &str) -> (Step, ExpectFrame) {
+    let answer = ExpectFrame {
+        status: Some(5),
+        channel: Some(channel),
+        data: Some(Blob::Text(text.into())),
+        ..ExpectFrame::default()
+    };
+    (send(1, "/echo", channel, Blob::Text(text.into())), answer)
 }
 
 /// `[CHAN-9]` for a declared limit of `n` channels, channel 0 included:
@@ -455,9 +477,6 @@ pub const REFERENCE_HELLO_TIMEOUT_MS: u64 = 2_000;
 /// suite starts it in-process: past its 32 MiB messages, with room for
 /// what they hold beside them.
 pub const REFERENCE_CONNECTION_BUDGET: usize = 40 << 20;
-/// How many handlers of one connection the reference server runs at once
-/// as the suite starts it in-process: its default.
-pub const REFERENCE_MAX_IN_FLIGHT: usize = 1024;
 /// The bearer token the reference server's authenticator accepts as the
 /// suite starts it in-process, and the identity it proves.
 pub const REFERENCE_TOKEN: (&str, &str) = ("conformance-token", "conformance");
@@ -559,12 +578,7 @@ fn body_frames(path: &str, prefix: &[u8], len: usize) -> Vec<Step> {
         .map(|i| {
             let last = i + 1 == frames;
             let size = if last { total - chunk * i } else { chunk };
-            let status = match (frames, i, last) {
-                (1, _, _) => 1,
-                (_, 0, _) => 0,
-                (_, _, true) => 3,
-                _ => 2,
-            };
+            let status = frame_status(frames, i);
             let fill = b'a' + (i % 26) as u8;
             let data = match i {
                 0 if !prefix.is_empty() => Blob::Concat(vec![
@@ -635,11 +649,6 @@ const LIMIT_CASE_BLOCK: &[u8] = b"\x00\x0e\x0arequest-id\x00\x01r";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_reference_declares_its_own_handler_limit() {
-        assert_eq!(crate::server::ServerConfig::default().max_in_flight, REFERENCE_MAX_IN_FLIGHT);
-    }
 
     #[test]
     fn a_peer_is_excused_by_its_own_entries_only() {
