@@ -20,7 +20,8 @@ use iip::client::Endpoint;
 use iip::conformance::client::{drive_reference_client, load_client_cases, ScriptedServer};
 use iip::conformance::report::explain;
 use iip::conformance::{
-    reference_auth_required_server, reference_server, run_one, shipped_cases, vectors_dir, Profile, Verdict,
+    reference_auth_required_server, reference_server, run_one, serve_reference_shutdowns, shipped_cases, vectors_dir,
+    Profile, Verdict,
 };
 
 #[path = "certs.rs"]
@@ -82,7 +83,16 @@ fn target() -> Result<(Endpoint, Profile, Option<TestPki>), String> {
             };
             let handle = spawn(reference_server().map_err(|e| e.to_string())?)?;
             let required = spawn(reference_auth_required_server().map_err(|e| e.to_string())?)?;
-            let profile = Profile { auth_required: Some(required.local_addr().to_string()), ..Profile::reference() };
+            // And the one the shutdown cases stop, served again after each.
+            let shutdowns =
+                runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| e.to_string())?;
+            let shutdown = shutdowns.local_addr().map_err(|e| e.to_string())?.to_string();
+            runtime().spawn(serve_reference_shutdowns(shutdowns, tls.clone()));
+            let profile = Profile {
+                auth_required: Some(required.local_addr().to_string()),
+                shutdown: Some(shutdown),
+                ..Profile::reference()
+            };
             let mut endpoint = Endpoint::new(handle.local_addr().to_string());
             if let Some(pki) = &pki {
                 let name = iip::tls::server_name("localhost").map_err(|e| e.to_string())?;
@@ -102,11 +112,13 @@ static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Whether `case` (as generated for `profile`) needs the server to itself:
 /// it expects an exact change of statistics, which traffic of other cases
-/// would disturb, or it fills the server's connection limit or its budget.
+/// would disturb, or it fills the server's connection limit or its budget,
+/// or it shuts a server down (the shutdown cases share one listener).
 fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
     let steps = profile.instantiate(&case.case).map(|c| c.steps).unwrap_or_default();
     case.case.requires.max_connections
         || case.case.requires.server_budget
+        || case.case.requires.shutdown
         || steps.iter().any(|step| {
             step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some())
         })

@@ -3,7 +3,8 @@
 //! profile declares.
 
 use super::profile::{
-    closed_citing, echo, echo_on, expect, expect_named_error, open_channel_1, send, sleep, TIMEOUT_SLACK_MS,
+    closed_citing, closed_citing_after, echo, echo_on, expect, expect_named_error, open_channel_1, send, sleep,
+    TIMEOUT_SLACK_MS,
 };
 use super::session::{ExpectFrame, Step};
 use super::vector::Blob;
@@ -84,9 +85,7 @@ pub(super) fn required_accepts(credentials: &Credentials) -> Vec<Step> {
 /// closed, with a close frame citing `[RES-10]`, by n and a little after
 /// it opened.
 pub(super) fn hello_timeout(n: u64) -> Vec<Step> {
-    let mut steps = vec![sleep(n + TIMEOUT_SLACK_MS)];
-    steps.extend(closed_citing("RES-10"));
-    steps
+    closed_citing_after("RES-10", n).to_vec()
 }
 
 /// `[RES-10]`: the hello timeout ends once the client has authenticated; a

@@ -58,6 +58,59 @@ pub async fn sleep_handler(req: crate::server::Request) -> Result<bytes::Bytes, 
     Ok(req.into_body())
 }
 
+/// The `/shutdown` route of a profile's `shutdown=` listener: answers the
+/// request's body, and `trigger` then begins the server's graceful
+/// shutdown (`[CLOSE-3]`).
+pub fn shutdown_handler(
+    trigger: std::sync::Arc<tokio::sync::Notify>,
+) -> impl Fn(crate::server::Request) -> Result<bytes::Bytes, std::convert::Infallible> + Send + Sync + 'static {
+    move |req| {
+        trigger.notify_one();
+        Ok(req.into_body())
+    }
+}
+
+/// Serves the profile's `shutdown=` listener for the reference: at the
+/// address of `listener`, the reference server as [`reference_server`]
+/// builds it (inside TLS with `tls`) with [`shutdown_handler`]'s
+/// `/shutdown`; once a shutdown has closed every connection, a new one
+/// listens there again. Returns only when it cannot listen again.
+pub async fn serve_reference_shutdowns(
+    listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let mut listener = Some(listener);
+    loop {
+        let listener = match listener.take() {
+            Some(listener) => listener,
+            None => listen_again(addr).await?,
+        };
+        let trigger = std::sync::Arc::new(tokio::sync::Notify::new());
+        let mut builder = reference_builder(crate::server::AuthPolicy::Optional)
+            .route_sync("/shutdown", shutdown_handler(trigger.clone()));
+        if let Some(tls) = &tls {
+            builder = builder.tls(tls.clone());
+        }
+        let server = builder.build().map_err(std::io::Error::other)?;
+        server.serve_with_shutdown(listener, trigger.notified()).await?;
+    }
+}
+
+/// Binds `addr` again, for up to a second while the port is still taken.
+async fn listen_again(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The reference server configured as [`Profile::reference`] declares:
 /// `/echo`, `/echo_benchmark`, `/fail`, `/metadata`, `/sleep`, 8
 /// channels, 32 MiB requests, 32 connections, and an authenticator that
@@ -135,15 +188,15 @@ pub async fn run_one(
         Ok(instance) => instance,
         Err(why) => return Verdict::Skipped(why),
     };
-    // A case for the listener that requires authentication runs there,
-    // inside the same TLS, if any.
-    let required;
-    let target = match (&profile.auth_required, case.case.requires.auth_required) {
-        (Some(addr), true) => {
-            required = crate::client::Endpoint { addr: addr.clone(), ..target.clone() };
-            &required
+    // A case for the listener that requires authentication, or for the
+    // one that shuts down, runs there, inside the same TLS, if any.
+    let elsewhere;
+    let target = match profile.listener_for(&case.case.requires) {
+        Some(addr) => {
+            elsewhere = crate::client::Endpoint { addr: addr.to_string(), ..target.clone() };
+            &elsewhere
         }
-        _ => target,
+        None => target,
     };
     match run_case(target, &instance, waits).await {
         Ok(()) => Verdict::Passed,

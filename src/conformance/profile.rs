@@ -61,6 +61,10 @@ pub struct Profile {
     /// stops reading (`[RES-3]`, `[EXT-10]`'s `max_in_flight`), if it
     /// declares it.
     pub max_in_flight: Option<usize>,
+    /// Where a server of this profile listens whose `/shutdown` route
+    /// begins its graceful shutdown, and which listens there again once it
+    /// has exited (`shutdown=HOST:PORT`, `[CLOSE-3]`), if it declares one.
+    pub shutdown: Option<String>,
 }
 
 /// The longest timeout a profile may declare: a case waits it out.
@@ -82,14 +86,15 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "connection-budget",
     "server-budget",
     "max-in-flight",
+    "shutdown",
 ];
 
 /// What a profile's `extensions=` item may name, joined by `+`: `hello`
 /// (it answers `/sys/hello`), `ping`, `limits`, the codecs `lz4` and
-/// `zstd` of `compression`, and `metadata` (with the routes `/metadata`
+/// `zstd` of `compression`, `metadata` (with the routes `/metadata`
 /// and `/sleep`, [`crate::conformance::metadata_handler`] and
-/// [`crate::conformance::sleep_handler`]).
-pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd", "metadata"];
+/// [`crate::conformance::sleep_handler`]), and `going_away`.
+pub const EXTENSION_ITEMS: &[&str] = &["hello", "ping", "limits", "lz4", "zstd", "metadata", "going_away"];
 
 impl Profile {
     /// Reads a profile such as `max-channels=4,max-message=1024,fail-route,peer=go-iip`.
@@ -116,6 +121,7 @@ impl Profile {
                     _ => return Err(format!("{item}: expected auth=SCHEME:CREDENTIALS")),
                 },
                 Some(("auth-required", addr)) if !addr.is_empty() => profile.auth_required = Some(addr.into()),
+                Some(("shutdown", addr)) if !addr.is_empty() => profile.shutdown = Some(addr.into()),
                 Some(("connection-budget", n)) => {
                     let why = "the cases park requests of up to the whole budget";
                     profile.connection_budget = Some(bounded(item, n, MIN_DECLARED_BUDGET..=MAX_DECLARED_BUDGET, why)?)
@@ -188,6 +194,8 @@ impl Profile {
             connection_budget: Some(REFERENCE_CONNECTION_BUDGET),
             server_budget: Some(crate::server::DEFAULT_MAX_SERVER_HELD_BYTES),
             max_in_flight: Some(crate::server::ServerConfig::default().max_in_flight),
+            // Known once it listens, as `auth_required`.
+            shutdown: None,
         }
     }
 
@@ -206,6 +214,7 @@ impl Profile {
             (requires.connection_budget, self.connection_budget.is_some(), "connection-budget=N"),
             (requires.server_budget, self.server_budget.is_some(), "server-budget=N"),
             (requires.max_in_flight, self.max_in_flight.is_some(), "max-in-flight=N"),
+            (requires.shutdown, self.shutdown.is_some(), "shutdown=HOST:PORT"),
             (requires.fail_route, self.fail_route, "fail-route"),
         ];
         if let Some((_, _, item)) = needs.iter().find(|(needed, declared, _)| *needed && !*declared) {
@@ -218,6 +227,16 @@ impl Profile {
             return Err(format!("needs a server declaring extensions={missing} (chapter 14)"));
         }
         Ok(())
+    }
+
+    /// Where the cases needing `requires` connect instead of the target: the
+    /// listener requiring authentication, or the one that shuts down.
+    pub fn listener_for(&self, requires: &Requires) -> Option<&str> {
+        match (requires.auth_required, requires.shutdown) {
+            (true, _) => self.auth_required.as_deref(),
+            (_, true) => self.shutdown.as_deref(),
+            _ => None,
+        }
     }
 
     /// The Appendix A entries among `excused_by` that excuse a failure for
@@ -504,6 +523,20 @@ pub(super) fn echo(text: &str) -> [Step; 2] {
 pub(super) fn closed_citing(requirement: &str) -> [Step; 2] {
     let frame = ExpectFrame { status: Some(8), cites: Some(requirement.into()), ..ExpectFrame::default() };
     [expect(frame), Step { expect_close: Some(CloseExpect::Any), ..Step::default() }]
+}
+
+/// How early a timeout's close may come, by the suite's clock, for the
+/// granularity of the server's timers.
+const TIMEOUT_EARLY_MS: u64 = 100;
+
+/// A close frame citing `requirement` when a timeout of `n` ms the server
+/// started at the step before has run: nothing before it, and the frame
+/// by [`TIMEOUT_SLACK_MS`] after it; then the close.
+pub(super) fn closed_citing_after(requirement: &str, n: u64) -> [Step; 3] {
+    let [mut frame, close] = closed_citing(requirement);
+    frame.within_ms = Some(TIMEOUT_EARLY_MS + TIMEOUT_SLACK_MS);
+    let silence = Step { expect_silence_ms: Some(n.saturating_sub(TIMEOUT_EARLY_MS)), ..Step::default() };
+    [silence, frame, close]
 }
 
 /// The most connections a profile may declare: the case opens them all.

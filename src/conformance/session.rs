@@ -116,6 +116,8 @@ pub enum CloseExpect {
     /// close frame before it is allowed only if it cites no requirement id
     /// (`[CLOSE-8]`).
     Clean,
+    /// As `clean`, and the close frame is required (`[CLOSE-3]`).
+    CleanWithFrame,
 }
 
 /// One step of a case.
@@ -146,9 +148,16 @@ pub struct Step {
     pub expect_silence_ms: Option<u64>,
     /// Wait this many milliseconds before anything else in the step.
     pub sleep_ms: Option<u64>,
+    /// With `expect`: the frame must arrive within this many milliseconds,
+    /// rather than within the step's limit (a deadline the server keeps).
+    pub within_ms: Option<u64>,
     /// The connection the step runs on (server cases): `a` unless named;
     /// a new name opens another connection to the same server.
     pub on: Option<String>,
+    /// With a new `on`: the server must not serve that connection, being
+    /// refused, reset, or closed before any frame (a server shutting
+    /// down accepts no connection, `[CLOSE-3]`). The step does nothing else.
+    pub expect_refused: Option<bool>,
 }
 
 /// What a case needs of the server beyond the profile's `/echo`.
@@ -205,6 +214,12 @@ pub struct Requires {
     /// case's steps are generated for that N.
     #[serde(default)]
     pub max_in_flight: bool,
+    /// The server declares a listener whose `/shutdown` route begins a
+    /// graceful shutdown and that listens again once it has exited
+    /// (`shutdown=HOST:PORT`); every connection of the case goes there,
+    /// and the case needs that server to itself.
+    #[serde(default)]
+    pub shutdown: bool,
     /// The server declares these extensions of chapter 14 (`hello` for
     /// the hello itself, then `ping`, `lz4`, `zstd`, `limits`): profile
     /// item `extensions=hello+ping+lz4`.

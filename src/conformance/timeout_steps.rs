@@ -1,7 +1,7 @@
 //! The steps of the timeout cases (`[RES-5]`, `[RES-6]`), generated for
 //! the idle and frame read timeouts the profile declares.
 
-use super::profile::{closed_citing, echo, expect, send, sleep, TIMEOUT_SLACK_MS};
+use super::profile::{closed_citing_after, echo, expect, send, sleep, TIMEOUT_SLACK_MS};
 use super::session::{ExpectFrame, ExpectMessage, Step};
 use super::vector::Blob;
 use crate::wire::frame::DEFAULT_MAX_DATA;
@@ -18,8 +18,7 @@ pub(super) fn idle_timeout(n: u64) -> Vec<Step> {
     steps.extend(echo("second"));
     steps.push(sleep(n / 2));
     steps.extend(echo("third"));
-    steps.push(sleep(n + TIMEOUT_SLACK_MS));
-    steps.extend(closed_citing("RES-5"));
+    steps.extend(closed_citing_after("RES-5", n));
     steps
 }
 
@@ -34,16 +33,16 @@ pub(super) fn busy_not_idle(n: u64) -> Vec<Step> {
     steps
 }
 
-/// `[RES-6]` for a declared frame read timeout of `n` ms: after a request
-/// is served, the first three bytes of a frame and nothing more; the
-/// server has closed with a close frame citing `[RES-6]` by n and a
-/// little later.
+/// `[RES-6]` for a declared frame read timeout of `n` ms: a request is
+/// served, and a quarter of n later come the first three bytes of a frame
+/// and nothing more; the server closes with a close frame citing
+/// `[RES-6]` n after them, not at its idle timeout, which began earlier.
 pub(super) fn frame_timeout(n: u64) -> Vec<Step> {
     let mut steps = Vec::new();
     steps.extend(echo("before"));
+    steps.push(sleep(n / 4));
     steps.push(Step { send_raw: Some(Blob::Hex { hex: "01 2f 65".into() }), ..Step::default() });
-    steps.push(sleep(n + TIMEOUT_SLACK_MS));
-    steps.extend(closed_citing("RES-6"));
+    steps.extend(closed_citing_after("RES-6", n));
     steps
 }
 

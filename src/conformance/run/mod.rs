@@ -154,25 +154,13 @@ impl Session {
             let _ = tokio::time::timeout(self.waits.next(), self.writer.shutdown()).await;
         }
         if let Some(expect) = &step.expect {
-            for i in 0..step.repeat.unwrap_or(1) {
-                let nth = if step.repeat.is_some() {
-                    format!(" (copy {} of {})", i + 1, step.repeat.unwrap_or(1))
-                } else {
-                    String::new()
-                };
-                match self.next_frame().await {
-                    Ok(frame) if expect.matches_with(&frame, &self.captured) => {
-                        if let Some(name) = &expect.capture {
-                            if let Ok(value) = serde_json::from_slice(&frame.data) {
-                                self.captured.insert(name.clone(), value);
-                            }
-                        }
-                    }
-                    Ok(frame) => return fail(format!("{}{nth}", expect.describe()), show_frame(&frame)),
-                    Err(why) => return fail(format!("{}{nth}", expect.describe()), why),
-                }
+            let waits = self.waits;
+            if let Some(ms) = step.within_ms {
+                self.waits.step = self.waits.step.min(Duration::from_millis(ms));
             }
-            return Ok(());
+            let expected = self.expect_frames(expect, step.repeat).await;
+            self.waits = waits;
+            return expected;
         }
         if let Some(set) = &step.expect_unordered {
             let mut open: Vec<&ExpectFrame> = set.iter().collect();
@@ -201,6 +189,27 @@ impl Session {
                 Read::Frame(frame) => fail(format!("no frame for {ms} ms"), show_frame(&frame)),
                 Read::Closed(why) => fail(format!("no frame for {ms} ms, connection open"), why),
             };
+        }
+        Ok(())
+    }
+
+    /// The next frame matches `expect`, `repeat` times (once by default).
+    async fn expect_frames(&mut self, expect: &ExpectFrame, repeat: Option<usize>) -> Result<(), (String, String)> {
+        let fail = |expected: String, actual: String| Err((expected, actual));
+        for i in 0..repeat.unwrap_or(1) {
+            let nth =
+                if repeat.is_some() { format!(" (copy {} of {})", i + 1, repeat.unwrap_or(1)) } else { String::new() };
+            match self.next_frame().await {
+                Ok(frame) if expect.matches_with(&frame, &self.captured) => {
+                    if let Some(name) = &expect.capture {
+                        if let Ok(value) = serde_json::from_slice(&frame.data) {
+                            self.captured.insert(name.clone(), value);
+                        }
+                    }
+                }
+                Ok(frame) => return fail(format!("{}{nth}", expect.describe()), show_frame(&frame)),
+                Err(why) => return fail(format!("{}{nth}", expect.describe()), why),
+            }
         }
         Ok(())
     }
@@ -258,12 +267,16 @@ impl Session {
                 "the connection to close as on an orderly close (a close frame first may not cite a requirement)"
                     .to_string()
             }
+            CloseExpect::CleanWithFrame => {
+                "a close frame that cites no requirement, then the connection to close".to_string()
+            }
         };
         let mut saw_close_frame = false;
         loop {
             match self.read(self.waits.next()).await {
                 Read::Frame(frame) if frame.status == Status::Close => {
-                    if how == CloseExpect::Clean && cites_a_requirement(&frame.data) {
+                    let clean = matches!(how, CloseExpect::Clean | CloseExpect::CleanWithFrame);
+                    if clean && cites_a_requirement(&frame.data) {
                         return Err((expected, format!("a protocol-error close: {}", show_frame(&frame))));
                     }
                     saw_close_frame = true
@@ -273,7 +286,9 @@ impl Session {
                 Read::TimedOut => {
                     return Err((expected, format!("connection still open after {}", self.waits.ran_out())))
                 }
-                Read::Closed(_) if how == CloseExpect::WithFrame && !saw_close_frame => {
+                Read::Closed(_)
+                    if matches!(how, CloseExpect::WithFrame | CloseExpect::CleanWithFrame) && !saw_close_frame =>
+                {
                     return Err((expected, "closed without a close frame".into()))
                 }
                 Read::Closed(_) => return Ok(()),
@@ -318,14 +333,24 @@ pub async fn run_case(target: &Endpoint, case: &Case, waits: impl Into<Waits>) -
     let mut sessions: Vec<(&str, Session)> = Vec::new();
     for (i, step) in case.steps.iter().enumerate() {
         let name = step.on.as_deref().unwrap_or("a");
+        if step.expect_refused == Some(true) {
+            if let Some(ms) = step.sleep_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            expect_refused(target, waits).await.map_err(|actual| {
+                Failure::new(i + 1, format!("connection {name} to {} refused or closed unserved", target.addr), actual)
+            })?;
+            continue;
+        }
         let index = match sessions.iter().position(|(n, _)| *n == name) {
             Some(index) => index,
             None => {
                 let expected = || format!("connection {name} to {}", target.addr);
-                let stream = match tokio::time::timeout(waits.next(), target.connect_stream()).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return Err(Failure::new(i + 1, expected(), e.to_string())),
-                    Err(_) => return Err(Failure::new(i + 1, expected(), format!("none within {}", waits.ran_out()))),
+                // A server that shut down for the case before may still be
+                // starting again: its first connection waits for it.
+                let stream = match connect(target, waits, sessions.is_empty() && case.requires.shutdown).await {
+                    Ok(stream) => stream,
+                    Err(why) => return Err(Failure::new(i + 1, expected(), why)),
                 };
                 sessions.push((name, session(stream, waits)));
                 sessions.len() - 1
@@ -337,6 +362,40 @@ pub async fn run_case(target: &Endpoint, case: &Case, waits: impl Into<Waits>) -
         }
     }
     Ok(())
+}
+
+/// Connects to `target` within the step's wait; `retry`: a connection
+/// that fails is tried again every 50 ms until then.
+async fn connect(target: &Endpoint, waits: Waits, retry: bool) -> Result<BoxStream, String> {
+    let attempts = async {
+        loop {
+            match target.connect_stream().await {
+                Err(_) if retry => tokio::time::sleep(Duration::from_millis(50)).await,
+                done => return done,
+            }
+        }
+    };
+    match tokio::time::timeout(waits.next(), attempts).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("none within {}", waits.ran_out())),
+    }
+}
+
+/// `Ok` when the server does not serve a new connection: the connection
+/// (or its TLS handshake) fails, or it ends before any frame arrives.
+async fn expect_refused(target: &Endpoint, waits: Waits) -> Result<(), String> {
+    let stream = match tokio::time::timeout(waits.next(), target.connect_stream()).await {
+        Ok(Err(_)) => return Ok(()),
+        Ok(Ok(stream)) => stream,
+        Err(_) => return Err(format!("a connection neither made nor refused within {}", waits.ran_out())),
+    };
+    let mut session = session(stream, waits);
+    match session.read(waits.next()).await {
+        Read::Closed(_) => Ok(()),
+        Read::Frame(frame) => Err(format!("served: {}", show_frame(&frame))),
+        Read::TimedOut => Err(format!("accepted and held open for {}", waits.ran_out())),
+    }
 }
 
 /// Plays `steps` over one connected stream: the scripted server of the
