@@ -51,6 +51,12 @@ pub(crate) struct ServeArgs {
     /// `extensions=metadata` routes.
     #[arg(long)]
     metadata_routes: bool,
+    /// Also route /shutdown, which answers its body and then begins a
+    /// graceful shutdown, as SIGTERM does: the conformance profile's
+    /// `shutdown=` listener (run in a loop that starts it again). Any
+    /// client can stop the server: never on a server others reach.
+    #[arg(long)]
+    shutdown_route: bool,
     /// Also route /delay?ms=N (answers after N ms, at most 60 s) and
     /// /burn?us=N (spins a core for N µs, at most 1 s): for trying
     /// timeouts, shutdowns and load by hand. Any client can make them
@@ -83,6 +89,7 @@ impl ServeArgs {
             metrics,
             fail_route,
             metadata_routes,
+            shutdown_route,
             demo_routes,
             auth_tokens,
             require_auth,
@@ -125,6 +132,10 @@ impl ServeArgs {
                 .route("/metadata", crate::conformance::metadata_handler)
                 .route("/sleep", crate::conformance::sleep_handler);
         }
+        let shutdown_trigger = std::sync::Arc::new(tokio::sync::Notify::new());
+        if shutdown_route {
+            builder = builder.route_sync("/shutdown", crate::conformance::shutdown_handler(shutdown_trigger.clone()));
+        }
         if !auth_tokens.is_empty() {
             let mut tokens = crate::server::BearerTokens::new();
             for item in &auth_tokens {
@@ -140,6 +151,13 @@ impl ServeArgs {
         let server = builder.build().map_err(|e| CliError::Usage(e.to_string()))?;
         let stopper = server.clone();
         tokio::spawn(stop_on_signals(move || stopper.shutdown()));
+        if shutdown_route {
+            let stopper = server.clone();
+            tokio::spawn(async move {
+                shutdown_trigger.notified().await;
+                stopper.shutdown();
+            });
+        }
         if let Some(path) = listen.strip_prefix("unix:") {
             Ok(serve_unix(&server, path, inside).await?)
         } else {
