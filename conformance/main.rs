@@ -113,12 +113,14 @@ static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 /// Whether `case` (as generated for `profile`) needs the server to itself:
 /// it expects an exact change of statistics, which traffic of other cases
 /// would disturb, or it fills the server's connection limit or its budget,
-/// or it shuts a server down (the shutdown cases share one listener).
+/// or it shuts a server down (the shutdown cases share one listener), or
+/// it fails authentications, which slows every check from its address.
 fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase) -> bool {
     let steps = profile.instantiate(&case.case).map(|c| c.steps).unwrap_or_default();
     case.case.requires.max_connections
         || case.case.requires.server_budget
         || case.case.requires.shutdown
+        || case.case.requires.auth_pace
         || steps.iter().any(|step| {
             step.expect.iter().chain(step.expect_unordered.iter().flatten()).any(|e| e.json_delta.is_some())
         })

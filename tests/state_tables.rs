@@ -297,12 +297,13 @@ fn profile_items_table_matches_the_profile_parser() {
         Some((name, "A+B")) => format!("{name}=ping+limits"),
         Some((name, "SCHEME:CREDENTIALS")) => format!("{name}=bearer:t0ken"),
         Some((name, "HOST:PORT")) => format!("{name}=127.0.0.1:9091"),
+        Some((name, "K/N")) => format!("{name}=5/1000"),
         Some((_, value)) => panic!("profile item {item}: no example for the placeholder {value:?}"),
         None => item.to_string(),
     };
     // The items an item needs beside it, as its row says.
     let needs = |item: &str| match item.split('=').next() {
-        Some("auth-required") => "auth=bearer:t0ken",
+        Some("auth-required" | "auth-pace") => "auth=bearer:t0ken",
         Some("hello-timeout-ms") => "auth=bearer:t0ken,auth-required=127.0.0.1:9091",
         Some("server-budget") => "connection-budget=8388608",
         _ => "",

@@ -69,6 +69,31 @@ pub(super) fn refused(credentials: &Credentials) -> Vec<Step> {
     steps
 }
 
+/// `[RES-10]` for a declared pace of `failures` failed checks within
+/// `interval` ms: that many hellos with wrong credentials, each on a
+/// connection of its own, are refused at once; then two hellos with the
+/// declared credentials, sent together on two more connections, wait for
+/// the source's turn: the first gets no answer for half the interval and
+/// is accepted by the interval and a little after; the second, whose check
+/// could not run beside the first, is accepted too.
+pub(super) fn failure_pace(credentials: &Credentials, failures: u32, interval: u64) -> Vec<Step> {
+    let on = |name: String, step: Step| Step { on: Some(name), ..step };
+    let mut steps = Vec::new();
+    for i in 0..failures {
+        for step in refused(credentials) {
+            steps.push(on(format!("failed-{i}"), step));
+        }
+    }
+    let good = || hello_with(&credentials.scheme, &credentials.credentials);
+    steps.push(on("paced".into(), good()));
+    steps.push(on("beside".into(), good()));
+    steps.push(on("paced".into(), Step { expect_silence_ms: Some(interval / 2), ..Step::default() }));
+    let answer = Step { within_ms: Some(interval / 2 + TIMEOUT_SLACK_MS), ..accepted_answer() };
+    steps.push(on("paced".into(), answer));
+    steps.push(on("beside".into(), accepted_answer()));
+    steps
+}
+
 /// `[EXT-9]`: where authentication is required, a hello with the declared
 /// credentials is accepted, and then requests are served and channels
 /// granted.

@@ -50,6 +50,10 @@ pub struct Profile {
     /// Where the same server listens requiring authentication with those
     /// credentials (`auth-required=HOST:PORT`, `[EXT-9]`), if it declares it.
     pub auth_required: Option<String>,
+    /// How it paces failed authentications from one source (`[RES-10]`),
+    /// if it declares it: once K checks have failed within N ms, the next
+    /// is made no sooner than N ms after the first of them (`auth-pace=K/N`).
+    pub auth_pace: Option<(u32, u64)>,
     /// That listener's hello timeout in milliseconds (`[RES-10]`), if it
     /// declares one.
     pub hello_timeout_ms: Option<u64>,
@@ -82,6 +86,7 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "frame-timeout-ms",
     "auth",
     "auth-required",
+    "auth-pace",
     "hello-timeout-ms",
     "connection-budget",
     "server-budget",
@@ -122,6 +127,12 @@ impl Profile {
                 },
                 Some(("auth-required", addr)) if !addr.is_empty() => profile.auth_required = Some(addr.into()),
                 Some(("shutdown", addr)) if !addr.is_empty() => profile.shutdown = Some(addr.into()),
+                Some(("auth-pace", pace)) => {
+                    let (k, n) = pace.split_once('/').ok_or_else(|| format!("{item}: expected auth-pace=K/N"))?;
+                    let k = bounded(item, k, 1..=MAX_DECLARED_FREE_FAILURES, "the case fails K times")?;
+                    let n = bounded(item, n, 100..=MAX_DECLARED_PACE_MS, "the case waits N within one step")?;
+                    profile.auth_pace = Some((k, n))
+                }
                 Some(("connection-budget", n)) => {
                     let why = "the cases park requests of up to the whole budget";
                     profile.connection_budget = Some(bounded(item, n, MIN_DECLARED_BUDGET..=MAX_DECLARED_BUDGET, why)?)
@@ -163,6 +174,9 @@ impl Profile {
         if profile.auth_required.is_some() && profile.auth.is_none() {
             return Err("auth-required=HOST:PORT: declare the credentials it takes with auth=SCHEME:CREDENTIALS".into());
         }
+        if profile.auth_pace.is_some() && profile.auth.is_none() {
+            return Err("auth-pace=K/N: declare the credentials it checks with auth=SCHEME:CREDENTIALS".into());
+        }
         if profile.server_budget.is_some() && profile.connection_budget.is_none() {
             return Err("server-budget=N: the case parks it under each connection's budget; \
                         declare that with connection-budget=N"
@@ -188,6 +202,7 @@ impl Profile {
             idle_timeout_ms: Some(REFERENCE_IDLE_TIMEOUT_MS),
             frame_timeout_ms: Some(REFERENCE_FRAME_TIMEOUT_MS),
             auth: Some(reference_credentials()),
+            auth_pace: Some(reference_auth_pace()),
             // Its address is known once it listens: the harness fills it in.
             auth_required: None,
             hello_timeout_ms: Some(REFERENCE_HELLO_TIMEOUT_MS),
@@ -211,6 +226,7 @@ impl Profile {
             (requires.auth == Some(true), self.auth.is_some(), "auth=SCHEME:CREDENTIALS"),
             (requires.auth_required, self.auth_required.is_some(), "auth-required=HOST:PORT"),
             (requires.hello_timeout, self.hello_timeout_ms.is_some(), "hello-timeout-ms=N"),
+            (requires.auth_pace, self.auth_pace.is_some(), "auth-pace=K/N"),
             (requires.connection_budget, self.connection_budget.is_some(), "connection-budget=N"),
             (requires.server_budget, self.server_budget.is_some(), "server-budget=N"),
             (requires.max_in_flight, self.max_in_flight.is_some(), "max-in-flight=N"),
@@ -281,6 +297,10 @@ impl Profile {
             Generator::AuthAccepted => auth_steps::accepted(credentials()?, false),
             Generator::AuthSchemeWithoutCase => auth_steps::accepted(credentials()?, true),
             Generator::AuthRefused => auth_steps::refused(credentials()?),
+            Generator::AuthFailurePace => {
+                let (failures, interval) = self.auth_pace.ok_or("needs a server declaring auth-pace=K/N")?;
+                auth_steps::failure_pace(credentials()?, failures, interval)
+            }
             Generator::AuthRequiredAccepts => auth_steps::required_accepts(credentials()?),
             Generator::HelloTimeout => auth_steps::hello_timeout(hello_timeout()?),
             Generator::AuthenticatedNotTimedOut => {
@@ -492,6 +512,19 @@ pub const REFERENCE_FRAME_TIMEOUT_MS: u64 = 3_000;
 /// The hello timeout of the reference server that requires
 /// authentication, as the suite starts it in-process (`[RES-10]`).
 pub const REFERENCE_HELLO_TIMEOUT_MS: u64 = 2_000;
+/// The pace of failed authentications of the reference server
+/// (`auth-pace=K/N`): its free failures and one more check at once, then
+/// one per authentication failure interval.
+fn reference_auth_pace() -> (u32, u64) {
+    let interval = crate::server::ServerConfig::default().extensions.auth_failure_interval;
+    (crate::server::FREE_AUTH_FAILURES + 1, interval.as_millis() as u64)
+}
+
+/// The most free failures a profile may declare (`auth-pace=K/N`).
+const MAX_DECLARED_FREE_FAILURES: u32 = 16;
+/// The longest pace a profile may declare: the case waits it out in one step.
+const MAX_DECLARED_PACE_MS: u64 = 2_000;
+
 /// The budget of bytes held per connection of the reference server as the
 /// suite starts it in-process: past its 32 MiB messages, with room for
 /// what they hold beside them.

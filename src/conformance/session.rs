@@ -197,6 +197,11 @@ pub struct Requires {
     /// (`auth-required=HOST:PORT`); every connection of the case goes there.
     #[serde(default)]
     pub auth_required: bool,
+    /// The server declares how it paces failed authentications
+    /// (`auth-pace=K/N`); the case's steps are generated for them, and it
+    /// needs the server to itself.
+    #[serde(default)]
+    pub auth_pace: bool,
     /// That listener declares its hello timeout (`hello-timeout-ms=N`); the
     /// case's steps are generated for that N.
     #[serde(default)]
@@ -277,6 +282,9 @@ pub enum Generator {
     /// Offers credentials that differ from the declared ones and expects
     /// 112, then a close frame citing `[EXT-8]`.
     AuthRefused,
+    /// Fails the declared K authentications, then expects two good hellos
+    /// sent together checked no sooner than the source's turn (`[RES-10]`).
+    AuthFailurePace,
     /// On the listener that requires authentication, says hello with the
     /// declared credentials; then requests and channels are served (`[EXT-9]`).
     AuthRequiredAccepts,
