@@ -270,10 +270,11 @@ pub(crate) struct ClientConformanceArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
-    /// The extensions of chapter 14 the client under test implements
-    /// (with --client-cmd), joined by `+`: `hello` (it can say hello),
-    /// `lz4`, `zstd`, `going_away`, `metadata`. Cases whose hello offers more are
-    /// skipped; none by default.
+    /// What the client under test implements (with --client-cmd), joined
+    /// by `+`: the extensions of chapter 14 `hello` (it can say hello),
+    /// `lz4`, `zstd`, `going_away`, `metadata`, and `answer_limit` (it
+    /// takes the `answer_limit` action). Cases that need more are skipped;
+    /// none by default.
     #[arg(long, default_value = "", value_parser = parse_extension_list)]
     extensions: ExtensionList,
 }
@@ -359,7 +360,7 @@ pub struct ExtensionList(pub Vec<String>);
 /// Reads `hello+lz4+going_away`; an unknown name is refused, saying which
 /// names there are.
 fn parse_extension_list(text: &str) -> Result<ExtensionList, String> {
-    const KNOWN: [&str; 5] = ["hello", "lz4", "zstd", "going_away", "metadata"];
+    const KNOWN: [&str; 6] = ["hello", "lz4", "zstd", "going_away", "metadata", "answer_limit"];
     let names: Vec<String> = text.split('+').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
     if let Some(unknown) = names.iter().find(|n| !KNOWN.contains(&n.as_str())) {
         return Err(format!("unknown extension {unknown:?}: the client cases know {}", KNOWN.join(", ")));

@@ -29,6 +29,9 @@ pub enum CallOutcome {
     ErrorCode(i64),
     /// The call fails because the connection closed.
     Closed,
+    /// The call fails because its answer grew past the client's answer
+    /// limit (`[MSG-13]`); the connection goes on.
+    TooLarge,
 }
 
 /// A call the client is asked to make.
@@ -105,6 +108,10 @@ pub enum Action {
     OpenFails,
     /// Delete the current channel and go back to channel 0.
     Delete,
+    /// Limit the bodies of answers on the connection to this many bytes
+    /// (`[MSG-13]`): before the first call; given only to a client that
+    /// declares `answer_limit`.
+    AnswerLimit(usize),
 }
 
 /// One client case.
@@ -129,10 +136,14 @@ impl ClientCase {
     /// The extensions of chapter 14 a client must declare
     /// (`--extensions`) for this case to be run: those its hello offers.
     pub fn needs(&self) -> Vec<String> {
-        match self.actions.first() {
+        let mut needs = match self.actions.first() {
             Some(Action::Hello(hello)) => hello.needs(),
             _ => Vec::new(),
+        };
+        if self.actions.iter().any(|a| matches!(a, Action::AnswerLimit(_))) {
+            needs.push("answer_limit".into());
         }
+        needs
     }
 
     /// Why this case is not run against a client that declares
@@ -170,6 +181,7 @@ pub fn describe_actions(actions: &[Action]) -> String {
             CallOutcome::Body(b) => format!("returns {:?}", String::from_utf8_lossy(&b.to_bytes().unwrap_or_default())),
             CallOutcome::ErrorCode(code) => format!("fails with server error {code}"),
             CallOutcome::Closed => "fails: connection closed".to_string(),
+            CallOutcome::TooLarge => "fails: the answer is larger than the client's limit".to_string(),
         };
         let mut with = String::new();
         if !c.metadata.is_empty() {
@@ -189,6 +201,7 @@ pub fn describe_actions(actions: &[Action]) -> String {
             Action::Open => "open a channel".into(),
             Action::OpenFails => "open a channel, which fails: the connection closes".into(),
             Action::Delete => "delete the channel".into(),
+            Action::AnswerLimit(n) => format!("take answers of at most {n} bytes"),
             Action::Hello(hello) => {
                 let mut offers = Vec::new();
                 if let Some(codec) = &hello.compression {

@@ -53,6 +53,9 @@ pub enum ActionJson {
     Delete,
     /// Say hello, offering exactly these extensions (the first action only).
     Hello(HelloJson),
+    /// Take answer bodies of at most this many bytes on the connection
+    /// (`[MSG-13]`), from before the first call.
+    AnswerLimit(usize),
 }
 
 /// A hello: `/sys/hello` on channel 0 as the connection's first request,
@@ -94,8 +97,9 @@ pub struct CallJson {
 }
 
 /// What a call must come to: `{"body_hex": "…"}` (this answer body),
-/// `{"error_code": N}` (an error answer with code N) or `"closed"` (the
-/// call fails because the connection closed).
+/// `{"error_code": N}` (an error answer with code N), `"closed"` (the
+/// call fails because the connection closed) or `"too_large"` (the call
+/// fails because its answer grew past the client's answer limit).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -106,6 +110,8 @@ pub enum ExpectJson {
     ErrorCode(i64),
     /// The connection closed.
     Closed,
+    /// The answer grew past the client's answer limit.
+    TooLarge,
 }
 
 fn call_json(call: &CallAction) -> Result<CallJson, String> {
@@ -119,6 +125,7 @@ fn call_json(call: &CallAction) -> Result<CallJson, String> {
             CallOutcome::Body(body) => ExpectJson::BodyHex(to_hex(&blob(body)?)),
             CallOutcome::ErrorCode(code) => ExpectJson::ErrorCode(*code),
             CallOutcome::Closed => ExpectJson::Closed,
+            CallOutcome::TooLarge => ExpectJson::TooLarge,
         },
     })
 }
@@ -135,6 +142,7 @@ pub fn actions_file(case: &ClientCase) -> Result<ActionsFile, String> {
                 Action::Open => ActionJson::Open,
                 Action::OpenFails => ActionJson::OpenFails,
                 Action::Delete => ActionJson::Delete,
+                Action::AnswerLimit(n) => ActionJson::AnswerLimit(*n),
                 Action::Hello(h) => ActionJson::Hello(HelloJson {
                     compression: h.compression.clone(),
                     min_size: h.min_size,
@@ -290,6 +298,7 @@ async fn perform(channel: &Channel, call: &CallJson) -> Result<(), String> {
         (ExpectJson::BodyHex(want), Ok(got)) => unhex(want)? == got[..],
         (ExpectJson::ErrorCode(want), Err(ClientError::Server { code, .. })) => want == code,
         (ExpectJson::Closed, Err(ClientError::Closed { .. })) => true,
+        (ExpectJson::TooLarge, Err(ClientError::AnswerTooLarge { .. })) => true,
         _ => false,
     };
     if ok {
@@ -327,11 +336,11 @@ fn offered(file: &ActionsFile, timeout: Duration) -> Result<ClientExtensions, St
     })
 }
 
-/// The extensions of chapter 14 this crate's client declares for the
-/// client cases: `hello`, `going_away`, `metadata`, and the codecs it was
-/// built with.
+/// What this crate's client declares for the client cases: the
+/// extensions `hello`, `going_away`, `metadata` and the codecs it was
+/// built with, and `answer_limit`.
 pub fn reference_client_extensions() -> Vec<String> {
-    let mut declared = vec!["hello".to_string(), "going_away".to_string(), "metadata".to_string()];
+    let mut declared = ["hello", "going_away", "metadata", "answer_limit"].map(String::from).to_vec();
     if cfg!(feature = "compression") {
         declared.extend(["lz4".to_string(), "zstd".to_string()]);
     }
@@ -342,13 +351,17 @@ pub fn reference_client_extensions() -> Vec<String> {
 /// what `iip play-actions` does, and the model for a client under test.
 pub async fn play_actions(target: &Endpoint, file: &ActionsFile, timeout: Duration) -> Result<(), String> {
     let extensions = offered(file, timeout)?;
-    let config = ClientConfig { timeout, extensions, ..ClientConfig::default() };
+    let max_answer = file.actions.iter().find_map(|a| match a {
+        ActionJson::AnswerLimit(n) => Some(*n),
+        _ => None,
+    });
+    let config = ClientConfig { timeout, extensions, max_answer, ..ClientConfig::default() };
     let client: Client = target.connect(config).await.map_err(|e| e.to_string())?;
     let mut channel = client.channel_zero();
     for action in &file.actions {
         match action {
-            // Said by `connect`, before anything else.
-            ActionJson::Hello(_) => {}
+            // Said by `connect`, before anything else; the limit is the config's.
+            ActionJson::Hello(_) | ActionJson::AnswerLimit(_) => {}
             ActionJson::Call(call) => perform(&channel, call).await?,
             ActionJson::Concurrent(calls) => {
                 let results = futures::future::join_all(calls.iter().map(|c| perform(&channel, c))).await;
