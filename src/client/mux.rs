@@ -11,7 +11,7 @@
 //!
 //! Built on the crate's `sync` switch (std or loom types), so `tests/loom.rs` model-checks this code.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -105,7 +105,7 @@ fn push(slot: &Slot, delivery: Delivery) {
 #[derive(Debug)]
 struct State {
     core: ClientConnection,
-    slots: BTreeMap<RequestId, Slot>,
+    slots: rustc_hash::FxHashMap<RequestId, Slot>,
     outgoing: Vec<Frame>,
     closed: Option<String>,
     /// The newest request whose frames were queued.
@@ -147,7 +147,7 @@ impl Mux {
         Arc::new(Mux {
             state: Mutex::new(State {
                 core: ClientConnection::new(limits),
-                slots: BTreeMap::new(),
+                slots: rustc_hash::FxHashMap::default(),
                 outgoing: Vec::new(),
                 closed: None,
                 last_queued: None,
@@ -286,13 +286,15 @@ impl Mux {
         state.closed.get_or_insert(reason);
     }
 
-    /// Fails every waiting request with `error(sent)`, in request order (a
-    /// BTreeMap keeps this deterministic, which loom needs).
+    /// Fails every waiting request with `error(sent)`, in request order
+    /// (deterministic, which loom needs).
     fn fail_all_with(state: &mut State, error: &dyn Fn(bool) -> ClientError) {
         state.core.close();
         state.outgoing.clear();
         let handed_over = state.handed_over;
-        for (id, slot) in std::mem::take(&mut state.slots) {
+        let mut waiting: Vec<(RequestId, Slot)> = std::mem::take(&mut state.slots).into_iter().collect();
+        waiting.sort_unstable_by_key(|(id, _)| *id);
+        for (id, slot) in waiting {
             let sent = handed_over.is_some_and(|newest| id <= newest);
             push(&slot, Delivery::Failed(error(sent)));
         }
