@@ -42,7 +42,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
     /// Also route /fail, which fails every request with its body as the
-    /// error text (the conformance profile item `fail-route`).
+    /// error text, and /fail_code, which fails with the application code
+    /// and message its body names, `CODE MESSAGE` (the conformance profile
+    /// items `fail-route` and `fail-code-route`).
     #[arg(long)]
     fail_route: bool,
     /// Also route /metadata (answers the request's metadata entries as a
@@ -125,7 +127,9 @@ impl ServeArgs {
             builder = builder.tls(tls);
         }
         if fail_route {
-            builder = builder.route("/fail", crate::conformance::fail_handler);
+            builder = builder
+                .route("/fail", crate::conformance::fail_handler)
+                .route("/fail_code", crate::conformance::fail_code_handler);
         }
         if metadata_routes {
             builder = builder

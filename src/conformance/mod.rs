@@ -40,6 +40,21 @@ pub async fn fail_handler(req: crate::server::Request) -> Result<bytes::Bytes, c
     Err(crate::server::HandlerError::new(crate::wire::answer::message_text(&req.body)))
 }
 
+/// The `/fail_code` route of the profile item `fail-code-route`: fails
+/// every request with the application code and message its body names,
+/// `CODE MESSAGE` in decimal and UTF-8 (`[ANSWER-6]`); a code the
+/// application may not use, or a body that names none, fails as
+/// [`HandlerError::application`](crate::server::HandlerError::application)
+/// says.
+pub async fn fail_code_handler(req: crate::server::Request) -> Result<bytes::Bytes, crate::server::HandlerError> {
+    let text = crate::wire::answer::message_text(&req.body);
+    let (code, message) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+    Err(match code.parse::<u32>() {
+        Ok(code) => crate::server::HandlerError::application(code, message),
+        Err(_) => crate::server::HandlerError::new(format!("no code in {text:?}")),
+    })
+}
+
 /// The `/metadata` route of the profile item `extensions=metadata`:
 /// answers a JSON object of the request's metadata entries, each key to
 /// its value as received (`[EXT-21]`); `{}` without metadata.
@@ -137,6 +152,7 @@ fn reference_builder(policy: crate::server::AuthPolicy) -> crate::server::Server
     };
     crate::server::Server::echo()
         .route("/fail", fail_handler)
+        .route("/fail_code", fail_code_handler)
         .route("/metadata", metadata_handler)
         .route("/sleep", sleep_handler)
         .max_channels(profile.max_channels.unwrap_or(8))

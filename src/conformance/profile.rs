@@ -34,6 +34,9 @@ pub struct Profile {
     pub max_connections: Option<u32>,
     /// Whether it offers `/fail`.
     pub fail_route: bool,
+    /// Whether it offers `/fail_code` (fails with the application code its
+    /// body names, [`crate::conformance::fail_code_handler`]).
+    pub fail_code_route: bool,
     /// The implementation it is, if it declares one of [`KNOWN_PEERS`]:
     /// failures of cases its Appendix A entries excuse become deviations.
     pub peer: Option<String>,
@@ -80,6 +83,7 @@ pub const PROFILE_ITEMS: &[&str] = &[
     "max-message",
     "max-connections",
     "fail-route",
+    "fail-code-route",
     "peer",
     "extensions",
     "idle-timeout-ms",
@@ -168,6 +172,7 @@ impl Profile {
                     profile.extensions.insert("hello".into());
                 }
                 None if item == "fail-route" => profile.fail_route = true,
+                None if item == "fail-code-route" => profile.fail_code_route = true,
                 _ => return Err(format!("unknown profile item {item:?}; known: {}", PROFILE_ITEMS.join(", "))),
             }
         }
@@ -197,6 +202,7 @@ impl Profile {
             max_message: Some(32 * 1024 * 1024),
             max_connections: Some(32),
             fail_route: true,
+            fail_code_route: true,
             peer: None,
             extensions: EXTENSION_ITEMS.iter().map(|s| s.to_string()).collect(),
             idle_timeout_ms: Some(REFERENCE_IDLE_TIMEOUT_MS),
@@ -232,6 +238,7 @@ impl Profile {
             (requires.max_in_flight, self.max_in_flight.is_some(), "max-in-flight=N"),
             (requires.shutdown, self.shutdown.is_some(), "shutdown=HOST:PORT"),
             (requires.fail_route, self.fail_route, "fail-route"),
+            (requires.fail_code_route, self.fail_code_route, "fail-code-route"),
         ];
         if let Some((_, _, item)) = needs.iter().find(|(needed, declared, _)| *needed && !*declared) {
             return Err(format!("needs a server declaring {item}"));

@@ -180,6 +180,10 @@ pub struct Requires {
     /// The server offers `/fail` (answers every request by failing).
     #[serde(default)]
     pub fail_route: bool,
+    /// The server offers `/fail_code` (fails with the application code and
+    /// message its body names, `CODE MESSAGE`).
+    #[serde(default)]
+    pub fail_code_route: bool,
     /// The server declares its idle timeout (`idle-timeout-ms=N`); the
     /// case's steps are generated for that N.
     #[serde(default)]
