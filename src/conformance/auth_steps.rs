@@ -4,7 +4,7 @@
 
 use super::profile::{
     closed_citing, closed_citing_after, echo, echo_on, expect, expect_named_error, open_channel_1, send, sleep,
-    TIMEOUT_SLACK_MS,
+    TIMEOUT_LATE_MS, TIMEOUT_SLACK_MS,
 };
 use super::session::{ExpectFrame, Step};
 use super::vector::Blob;
@@ -88,7 +88,7 @@ pub(super) fn failure_pace(credentials: &Credentials, failures: u32, interval: u
     steps.push(on("paced".into(), good()));
     steps.push(on("beside".into(), good()));
     steps.push(on("paced".into(), Step { expect_silence_ms: Some(interval / 2), ..Step::default() }));
-    let answer = Step { within_ms: Some(interval / 2 + TIMEOUT_SLACK_MS), ..accepted_answer() };
+    let answer = Step { within_ms: Some(interval / 2 + TIMEOUT_LATE_MS), ..accepted_answer() };
     steps.push(on("paced".into(), answer));
     steps.push(on("beside".into(), accepted_answer()));
     steps
