@@ -64,6 +64,9 @@ pub struct ExpectFrame {
     /// The data is JSON in which each member (a dotted path, e.g.
     /// `all_timecount.range_count`) is an array of exactly this length.
     pub json_len: Option<toml::Table>,
+    /// The data is a JSON object whose arrays of integers at these dotted
+    /// paths add up to at least these values.
+    pub json_sum_at_least: Option<toml::Table>,
     /// The data is JSON whose integer members (dotted paths) have grown by
     /// at least these amounts since the frame captured as `since`.
     pub json_increase: Option<toml::Table>,

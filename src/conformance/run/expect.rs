@@ -63,6 +63,10 @@ impl ExpectFrame {
             let lens: Vec<String> = lens.iter().map(|(k, v)| format!("{k} of {v} entries")).collect();
             parts.push(format!("JSON with arrays {}", lens.join(", ")));
         }
+        if let Some(sums) = &self.json_sum_at_least {
+            let sums: Vec<String> = sums.iter().map(|(k, v)| format!("{k} adding up to {v} or more")).collect();
+            parts.push(format!("JSON with arrays {}", sums.join(", ")));
+        }
         if let Some(grown) = &self.json_increase {
             let grown: Vec<String> = grown.iter().map(|(k, v)| format!("{k} +{v} or more")).collect();
             parts.push(format!("JSON grown since {:?}: {}", self.since.as_deref().unwrap_or("?"), grown.join(", ")));
@@ -100,6 +104,15 @@ impl ExpectFrame {
                 })
             })
         });
+        let sums_ok = self.json_sum_at_least.as_ref().is_none_or(|sums| {
+            json().is_some_and(|got| {
+                sums.iter().all(|(path, least)| {
+                    let items = json_at(&got, path).and_then(|v| v.as_array());
+                    let sum = items.map(|a| a.iter().filter_map(|v| v.as_u64()).sum::<u64>());
+                    matches!((sum, least.as_integer()), (Some(sum), Some(least)) if sum as i128 >= i128::from(least))
+                })
+            })
+        });
         let before = self.since.as_ref().and_then(|name| captured.get(name));
         let changed = |table: &toml::Table, ok: fn(i64, i64) -> bool| match (json(), before) {
             (Some(now), Some(before)) => table.iter().all(|(path, by)| {
@@ -133,7 +146,7 @@ impl ExpectFrame {
                 paths.iter().all(|(path, want)| serde_json::to_value(want).ok().as_ref() == json_at(&got, path))
             })
         });
-        lens_ok && grown_ok && delta_ok && within_ok && paths_ok && self.matches(frame)
+        lens_ok && sums_ok && grown_ok && delta_ok && within_ok && paths_ok && self.matches(frame)
     }
 
     /// Whether a `metadata` and `after_block` expectation holds: the data
