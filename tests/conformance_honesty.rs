@@ -203,6 +203,7 @@ fn must_fail(defect: Defect, case: &NamedCase) -> bool {
                 expectations(s).iter().any(|e| {
                     e.json_increase.is_some()
                         || e.json_len.is_some()
+                        || nonzero(&e.json_sum_at_least)
                         || nonzero(&e.json_delta)
                         || nonzero(&e.json_paths)
                 })
