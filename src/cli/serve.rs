@@ -136,9 +136,9 @@ impl ServeArgs {
                 .route("/metadata", crate::conformance::metadata_handler)
                 .route("/sleep", crate::conformance::sleep_handler);
         }
-        let shutdown_trigger = std::sync::Arc::new(tokio::sync::Notify::new());
-        if shutdown_route {
-            builder = builder.route_sync("/shutdown", crate::conformance::shutdown_handler(shutdown_trigger.clone()));
+        let shutdown_trigger = shutdown_route.then(|| std::sync::Arc::new(tokio::sync::Notify::new()));
+        if let Some(trigger) = &shutdown_trigger {
+            builder = builder.route_sync("/shutdown", crate::conformance::shutdown_handler(trigger.clone()));
         }
         if !auth_tokens.is_empty() {
             let mut tokens = crate::server::BearerTokens::new();
@@ -155,10 +155,10 @@ impl ServeArgs {
         let server = builder.build().map_err(|e| CliError::Usage(e.to_string()))?;
         let stopper = server.clone();
         tokio::spawn(stop_on_signals(move || stopper.shutdown()));
-        if shutdown_route {
+        if let Some(trigger) = shutdown_trigger {
             let stopper = server.clone();
             tokio::spawn(async move {
-                shutdown_trigger.notified().await;
+                trigger.notified().await;
                 stopper.shutdown();
             });
         }

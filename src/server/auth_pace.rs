@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Failures a source may have before its checks are paced.
-pub const FREE_FAILURES: u32 = 4;
+pub(crate) const FREE_FAILURES: u32 = 4;
 
 /// The longest a hello waits for its source's turn; a hello from a source
 /// further behind is held this long, then its connection closes with

@@ -17,8 +17,9 @@ mod accept;
 mod auth_pace;
 mod builder;
 /// Failed authentications a source may have before its checks are paced
-/// ([`ServerBuilder::auth_failure_interval`], `[RES-10]`).
-pub use auth_pace::FREE_FAILURES as FREE_AUTH_FAILURES;
+/// ([`ServerBuilder::auth_failure_interval`], `[RES-10]`): what the
+/// reference declares in its conformance profile.
+pub(crate) use auth_pace::FREE_FAILURES as FREE_AUTH_FAILURES;
 pub use builder::{RouteError, ServerBuilder};
 #[cfg(feature = "config")]
 pub mod config;
