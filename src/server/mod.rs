@@ -19,6 +19,7 @@ mod builder;
 /// Failed authentications a source may have before its checks are paced
 /// ([`ServerBuilder::auth_failure_interval`], `[RES-10]`): what the
 /// reference declares in its conformance profile.
+#[cfg(feature = "conformance")]
 pub(crate) use auth_pace::FREE_FAILURES as FREE_AUTH_FAILURES;
 pub use builder::{RouteError, ServerBuilder};
 #[cfg(feature = "config")]
