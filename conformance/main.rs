@@ -8,6 +8,9 @@
 //! `/echo` (e.g. `max-channels=8,max-message=33554432,fail-route`; spec
 //! chapter 12), and cases that need more are ignored.
 //! `IIP_CONFORMANCE_TIMEOUT_MS` bounds each wait (default 3000).
+//! `IIP_CONFORMANCE_FAIL_FAST=1` fails every case not yet started once one
+//! has failed, without running it: a quick "does anything fail" (the
+//! mutation runs of `scripts/mutants` ask only that).
 //!
 //! The client cases of `vectors/client-sessions/` run too, against this
 //! crate's client and a scripted server.
@@ -126,6 +129,27 @@ fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase)
         })
 }
 
+/// Set once a case has failed, under `IIP_CONFORMANCE_FAIL_FAST=1`.
+static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `run` as a trial's body: under `IIP_CONFORMANCE_FAIL_FAST=1` it is not
+/// run once another case has failed, and its own failure stops the rest.
+fn fail_fast(run: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
+    use std::sync::atomic::Ordering;
+    static WANTED: OnceLock<bool> = OnceLock::new();
+    if !*WANTED.get_or_init(|| std::env::var("IIP_CONFORMANCE_FAIL_FAST").is_ok_and(|v| v == "1")) {
+        return run();
+    }
+    if FAILED.load(Ordering::Relaxed) {
+        return Err(Failed::from("not run: an earlier case failed (IIP_CONFORMANCE_FAIL_FAST=1)"));
+    }
+    let verdict = run();
+    if verdict.is_err() {
+        FAILED.store(true, Ordering::Relaxed);
+    }
+    verdict
+}
+
 fn main() {
     let args = Arguments::from_args();
     let timeout = Duration::from_millis(
@@ -162,31 +186,33 @@ fn main() {
         let exclusive = needs_the_server_alone(&profile, &case);
         trials.push(
             Trial::test(format!("server::{}", case.id), move || {
-                // Cases run in parallel against one server; a case that
-                // compares statistics exactly or fills its connection
-                // limit has it to itself.
-                let _alone = exclusive.then(|| SERVER.write().unwrap_or_else(|e| e.into_inner()));
-                let _shared = (!exclusive).then(|| SERVER.read().unwrap_or_else(|e| e.into_inner()));
-                match runtime().block_on(run_one(&target, &case, &profile, timeout)) {
-                    Verdict::Passed | Verdict::Skipped(_) => Ok(()),
-                    Verdict::Deviation { compat, .. } => {
-                        eprintln!(
-                            "server::{}: deviation ({}), excused for the declared peer",
-                            case.id,
-                            compat.join(", ")
-                        );
-                        Ok(())
+                fail_fast(|| {
+                    // Cases run in parallel against one server; a case that
+                    // compares statistics exactly or fills its connection
+                    // limit has it to itself.
+                    let _alone = exclusive.then(|| SERVER.write().unwrap_or_else(|e| e.into_inner()));
+                    let _shared = (!exclusive).then(|| SERVER.read().unwrap_or_else(|e| e.into_inner()));
+                    match runtime().block_on(run_one(&target, &case, &profile, timeout)) {
+                        Verdict::Passed | Verdict::Skipped(_) => Ok(()),
+                        Verdict::Deviation { compat, .. } => {
+                            eprintln!(
+                                "server::{}: deviation ({}), excused for the declared peer",
+                                case.id,
+                                compat.join(", ")
+                            );
+                            Ok(())
+                        }
+                        Verdict::Failed(failure) => Err(Failed::from(format!(
+                            "{}\n{}",
+                            explain(&case, &failure, &requirements),
+                            failure.transcript()
+                        ))),
+                        other => Err(Failed::from(format!(
+                            "server::{}: a verdict this harness does not know: {other:?}",
+                            case.id
+                        ))),
                     }
-                    Verdict::Failed(failure) => Err(Failed::from(format!(
-                        "{}\n{}",
-                        explain(&case, &failure, &requirements),
-                        failure.transcript()
-                    ))),
-                    other => Err(Failed::from(format!(
-                        "server::{}: a verdict this harness does not know: {other:?}",
-                        case.id
-                    ))),
-                }
+                })
             })
             .with_kind(kind)
             .with_ignored_flag(skip),
@@ -206,38 +232,40 @@ fn main() {
         let (scripted_tls, client_trust) = (scripted_tls.clone(), client_trust.clone());
         trials.push(
             Trial::test(name, move || {
-                runtime().block_on(async {
-                    let server = match scripted_tls {
-                        Some(tls) => ScriptedServer::bind_tls("127.0.0.1:0", timeout, tls).await,
-                        None => ScriptedServer::bind("127.0.0.1:0", timeout).await,
-                    }
-                    .map_err(|e| Failed::from(e.to_string()))?;
-                    let addr = server.local_addr().map_err(|e| Failed::from(e.to_string()))?;
-                    let mut endpoint = Endpoint::new(addr.to_string());
-                    if let Some(trust) = client_trust {
-                        let name = iip::tls::server_name("localhost").map_err(|e| Failed::from(e.to_string()))?;
-                        endpoint = endpoint.with_tls(trust, name);
-                    }
-                    let script = server.play(&case);
-                    let client = drive_reference_client(&endpoint, &case, timeout);
-                    let (script, client) = tokio::join!(script, client);
-                    let mut problems = Vec::new();
-                    if let Err(f) = script {
-                        problems.push(format!("the client's frames broke the script at {f}"));
-                    }
-                    if let Err(e) = client {
-                        problems.push(format!("the client observed the wrong outcome: {e}"));
-                    }
-                    if problems.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(Failed::from(format!(
-                            "[{}] {}\n{}",
-                            case.requirements.join(", "),
-                            case.description,
-                            problems.join("\n")
-                        )))
-                    }
+                fail_fast(|| {
+                    runtime().block_on(async {
+                        let server = match scripted_tls {
+                            Some(tls) => ScriptedServer::bind_tls("127.0.0.1:0", timeout, tls).await,
+                            None => ScriptedServer::bind("127.0.0.1:0", timeout).await,
+                        }
+                        .map_err(|e| Failed::from(e.to_string()))?;
+                        let addr = server.local_addr().map_err(|e| Failed::from(e.to_string()))?;
+                        let mut endpoint = Endpoint::new(addr.to_string());
+                        if let Some(trust) = client_trust {
+                            let name = iip::tls::server_name("localhost").map_err(|e| Failed::from(e.to_string()))?;
+                            endpoint = endpoint.with_tls(trust, name);
+                        }
+                        let script = server.play(&case);
+                        let client = drive_reference_client(&endpoint, &case, timeout);
+                        let (script, client) = tokio::join!(script, client);
+                        let mut problems = Vec::new();
+                        if let Err(f) = script {
+                            problems.push(format!("the client's frames broke the script at {f}"));
+                        }
+                        if let Err(e) = client {
+                            problems.push(format!("the client observed the wrong outcome: {e}"));
+                        }
+                        if problems.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(Failed::from(format!(
+                                "[{}] {}\n{}",
+                                case.requirements.join(", "),
+                                case.description,
+                                problems.join("\n")
+                            )))
+                        }
+                    })
                 })
             })
             .with_kind(kind)
