@@ -127,6 +127,9 @@ struct State {
 #[derive(Debug)]
 pub struct Mux {
     state: Mutex<State>,
+    /// What a read delivers, gathered under the state's lock and handed
+    /// out after it; kept between reads so that a read allocates nothing.
+    ready: Mutex<Vec<(Slot, Delivery)>>,
 }
 
 /// What a caller waits on: the deliveries for one request.
@@ -159,6 +162,7 @@ impl Mux {
                 frames_received: 0,
                 going_away: false,
             }),
+            ready: Mutex::new(Vec::new()),
         })
     }
 
@@ -250,7 +254,7 @@ impl Mux {
     /// [`Mux::deliver`]: what came before it is delivered, the frames after
     /// it are dropped.
     pub fn deliver_all(&self, frames: &mut Vec<Frame>) -> Result<(), ProtocolError> {
-        let mut ready = Vec::with_capacity(frames.len());
+        let mut ready = lock(&self.ready);
         let mut state = lock(&self.state);
         for frame in frames.drain(..) {
             match Self::receive_one(&mut state, frame) {
@@ -258,7 +262,7 @@ impl Mux {
                 Ok(None) => {}
                 Err(err) => {
                     // Each caller gets what came before the error first.
-                    for (slot, delivery) in ready {
+                    for (slot, delivery) in ready.drain(..) {
                         push(&slot, delivery);
                     }
                     Self::break_off(&mut state, err.to_string());
@@ -268,7 +272,7 @@ impl Mux {
         }
         state.callers_to_come = ready.iter().filter(|(_, delivery)| delivery.is_last()).count();
         drop(state);
-        for (slot, delivery) in ready {
+        for (slot, delivery) in ready.drain(..) {
             push(&slot, delivery);
         }
         Ok(())
