@@ -229,9 +229,11 @@ impl Mux {
 
     /// Whether more requests are likely on their way: some callers the
     /// last read answered have not called again yet. The writer lets them
-    /// run first, to send their requests in one write.
+    /// run first, to send their requests in one write. Never once closed:
+    /// the close frame goes at once.
     pub fn callers_to_come(&self) -> bool {
-        lock(&self.state).callers_to_come > 0
+        let state = lock(&self.state);
+        state.closed.is_none() && state.callers_to_come > 0
     }
 
     /// Hands the multiplexer one frame from the server. A protocol error
