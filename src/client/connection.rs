@@ -3,17 +3,17 @@
 
 use std::sync::Arc as StdArc;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_util::codec::Decoder;
+use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::io::writer::WriteBuffer;
 use crate::sync::Arc;
-use crate::wire::codec::{CodecError, FrameCodec};
+use crate::wire::codec::FrameCodec;
 use crate::wire::frame::FrameLimits;
 
 use super::mux::Mux;
@@ -75,7 +75,29 @@ impl Connection {
         let (reader_mux, reader_wake, reader_ended) = (mux.clone(), wake_writer.clone(), ended_tx.clone());
         let reader = tokio::spawn(
             async move {
-                let reason = read_frames(read_half, limits, &reader_mux, &retiring_tx).await;
+                let mut frames = FramedRead::new(read_half, FrameCodec::new(limits));
+                let reason = loop {
+                    match frames.next().await {
+                        Some(Ok(frame)) => {
+                            if let Err(err) = reader_mux.deliver(frame) {
+                                break err.to_string();
+                            }
+                            if reader_mux.going_away() {
+                                retiring_tx.send_if_modified(|r| !std::mem::replace(r, true));
+                            }
+                            if reader_mux.closed().is_some() {
+                                break "server closed the connection".to_string();
+                            }
+                        }
+                        Some(Err(err)) => {
+                            if let Some(rule) = broken_rule(&err) {
+                                reader_mux.framing_error(&rule);
+                            }
+                            break describe_read_error(&err);
+                        }
+                        None => break "server closed the connection".to_string(),
+                    }
+                };
                 tracing::debug!(%reason, "connection ended");
                 reader_mux.close(&reason);
                 reader_wake.notify_one();
@@ -94,14 +116,6 @@ impl Connection {
                         break;
                     }
                     writer_wake.notified().await;
-                    // Callers woken together (by a read that answered many
-                    // of them) queue their next requests one after another:
-                    // letting them run first sends those requests in one
-                    // write instead of a write each. A lone caller is not
-                    // made to wait.
-                    if writer_mux.callers_to_come() {
-                        tokio::task::yield_now().await;
-                    }
                     continue;
                 }
                 // The core checked every frame; one that still does not encode,
@@ -120,61 +134,6 @@ impl Connection {
             let _ = write_half.shutdown().await;
         });
         Connection { mux, wake_writer, ended, retiring, negotiated: std::sync::OnceLock::new(), reader }
-    }
-}
-
-/// Bytes the reader asks the transport for at least, in one read.
-const READ_CHUNK: usize = 8 * 1024;
-
-/// Reads the server's frames and delivers each read's whole frames into
-/// `mux` together, until the connection ends; returns why it ended.
-async fn read_frames<R: AsyncRead + Unpin>(
-    mut read_half: R,
-    limits: FrameLimits,
-    mux: &Mux,
-    retiring: &tokio::sync::watch::Sender<bool>,
-) -> String {
-    let mut codec = FrameCodec::new(limits);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut frames = Vec::new();
-    let mut at_end = false;
-    loop {
-        let decoded = loop {
-            let next = if at_end { codec.decode_eof(&mut buf) } else { codec.decode(&mut buf) };
-            match next {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break Ok(()),
-                Err(err) => break Err(err),
-            }
-        };
-        if !frames.is_empty() {
-            if let Err(err) = mux.deliver_all(&mut frames) {
-                return err.to_string();
-            }
-            if mux.going_away() {
-                retiring.send_if_modified(|r| !std::mem::replace(r, true));
-            }
-            if mux.closed().is_some() {
-                return "server closed the connection".to_string();
-            }
-        }
-        if let Err(err) = decoded {
-            if let Some(rule) = broken_rule(&err) {
-                mux.framing_error(&rule);
-            }
-            return describe_read_error(&err);
-        }
-        if at_end {
-            return "server closed the connection".to_string();
-        }
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
-        match read_half.read_buf(&mut buf).await {
-            Ok(0) => at_end = true,
-            Ok(_) => {}
-            Err(err) => return describe_read_error(&CodecError::Io(err)),
-        }
     }
 }
 

@@ -113,9 +113,6 @@ struct State {
     /// The newest request whose frames the writer has taken: it and every
     /// older one may have reached the server; newer ones have not.
     handed_over: Option<RequestId>,
-    /// Callers the last read answered that have not queued a request
-    /// since: callers just answered tend to call again at once.
-    callers_to_come: usize,
     /// Frames received so far: the liveness timer's proof of life (`[EXT-7]`).
     frames_received: u64,
     /// The server sent a going-away frame (`[EXT-16]`): no new requests;
@@ -127,9 +124,6 @@ struct State {
 #[derive(Debug)]
 pub struct Mux {
     state: Mutex<State>,
-    /// What a read delivers, gathered under the state's lock and handed
-    /// out after it; kept between reads so that a read allocates nothing.
-    ready: Mutex<Vec<(Slot, Delivery)>>,
 }
 
 /// What a caller waits on: the deliveries for one request.
@@ -158,11 +152,9 @@ impl Mux {
                 closed: None,
                 last_queued: None,
                 handed_over: None,
-                callers_to_come: 0,
                 frames_received: 0,
                 going_away: false,
             }),
-            ready: Mutex::new(Vec::new()),
         })
     }
 
@@ -179,7 +171,6 @@ impl Mux {
         }
         let id = send(&mut state.core).map_err(refused)?;
         state.last_queued = Some(id);
-        state.callers_to_come = state.callers_to_come.saturating_sub(1);
         let slot: Slot = Arc::new(Mutex::new(InboxState::default()));
         state.slots.insert(id, slot.clone());
         let State { core, outgoing, .. } = &mut *state;
@@ -227,67 +218,20 @@ impl Mux {
         state.handed_over = state.last_queued;
     }
 
-    /// Whether more requests are likely on their way: some callers the
-    /// last read answered have not called again yet. The writer lets them
-    /// run first, to send their requests in one write. Never once closed:
-    /// the close frame goes at once.
-    pub fn callers_to_come(&self) -> bool {
-        let state = lock(&self.state);
-        state.closed.is_none() && state.callers_to_come > 0
-    }
-
     /// Hands the multiplexer one frame from the server. A protocol error
     /// closes the multiplexer and is returned for the shell to act on.
     pub fn deliver(&self, frame: Frame) -> Result<(), ProtocolError> {
         let mut state = lock(&self.state);
-        let ready =
-            Self::receive_one(&mut state, frame).inspect_err(|err| Self::break_off(&mut state, err.to_string()))?;
-        state.callers_to_come = usize::from(ready.as_ref().is_some_and(|(_, delivery)| delivery.is_last()));
-        drop(state);
-        if let Some((slot, delivery)) = ready {
-            push(&slot, delivery);
-        }
-        Ok(())
-    }
-
-    /// Hands the multiplexer the frames of one read, in order, under one
-    /// lock, and wakes their callers once it is released; `frames` is left
-    /// empty. A protocol error closes the multiplexer as with
-    /// [`Mux::deliver`]: what came before it is delivered, the frames after
-    /// it are dropped.
-    pub fn deliver_all(&self, frames: &mut Vec<Frame>) -> Result<(), ProtocolError> {
-        let mut ready = lock(&self.ready);
-        let mut state = lock(&self.state);
-        for frame in frames.drain(..) {
-            match Self::receive_one(&mut state, frame) {
-                Ok(Some(delivery)) => ready.push(delivery),
-                Ok(None) => {}
-                Err(err) => {
-                    // Each caller gets what came before the error first.
-                    for (slot, delivery) in ready.drain(..) {
-                        push(&slot, delivery);
-                    }
-                    Self::break_off(&mut state, err.to_string());
-                    return Err(err);
-                }
-            }
-        }
-        state.callers_to_come = ready.iter().filter(|(_, delivery)| delivery.is_last()).count();
-        drop(state);
-        for (slot, delivery) in ready.drain(..) {
-            push(&slot, delivery);
-        }
-        Ok(())
-    }
-
-    /// The core's reading of `frame`, and the delivery it makes with the
-    /// slot it goes to (none for a caller that gave up: the answer is
-    /// dropped). On a protocol error the caller breaks the connection off.
-    fn receive_one(state: &mut State, frame: Frame) -> Result<Option<(Slot, Delivery)>, ProtocolError> {
         state.frames_received += 1;
-        let event = state.core.receive(frame)?;
+        let event = match state.core.receive(frame) {
+            Ok(event) => event,
+            Err(err) => {
+                Self::break_off(&mut state, err.to_string());
+                return Err(err);
+            }
+        };
         let (id, delivery) = match event {
-            None => return Ok(None),
+            None => return Ok(()),
             Some(ClientEvent::Response { id, data, complete }) => (id, Delivery::Data { data, complete }),
             Some(ClientEvent::ChannelOpened { id, channel }) => (id, Delivery::Opened(channel)),
             Some(ClientEvent::ChannelRefused { id, code, message }) => (id, Delivery::Refused { code, message }),
@@ -296,21 +240,26 @@ impl Mux {
             }
             Some(ClientEvent::GoingAway { .. }) => {
                 state.going_away = true;
-                Self::close_if_drained(state);
-                return Ok(None);
+                Self::close_if_drained(&mut state);
+                return Ok(());
             }
             Some(ClientEvent::PeerClosed { reason }) => {
                 let reason = format!("server closed the connection: {}", String::from_utf8_lossy(&reason));
-                Self::fail_all(state, reason);
-                return Ok(None);
+                Self::fail_all(&mut state, reason);
+                return Ok(());
             }
         };
         let last = delivery.is_last();
+        // A caller that gave up has no slot: the answer is dropped.
         let slot = if last { state.slots.remove(&id) } else { state.slots.get(&id).cloned() };
         if last {
-            Self::close_if_drained(state);
+            Self::close_if_drained(&mut state);
         }
-        Ok(slot.map(|slot| (slot, delivery)))
+        drop(state);
+        if let Some(slot) = slot {
+            push(&slot, delivery);
+        }
+        Ok(())
     }
 
     /// Ends the connection on a rule the server broke (`reason` names it,
@@ -501,33 +450,8 @@ impl Drop for Inbox {
 
 #[cfg(test)]
 mod tests {
-    use super::{Deliveries, Delivery, Mux};
-    use crate::client::ClientError;
-    use crate::wire::frame::{Frame, FrameLimits};
-    use crate::wire::status::Status;
+    use super::{Deliveries, Delivery};
     use bytes::Bytes;
-
-    #[test]
-    fn a_read_with_a_broken_frame_delivers_what_came_before_it_first() {
-        let mux = Mux::new(FrameLimits::default());
-        let first = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"a")).unwrap();
-        let second = Mux::call(&mux, 0, Bytes::from_static(b"/echo"), Bytes::from_static(b"b")).unwrap();
-        mux.take_outgoing(&mut Vec::new());
-        // The first answer's first frame, then a request, which a server
-        // may not send ([STATUS-3]), then what would answer the second.
-        let mut read = vec![
-            Frame::new(Status::ResponseFirst, "/echo", 0, "a1"),
-            Frame::new(Status::RequestWhole, "/echo", 0, "x"),
-            Frame::new(Status::ResponseWhole, "/echo", 0, "b"),
-        ];
-        assert!(mux.deliver_all(&mut read).is_err());
-        assert!(read.is_empty());
-        assert_eq!(first.try_next(), Some(data("a1", false)));
-        assert!(matches!(first.try_next(), Some(Delivery::Failed(ClientError::Closed { .. }))));
-        assert!(matches!(second.try_next(), Some(Delivery::Failed(ClientError::Closed { .. }))));
-        assert!(second.try_next().is_none());
-        assert!(mux.closed().is_some());
-    }
 
     fn data(text: &'static str, complete: bool) -> Delivery {
         Delivery::Data { data: Bytes::from_static(text.as_bytes()), complete }
