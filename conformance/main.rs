@@ -129,14 +129,12 @@ fn needs_the_server_alone(profile: &Profile, case: &iip::conformance::NamedCase)
         })
 }
 
-/// Set once a case has failed, under `IIP_CONFORMANCE_FAIL_FAST=1`.
-static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// `run` as a trial's body: under `IIP_CONFORMANCE_FAIL_FAST=1` it is not
 /// run once another case has failed, and its own failure stops the rest.
 fn fail_fast(run: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicBool, Ordering};
     static WANTED: OnceLock<bool> = OnceLock::new();
+    static FAILED: AtomicBool = AtomicBool::new(false);
     if !*WANTED.get_or_init(|| std::env::var("IIP_CONFORMANCE_FAIL_FAST").is_ok_and(|v| v == "1")) {
         return run();
     }
